@@ -1,0 +1,394 @@
+//! Exact decimal arithmetic on top of `rust_decimal`.
+//!
+//! `rust_decimal` rounds silently when a product or a sum needs more than 96 bits or 28
+//! decimal places. The functions here never do: they return the exact result or an
+//! error. They also parse decimal text without passing through a float.
+
+use rust_decimal::Decimal;
+
+use crate::error::clip;
+use crate::{CreditsError, Rounding};
+
+/// The largest mantissa a `Decimal` holds: 2^96 − 1.
+const MAX_MANTISSA: i128 = (1i128 << 96) - 1;
+
+/// The most decimal places a `Decimal` holds.
+pub const MAX_SCALE: u32 = 28;
+
+/// `10^exp` for `exp <= 38`, the largest power of ten below 2^127.
+pub(crate) fn pow10(exp: u32) -> Option<i128> {
+    if exp > 38 {
+        return None;
+    }
+    10i128.checked_pow(exp)
+}
+
+/// Builds a `Decimal` from a mantissa and a scale, removing trailing zeros only as far as
+/// needed to fit. Never rounds: a value that does not fit exactly is an error.
+pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static str) -> Result<Decimal, CreditsError> {
+    while (scale > MAX_SCALE || mantissa.abs() > MAX_MANTISSA) && scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    if scale > MAX_SCALE || mantissa.abs() > MAX_MANTISSA {
+        return Err(CreditsError::Overflow { operation });
+    }
+    Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation })
+}
+
+/// The exact sum `a + b`.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when the exact sum does not fit a `Decimal`.
+///
+/// # Properties
+///
+/// - commutative: `checked_add(a, b) == checked_add(b, a)`;
+/// - exact: `checked_sub(checked_add(a, b)?, b)? == a` whenever both succeed.
+pub fn checked_add(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
+    const OP: &str = "decimal addition";
+    let scale = a.scale().max(b.scale());
+    let ma = a
+        .mantissa()
+        .checked_mul(pow10(scale - a.scale()).ok_or(CreditsError::Overflow { operation: OP })?);
+    let mb = b
+        .mantissa()
+        .checked_mul(pow10(scale - b.scale()).ok_or(CreditsError::Overflow { operation: OP })?);
+    let sum = ma
+        .zip(mb)
+        .and_then(|(x, y)| x.checked_add(y))
+        .ok_or(CreditsError::Overflow { operation: OP })?;
+    from_parts(sum, scale, OP)
+}
+
+/// The exact difference `a - b`.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when the exact difference does not fit a `Decimal`.
+pub fn checked_sub(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
+    checked_add(a, -b)
+}
+
+/// The exact product `a * b`.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when the exact product does not fit a `Decimal` (more than
+/// 96 bits of mantissa, or more than 28 decimal places that are not trailing zeros).
+///
+/// # Properties
+///
+/// - commutative, and exact: `checked_mul(a, 1) == a`; for integers it agrees with
+///   integer multiplication.
+pub fn checked_mul(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
+    const OP: &str = "decimal multiplication";
+    let (a, b) = (a.normalize(), b.normalize());
+    let scale = a.scale() + b.scale();
+    if let Some(product) = a.mantissa().checked_mul(b.mantissa()) {
+        return from_parts(product, scale, OP);
+    }
+    // The product needs more than 127 bits: it can only fit a Decimal if dividing it by a
+    // power of ten is exact and brings it under 2^96 with a scale of at most 28.
+    let negative = a.is_sign_negative() != b.is_sign_negative();
+    let wide = U256::mul(a.mantissa().unsigned_abs(), b.mantissa().unsigned_abs());
+    for drop in 1..=scale {
+        let Some(divisor) = pow10(drop) else { break };
+        let Some((q, r)) = wide.div_rem(divisor.unsigned_abs()) else {
+            continue;
+        };
+        if r != 0 {
+            break;
+        }
+        if let Ok(q) = i128::try_from(q) {
+            let q = if negative { -q } else { q };
+            return from_parts(q, scale - drop, OP);
+        }
+    }
+    Err(CreditsError::Overflow { operation: OP })
+}
+
+/// `value / 10^exp`, exactly: a price per million tokens to a price per token is
+/// `checked_div_pow10(price, 6)`.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when the result needs more than 28 decimal places.
+///
+/// # Properties
+///
+/// - `checked_mul(checked_div_pow10(v, e)?, 10^e)? == v`.
+pub fn checked_div_pow10(value: Decimal, exp: u32) -> Result<Decimal, CreditsError> {
+    const OP: &str = "dividing by a power of ten";
+    let scale = value
+        .scale()
+        .checked_add(exp)
+        .ok_or(CreditsError::Overflow { operation: OP })?;
+    from_parts(value.mantissa(), scale, OP)
+}
+
+/// Rounds `a * b / d` to an integer with the given rounding, exactly.
+///
+/// `d` must be positive. Returns `None` when the rounded result does not fit an `i128` or
+/// `d` is not positive.
+pub(crate) fn mul_div(a: i128, b: i128, d: i128, rounding: Rounding) -> Option<i128> {
+    if d <= 0 {
+        return None;
+    }
+    if let Some(n) = a.checked_mul(b) {
+        return rounding.div(n, d);
+    }
+    let negative = (a < 0) != (b < 0);
+    let wide = U256::mul(a.unsigned_abs(), b.unsigned_abs());
+    let (q, r) = wide.div_rem(d.unsigned_abs())?;
+    let q = i128::try_from(q).ok()?;
+    rounding.finish(if negative { -q } else { q }, r, d.unsigned_abs(), negative)
+}
+
+/// Rounds `mantissa / 10^scale` to `to_scale` decimal places, returning the new mantissa.
+pub(crate) fn rescale(mantissa: i128, scale: u32, to_scale: u32, rounding: Rounding) -> Option<i128> {
+    if to_scale >= scale {
+        mantissa.checked_mul(pow10(to_scale - scale)?)
+    } else {
+        rounding.div(mantissa, pow10(scale - to_scale)?)
+    }
+}
+
+/// Rounds a decimal to `dp` decimal places with a named rounding. Never produces `-0`.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when `dp` is above 28.
+///
+/// # Properties
+///
+/// - `round(x, dp, Down) <= x <= round(x, dp, Up)`;
+/// - idempotent: rounding a rounded value again changes nothing.
+pub fn round(value: Decimal, dp: u32, rounding: Rounding) -> Result<Decimal, CreditsError> {
+    const OP: &str = "rounding";
+    if value.scale() <= dp {
+        return Ok(value);
+    }
+    let m = rescale(value.mantissa(), value.scale(), dp, rounding).ok_or(CreditsError::Overflow { operation: OP })?;
+    from_parts(m, dp, OP)
+}
+
+/// Parses a plain decimal: an optional sign, digits, and optionally a point followed by
+/// digits (`"10"`, `"-0.15"`, `"+3.000"`). No exponent, no separators, no spaces.
+///
+/// The scale of the text is kept (`"10.00"` stays two decimal places), unless it is above
+/// 28 and the extra places are zeros.
+///
+/// # Errors
+///
+/// [`CreditsError::Parse`] for anything else, with the reason; [`CreditsError::Overflow`]
+/// for a number beyond 96 bits or 28 significant decimal places.
+///
+/// # Properties
+///
+/// - never panics, on any string;
+/// - `parse_plain(&d.to_string()) == Ok(d)` for every `Decimal` `d`.
+pub fn parse_plain(text: &str) -> Result<Decimal, CreditsError> {
+    parse(text, "decimal", false)
+}
+
+/// Parses a decimal that may use scientific notation, as JSON numbers do
+/// (`"2.9999900000000002e-06"`, `"1E+3"`), exactly: the digits are kept as written.
+///
+/// # Errors
+///
+/// As [`parse_plain`], plus an exponent that is not an integer.
+///
+/// # Properties
+///
+/// - never panics; agrees with [`parse_plain`] on every text without an exponent.
+pub fn parse_scientific(text: &str) -> Result<Decimal, CreditsError> {
+    parse(text, "decimal", true)
+}
+
+pub(crate) fn parse(text: &str, what: &'static str, allow_exponent: bool) -> Result<Decimal, CreditsError> {
+    const OP: &str = "parsing a decimal";
+    let fail = |reason: &'static str| CreditsError::Parse {
+        what,
+        input: clip(text),
+        reason,
+    };
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return Err(fail("empty text, expected digits such as 10.00"));
+    }
+    let (negative, rest) = match bytes[0] {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (number, exponent) = match rest.iter().position(|&c| c == b'e' || c == b'E') {
+        Some(at) if allow_exponent => (&rest[..at], Some(&rest[at + 1..])),
+        Some(_) => {
+            return Err(fail(
+                "exponent notation is not accepted here, expected plain digits such as 0.000015",
+            ));
+        }
+        None => (rest, None),
+    };
+    let (int_part, frac_part) = match number.iter().position(|&c| c == b'.') {
+        Some(at) => (&number[..at], Some(&number[at + 1..])),
+        None => (number, None),
+    };
+    if int_part.is_empty() {
+        return Err(fail("expected a digit before the decimal point, such as 0.5"));
+    }
+    if frac_part.is_some_and(<[u8]>::is_empty) {
+        return Err(fail("expected a digit after the decimal point, such as 5.0"));
+    }
+    let mut mantissa: i128 = 0;
+    let mut scale: i64 = 0;
+    for (i, &c) in int_part.iter().chain(frac_part.unwrap_or(&[])).enumerate() {
+        if !c.is_ascii_digit() {
+            return Err(fail("expected only digits, an optional sign and one decimal point"));
+        }
+        // Leading zeros cost nothing; trailing zeros beyond 96 bits are removed later.
+        mantissa = mantissa
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i128::from(c - b'0')))
+            .ok_or(CreditsError::Overflow { operation: OP })?;
+        if i >= int_part.len() {
+            scale += 1;
+        }
+    }
+    if let Some(exp) = exponent {
+        let (exp_negative, digits) = match exp.first() {
+            Some(b'-') => (true, &exp[1..]),
+            Some(b'+') => (false, &exp[1..]),
+            _ => (false, exp),
+        };
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(fail("expected an integer exponent after 'e', such as 1.5e-6"));
+        }
+        if digits.len() > 4 {
+            return Err(CreditsError::Overflow { operation: OP });
+        }
+        let mut value: i64 = 0;
+        for &d in digits {
+            value = value * 10 + i64::from(d - b'0');
+        }
+        scale += if exp_negative { value } else { -value };
+    }
+    if scale < 0 {
+        let factor = u32::try_from(-scale)
+            .ok()
+            .and_then(pow10)
+            .ok_or(CreditsError::Overflow { operation: OP })?;
+        mantissa = mantissa
+            .checked_mul(factor)
+            .ok_or(CreditsError::Overflow { operation: OP })?;
+        scale = 0;
+    }
+    if negative {
+        mantissa = -mantissa;
+    }
+    let scale = u32::try_from(scale).map_err(|_| CreditsError::Overflow { operation: OP })?;
+    from_parts(mantissa, scale, OP)
+}
+
+/// A 256-bit unsigned integer, only for the rare products that need more than 127 bits.
+#[derive(Debug, Clone, Copy)]
+struct U256 {
+    hi: u128,
+    lo: u128,
+}
+
+impl U256 {
+    /// The full product of two 128-bit integers.
+    fn mul(a: u128, b: u128) -> U256 {
+        const MASK: u128 = u64::MAX as u128;
+        let (a1, a0) = (a >> 64, a & MASK);
+        let (b1, b0) = (b >> 64, b & MASK);
+        let p00 = a0 * b0;
+        let p01 = a0 * b1;
+        let p10 = a1 * b0;
+        let p11 = a1 * b1;
+        // Each partial product is below 2^128; sum the middle column with its carries.
+        let mid = (p00 >> 64) + (p01 & MASK) + (p10 & MASK);
+        let lo = (p00 & MASK) | (mid << 64);
+        let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+        U256 { hi, lo }
+    }
+
+    /// Quotient and remainder by `d`, which must be nonzero and below 2^127. `None` when
+    /// the quotient needs more than 128 bits or `d` is out of that range.
+    fn div_rem(self, d: u128) -> Option<(u128, u128)> {
+        if d == 0 || d >> 127 != 0 {
+            return None;
+        }
+        if self.hi >= d {
+            return None;
+        }
+        // Schoolbook binary long division over the low 128 bits; the remainder starts as
+        // the high half, which is below d.
+        let mut rem = self.hi;
+        let mut quotient: u128 = 0;
+        for bit in (0..128).rev() {
+            // rem < d < 2^127, so the shift cannot overflow.
+            rem = (rem << 1) | ((self.lo >> bit) & 1);
+            quotient <<= 1;
+            if rem >= d {
+                rem -= d;
+                quotient |= 1;
+            }
+        }
+        Some((quotient, rem))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_product_and_division_agree_with_small_cases() {
+        let p = U256::mul(u128::MAX, u128::MAX);
+        // (2^128 − 1)^2 = 2^256 − 2^129 + 1
+        assert_eq!(p.lo, 1);
+        assert_eq!(p.hi, u128::MAX - 1);
+        let p = U256::mul(10u128.pow(30), 10u128.pow(30));
+        let (q, r) = p.div_rem(10u128.pow(25)).unwrap();
+        assert_eq!((q, r), (10u128.pow(35), 0));
+    }
+
+    #[test]
+    fn mul_div_wide_path_rounds_like_the_narrow_one() {
+        // 10^30 · 3 / 7 through the narrow path and 10^30 · 3·10^10 / 7·10^10 through the wide one.
+        for rounding in Rounding::ALL {
+            let narrow = mul_div(10i128.pow(30), 3, 7, rounding);
+            let wide = mul_div(10i128.pow(30), 3 * 10i128.pow(10), 7 * 10i128.pow(10), rounding);
+            assert_eq!(narrow, wide, "{rounding:?}");
+            let narrow = mul_div(-(10i128.pow(30)), 3, 7, rounding);
+            let wide = mul_div(-(10i128.pow(30)), 3 * 10i128.pow(10), 7 * 10i128.pow(10), rounding);
+            assert_eq!(narrow, wide, "{rounding:?}");
+        }
+    }
+
+    #[test]
+    fn parse_keeps_scientific_digits_exactly() {
+        let d = parse_scientific("2.9999900000000002e-06").unwrap();
+        assert_eq!(d.to_string(), "0.0000029999900000000002");
+        assert_eq!(parse_scientific("1E+3").unwrap().to_string(), "1000");
+        assert_eq!(parse_scientific("1.5e2").unwrap().to_string(), "150");
+        assert!(parse_plain("1e3").is_err());
+    }
+
+    #[test]
+    fn mul_needing_more_than_127_bits_is_exact_or_an_error() {
+        // 5^40 · 2^40 = 10^40, scaled down by 10^12 → 10^28 exactly.
+        let a = Decimal::from_i128_with_scale(5i128.pow(40), 12);
+        let b = Decimal::from_i128_with_scale(2i128.pow(40), 0);
+        assert_eq!(
+            checked_mul(a, b).unwrap(),
+            Decimal::from_i128_with_scale(10i128.pow(28), 0)
+        );
+        let big = Decimal::MAX;
+        assert!(checked_mul(big, big).is_err());
+    }
+}
