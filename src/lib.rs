@@ -13,6 +13,8 @@
 
 #[cfg(feature = "credits")]
 pub use paygo_credits as credits;
+#[cfg(feature = "pricing")]
+pub use paygo_pricing as pricing;
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

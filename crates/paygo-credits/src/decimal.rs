@@ -15,17 +15,33 @@ const MAX_MANTISSA: i128 = (1i128 << 96) - 1;
 /// The most decimal places a `Decimal` holds.
 pub const MAX_SCALE: u32 = 28;
 
+/// Powers of ten that fit an `i128`: `10^0` to `10^38`.
+const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// `10^exp`, for `exp` up to 38 (the largest power of ten below 2^127); `None` above.
+pub fn pow10_checked(exp: u32) -> Option<i128> {
+    pow10(exp)
+}
+
 /// `10^exp` for `exp <= 38`, the largest power of ten below 2^127.
 pub(crate) fn pow10(exp: u32) -> Option<i128> {
-    if exp > 38 {
-        return None;
-    }
-    10i128.checked_pow(exp)
+    POW10.get(exp as usize).copied()
 }
 
 /// Builds a `Decimal` from a mantissa and a scale, removing trailing zeros only as far as
 /// needed to fit. Never rounds: a value that does not fit exactly is an error.
 pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static str) -> Result<Decimal, CreditsError> {
+    if scale <= MAX_SCALE && mantissa.abs() <= MAX_MANTISSA {
+        return Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation });
+    }
     while (scale > MAX_SCALE || mantissa.abs() > MAX_MANTISSA) && scale > 0 && mantissa % 10 == 0 {
         mantissa /= 10;
         scale -= 1;
@@ -34,6 +50,16 @@ pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static
         return Err(CreditsError::Overflow { operation });
     }
     Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation })
+}
+
+/// The decimal `mantissa / 10^scale`, exactly.
+///
+/// # Errors
+///
+/// [`CreditsError::Overflow`] when it does not fit a `Decimal` (more than 96 bits, or more
+/// than 28 decimal places that are not trailing zeros).
+pub fn from_mantissa(mantissa: i128, scale: u32) -> Result<Decimal, CreditsError> {
+    from_parts(mantissa, scale, "building a decimal")
 }
 
 /// The exact sum `a + b`.
@@ -48,6 +74,14 @@ pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static
 /// - exact: `checked_sub(checked_add(a, b)?, b)? == a` whenever both succeed.
 pub fn checked_add(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
     const OP: &str = "decimal addition";
+    // Fast path: same scale, and the sum of two 96-bit mantissas cannot overflow i128.
+    if a.scale() == b.scale() {
+        let sum = a.mantissa() + b.mantissa();
+        if sum.abs() <= MAX_MANTISSA {
+            return Decimal::try_from_i128_with_scale(sum, a.scale())
+                .map_err(|_| CreditsError::Overflow { operation: OP });
+        }
+    }
     let scale = a.scale().max(b.scale());
     let ma = a
         .mantissa()
@@ -84,6 +118,14 @@ pub fn checked_sub(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
 ///   integer multiplication.
 pub fn checked_mul(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
     const OP: &str = "decimal multiplication";
+    // Fast path: the mantissas' product fits and the scale is within range.
+    let scale = a.scale() + b.scale();
+    if scale <= MAX_SCALE
+        && let Some(product) = a.mantissa().checked_mul(b.mantissa())
+        && product.abs() <= MAX_MANTISSA
+    {
+        return Decimal::try_from_i128_with_scale(product, scale).map_err(|_| CreditsError::Overflow { operation: OP });
+    }
     let (a, b) = (a.normalize(), b.normalize());
     let scale = a.scale() + b.scale();
     if let Some(product) = a.mantissa().checked_mul(b.mantissa()) {

@@ -73,6 +73,16 @@ impl Rounding {
             return None;
         }
         // Truncated quotient and remainder; neither can overflow for a positive denominator.
+        // 64-bit division is several times faster than 128-bit, and the usual case.
+        if let (Ok(n), Ok(d)) = (i64::try_from(numerator), i64::try_from(denominator)) {
+            let (q, r) = (n / d, n % d);
+            return self.finish(
+                i128::from(q),
+                u128::from(r.unsigned_abs()),
+                u128::from(d.unsigned_abs()),
+                n < 0,
+            );
+        }
         let q = numerator / denominator;
         let r = numerator % denominator;
         self.finish(q, r.unsigned_abs(), denominator.unsigned_abs(), numerator < 0)

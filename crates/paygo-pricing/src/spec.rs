@@ -1,0 +1,264 @@
+//! The public, serializable description of a model's prices: what a price-book file holds.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Component, Mode, PricingError, ServiceTier};
+
+/// USD per unit for some components. Components absent from the card have no price here
+/// (a lower context tier, the standard service tier or a documented fallback may price
+/// them; otherwise their usage is an error).
+///
+/// Serializes as a map from component name to a decimal string:
+/// `{"input_token": "0.0000025", "output_token": "0.00001"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RateCard(BTreeMap<Component, Decimal>);
+
+impl RateCard {
+    /// An empty card.
+    pub fn new() -> RateCard {
+        RateCard(BTreeMap::new())
+    }
+
+    /// Sets the USD price per unit of `component`, replacing any earlier one.
+    #[must_use]
+    pub fn with(mut self, component: Component, usd_per_unit: Decimal) -> RateCard {
+        self.0.insert(component, usd_per_unit);
+        self
+    }
+
+    /// Sets the USD price per unit of `component`, returning the previous one.
+    pub fn insert(&mut self, component: Component, usd_per_unit: Decimal) -> Option<Decimal> {
+        self.0.insert(component, usd_per_unit)
+    }
+
+    /// The USD price per unit of `component`, if the card has one.
+    pub fn get(&self, component: Component) -> Option<Decimal> {
+        self.0.get(&component).copied()
+    }
+
+    /// Every price on the card, in component order.
+    pub fn iter(&self) -> impl Iterator<Item = (Component, Decimal)> + '_ {
+        self.0.iter().map(|(c, d)| (*c, *d))
+    }
+
+    /// Whether the card has no price.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for RateCard {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(c, d)| (c.name(), d.to_string())))
+    }
+}
+
+impl<'de> Deserialize<'de> for RateCard {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<Component, DecimalText>::deserialize(deserializer)?;
+        Ok(RateCard(raw.into_iter().map(|(c, d)| (c, d.0)).collect()))
+    }
+}
+
+/// A decimal written as a string in a file, parsed exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DecimalText(pub(crate) Decimal);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        paygo_credits::decimal::parse_scientific(&text)
+            .map(DecimalText)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) mod decimal_string {
+    use super::{Decimal, DecimalText, Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        DecimalText::deserialize(deserializer).map(|d| d.0)
+    }
+}
+
+/// Prices that replace the ones below them when the counted tokens pass a threshold.
+///
+/// When a request passes `above_tokens`, *every* token of it is priced at this tier (not
+/// only the tokens beyond the threshold), as the providers bill long-context requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextTier {
+    /// The threshold, in tokens (`200000` for "above 200k").
+    pub above_tokens: u64,
+    /// The components this tier prices differently; the others keep the price below.
+    pub prices: RateCard,
+}
+
+/// The prices of one service tier (batch, priority, flex) of a model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTierPrices {
+    /// The tier's prices below every context threshold.
+    #[serde(default)]
+    pub prices: RateCard,
+    /// The tier's own context tiers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_tiers: Vec<ContextTier>,
+}
+
+/// A price for one variant of a component: an image size and quality (`"1024x1024/hd"`),
+/// a video resolution (`"1080p"`), a search context size (`"medium"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantPrice {
+    /// The component priced.
+    pub component: Component,
+    /// The variant's key.
+    pub variant: String,
+    /// USD per unit of that variant.
+    #[serde(with = "decimal_string")]
+    pub usd_per_unit: Decimal,
+}
+
+/// Which tokens count towards a context threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierCount {
+    /// All prompt tokens: text, cached, cache writes, audio and image (the default; what
+    /// Anthropic, Google and OpenAI compare).
+    #[default]
+    PromptTokens,
+    /// Prompt and completion tokens together.
+    AllTokens,
+}
+
+/// How the counted tokens are compared with a threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// Strictly more than the threshold (`>`, the default: "above 200k tokens").
+    #[default]
+    Above,
+    /// The threshold or more (`>=`, as some providers bill).
+    AtLeast,
+}
+
+/// The rule that picks a context tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierRule {
+    /// Which tokens are counted.
+    #[serde(default)]
+    pub counted: TierCount,
+    /// How they are compared.
+    #[serde(default)]
+    pub comparison: Comparison,
+}
+
+impl TierRule {
+    /// Whether `tokens` passes `threshold`.
+    pub fn passes(&self, tokens: u64, threshold: u64) -> bool {
+        match self.comparison {
+            Comparison::Above => tokens > threshold,
+            Comparison::AtLeast => tokens >= threshold,
+        }
+    }
+}
+
+/// A markup on top of the provider's price, shown as its own line of a quote:
+/// `subtotal × percent / 100 + fixed_usd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Markup {
+    /// Percentage of the subtotal (`"5"` for 5%).
+    #[serde(default, with = "decimal_string")]
+    pub percent: Decimal,
+    /// A fixed fee per call, in USD.
+    #[serde(default, with = "decimal_string")]
+    pub fixed_usd: Decimal,
+}
+
+impl Markup {
+    /// Checks that neither part is negative.
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::InvalidMarkup`] for a negative percentage or fee.
+    pub fn validate(&self) -> Result<(), PricingError> {
+        if self.percent.is_sign_negative() && !self.percent.is_zero() {
+            return Err(PricingError::InvalidMarkup {
+                reason: "percent is negative, expected zero or more",
+            });
+        }
+        if self.fixed_usd.is_sign_negative() && !self.fixed_usd.is_zero() {
+            return Err(PricingError::InvalidMarkup {
+                reason: "fixed_usd is negative, expected zero or more",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One version of a model's prices, in force from `valid_from` until the next version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceVersion {
+    /// When these prices take effect.
+    pub valid_from: DateTime<Utc>,
+    /// Standard-tier prices below every context threshold.
+    #[serde(default)]
+    pub prices: RateCard,
+    /// Standard-tier context tiers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_tiers: Vec<ContextTier>,
+    /// Prices of other service tiers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_tiers: BTreeMap<ServiceTier, ServiceTierPrices>,
+    /// Prices by variant (image size and quality, video resolution, search context size).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantPrice>,
+}
+
+impl PriceVersion {
+    /// A version with standard prices only.
+    pub fn new(valid_from: DateTime<Utc>, prices: RateCard) -> PriceVersion {
+        PriceVersion {
+            valid_from,
+            prices,
+            context_tiers: Vec::new(),
+            service_tiers: BTreeMap::new(),
+            variants: Vec::new(),
+        }
+    }
+}
+
+/// A model of a price book: its id, aliases, provider, mode and price versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The id callers use (`"gpt-4o"`, `"anthropic/claude-sonnet-4-5"`).
+    pub id: String,
+    /// Other ids that mean this model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The upstream provider.
+    pub provider: String,
+    /// What kind of model it is.
+    pub mode: Mode,
+    /// How a context tier is picked.
+    #[serde(default)]
+    pub tier_rule: TierRule,
+    /// A markup for this model, replacing the book's global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markup: Option<Markup>,
+    /// Price versions, at least one.
+    pub versions: Vec<PriceVersion>,
+}

@@ -1,0 +1,209 @@
+//! The algebra of quotes, as property tests: each is also stated in the `# Properties`
+//! section of the type or function it tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+use chrono::{DateTime, Utc};
+use paygo_credits::{CreditRate, Decimal, Money};
+use paygo_pricing::{
+    Comparison, CompletionTokensDetails, Component, ContextTier, EstimateRequest, Markup, Mode, ModelSpec, PriceBook,
+    PriceVersion, PromptTokensDetails, QuoteRequest, RateCard, ServiceTier, ServiceTierPrices, TierCount, TierRule,
+    Usage,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/properties.proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// A USD price per unit with up to 12 decimals (prices like $0.00000015).
+fn price() -> impl Strategy<Value = Decimal> {
+    (0i64..5_000_000, 6u32..=12).prop_map(|(m, s)| Decimal::from_i128_with_scale(i128::from(m), s))
+}
+
+/// A card pricing every component, so that every generated usage has a quote.
+fn card() -> impl Strategy<Value = RateCard> {
+    proptest::collection::vec(price(), Component::COUNT).prop_map(|prices| {
+        let mut card = RateCard::new();
+        for (c, p) in Component::ALL.into_iter().zip(prices) {
+            card.insert(c, p);
+        }
+        card
+    })
+}
+
+/// A card whose every price is the base's plus something: tiers never get cheaper.
+fn dearer(base: &RateCard, extra: &[Decimal]) -> RateCard {
+    let mut card = RateCard::new();
+    for (k, (c, p)) in base.iter().enumerate() {
+        card.insert(c, p + extra[k % extra.len()]);
+    }
+    card
+}
+
+prop_compose! {
+    fn model()(
+        base in card(),
+        extra in proptest::collection::vec(price(), 1..4),
+        threshold in 1u64..5_000,
+        has_tier in any::<bool>(),
+        batch in proptest::option::of(card()),
+        all_tokens in any::<bool>(),
+        at_least in any::<bool>(),
+        markup in proptest::option::of((0i64..50, 0i64..1000)),
+        variants in proptest::collection::btree_map("[a-z]{1,3}", price(), 0..3),
+    ) -> ModelSpec {
+        let mut version = PriceVersion::new(DateTime::<Utc>::UNIX_EPOCH, base.clone());
+        if has_tier {
+            version.context_tiers.push(ContextTier { above_tokens: threshold, prices: dearer(&base, &extra) });
+        }
+        if let Some(batch) = batch {
+            version.service_tiers.insert(ServiceTier::Batch, ServiceTierPrices { prices: batch, context_tiers: vec![] });
+        }
+        for (k, p) in variants {
+            version.variants.push(paygo_pricing::VariantPrice { component: Component::OutputImage, variant: k, usd_per_unit: p });
+        }
+        ModelSpec {
+            id: "m".into(),
+            aliases: vec!["alias".into()],
+            provider: "p".into(),
+            mode: Mode::Chat,
+            tier_rule: TierRule {
+                counted: if all_tokens { TierCount::AllTokens } else { TierCount::PromptTokens },
+                comparison: if at_least { Comparison::AtLeast } else { Comparison::Above },
+            },
+            markup: markup.map(|(p, f)| Markup { percent: Decimal::from(p), fixed_usd: Decimal::new(f, 6) }),
+            versions: vec![version],
+        }
+    }
+}
+
+/// Component amounts: text in, cached, writes 5m and 1h, audio in, image in, text out,
+/// reasoning, audio out, image out, then non-token units.
+type Amounts = [u64; 16];
+
+fn amounts() -> impl Strategy<Value = Amounts> {
+    proptest::array::uniform16(0u64..3_000)
+}
+
+fn usage_of(a: &Amounts) -> Usage {
+    Usage {
+        prompt_tokens: a[0] + a[1] + a[2] + a[3] + a[4] + a[5],
+        completion_tokens: a[6] + a[7] + a[8] + a[9],
+        total_tokens: None,
+        prompt_tokens_details: Some(PromptTokensDetails {
+            cached_tokens: a[1],
+            cache_write_tokens: a[2],
+            cache_write_1h_tokens: a[3],
+            audio_tokens: a[4],
+            image_tokens: a[5],
+        }),
+        completion_tokens_details: Some(CompletionTokensDetails {
+            reasoning_tokens: a[7],
+            audio_tokens: a[8],
+            image_tokens: a[9],
+        }),
+        input_images: a[10],
+        output_images: a[11],
+        input_duration_ms: a[12],
+        input_characters: a[13],
+        queries: a[14],
+        pages: a[15],
+        ..Usage::default()
+    }
+}
+
+fn tier() -> impl Strategy<Value = ServiceTier> {
+    proptest::sample::select(vec![ServiceTier::Standard, ServiceTier::Batch, ServiceTier::Priority])
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn breakdown_sums_exactly_and_credits_follow_usd(spec in model(), a in amounts(), t in tier()) {
+        let book = PriceBook::new(vec![spec]).unwrap();
+        let usage = usage_of(&a);
+        let q = book.quote(&QuoteRequest::new("m", &usage, DateTime::<Utc>::UNIX_EPOCH).with_service_tier(t)).unwrap();
+        let sum: Decimal = q.lines.iter().map(|l| l.usd).sum();
+        prop_assert_eq!(sum, q.usd);
+        for l in &q.lines {
+            prop_assert_eq!(l.quantity * l.unit_usd, l.usd);
+        }
+        prop_assert_eq!(q.exact_credits, CreditRate::default().to_exact_credits(&Money::usd(q.usd)).unwrap());
+        prop_assert!(paygo_credits::ExactCredits::from(q.credits) >= q.exact_credits);
+    }
+
+    #[test]
+    fn quote_is_monotone_in_every_quantity(
+        spec in model(), a in amounts(), which in 0usize..16, more in 1u64..300_000, t in tier()
+    ) {
+        let book = PriceBook::new(vec![spec]).unwrap();
+        let base = usage_of(&a);
+        let mut bigger = a;
+        bigger[which] += more;
+        let bigger = usage_of(&bigger);
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let q1 = book.quote(&QuoteRequest::new("m", &base, at).with_service_tier(t)).unwrap();
+        let q2 = book.quote(&QuoteRequest::new("m", &bigger, at).with_service_tier(t)).unwrap();
+        prop_assert!(q2.usd >= q1.usd, "{} then {}", q1.usd, q2.usd);
+        prop_assert!(q2.credits >= q1.credits);
+    }
+
+    #[test]
+    fn estimate_is_never_below_the_quote(
+        spec in model(), a in amounts(), slack_in in 0u64..5_000, slack_out in 0u64..5_000, t in tier()
+    ) {
+        let book = PriceBook::new(vec![spec]).unwrap();
+        let usage = usage_of(&a);
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let q = book.quote(&QuoteRequest::new("m", &usage, at).with_service_tier(t)).unwrap();
+        let units = Usage { prompt_tokens: 0, completion_tokens: 0, prompt_tokens_details: None, completion_tokens_details: None, ..usage.clone() };
+        let e = book.estimate(&EstimateRequest {
+            model: "alias",
+            prompt_tokens: usage.prompt_tokens + slack_in,
+            max_output_tokens: usage.completion_tokens + slack_out,
+            units: Some(&units),
+            service_tier: t,
+            at,
+        }).unwrap();
+        prop_assert!(e.usd >= q.usd, "estimate {} below quote {}", e.usd, q.usd);
+        prop_assert!(e.credits >= q.credits);
+    }
+
+    #[test]
+    fn a_book_round_trips_through_its_file(specs in proptest::collection::vec(model(), 1..4)) {
+        let specs: Vec<ModelSpec> = specs.into_iter().enumerate().map(|(i, mut s)| {
+            s.id = format!("m{i}");
+            s.aliases = vec![format!("a{i}")];
+            s
+        }).collect();
+        let book = PriceBook::new(specs).unwrap();
+        let back = PriceBook::from_json(&book.to_json()).unwrap();
+        prop_assert_eq!(back.models(), book.models());
+        prop_assert_eq!(back.to_json(), book.to_json());
+    }
+
+    #[test]
+    fn usage_parsing_never_panics(text in ".{0,200}") {
+        let _ = serde_json::from_str::<Usage>(&text);
+        let _ = PriceBook::from_json(&text);
+        let _ = paygo_pricing::litellm::import(&text, &paygo_pricing::litellm::ImportOptions::default());
+    }
+
+    #[test]
+    fn litellm_numbers_are_read_exactly(m in 1u64..10_000_000_000, e in 1u32..=12) {
+        let text = format!("{m}e-{e:02}");
+        let json = format!(r#"{{"x": {{"litellm_provider": "p", "input_cost_per_token": {text}}}}}"#);
+        let (book, _) = paygo_pricing::litellm::import(&json, &paygo_pricing::litellm::ImportOptions::default()).unwrap();
+        let got = book.models()[0].versions[0].prices.get(Component::InputToken).unwrap();
+        prop_assert_eq!(got, Decimal::from_i128_with_scale(i128::from(m), e));
+    }
+}
