@@ -15,6 +15,8 @@
 pub use paygo_credits as credits;
 #[cfg(feature = "pricing")]
 pub use paygo_pricing as pricing;
+#[cfg(feature = "vat")]
+pub use paygo_vat as vat;
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]
