@@ -90,7 +90,7 @@ impl CompiledModel {
 /// # Example
 ///
 /// ```
-/// use paygo_pricing::{Component, ModelSpec, Mode, PriceBook, PriceVersion, QuoteRequest, RateCard, Usage};
+/// use paygo_pricing::{Component, ModelSpec, Mode, PriceBook, PriceVersion, QuoteRequest, RateCard, TierRule, Usage};
 /// use chrono::{TimeZone, Utc};
 ///
 /// let since = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().ok_or("bad date")?;
