@@ -15,6 +15,8 @@
 pub use paygo_credits as credits;
 #[cfg(feature = "pricing")]
 pub use paygo_pricing as pricing;
+#[cfg(feature = "ratelimit")]
+pub use paygo_ratelimit as ratelimit;
 #[cfg(feature = "vat")]
 pub use paygo_vat as vat;
 

@@ -1,0 +1,284 @@
+//! Benchmarks of the rate limiter against governor, in one run: a direct check, one hot
+//! key, 100,000 `u64` keys, 100,000 string keys, and 2 threads on 100,000 keys.
+//!
+//! Each case runs paygo on its default clock (`std::time::Instant`) against governor on
+//! its default clock (`quanta`, which reads the TSC) and on the same `Instant` clock as
+//! paygo (`governor::clock::MonotonicClock`), so that the limiters are compared apart
+//! from their clocks; and paygo on governor's quanta clock too (`paygo_quanta`, through
+//! paygo's `Clock` trait), for the same comparison on the faster clock. The keyed stores are the defaults (paygo: `MemoryStore`; governor:
+//! `DashMap` with std's `SipHash`). The quota admits almost every check (10^9 per second, burst 1,000), so each
+//! check does the full read-modify-write of a key's state. A last group repeats the
+//! direct and keyed cases on manual clocks, to compare the algorithms without the clocks.
+//!
+//! Run with `cargo bench --bench ratelimit`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use governor::clock::{Clock as _, FakeRelativeClock, MonotonicClock, QuantaClock, QuantaInstant, Reference as _};
+use governor::{Quota as GovernorQuota, RateLimiter as GovernorLimiter};
+use paygo::ratelimit::{
+    Clock, DirectLimiter, ManualClock, MemoryStore, Policy, PolicyName, Quota, QuotaOptions, RateLimiter, Unit,
+};
+
+const KEYS: usize = 100_000;
+const RATE_PER_SECOND: u32 = 1_000_000_000;
+const BURST: u32 = 1_000;
+
+fn paygo_quota() -> Quota {
+    Quota::new(QuotaOptions {
+        limit: u64::from(RATE_PER_SECOND),
+        period_ns: 1_000_000_000,
+        burst: u64::from(BURST),
+    })
+    .unwrap()
+}
+
+fn governor_quota() -> GovernorQuota {
+    GovernorQuota::per_second(NonZeroU32::new(RATE_PER_SECOND).unwrap()).allow_burst(NonZeroU32::new(BURST).unwrap())
+}
+
+fn policy() -> Policy {
+    Policy {
+        name: PolicyName::new("bench").unwrap(),
+        unit: Unit::Requests,
+        quota: paygo_quota(),
+    }
+}
+
+fn paygo_keyed<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K> {
+    RateLimiter::new(policy())
+}
+
+/// governor's default clock source (quanta, reading the TSC) behind paygo's `Clock`.
+#[derive(Debug, Clone)]
+struct Quanta {
+    clock: QuantaClock,
+    start: QuantaInstant,
+}
+
+impl Quanta {
+    fn new() -> Self {
+        let clock = QuantaClock::default();
+        let start = clock.now();
+        Quanta { clock, start }
+    }
+}
+
+impl Clock for Quanta {
+    fn now_ns(&self) -> u64 {
+        self.clock.now().duration_since(self.start).as_u64()
+    }
+}
+
+fn paygo_keyed_quanta<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K, Quanta> {
+    RateLimiter::with_clock_and_store(policy(), Quanta::new(), MemoryStore::new())
+}
+
+fn string_keys() -> Vec<String> {
+    (0..KEYS).map(|i| format!("sk-account-{i:08}")).collect()
+}
+
+fn direct(c: &mut Criterion) {
+    let mut group = c.benchmark_group("direct");
+    group.throughput(Throughput::Elements(1));
+    let paygo = DirectLimiter::new(paygo_quota());
+    group.bench_function("paygo", |b| b.iter(|| black_box(paygo.check().unwrap().allowed)));
+    let paygo = DirectLimiter::with_clock(paygo_quota(), Quanta::new());
+    group.bench_function("paygo_quanta", |b| b.iter(|| black_box(paygo.check().unwrap().allowed)));
+    let governor = GovernorLimiter::direct(governor_quota());
+    group.bench_function("governor", |b| b.iter(|| black_box(governor.check().is_ok())));
+    let governor = GovernorLimiter::direct_with_clock(governor_quota(), MonotonicClock);
+    group.bench_function("governor_instant", |b| b.iter(|| black_box(governor.check().is_ok())));
+    group.finish();
+}
+
+fn hot_key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hot_key");
+    group.throughput(Throughput::Elements(1));
+    let paygo = paygo_keyed::<u64>();
+    group.bench_function("paygo", |b| {
+        b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
+    });
+    let paygo = paygo_keyed_quanta::<u64>();
+    group.bench_function("paygo_quanta", |b| {
+        b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
+    });
+    let governor = GovernorLimiter::keyed(governor_quota());
+    group.bench_function("governor", |b| {
+        b.iter(|| black_box(governor.check_key(black_box(&42u64)).is_ok()));
+    });
+    let governor = GovernorLimiter::dashmap_with_clock(governor_quota(), MonotonicClock);
+    group.bench_function("governor_instant", |b| {
+        b.iter(|| black_box(governor.check_key(black_box(&42u64)).is_ok()));
+    });
+    group.finish();
+}
+
+fn u64_keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("u64_keys_100k");
+    group.throughput(Throughput::Elements(1));
+    let paygo = paygo_keyed::<u64>();
+    let mut i = 0u64;
+    group.bench_function("paygo", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(paygo.check(&i).unwrap().allowed)
+        });
+    });
+    let paygo = paygo_keyed_quanta::<u64>();
+    let mut i = 0u64;
+    group.bench_function("paygo_quanta", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(paygo.check(&i).unwrap().allowed)
+        });
+    });
+    let governor = GovernorLimiter::keyed(governor_quota());
+    let mut i = 0u64;
+    group.bench_function("governor", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(governor.check_key(&i).is_ok())
+        });
+    });
+    let governor = GovernorLimiter::dashmap_with_clock(governor_quota(), MonotonicClock);
+    let mut i = 0u64;
+    group.bench_function("governor_instant", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(governor.check_key(&i).is_ok())
+        });
+    });
+    group.finish();
+}
+
+fn str_keys(c: &mut Criterion) {
+    let keys = string_keys();
+    let mut group = c.benchmark_group("string_keys_100k");
+    group.throughput(Throughput::Elements(1));
+    let paygo = paygo_keyed::<String>();
+    let mut i = 0;
+    group.bench_function("paygo", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(paygo.check(&keys[i]).unwrap().allowed)
+        });
+    });
+    let paygo = paygo_keyed_quanta::<String>();
+    let mut i = 0;
+    group.bench_function("paygo_quanta", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(paygo.check(&keys[i]).unwrap().allowed)
+        });
+    });
+    let governor = GovernorLimiter::keyed(governor_quota());
+    let mut i = 0;
+    group.bench_function("governor", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(governor.check_key(&keys[i]).is_ok())
+        });
+    });
+    let governor = GovernorLimiter::dashmap_with_clock(governor_quota(), MonotonicClock);
+    let mut i = 0;
+    group.bench_function("governor_instant", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(governor.check_key(&keys[i]).is_ok())
+        });
+    });
+    group.finish();
+}
+
+/// Two threads share the work of `iters` checks on 100,000 keys (each thread walks the
+/// keys from its own offset); the time is the wall time of both.
+fn two_threads(iters: u64, check: &(dyn Fn(u64) -> bool + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            s.spawn(move || {
+                let mut key = t * (KEYS as u64 / 2);
+                for _ in 0..iters / 2 {
+                    key = (key + 1) % KEYS as u64;
+                    black_box(check(key));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("two_threads_u64_keys_100k");
+    group.throughput(Throughput::Elements(1));
+    let paygo = paygo_keyed::<u64>();
+    group.bench_function("paygo", |b| {
+        b.iter_custom(|iters| two_threads(iters, &|k| paygo.check(&k).unwrap().allowed));
+    });
+    let paygo = paygo_keyed_quanta::<u64>();
+    group.bench_function("paygo_quanta", |b| {
+        b.iter_custom(|iters| two_threads(iters, &|k| paygo.check(&k).unwrap().allowed));
+    });
+    let governor = GovernorLimiter::keyed(governor_quota());
+    group.bench_function("governor", |b| {
+        b.iter_custom(|iters| two_threads(iters, &|k| governor.check_key(&k).is_ok()));
+    });
+    let governor = GovernorLimiter::dashmap_with_clock(governor_quota(), MonotonicClock);
+    group.bench_function("governor_instant", |b| {
+        b.iter_custom(|iters| two_threads(iters, &|k| governor.check_key(&k).is_ok()));
+    });
+    group.finish();
+}
+
+/// The same cases on manual clocks that never move: the algorithms and stores alone.
+fn manual_clocks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("manual_clock");
+    group.throughput(Throughput::Elements(1));
+    let clock = ManualClock::new(0);
+    let fake = FakeRelativeClock::default();
+    // A quota whose burst outlasts the benchmark at a frozen time would refuse every
+    // check after the burst; advance both clocks by one interval per check instead.
+    let paygo = DirectLimiter::with_clock(paygo_quota(), clock.clone());
+    group.bench_function("direct/paygo", |b| {
+        b.iter(|| {
+            clock.advance_ns(1);
+            black_box(paygo.check().unwrap().allowed)
+        });
+    });
+    let governor = GovernorLimiter::direct_with_clock(governor_quota(), fake.clone());
+    group.bench_function("direct/governor", |b| {
+        b.iter(|| {
+            fake.advance(Duration::from_nanos(1));
+            black_box(governor.check().is_ok())
+        });
+    });
+    let paygo: RateLimiter<u64, ManualClock> =
+        RateLimiter::with_clock_and_store(policy(), clock.clone(), MemoryStore::new());
+    let mut i = 0u64;
+    group.bench_function("u64_keys_100k/paygo", |b| {
+        b.iter(|| {
+            clock.advance_ns(1);
+            i = (i + 1) % KEYS as u64;
+            black_box(paygo.check(&i).unwrap().allowed)
+        });
+    });
+    let governor = GovernorLimiter::dashmap_with_clock(governor_quota(), fake.clone());
+    let mut i = 0u64;
+    group.bench_function("u64_keys_100k/governor", |b| {
+        b.iter(|| {
+            fake.advance(Duration::from_nanos(1));
+            i = (i + 1) % KEYS as u64;
+            black_box(governor.check_key(&i).is_ok())
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, direct, hot_key, u64_keys, str_keys, threads, manual_clocks);
+criterion_main!(benches);

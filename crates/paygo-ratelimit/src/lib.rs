@@ -1,0 +1,71 @@
+//! Keyed rate limits for paygo, the billing libraries of a pay-as-you-go AI model API.
+//!
+//! A GCRA (generic cell rate algorithm) limiter: each key's whole state is one atomic
+//! 64-bit word, its theoretical arrival time, kept in a sharded map. Quotas are data, can
+//! differ per key and change at runtime; several limits can apply to one request (a
+//! per-second burst, the hourly quota, tokens per minute), all or nothing; weighted
+//! checks reserve tokens before a call and adjust after it. Every decision carries the
+//! limit, the remaining units, the reset time and the retry-after, and renders the IETF
+//! `RateLimit` headers and the OpenAI-style `x-ratelimit-*` headers.
+//!
+//! [`Quota::new`] keeps a **rolling-window promise**: no window of one period ever
+//! admits more than the limit, a fresh key's first period included. The Pay As You Go
+//! plan allows 18,000 requests in any rolling hour, 60 at once (`docs/ratelimit.md`
+//! derives the bound and the choice).
+//!
+//! ```
+//! use paygo_ratelimit::{Clock, ManualClock, MemoryStore, NS_PER_HOUR, Plan, RateLimiter};
+//!
+//! let clock = ManualClock::new(0);
+//! let payg = Plan::pay_as_you_go().policies.remove(0);
+//! let limiter: RateLimiter<u64, _> = RateLimiter::with_clock_and_store(payg, clock.clone(), MemoryStore::new());
+//!
+//! // A fresh account sends as fast as it can for an hour: exactly 18,000 get through.
+//! let mut admitted = 0;
+//! while clock.now_ns() < NS_PER_HOUR {
+//!     let decision = limiter.check(&42)?;
+//!     if decision.allowed {
+//!         admitted += 1;
+//!     } else {
+//!         // retry_after is exact: waiting that long always succeeds.
+//!         clock.advance_ns(decision.retry_after_ns.unwrap_or(1));
+//!     }
+//! }
+//! assert_eq!(admitted, 18_000);
+//! # Ok::<(), paygo_ratelimit::RateLimitError>(())
+//! ```
+//!
+//! # The types
+//!
+//! - [`Quota`]: a limit per period with a burst; [`Quota::new`] keeps the rolling-window
+//!   promise, [`Quota::without_window_bound`] is the governor-style opt-out.
+//! - [`Policy`] (a named quota and its [`Unit`]) and [`Plan`] (the policies that apply
+//!   together).
+//! - [`DirectLimiter`]: one limit, no key. [`RateLimiter`]: one limit per key, with
+//!   per-key overrides and runtime changes. [`MultiLimiter`]: several limits per key.
+//! - [`Decision`] and [`MultiDecision`]; [`headers`] renders them.
+//! - [`Store`]: where keyed state lives; [`MemoryStore`] is the in-process one, a shared
+//!   store (Redis) fits the same trait.
+//! - [`Clock`], with [`SystemClock`] and [`ManualClock`].
+//!
+//! Everything serializes with serde (always on); quotas are validated when read.
+
+mod clock;
+mod error;
+mod gcra;
+mod hash;
+pub mod headers;
+mod limiter;
+mod quota;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::RateLimitError;
+pub use gcra::Decision;
+pub use hash::{FoldBuildHasher, FoldHasher};
+pub use limiter::{DirectLimiter, MultiDecision, MultiLimiter, RateLimiter};
+pub use quota::{
+    CAPACITY_NS_MAX, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, PAY_AS_YOU_GO_BURST, PAY_AS_YOU_GO_LIMIT, Plan, Policy,
+    PolicyName, Quota, QuotaOptions, Unit,
+};
+pub use store::{MemoryStore, MemoryStoreOptions, SHARDS_MAX, Store};

@@ -1,0 +1,550 @@
+//! The limiters: [`DirectLimiter`] (one shared limit), [`RateLimiter`] (one limit per
+//! key) and [`MultiLimiter`] (several limits per key, all or nothing).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::RateLimitError;
+use crate::gcra::{self, Decision};
+use crate::hash::FoldBuildHasher;
+use crate::headers;
+use crate::quota::{AtomicQuota, Plan, Policy, PolicyName, Quota, Unit};
+use crate::store::{MemoryStore, Store};
+
+/// One limit shared by every caller (no key): a single atomic word.
+///
+/// ```
+/// use paygo_ratelimit::{DirectLimiter, ManualClock, Quota};
+///
+/// let clock = ManualClock::new(0);
+/// let limiter = DirectLimiter::with_clock(Quota::per_second(100, 1)?, clock.clone());
+/// assert!(limiter.check()?.allowed);
+/// assert!(!limiter.check()?.allowed);
+/// clock.advance_ns(10_000_000); // T = 10 ms
+/// assert!(limiter.check()?.allowed);
+/// # Ok::<(), paygo_ratelimit::RateLimitError>(())
+/// ```
+#[derive(Debug)]
+pub struct DirectLimiter<C = SystemClock> {
+    tat: AtomicU64,
+    quota: AtomicQuota,
+    clock: C,
+}
+
+impl DirectLimiter<SystemClock> {
+    /// A limiter on the system clock.
+    pub fn new(quota: Quota) -> Self {
+        DirectLimiter::with_clock(quota, SystemClock::new())
+    }
+}
+
+impl<C: Clock> DirectLimiter<C> {
+    /// A limiter on the given clock.
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        DirectLimiter {
+            tat: AtomicU64::new(0),
+            quota: AtomicQuota::new(quota),
+            clock,
+        }
+    }
+
+    /// Checks and consumes one unit now.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::TimeOverflow`] after 584 years of uptime.
+    #[inline]
+    pub fn check(&self) -> Result<Decision, RateLimitError> {
+        self.check_n_at(1, self.clock.now_ns())
+    }
+
+    /// Checks and, if admitted, consumes `weight` units now.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::WeightExceedsBurst`] when `weight` exceeds the burst;
+    /// [`RateLimitError::TimeOverflow`].
+    pub fn check_n(&self, weight: u64) -> Result<Decision, RateLimitError> {
+        self.check_n_at(weight, self.clock.now_ns())
+    }
+
+    /// Checks `weight` units at a time the caller read from this limiter's clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`DirectLimiter::check_n`].
+    #[inline]
+    pub fn check_n_at(&self, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
+        let quota = self.quota.load();
+        let mut current = self.tat.load(Ordering::Acquire);
+        loop {
+            let outcome = gcra::check(current, now_ns, &quota, weight)?;
+            let Some(new_tat) = outcome.new_tat else {
+                return Ok(outcome.decision);
+            };
+            match self
+                .tat
+                .compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(outcome.decision),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Adds (or, negative, gives back) `delta` units unconditionally.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::AdjustmentTooLarge`].
+    pub fn adjust(&self, delta: i64) -> Result<Decision, RateLimitError> {
+        let now_ns = self.clock.now_ns();
+        let quota = self.quota.load();
+        let mut current = self.tat.load(Ordering::Acquire);
+        loop {
+            let (new_tat, decision) = gcra::adjust(current, now_ns, &quota, delta)?;
+            match self
+                .tat
+                .compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(decision),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The quota in force.
+    pub fn quota(&self) -> Quota {
+        self.quota.load()
+    }
+
+    /// Replaces the quota; the next check uses it. The state (the debt) is kept.
+    pub fn set_quota(&self, quota: Quota) {
+        self.quota.store(quota);
+    }
+}
+
+/// One limit per key, with a default quota, per-key overrides (custom contracts) and
+/// quota changes at runtime, over a [`Store`].
+///
+/// The key is any `Hash + Eq + Clone` type: account ids as `u64` or `u128`, API keys as
+/// `String`. Quota changes take effect on the next check; a key's state (its debt) is
+/// kept across a change, so lowering a quota cannot hand out a fresh burst.
+///
+/// ```
+/// use paygo_ratelimit::{ManualClock, MemoryStore, Policy, PolicyName, Quota, RateLimiter, Unit};
+///
+/// let clock = ManualClock::new(0);
+/// let policy = Policy { name: PolicyName::new("payg")?, unit: Unit::Requests, quota: Quota::pay_as_you_go() };
+/// let limiter: RateLimiter<u64, _> = RateLimiter::with_clock_and_store(policy, clock.clone(), MemoryStore::new());
+///
+/// // 60 at once, then one more every T = 200,657,712 ns.
+/// for _ in 0..60 {
+///     assert!(limiter.check(&7)?.allowed);
+/// }
+/// let refused = limiter.check(&7)?;
+/// assert_eq!(refused.retry_after_ns, Some(200_657_712));
+/// assert_eq!(
+///     limiter.headers(&refused),
+///     vec![
+///         ("RateLimit-Policy", "\"payg\";q=18000;w=3600".to_owned()),
+///         ("RateLimit", "\"payg\";r=0;t=13".to_owned()),
+///         ("Retry-After", "1".to_owned()),
+///         ("x-ratelimit-limit-requests", "18000".to_owned()),
+///         ("x-ratelimit-remaining-requests", "0".to_owned()),
+///         ("x-ratelimit-reset-requests", "12.04s".to_owned()),
+///     ]
+/// );
+///
+/// // A custom contract for account 8.
+/// limiter.set_key_quota(8, Quota::per_hour(100_000, 1_000)?);
+/// assert_eq!(limiter.check_n(&8, 1_000)?.allowed, true);
+/// # Ok::<(), paygo_ratelimit::RateLimitError>(())
+/// ```
+#[derive(Debug)]
+pub struct RateLimiter<K, C = SystemClock, S = MemoryStore<K>> {
+    name: PolicyName,
+    unit: Unit,
+    quota: AtomicQuota,
+    overrides: RwLock<HashMap<K, Quota, FoldBuildHasher>>,
+    override_count: AtomicUsize,
+    store: S,
+    clock: C,
+    key: PhantomData<fn(&K)>,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync> RateLimiter<K, SystemClock, MemoryStore<K>> {
+    /// A limiter on the system clock and an in-process [`MemoryStore`].
+    pub fn new(policy: Policy) -> Self {
+        RateLimiter::with_clock_and_store(policy, SystemClock::new(), MemoryStore::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C, S> {
+    /// A limiter on the given clock and store.
+    pub fn with_clock_and_store(policy: Policy, clock: C, store: S) -> Self {
+        RateLimiter {
+            name: policy.name,
+            unit: policy.unit,
+            quota: AtomicQuota::new(policy.quota),
+            overrides: RwLock::new(HashMap::with_hasher(FoldBuildHasher::new())),
+            override_count: AtomicUsize::new(0),
+            store,
+            clock,
+            key: PhantomData,
+        }
+    }
+
+    /// Checks and consumes one unit for `key` now.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::TimeOverflow`]; a store's [`RateLimitError::StoreUnavailable`].
+    #[inline]
+    pub fn check(&self, key: &K) -> Result<Decision, RateLimitError> {
+        self.check_n_at(key, 1, self.clock.now_ns())
+    }
+
+    /// Checks and, if admitted, consumes `weight` units for `key` now (a token limit's
+    /// reservation is `check_n(key, estimate)`).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::WeightExceedsBurst`] when `weight` exceeds the key's burst;
+    /// [`RateLimitError::TimeOverflow`]; [`RateLimitError::StoreUnavailable`].
+    #[inline]
+    pub fn check_n(&self, key: &K, weight: u64) -> Result<Decision, RateLimitError> {
+        self.check_n_at(key, weight, self.clock.now_ns())
+    }
+
+    /// Checks `weight` units at a time the caller read from this limiter's clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    #[inline]
+    pub fn check_n_at(&self, key: &K, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
+        let quota = self.quota_for(key);
+        self.store.check_and_update(key, now_ns, &quota, weight)
+    }
+
+    /// What a check of `weight` units would answer now, consuming nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    pub fn peek_n(&self, key: &K, weight: u64) -> Result<Decision, RateLimitError> {
+        self.peek_n_at(key, weight, self.clock.now_ns())
+    }
+
+    /// [`RateLimiter::peek_n`] at a given time.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    pub fn peek_n_at(&self, key: &K, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
+        let quota = self.quota_for(key);
+        self.store.peek(key, now_ns, &quota, weight)
+    }
+
+    /// The adjust step of reserve-then-adjust: after the call, `actual - estimate`
+    /// (positive: more was used, and is consumed even past the burst; negative: the rest
+    /// is given back). The decision has `allowed: true`; `remaining` and `reset_ns`
+    /// describe the key after the adjustment.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::AdjustmentTooLarge`]; [`RateLimitError::StoreUnavailable`].
+    pub fn adjust(&self, key: &K, delta: i64) -> Result<Decision, RateLimitError> {
+        self.adjust_at(key, delta, self.clock.now_ns())
+    }
+
+    /// [`RateLimiter::adjust`] at a given time.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::adjust`].
+    pub fn adjust_at(&self, key: &K, delta: i64, now_ns: u64) -> Result<Decision, RateLimitError> {
+        let quota = self.quota_for(key);
+        self.store.adjust(key, now_ns, &quota, delta)
+    }
+
+    /// The quota in force for `key`: its override, or the default.
+    #[inline]
+    pub fn quota_for(&self, key: &K) -> Quota {
+        if self.override_count.load(Ordering::Acquire) > 0 {
+            let overrides = self.overrides.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(quota) = overrides.get(key) {
+                return *quota;
+            }
+        }
+        self.quota.load()
+    }
+
+    /// The default quota.
+    pub fn quota(&self) -> Quota {
+        self.quota.load()
+    }
+
+    /// Replaces the default quota; the next check of every key without an override uses
+    /// it.
+    pub fn set_quota(&self, quota: Quota) {
+        self.quota.store(quota);
+    }
+
+    /// Gives `key` its own quota (a custom contract) from the next check on.
+    pub fn set_key_quota(&self, key: K, quota: Quota) {
+        let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
+        overrides.insert(key, quota);
+        self.override_count.store(overrides.len(), Ordering::Release);
+    }
+
+    /// Removes `key`'s own quota, returning it; the key is back on the default.
+    pub fn remove_key_quota(&self, key: &K) -> Option<Quota> {
+        let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
+        let removed = overrides.remove(key);
+        self.override_count.store(overrides.len(), Ordering::Release);
+        removed
+    }
+
+    /// Forgets every key that is full now; see [`Store::evict_full`]. Call it from a
+    /// timer; inserts also sweep their shard as it grows.
+    pub fn evict_full(&self) -> usize {
+        self.store.evict_full(self.clock.now_ns())
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &PolicyName {
+        &self.name
+    }
+
+    /// What the limit counts.
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// All response headers for a decision of this limiter: `RateLimit-Policy`,
+    /// `RateLimit`, `Retry-After` (only when refused) and the OpenAI-style
+    /// `x-ratelimit-*` trio.
+    pub fn headers(&self, decision: &Decision) -> Vec<(&'static str, String)> {
+        headers::all(&[(&self.name, self.unit, decision)])
+    }
+}
+
+/// The decisions of a [`MultiLimiter`] check, one per limit in the plan's order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MultiDecision {
+    /// Whether every limit admitted the request (and all consumed it).
+    pub allowed: bool,
+    /// Per limit. When refused, a limit that would have admitted shows its unchanged
+    /// state (`allowed: true`, nothing consumed); a limit that refused shows its
+    /// retry-after.
+    pub decisions: Vec<Decision>,
+}
+
+impl MultiDecision {
+    /// When refused, the time after which the same request is admitted by every limit
+    /// if nothing else is admitted meanwhile: the largest retry-after. `None` when
+    /// admitted.
+    pub fn retry_after_ns(&self) -> Option<u64> {
+        self.decisions.iter().filter_map(|d| d.retry_after_ns).max()
+    }
+}
+
+/// Several limits on each key (a [`Plan`]): a request is admitted only if every limit
+/// admits it, and a refusal consumes nothing.
+///
+/// Each limit keeps its own state; a check consumes from the limits in order and, if a
+/// later one refuses, gives back what the earlier ones took. Between the two steps a
+/// concurrent check of the same key may see the earlier limits fuller than they end up:
+/// it can be refused spuriously, never admitted wrongly.
+///
+/// ```
+/// use paygo_ratelimit::{ManualClock, MultiLimiter, Plan, Policy, PolicyName, Quota, Unit};
+///
+/// let plan = Plan {
+///     name: "pro".to_owned(),
+///     policies: vec![
+///         Policy { name: PolicyName::new("burst")?, unit: Unit::Requests, quota: Quota::per_second(5, 5)? },
+///         Policy { name: PolicyName::new("hour")?, unit: Unit::Requests, quota: Quota::per_hour(1_000, 100)? },
+///         Policy { name: PolicyName::new("tpm")?, unit: Unit::Tokens, quota: Quota::per_minute(60_000, 20_000)? },
+///     ],
+/// };
+/// let clock = ManualClock::new(0);
+/// let limiter: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+///
+/// // One request, reserving 8,000 tokens.
+/// assert!(limiter.check_weights(&1, &[1, 1, 8_000])?.allowed);
+/// // The call used 5,000: give 3,000 back to the token limit (index 2).
+/// limiter.adjust(&1, 2, -3_000)?;
+/// // 15,000 tokens remain at once; asking 16,000 is refused and consumes nothing.
+/// let refused = limiter.check_weights(&1, &[1, 1, 16_000])?;
+/// assert!(!refused.allowed);
+/// assert_eq!(refused.decisions[0].remaining, 4);
+/// # Ok::<(), paygo_ratelimit::RateLimitError>(())
+/// ```
+#[derive(Debug)]
+pub struct MultiLimiter<K, C = SystemClock> {
+    limiters: Vec<RateLimiter<K, C, MemoryStore<K>>>,
+    clock: C,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync> MultiLimiter<K, SystemClock> {
+    /// A multi-limiter for a plan, on the system clock.
+    pub fn new(plan: &Plan) -> Self {
+        MultiLimiter::with_clock(plan, SystemClock::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
+    /// A multi-limiter for a plan, on the given clock, with one [`MemoryStore`] per limit.
+    pub fn with_clock(plan: &Plan, clock: C) -> Self {
+        MultiLimiter {
+            limiters: plan
+                .policies
+                .iter()
+                .map(|p| RateLimiter::with_clock_and_store(p.clone(), clock.clone(), MemoryStore::new()))
+                .collect(),
+            clock,
+        }
+    }
+
+    /// The limits, in the plan's order (to change a quota or set a key's override).
+    pub fn limiters(&self) -> &[RateLimiter<K, C, MemoryStore<K>>] {
+        &self.limiters
+    }
+
+    /// Checks one unit on every limit (a plain request).
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiLimiter::check_weights`].
+    pub fn check(&self, key: &K) -> Result<MultiDecision, RateLimitError> {
+        let ones = vec![1; self.limiters.len()];
+        self.check_weights_at(key, &ones, self.clock.now_ns())
+    }
+
+    /// Checks `weights[i]` units on limit `i`, all or nothing (weight 0 skips a limit).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::WeightCountMismatch`] unless there is one weight per limit;
+    /// [`RateLimitError::WeightExceedsBurst`] when a weight exceeds its limit's burst
+    /// (checked before anything is consumed); [`RateLimitError::TimeOverflow`].
+    pub fn check_weights(&self, key: &K, weights: &[u64]) -> Result<MultiDecision, RateLimitError> {
+        self.check_weights_at(key, weights, self.clock.now_ns())
+    }
+
+    /// [`MultiLimiter::check_weights`] at a time read from this limiter's clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiLimiter::check_weights`].
+    pub fn check_weights_at(&self, key: &K, weights: &[u64], now_ns: u64) -> Result<MultiDecision, RateLimitError> {
+        if weights.len() != self.limiters.len() {
+            return Err(RateLimitError::WeightCountMismatch {
+                expected: self.limiters.len(),
+                given: weights.len(),
+            });
+        }
+        for (limiter, &weight) in self.limiters.iter().zip(weights) {
+            let burst = limiter.quota_for(key).burst();
+            if weight > burst {
+                return Err(RateLimitError::WeightExceedsBurst { weight, burst });
+            }
+        }
+        let mut decisions = Vec::with_capacity(weights.len());
+        for (i, (limiter, &weight)) in self.limiters.iter().zip(weights).enumerate() {
+            let decision = match limiter.check_n_at(key, weight, now_ns) {
+                Ok(decision) => decision,
+                Err(error) => {
+                    // A quota changed since the weights were checked: undo, then report.
+                    self.give_back(key, &weights[..i], now_ns)?;
+                    return Err(error);
+                }
+            };
+            if decision.allowed {
+                decisions.push(decision);
+                continue;
+            }
+            // Give back what the earlier limits took, then report every limit unchanged.
+            self.give_back(key, &weights[..i], now_ns)?;
+            let mut report = Vec::with_capacity(weights.len());
+            for (limiter, &weight) in self.limiters.iter().zip(weights) {
+                let would = limiter.peek_n_at(key, weight, now_ns)?;
+                report.push(if would.allowed {
+                    limiter.peek_n_at(key, 0, now_ns)?
+                } else {
+                    would
+                });
+            }
+            return Ok(MultiDecision {
+                allowed: false,
+                decisions: report,
+            });
+        }
+        Ok(MultiDecision {
+            allowed: true,
+            decisions,
+        })
+    }
+
+    /// Gives back `taken[i]` units to limit `i`, for every `i`, trying all of them.
+    fn give_back(&self, key: &K, taken: &[u64], now_ns: u64) -> Result<(), RateLimitError> {
+        let mut result = Ok(());
+        for (limiter, &units) in self.limiters.iter().zip(taken) {
+            // units <= burst <= 2^62, so the conversion never saturates.
+            let units = i64::try_from(units).unwrap_or(i64::MAX);
+            if let Err(error) = limiter.adjust_at(key, -units, now_ns) {
+                result = result.and(Err(error));
+            }
+        }
+        result
+    }
+
+    /// Adjusts limit `index` for `key` by `delta` units (reserve-then-adjust).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::NoSuchLimit`] for an index out of range; as
+    /// [`RateLimiter::adjust`].
+    pub fn adjust(&self, key: &K, index: usize, delta: i64) -> Result<Decision, RateLimitError> {
+        let limiter = self.limiters.get(index).ok_or(RateLimitError::NoSuchLimit {
+            index,
+            len: self.limiters.len(),
+        })?;
+        limiter.adjust_at(key, delta, self.clock.now_ns())
+    }
+
+    /// Forgets the full keys of every limit; returns how many entries were dropped.
+    pub fn evict_full(&self) -> usize {
+        self.limiters.iter().map(RateLimiter::evict_full).sum()
+    }
+
+    /// All response headers for a multi-decision: one `RateLimit-Policy` and one
+    /// `RateLimit` listing every limit, `Retry-After` when refused, and the OpenAI-style
+    /// headers of the first limit of each unit.
+    pub fn headers(&self, decision: &MultiDecision) -> Vec<(&'static str, String)> {
+        let items: Vec<_> = self
+            .limiters
+            .iter()
+            .zip(&decision.decisions)
+            .map(|(l, d)| (l.name(), l.unit(), d))
+            .collect();
+        headers::all(&items)
+    }
+}
