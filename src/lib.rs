@@ -13,6 +13,8 @@
 
 #[cfg(feature = "credits")]
 pub use paygo_credits as credits;
+#[cfg(feature = "invoice")]
+pub use paygo_invoice as invoice;
 #[cfg(feature = "pricing")]
 pub use paygo_pricing as pricing;
 #[cfg(feature = "ratelimit")]
