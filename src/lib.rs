@@ -15,6 +15,8 @@
 pub use paygo_credits as credits;
 #[cfg(feature = "invoice")]
 pub use paygo_invoice as invoice;
+#[cfg(feature = "ledger")]
+pub use paygo_ledger as ledger;
 #[cfg(feature = "pricing")]
 pub use paygo_pricing as pricing;
 #[cfg(feature = "ratelimit")]

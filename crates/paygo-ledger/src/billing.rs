@@ -1,0 +1,1121 @@
+//! The billing operations of a pay-as-you-go API, as transfers between a documented chart
+//! of accounts (`docs/ledger.md`).
+//!
+//! | account | id | flags | what its balance means |
+//! |---|---|---|---|
+//! | a customer's balance | the customer id | debits must not exceed credits | credits the customer can spend |
+//! | a bonus lot | `LOT_BASE + n` | debits must not exceed credits | what is left of one bonus grant |
+//! | top-up funding | [`FUNDING`] | none | minus the credits ever sold |
+//! | usage revenue | [`REVENUE`] | none | credits earned by calls |
+//! | breakage | [`BREAKAGE`] | none | bonus credits that expired unspent |
+//! | promotions | [`PROMOTIONS`] | none | minus the bonus credits ever granted |
+//!
+//! Credits enter a customer's balance only from funding (a paid top-up) or, as a lot, from
+//! promotions; they leave it only to revenue (a captured hold) or, for a lot, to breakage
+//! (expiry). No operation moves credits back to funding: top-ups are non-refundable.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use paygo_credits::{CreditRate, Credits, Currency, Money, Rounding};
+use serde::{Deserialize, Serialize};
+
+use crate::shared::StateMachine;
+use crate::{Account, AccountId, Event, EventResult, Ledger, LedgerError, Transfer, TransferFlags, TransferId};
+
+/// The top-up funding account: credits sold come from here.
+pub const FUNDING: AccountId = AccountId(u128::MAX - 1);
+/// The usage revenue account: captured holds go here.
+pub const REVENUE: AccountId = AccountId(u128::MAX - 2);
+/// The breakage account: expired bonus credits go here.
+pub const BREAKAGE: AccountId = AccountId(u128::MAX - 3);
+/// The promotions account: bonus credits come from here.
+pub const PROMOTIONS: AccountId = AccountId(u128::MAX - 4);
+/// Bonus lot accounts are numbered from here; customer ids must be below it.
+pub const LOT_BASE: u128 = 1 << 127;
+
+/// Account codes of the chart.
+pub mod codes {
+    /// A customer's paid balance.
+    pub const CUSTOMER: u16 = 1;
+    /// A bonus lot.
+    pub const LOT: u16 = 2;
+    /// Top-up funding.
+    pub const FUNDING: u16 = 10;
+    /// Usage revenue.
+    pub const REVENUE: u16 = 11;
+    /// Breakage.
+    pub const BREAKAGE: u16 = 12;
+    /// Promotions.
+    pub const PROMOTIONS: u16 = 13;
+    /// Transfer code of a top-up.
+    pub const TOP_UP: u16 = 1;
+    /// Transfer code of usage (holds, posts and voids).
+    pub const USAGE: u16 = 2;
+    /// Transfer code of a bonus grant.
+    pub const BONUS_GRANT: u16 = 3;
+    /// Transfer code of a bonus expiry.
+    pub const BONUS_EXPIRY: u16 = 4;
+}
+
+/// How the customer pays a top-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// A payment card of this kind.
+    Card(CardKind),
+    /// `PayPal`.
+    PayPal,
+    /// A cryptocurrency payment.
+    Crypto,
+    /// A gift card (refused).
+    GiftCard,
+}
+
+/// The kind of a payment card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardKind {
+    /// A credit card.
+    Credit,
+    /// A debit card.
+    Debit,
+    /// A prepaid card (refused).
+    Prepaid,
+}
+
+impl PaymentMethod {
+    /// Why this method is refused, if it is: prepaid and gift cards are not accepted.
+    pub const fn refusal(self) -> Option<&'static str> {
+        match self {
+            PaymentMethod::Card(CardKind::Prepaid) => {
+                Some("prepaid cards are not accepted: pay with a credit or debit card, PayPal or crypto")
+            }
+            PaymentMethod::GiftCard => {
+                Some("gift cards are not accepted: pay with a credit or debit card, PayPal or crypto")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How much an auto top-up buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopUpAmount {
+    /// A fixed amount of money.
+    Fixed(Money),
+    /// Enough to bring the balance to this many credits (rounded up to the cent).
+    TargetBalance(Credits),
+}
+
+/// An auto top-up rule (the "Addon"): when a charge leaves the balance below `threshold`
+/// credits, ask for a payment of `amount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AutoTopUpRule {
+    /// Whether the rule is on.
+    pub enabled: bool,
+    /// The balance, in credits, below which a top-up is asked for. Compared in credits,
+    /// never in money.
+    pub threshold: Credits,
+    /// How much to buy.
+    pub amount: TopUpAmount,
+    /// How the payment is made.
+    pub method: PaymentMethod,
+    /// At most this many requests per window.
+    pub requests_per_window_max: u32,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
+    /// The wait after a declined payment, in milliseconds; doubled after each further
+    /// decline in a row, up to `backoff_max_ms`.
+    pub backoff_ms: u64,
+    /// The longest wait after declines, in milliseconds.
+    pub backoff_max_ms: u64,
+}
+
+/// A request for an auto top-up payment, emitted once while it is outstanding. The payment
+/// happens outside; its outcome comes back through [`Command::ReportPayment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TopUpRequest {
+    /// The request's id (what the outcome is reported against).
+    pub id: u128,
+    /// The customer.
+    pub customer: u128,
+    /// The amount to charge.
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// When it was emitted.
+    pub at_ns: u64,
+}
+
+/// What the auto top-up rule decided after a charge. Every case is reported, so that a
+/// rule never stops silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoTopUp {
+    /// The customer has no rule.
+    NoRule,
+    /// The rule is disabled.
+    Disabled,
+    /// The balance is at or above the threshold.
+    NotNeeded,
+    /// A payment was asked for.
+    Requested(TopUpRequest),
+    /// A request is outstanding already; no second one.
+    Outstanding {
+        /// The outstanding request.
+        request: u128,
+    },
+    /// Declined payments: waiting before asking again.
+    BackingOff {
+        /// When asking is allowed again.
+        until_ns: u64,
+    },
+    /// The window's limit of requests is reached.
+    WindowLimitReached {
+        /// When the oldest request leaves the window.
+        until_ns: u64,
+    },
+}
+
+/// The outcome of an auto top-up payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentOutcome {
+    /// The payment went through.
+    Succeeded,
+    /// The payment was declined.
+    Declined,
+}
+
+/// One billing operation. Operations with an id are idempotent: a retry with the same
+/// body gets the first reply again (success or refusal), a retry with another body is
+/// refused, so a retry never charges twice and never flips an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Opens a customer account with 0 credits (no free plan).
+    OpenAccount {
+        /// The customer id, `1 ..= 2^127 - 1`.
+        customer: u128,
+    },
+    /// Buys credits.
+    TopUp {
+        /// The top-up's id.
+        id: u128,
+        /// The customer.
+        customer: u128,
+        /// What was paid, in USD.
+        amount: Money,
+        /// How.
+        method: PaymentMethod,
+    },
+    /// Holds credits before a call.
+    Hold {
+        /// The hold's id.
+        id: u128,
+        /// The customer.
+        customer: u128,
+        /// The most the call can cost.
+        amount: Credits,
+        /// When a forgotten hold expires, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Charges the actual cost of a call, at most what was held; the rest is released.
+    Capture {
+        /// The hold.
+        hold: u128,
+        /// The actual cost.
+        amount: Credits,
+    },
+    /// Releases a hold: the call failed and costs nothing.
+    Release {
+        /// The hold.
+        hold: u128,
+    },
+    /// Grants bonus credits that expire (only when bonuses are enabled).
+    GrantBonus {
+        /// The grant's id.
+        id: u128,
+        /// The customer.
+        customer: u128,
+        /// The credits.
+        amount: Credits,
+        /// When what is left of them expires.
+        expires_at_ns: u64,
+    },
+    /// Sets or removes a customer's auto top-up rule.
+    SetAutoTopUp {
+        /// The customer.
+        customer: u128,
+        /// The rule, or none.
+        rule: Option<AutoTopUpRule>,
+    },
+    /// Reports the outcome of an auto top-up payment.
+    ReportPayment {
+        /// The request.
+        request: u128,
+        /// What happened.
+        outcome: PaymentOutcome,
+    },
+}
+
+/// A successful operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    /// The account was opened.
+    Opened,
+    /// Credits were bought.
+    ToppedUp {
+        /// Credits added.
+        credits: Credits,
+    },
+    /// Credits are held.
+    Held {
+        /// How much.
+        amount: Credits,
+    },
+    /// A hold was captured.
+    Captured {
+        /// Credits charged.
+        charged: Credits,
+        /// Credits released.
+        released: Credits,
+        /// What the auto top-up rule decided.
+        auto_top_up: AutoTopUp,
+    },
+    /// A hold was released (or had expired).
+    Released,
+    /// Bonus credits were granted as a lot.
+    BonusGranted {
+        /// The lot's account.
+        lot: AccountId,
+    },
+    /// The auto top-up rule was set.
+    RuleSet,
+    /// A payment's outcome was recorded.
+    PaymentRecorded {
+        /// Credits added (zero when declined).
+        credits: Credits,
+        /// After a decline: when the rule may ask again.
+        retry_after_ns: Option<u64>,
+    },
+}
+
+/// A refused operation, with the reason. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Not enough credits (the API answers 403).
+    #[error("insufficient credits: the balance does not cover the amount")]
+    InsufficientCredits,
+    /// No account for this customer.
+    #[error("unknown account: open it first")]
+    UnknownAccount,
+    /// The account exists already.
+    #[error("account exists already")]
+    AccountExists,
+    /// A customer id outside `1 ..= 2^127 - 1`.
+    #[error("invalid customer id: expected 1 to 2^127 - 1")]
+    InvalidCustomerId,
+    /// A payment method that is not accepted.
+    #[error("payment method refused: {0}")]
+    PaymentMethodRefused(&'static str),
+    /// An amount that is not allowed.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(&'static str),
+    /// A hold timeout of 0 or above the maximum.
+    #[error("invalid hold timeout: expected 1 ms to the configured maximum")]
+    InvalidTimeout,
+    /// No hold with this id.
+    #[error("unknown hold")]
+    UnknownHold,
+    /// The hold expired before it was captured.
+    #[error("hold expired: the call took longer than the hold's timeout")]
+    HoldExpired,
+    /// The hold was released already.
+    #[error("hold released already")]
+    HoldReleased,
+    /// The hold was captured already (with another amount).
+    #[error("hold captured already")]
+    HoldCaptured,
+    /// A capture above what was held: never an overdraft.
+    #[error("capture exceeds hold: {requested} requested, {held} held")]
+    CaptureExceedsHold {
+        /// Credits held.
+        held: Credits,
+        /// Credits asked for.
+        requested: Credits,
+    },
+    /// The id was used before for another operation or body.
+    #[error("id reused with a different operation or body")]
+    IdReused,
+    /// Bonus grants are paused.
+    #[error("bonus credits are paused")]
+    BonusPaused,
+    /// No outstanding auto top-up request with this id.
+    #[error("unknown or settled payment request")]
+    UnknownRequest,
+    /// The ledger refused a transfer for a reason the billing layer does not expect.
+    #[error("ledger refused the operation: {0}")]
+    Ledger(EventResult),
+}
+
+/// The reply to a [`Command`].
+pub type Reply = Result<Receipt, Refusal>;
+
+/// Settings of the billing layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingConfig {
+    /// USD to credits (default 2,000,000 per dollar).
+    pub credit_rate: CreditRate,
+    /// Whether bonus grants are allowed (off: they are paused).
+    pub bonus_enabled: bool,
+    /// The longest hold timeout, in milliseconds.
+    pub hold_timeout_max_ms: u64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> BillingConfig {
+        BillingConfig {
+            credit_rate: CreditRate::default(),
+            bonus_enabled: false,
+            hold_timeout_max_ms: 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lot {
+    account: AccountId,
+    expires_at_ns: u64,
+    granted_at_ns: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AutoState {
+    rule: Option<AutoTopUpRule>,
+    outstanding: Option<u128>,
+    recent_ns: VecDeque<u64>,
+    declines: u32,
+    blocked_until_ns: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct CustomerState {
+    lots: Vec<Lot>,
+    auto: AutoState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldStatus {
+    Open,
+    Captured,
+    Released,
+}
+
+#[derive(Debug, Clone)]
+struct Hold {
+    customer: u128,
+    amount: Credits,
+    /// Pending transfer, source account, amount held from it: in spend order.
+    parts: Vec<(TransferId, AccountId, Credits)>,
+    status: HoldStatus,
+    reply: Option<(Command, Reply)>,
+}
+
+/// The billing layer: a [`Ledger`] and the state that the operations need (lots, holds,
+/// auto top-up rules, replies for idempotency). Deterministic: the same commands at the
+/// same times give the same state and replies, so it can be journaled and replayed.
+#[derive(Debug, Clone)]
+pub struct Billing {
+    ledger: Ledger,
+    config: BillingConfig,
+    customers: HashMap<u128, CustomerState>,
+    holds: HashMap<u128, Hold>,
+    replies: HashMap<(u8, u128), (Command, Reply)>,
+    requests: HashMap<u128, TopUpRequest>,
+    lot_expiries: BTreeSet<(u64, u128)>,
+    expired_lots: BTreeSet<u128>,
+    lot_owner: HashMap<u128, u128>,
+    outbox: Vec<TopUpRequest>,
+    next_transfer: u128,
+    next_lot: u128,
+    next_request: u128,
+}
+
+impl Billing {
+    /// A billing layer with the system accounts of the chart created.
+    pub fn new(config: BillingConfig) -> Billing {
+        let mut ledger = Ledger::new();
+        let system = [
+            (FUNDING, codes::FUNDING),
+            (REVENUE, codes::REVENUE),
+            (BREAKAGE, codes::BREAKAGE),
+            (PROMOTIONS, codes::PROMOTIONS),
+        ]
+        .map(|(id, code)| Event::CreateAccount(Account::new(id).with_code(code)));
+        // Four events at time 0 on an empty ledger: below the batch limit, valid ids.
+        let _ = ledger.apply(0, &system);
+        Billing {
+            ledger,
+            config,
+            customers: HashMap::new(),
+            holds: HashMap::new(),
+            replies: HashMap::new(),
+            requests: HashMap::new(),
+            lot_expiries: BTreeSet::new(),
+            expired_lots: BTreeSet::new(),
+            lot_owner: HashMap::new(),
+            outbox: Vec::new(),
+            next_transfer: 1,
+            next_lot: 1,
+            next_request: 1,
+        }
+    }
+
+    /// The ledger underneath, to read.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BillingConfig {
+        &self.config
+    }
+
+    /// Takes the auto top-up requests emitted since the last call.
+    pub fn drain_requests(&mut self) -> Vec<TopUpRequest> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The credits a customer can spend now: the paid balance and the unexpired bonus lots,
+    /// less what is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn balance(&self, customer: u128) -> Result<Credits, Refusal> {
+        let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
+        let mut total = self.available(AccountId(customer));
+        for lot in &state.lots {
+            total = total.saturating_add(self.available(lot.account));
+        }
+        Ok(Credits::new(i64::try_from(total).unwrap_or(i64::MAX)))
+    }
+
+    /// The paid part of a customer's balance (without bonus lots), less what is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn paid_balance(&self, customer: u128) -> Result<Credits, Refusal> {
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
+        Ok(Credits::new(
+            i64::try_from(self.available(AccountId(customer))).unwrap_or(i64::MAX),
+        ))
+    }
+
+    fn available(&self, account: AccountId) -> i128 {
+        self.ledger.account(account).map_or(0, |a| a.available())
+    }
+
+    /// Applies one command at `now_ns`. Lots and holds whose time has passed expire first.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command; nothing is changed then.
+    pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
+        self.sweep(now_ns);
+        match *command {
+            Command::OpenAccount { customer } => self.open(now_ns, customer),
+            Command::TopUp {
+                id,
+                customer,
+                amount,
+                method,
+            } => self.once(1, id, command, |b| b.top_up_now(now_ns, id, customer, amount, method)),
+            Command::Hold {
+                id,
+                customer,
+                amount,
+                timeout_ms,
+            } => self.once(2, id, command, |b| b.hold_now(now_ns, id, customer, amount, timeout_ms)),
+            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold, amount),
+            Command::Release { hold } => self.release_now(now_ns, command, hold),
+            Command::GrantBonus {
+                id,
+                customer,
+                amount,
+                expires_at_ns,
+            } => self.once(3, id, command, |b| b.grant_now(now_ns, customer, amount, expires_at_ns)),
+            Command::SetAutoTopUp { customer, rule } => self.set_rule(customer, rule),
+            Command::ReportPayment { request, outcome } => {
+                self.once(4, request, command, |b| b.report_now(now_ns, request, outcome))
+            }
+        }
+    }
+
+    /// Opens a customer account (see [`Command::OpenAccount`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn open_account(&mut self, now_ns: u64, customer: u128) -> Reply {
+        self.execute(now_ns, &Command::OpenAccount { customer })
+    }
+
+    /// Buys credits (see [`Command::TopUp`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn top_up(&mut self, now_ns: u64, id: u128, customer: u128, amount: Money, method: PaymentMethod) -> Reply {
+        self.execute(
+            now_ns,
+            &Command::TopUp {
+                id,
+                customer,
+                amount,
+                method,
+            },
+        )
+    }
+
+    /// Holds credits before a call (see [`Command::Hold`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command; [`Refusal::InsufficientCredits`] without balance.
+    pub fn hold(&mut self, now_ns: u64, id: u128, customer: u128, amount: Credits, timeout_ms: u64) -> Reply {
+        self.execute(
+            now_ns,
+            &Command::Hold {
+                id,
+                customer,
+                amount,
+                timeout_ms,
+            },
+        )
+    }
+
+    /// Charges a held call's actual cost (see [`Command::Capture`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn capture(&mut self, now_ns: u64, hold: u128, amount: Credits) -> Reply {
+        self.execute(now_ns, &Command::Capture { hold, amount })
+    }
+
+    /// Releases a hold (see [`Command::Release`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn release(&mut self, now_ns: u64, hold: u128) -> Reply {
+        self.execute(now_ns, &Command::Release { hold })
+    }
+
+    fn once(&mut self, kind: u8, id: u128, command: &Command, run: impl FnOnce(&mut Billing) -> Reply) -> Reply {
+        if let Some((first, reply)) = self.replies.get(&(kind, id)) {
+            return if first == command {
+                *reply
+            } else {
+                Err(Refusal::IdReused)
+            };
+        }
+        let reply = run(self);
+        self.replies.insert((kind, id), (*command, reply));
+        reply
+    }
+
+    fn next_transfer_id(&mut self) -> TransferId {
+        let id = TransferId(self.next_transfer);
+        self.next_transfer += 1;
+        id
+    }
+
+    /// Applies events that the billing layer built; a batch of its own making is never
+    /// above the limit.
+    fn apply(&mut self, now_ns: u64, events: &[Event]) -> Vec<EventResult> {
+        self.ledger
+            .apply(now_ns, events)
+            .unwrap_or_else(|_| vec![EventResult::LinkedEventChainOpen; events.len()])
+    }
+
+    fn open(&mut self, now_ns: u64, customer: u128) -> Reply {
+        if customer == 0 || customer >= LOT_BASE {
+            return Err(Refusal::InvalidCustomerId);
+        }
+        if self.customers.contains_key(&customer) {
+            return Err(Refusal::AccountExists);
+        }
+        let account = Account::balance(AccountId(customer)).with_code(codes::CUSTOMER);
+        match self.apply(now_ns, &[Event::CreateAccount(account)])[0] {
+            EventResult::Ok => {
+                self.customers.insert(customer, CustomerState::default());
+                Ok(Receipt::Opened)
+            }
+            other => Err(Refusal::Ledger(other)),
+        }
+    }
+
+    fn credits_for(&self, amount: &Money) -> Result<Credits, Refusal> {
+        if amount.currency() != Currency::USD {
+            return Err(Refusal::InvalidAmount("top-ups are in USD"));
+        }
+        if !amount.is_rounded().unwrap_or(false) {
+            return Err(Refusal::InvalidAmount("a top-up is whole cents"));
+        }
+        let credits = self
+            .config
+            .credit_rate
+            .to_credits(amount, Rounding::Down)
+            .map_err(|_| Refusal::InvalidAmount("a top-up must fit the credit range"))?;
+        if credits <= Credits::ZERO {
+            return Err(Refusal::InvalidAmount("a top-up must be positive"));
+        }
+        Ok(credits)
+    }
+
+    fn top_up_now(&mut self, now_ns: u64, id: u128, customer: u128, amount: Money, method: PaymentMethod) -> Reply {
+        if let Some(reason) = method.refusal() {
+            return Err(Refusal::PaymentMethodRefused(reason));
+        }
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
+        let credits = self.credits_for(&amount)?;
+        let transfer = Transfer::new(self.next_transfer_id(), FUNDING, AccountId(customer), credits)
+            .with_code(codes::TOP_UP)
+            .with_user_data(id);
+        match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
+            EventResult::Ok => Ok(Receipt::ToppedUp { credits }),
+            other => Err(Refusal::Ledger(other)),
+        }
+    }
+
+    fn hold_now(&mut self, now_ns: u64, id: u128, customer: u128, amount: Credits, timeout_ms: u64) -> Reply {
+        let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
+        if amount <= Credits::ZERO {
+            return Err(Refusal::InvalidAmount("a hold must be positive"));
+        }
+        if timeout_ms == 0 || timeout_ms > self.config.hold_timeout_max_ms {
+            return Err(Refusal::InvalidTimeout);
+        }
+        // Spend order: bonus lots first, soonest expiry first, then oldest; then paid.
+        let mut sources: Vec<(u64, u64, AccountId)> = state
+            .lots
+            .iter()
+            .filter(|lot| lot.expires_at_ns > now_ns)
+            .map(|lot| (lot.expires_at_ns, lot.granted_at_ns, lot.account))
+            .collect();
+        sources.sort_unstable();
+        let mut left = i128::from(amount.get());
+        let mut plan: Vec<(AccountId, Credits)> = Vec::new();
+        for account in sources.iter().map(|s| s.2).chain(std::iter::once(AccountId(customer))) {
+            if left == 0 {
+                break;
+            }
+            let take = self.available(account).min(left);
+            if take > 0 {
+                // `take` is at most `left`, which started as an i64.
+                plan.push((account, Credits::new(take as i64)));
+                left -= take;
+            }
+        }
+        if left > 0 {
+            return Err(Refusal::InsufficientCredits);
+        }
+        let mut events = Vec::with_capacity(plan.len());
+        let mut parts = Vec::with_capacity(plan.len());
+        for (k, (source, credits)) in plan.iter().enumerate() {
+            let tid = self.next_transfer_id();
+            let mut t = Transfer::pending(tid, *source, REVENUE, *credits, timeout_ms)
+                .with_code(codes::USAGE)
+                .with_user_data(id);
+            if k + 1 < plan.len() {
+                t = t.with_flags(TransferFlags::LINKED);
+            }
+            events.push(Event::CreateTransfer(t));
+            parts.push((tid, *source, *credits));
+        }
+        let results = self.apply(now_ns, &events);
+        if let Some(bad) = results
+            .iter()
+            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
+        {
+            return Err(if *bad == EventResult::ExceedsCredits {
+                Refusal::InsufficientCredits
+            } else {
+                Refusal::Ledger(*bad)
+            });
+        }
+        self.holds.insert(
+            id,
+            Hold {
+                customer,
+                amount,
+                parts,
+                status: HoldStatus::Open,
+                reply: None,
+            },
+        );
+        Ok(Receipt::Held { amount })
+    }
+
+    fn capture_now(&mut self, now_ns: u64, command: &Command, id: u128, amount: Credits) -> Reply {
+        let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
+        if let Some((first, reply)) = &hold.reply {
+            return if first == command {
+                *reply
+            } else {
+                Err(match hold.status {
+                    HoldStatus::Released => Refusal::HoldReleased,
+                    _ => Refusal::HoldCaptured,
+                })
+            };
+        }
+        if amount < Credits::ZERO {
+            return Err(Refusal::InvalidAmount("a capture must not be negative"));
+        }
+        if amount > hold.amount {
+            return Err(Refusal::CaptureExceedsHold {
+                held: hold.amount,
+                requested: amount,
+            });
+        }
+        let parts = hold.parts.clone();
+        let customer = hold.customer;
+        let mut left = amount;
+        let mut events = Vec::with_capacity(parts.len());
+        for (k, (pending, _, held)) in parts.iter().enumerate() {
+            let take = if left < *held { left } else { *held };
+            left = Credits::new(left.get() - take.get());
+            let tid = self.next_transfer_id();
+            let mut t = if take > Credits::ZERO {
+                Transfer::post(tid, *pending, take)
+            } else {
+                Transfer::void(tid, *pending)
+            }
+            .with_code(codes::USAGE)
+            .with_user_data(id);
+            if k + 1 < parts.len() {
+                t = t.with_flags(TransferFlags::LINKED);
+            }
+            events.push(Event::CreateTransfer(t));
+        }
+        let results = self.apply(now_ns, &events);
+        // Credits released back to an expired lot are not spendable: sweep them before the
+        // auto top-up rule looks at the balance.
+        self.after_hold(now_ns, &parts);
+        let reply = match results
+            .iter()
+            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
+        {
+            None => {
+                let auto_top_up = self.decide_top_up(now_ns, customer);
+                let released = Credits::new(self.holds.get(&id).map_or(0, |h| h.amount.get()) - amount.get());
+                Ok(Receipt::Captured {
+                    charged: amount,
+                    released,
+                    auto_top_up,
+                })
+            }
+            Some(EventResult::PendingTransferExpired) => Err(Refusal::HoldExpired),
+            Some(other) => Err(Refusal::Ledger(*other)),
+        };
+        if let Some(h) = self.holds.get_mut(&id) {
+            match reply {
+                Ok(_) => h.status = HoldStatus::Captured,
+                Err(Refusal::HoldExpired) => h.status = HoldStatus::Released,
+                Err(_) => {}
+            }
+            h.reply = Some((*command, reply));
+        }
+        reply
+    }
+
+    fn release_now(&mut self, now_ns: u64, command: &Command, id: u128) -> Reply {
+        let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
+        if let Some((first, reply)) = &hold.reply {
+            return if first == command {
+                *reply
+            } else if hold.status == HoldStatus::Captured {
+                Err(Refusal::HoldCaptured)
+            } else {
+                Ok(Receipt::Released)
+            };
+        }
+        let parts = hold.parts.clone();
+        let mut events = Vec::with_capacity(parts.len());
+        for (k, (pending, _, _)) in parts.iter().enumerate() {
+            let mut t = Transfer::void(self.next_transfer_id(), *pending)
+                .with_code(codes::USAGE)
+                .with_user_data(id);
+            if k + 1 < parts.len() {
+                t = t.with_flags(TransferFlags::LINKED);
+            }
+            events.push(Event::CreateTransfer(t));
+        }
+        let results = self.apply(now_ns, &events);
+        let reply = match results
+            .iter()
+            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
+        {
+            // A hold that expired is released already.
+            None | Some(EventResult::PendingTransferExpired) => Ok(Receipt::Released),
+            Some(other) => Err(Refusal::Ledger(*other)),
+        };
+        self.after_hold(now_ns, &parts);
+        if let Some(h) = self.holds.get_mut(&id) {
+            if reply.is_ok() {
+                h.status = HoldStatus::Released;
+            }
+            h.reply = Some((*command, reply));
+        }
+        reply
+    }
+
+    /// Credits released back to an expired lot go to breakage at once.
+    fn after_hold(&mut self, now_ns: u64, parts: &[(TransferId, AccountId, Credits)]) {
+        if parts.iter().any(|(_, source, _)| self.expired_lots.contains(&source.0)) {
+            self.sweep_expired(now_ns);
+        }
+    }
+
+    fn grant_now(&mut self, now_ns: u64, customer: u128, amount: Credits, expires_at_ns: u64) -> Reply {
+        if !self.config.bonus_enabled {
+            return Err(Refusal::BonusPaused);
+        }
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
+        if amount <= Credits::ZERO {
+            return Err(Refusal::InvalidAmount("a bonus must be positive"));
+        }
+        if expires_at_ns <= now_ns {
+            return Err(Refusal::InvalidAmount("a bonus must expire in the future"));
+        }
+        let lot = AccountId(LOT_BASE + self.next_lot);
+        self.next_lot += 1;
+        let account = Account::balance(lot)
+            .with_code(codes::LOT)
+            .with_flags(crate::AccountFlags::LINKED);
+        let grant = Transfer::new(self.next_transfer_id(), PROMOTIONS, lot, amount)
+            .with_code(codes::BONUS_GRANT)
+            .with_user_data(customer);
+        let results = self.apply(now_ns, &[Event::CreateAccount(account), Event::CreateTransfer(grant)]);
+        if let Some(bad) = results.iter().find(|r| !r.is_ok()) {
+            return Err(Refusal::Ledger(*bad));
+        }
+        if let Some(state) = self.customers.get_mut(&customer) {
+            state.lots.push(Lot {
+                account: lot,
+                expires_at_ns,
+                granted_at_ns: now_ns,
+            });
+        }
+        self.lot_expiries.insert((expires_at_ns, lot.0));
+        self.lot_owner.insert(lot.0, customer);
+        Ok(Receipt::BonusGranted { lot })
+    }
+
+    fn set_rule(&mut self, customer: u128, rule: Option<AutoTopUpRule>) -> Reply {
+        let state = self.customers.get_mut(&customer).ok_or(Refusal::UnknownAccount)?;
+        if let Some(r) = &rule {
+            if let Some(reason) = r.method.refusal() {
+                return Err(Refusal::PaymentMethodRefused(reason));
+            }
+            if r.threshold < Credits::ZERO {
+                return Err(Refusal::InvalidAmount("the threshold must not be negative"));
+            }
+            match r.amount {
+                TopUpAmount::Fixed(m) if m.currency() != Currency::USD || m.is_negative() || m.is_zero() => {
+                    return Err(Refusal::InvalidAmount("an auto top-up is a positive USD amount"));
+                }
+                TopUpAmount::TargetBalance(c) if c <= r.threshold => {
+                    return Err(Refusal::InvalidAmount("the target balance must be above the threshold"));
+                }
+                _ => {}
+            }
+            if r.requests_per_window_max == 0 || r.window_ms == 0 {
+                return Err(Refusal::InvalidAmount(
+                    "the request window must allow at least one request",
+                ));
+            }
+        }
+        state.auto.rule = rule;
+        Ok(Receipt::RuleSet)
+    }
+
+    fn decide_top_up(&mut self, now_ns: u64, customer: u128) -> AutoTopUp {
+        let balance = self.balance(customer).unwrap_or(Credits::ZERO);
+        let rate = self.config.credit_rate;
+        let Some(state) = self.customers.get_mut(&customer) else {
+            return AutoTopUp::NoRule;
+        };
+        let auto = &mut state.auto;
+        let Some(rule) = auto.rule else {
+            return AutoTopUp::NoRule;
+        };
+        if !rule.enabled {
+            return AutoTopUp::Disabled;
+        }
+        if balance >= rule.threshold {
+            return AutoTopUp::NotNeeded;
+        }
+        if let Some(request) = auto.outstanding {
+            return AutoTopUp::Outstanding { request };
+        }
+        if now_ns < auto.blocked_until_ns {
+            return AutoTopUp::BackingOff {
+                until_ns: auto.blocked_until_ns,
+            };
+        }
+        let window_ns = rule.window_ms.saturating_mul(1_000_000);
+        while auto
+            .recent_ns
+            .front()
+            .is_some_and(|&t| t.saturating_add(window_ns) <= now_ns)
+        {
+            auto.recent_ns.pop_front();
+        }
+        if auto.recent_ns.len() >= rule.requests_per_window_max as usize {
+            let oldest = auto.recent_ns.front().copied().unwrap_or(now_ns);
+            return AutoTopUp::WindowLimitReached {
+                until_ns: oldest.saturating_add(window_ns),
+            };
+        }
+        let amount = match rule.amount {
+            TopUpAmount::Fixed(m) => m,
+            TopUpAmount::TargetBalance(target) => {
+                let needed = Credits::new(target.get().saturating_sub(balance.get()));
+                match rate.to_money(needed, Rounding::Up) {
+                    Ok(m) => m,
+                    Err(_) => return AutoTopUp::Disabled,
+                }
+            }
+        };
+        let request = TopUpRequest {
+            id: self.next_request,
+            customer,
+            amount,
+            method: rule.method,
+            at_ns: now_ns,
+        };
+        self.next_request += 1;
+        auto.outstanding = Some(request.id);
+        auto.recent_ns.push_back(now_ns);
+        self.requests.insert(request.id, request);
+        self.outbox.push(request);
+        AutoTopUp::Requested(request)
+    }
+
+    fn report_now(&mut self, now_ns: u64, request: u128, outcome: PaymentOutcome) -> Reply {
+        let req = self.requests.remove(&request).ok_or(Refusal::UnknownRequest)?;
+        let credits = match outcome {
+            PaymentOutcome::Succeeded => {
+                let credits = self.credits_for(&req.amount)?;
+                let transfer = Transfer::new(self.next_transfer_id(), FUNDING, AccountId(req.customer), credits)
+                    .with_code(codes::TOP_UP)
+                    .with_user_data(request);
+                match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
+                    EventResult::Ok => credits,
+                    other => return Err(Refusal::Ledger(other)),
+                }
+            }
+            PaymentOutcome::Declined => Credits::ZERO,
+        };
+        let mut retry_after_ns = None;
+        if let Some(state) = self.customers.get_mut(&req.customer) {
+            let auto = &mut state.auto;
+            auto.outstanding = None;
+            match outcome {
+                PaymentOutcome::Succeeded => auto.declines = 0,
+                PaymentOutcome::Declined => {
+                    auto.declines = auto.declines.saturating_add(1);
+                    let (base, max) = auto.rule.map_or((0, 0), |r| (r.backoff_ms, r.backoff_max_ms));
+                    let factor = 1u64.checked_shl(auto.declines - 1).unwrap_or(u64::MAX);
+                    let wait_ms = base.saturating_mul(factor).min(max);
+                    auto.blocked_until_ns = now_ns.saturating_add(wait_ms.saturating_mul(1_000_000));
+                    retry_after_ns = Some(auto.blocked_until_ns);
+                }
+            }
+        }
+        Ok(Receipt::PaymentRecorded {
+            credits,
+            retry_after_ns,
+        })
+    }
+
+    /// Expires the holds and the lots whose time has come: what is left of a lot goes to
+    /// breakage.
+    fn sweep(&mut self, now_ns: u64) {
+        // An empty batch: the ledger voids the holds whose timeout has passed, so that the
+        // balances read below are those of `now_ns`.
+        let _ = self.ledger.apply(now_ns, &[]);
+        while let Some(&(at, lot)) = self.lot_expiries.first() {
+            if at > now_ns {
+                break;
+            }
+            self.lot_expiries.pop_first();
+            self.expired_lots.insert(lot);
+        }
+        if !self.expired_lots.is_empty() {
+            self.sweep_expired(now_ns);
+        }
+    }
+
+    fn sweep_expired(&mut self, now_ns: u64) {
+        let lots: Vec<u128> = self.expired_lots.iter().copied().collect();
+        for lot in lots {
+            let account = AccountId(lot);
+            let available = self.available(account);
+            if available > 0 {
+                // A lot holds at most what was granted, an i64.
+                let t = Transfer::new(
+                    self.next_transfer_id(),
+                    account,
+                    BREAKAGE,
+                    Credits::new(available as i64),
+                )
+                .with_code(codes::BONUS_EXPIRY);
+                let _ = self.apply(now_ns, &[Event::CreateTransfer(t)]);
+            }
+            let drained = self
+                .ledger
+                .account(account)
+                .is_none_or(|a| a.debits_pending == 0 && a.available() <= 0);
+            if drained {
+                self.expired_lots.remove(&lot);
+                if let Some(owner) = self.lot_owner.remove(&lot)
+                    && let Some(state) = self.customers.get_mut(&owner)
+                {
+                    state.lots.retain(|l| l.account != account);
+                }
+            }
+        }
+    }
+}
+
+impl StateMachine for Billing {
+    type Command = Command;
+    type Reply = Reply;
+    const BATCH_MAX: usize = crate::BATCH_EVENTS_MAX;
+
+    fn apply_batch(&mut self, now_ns: u64, commands: &[Command]) -> Result<Vec<Reply>, LedgerError> {
+        if commands.len() > Self::BATCH_MAX {
+            return Err(LedgerError::BatchTooLarge {
+                events: commands.len(),
+                max: Self::BATCH_MAX,
+            });
+        }
+        Ok(commands.iter().map(|c| self.execute(now_ns, c)).collect())
+    }
+}

@@ -1,0 +1,838 @@
+//! The state machine: accounts, transfers, holds, linked chains and idempotency.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use paygo_credits::Credits;
+
+use crate::hash::IdBuild;
+use crate::{
+    Account, AccountBalance, AccountFlags, AccountId, Event, EventResult, LedgerError, PendingStatus, Transfer,
+    TransferFlags, TransferId, TransferRecord,
+};
+
+/// The most events one batch may hold (TigerBeetle's figure for a 1 MiB message).
+pub const BATCH_EVENTS_MAX: usize = 8190;
+
+/// The largest total an account may reach by default, in credits: beyond it a transfer fails
+/// with an `Overflows…` result. Keeps every balance representable as an `i128`.
+pub const ACCOUNT_TOTAL_MAX: u128 = i128::MAX as u128;
+
+const NS_PER_MS: u64 = 1_000_000;
+
+#[derive(Debug, Clone)]
+struct AccountRow {
+    account: Account,
+    closed: bool,
+    debits_pending: u128,
+    debits_posted: u128,
+    credits_pending: u128,
+    credits_posted: u128,
+    timestamp_ns: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    record: TransferRecord,
+    /// For a pending transfer with a timeout: when it expires.
+    expires_at_ns: Option<u64>,
+}
+
+/// What to undo if a linked chain fails.
+#[derive(Debug)]
+enum Undo {
+    AccountCreated(u128),
+    AccountClosed(u128),
+    Balances {
+        row: u128,
+        debits_pending: u128,
+        debits_posted: u128,
+        credits_pending: u128,
+        credits_posted: u128,
+    },
+    TransferCreated(u128),
+    StatusChanged {
+        id: u128,
+        status: Option<PendingStatus>,
+    },
+    ExpiryCleared {
+        id: u128,
+        at: u64,
+    },
+}
+
+/// A deterministic, in-memory double-entry ledger of credits.
+///
+/// Batches of [`Event`]s are applied with [`Ledger::apply`], each with the time it is
+/// applied at (no clock inside): the same batches at the same times give the same state and
+/// the same results, which is what lets a journal replay them. Each event gets one
+/// [`EventResult`].
+///
+/// # Invariants
+///
+/// After every batch (checked in debug builds, and by [`Ledger::check_invariants`]):
+/// total debits equal total credits, pending and posted; no account with a balance limit
+/// is beyond it; each account's pending totals equal the sum of its open holds; every
+/// open hold with a timeout is in the expiry index.
+///
+/// # Example
+///
+/// ```
+/// use paygo_credits::Credits;
+/// use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, Transfer, TransferId};
+///
+/// let (bank, alice) = (AccountId(1), AccountId(2));
+/// let mut ledger = Ledger::new();
+/// let now = 1_000_000_000;
+/// let results = ledger.apply(now, &[
+///     Event::CreateAccount(Account::new(bank)),
+///     Event::CreateAccount(Account::balance(alice)),
+///     Event::CreateTransfer(Transfer::new(TransferId(10), bank, alice, Credits::new(500))),
+///     // A hold of 200, then a post of 150 of it: 50 are released.
+///     Event::CreateTransfer(Transfer::pending(TransferId(11), alice, bank, Credits::new(200), 60_000)),
+///     Event::CreateTransfer(Transfer::post(TransferId(12), TransferId(11), Credits::new(150))),
+///     // More than alice has: refused.
+///     Event::CreateTransfer(Transfer::new(TransferId(13), alice, bank, Credits::new(351))),
+/// ])?;
+/// assert_eq!(results[..5], [EventResult::Ok; 5]);
+/// assert_eq!(results[5], EventResult::ExceedsCredits);
+/// assert_eq!(ledger.account(alice).map(|a| a.available()), Some(350));
+/// // A retry of the failed transfer stays failed, even after a top-up.
+/// let retry = ledger.apply(now + 1, &[
+///     Event::CreateTransfer(Transfer::new(TransferId(14), bank, alice, Credits::new(1000))),
+///     Event::CreateTransfer(Transfer::new(TransferId(13), alice, bank, Credits::new(351))),
+/// ])?;
+/// assert_eq!(retry, [EventResult::Ok, EventResult::AlreadyFailed]);
+/// # Ok::<(), paygo_ledger::LedgerError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// Accounts by id, with their balances in the table itself (one probe per account),
+    /// and their ids in creation order.
+    accounts: HashMap<u128, AccountRow, IdBuild>,
+    account_order: Vec<u128>,
+    /// Transfers in creation order; `transfer_index` maps an id to its position. Appending
+    /// to a vector keeps the records' writes sequential, and the index's buckets small.
+    transfers: Vec<Stored>,
+    transfer_index: HashMap<u128, usize, IdBuild>,
+    failed: HashMap<u128, EventResult, IdBuild>,
+    /// Holds by expiry time. Entries of holds posted or voided since stay until their time
+    /// comes and are skipped then (lazy deletion: a post never searches the heap).
+    expiries: BinaryHeap<Reverse<(u64, u128)>>,
+    last_timestamp_ns: u64,
+    total_max: u128,
+}
+
+impl Default for Ledger {
+    fn default() -> Ledger {
+        Ledger {
+            accounts: HashMap::default(),
+            account_order: Vec::new(),
+            transfers: Vec::new(),
+            transfer_index: HashMap::default(),
+            failed: HashMap::default(),
+            expiries: BinaryHeap::new(),
+            last_timestamp_ns: 0,
+            total_max: ACCOUNT_TOTAL_MAX,
+        }
+    }
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// An empty ledger with room for `accounts` accounts and `transfers` transfers, its
+    /// memory allocated and touched now, as TigerBeetle allocates at startup: until it holds
+    /// more than that, a batch never waits for the operating system to map a page or for a
+    /// table to grow. (A ledger created with [`Ledger::new`] grows as it goes.)
+    pub fn with_capacity(accounts: usize, transfers: usize) -> Ledger {
+        let mut ledger = Ledger {
+            accounts: HashMap::with_capacity_and_hasher(accounts, IdBuild::default()),
+            account_order: Vec::with_capacity(accounts),
+            transfers: Vec::with_capacity(transfers),
+            transfer_index: HashMap::with_capacity_and_hasher(transfers, IdBuild::default()),
+            ..Ledger::default()
+        };
+        // Touch every page: fill with placeholders, then empty. `clear` keeps the capacity,
+        // and the tables' buckets stay mapped.
+        for i in 0..transfers {
+            ledger.transfer_index.insert(i as u128, i);
+        }
+        ledger.transfer_index.clear();
+        let placeholder = Stored {
+            record: TransferRecord {
+                transfer: Transfer::new(TransferId(0), AccountId(0), AccountId(0), Credits::ZERO),
+                timestamp_ns: 0,
+                status: None,
+            },
+            expires_at_ns: None,
+        };
+        ledger.transfers.resize(transfers, placeholder);
+        ledger.transfers.clear();
+        let row = AccountRow {
+            account: Account::new(AccountId(0)),
+            closed: false,
+            debits_pending: 0,
+            debits_posted: 0,
+            credits_pending: 0,
+            credits_posted: 0,
+            timestamp_ns: 0,
+        };
+        for i in 0..accounts {
+            ledger.accounts.insert(i as u128, row.clone());
+        }
+        ledger.accounts.clear();
+        ledger.account_order.resize(accounts, 0);
+        ledger.account_order.clear();
+        ledger
+    }
+
+    /// The same ledger with a lower limit on any account's totals (pending or posted,
+    /// debits or credits), at most [`ACCOUNT_TOTAL_MAX`]: a transfer that would pass it
+    /// fails with an `Overflows…` result.
+    #[must_use]
+    pub fn with_account_total_max(mut self, total_max: u128) -> Ledger {
+        self.total_max = total_max.min(ACCOUNT_TOTAL_MAX);
+        self
+    }
+
+    /// Applies a batch at time `now_ns` (nanoseconds of the caller's clock) and returns one
+    /// result per event, in order.
+    ///
+    /// Before the events, every hold whose timeout has passed at the batch's time expires
+    /// (its amount is released). Each event gets a timestamp: the batch's time (or one past
+    /// the previous batch's last timestamp, if the clock went back) plus its position, so
+    /// timestamps are unique and increasing. A linked chain (events flagged linked, ended
+    /// by the first that is not) succeeds or fails as a whole: when one event fails, it
+    /// reports its own result and the others [`EventResult::LinkedEventFailed`].
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::BatchTooLarge`] for more than [`BATCH_EVENTS_MAX`] events; nothing
+    /// is applied then.
+    pub fn apply(&mut self, now_ns: u64, events: &[Event]) -> Result<Vec<EventResult>, LedgerError> {
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(LedgerError::BatchTooLarge {
+                events: events.len(),
+                max: BATCH_EVENTS_MAX,
+            });
+        }
+        let batch_ts = now_ns.max(self.last_timestamp_ns.saturating_add(1));
+        self.expire(batch_ts);
+        let mut results = vec![EventResult::Ok; events.len()];
+        // A chain still open at the end of the batch is refused as a whole.
+        let open_from = match events.last() {
+            Some(last) if last.is_linked() => {
+                let start = events.iter().rposition(|e| !e.is_linked()).map_or(0, |i| i + 1);
+                for r in &mut results[start..] {
+                    *r = EventResult::LinkedEventChainOpen;
+                }
+                start
+            }
+            _ => events.len(),
+        };
+        let mut undo: Vec<Undo> = Vec::new();
+        let mut chain_start: Option<usize> = None;
+        let mut i = 0;
+        while i < open_from {
+            let event = &events[i];
+            let ts = batch_ts.saturating_add(i as u64);
+            let linked = event.is_linked();
+            if linked && chain_start.is_none() {
+                chain_start = Some(i);
+                undo.clear();
+            }
+            let log = chain_start.map(|_| &mut undo);
+            let result = self.apply_one(event, ts, log);
+            results[i] = result;
+            if !result.is_ok() {
+                self.remember_failure(event, result);
+                if let Some(start) = chain_start.take() {
+                    self.rollback(&mut undo);
+                    let end = (i..open_from)
+                        .find(|&j| !events[j].is_linked())
+                        .unwrap_or(open_from - 1);
+                    for (j, r) in results.iter_mut().enumerate().take(end + 1).skip(start) {
+                        if j != i {
+                            *r = EventResult::LinkedEventFailed;
+                        }
+                    }
+                    i = end + 1;
+                    continue;
+                }
+            }
+            if !linked {
+                chain_start = None;
+            }
+            i += 1;
+        }
+        self.last_timestamp_ns = batch_ts.saturating_add(events.len().saturating_sub(1) as u64);
+        debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
+        Ok(results)
+    }
+
+    /// The account and its balances.
+    pub fn account(&self, id: AccountId) -> Option<AccountBalance> {
+        self.accounts.get(&id.0).map(balance_of)
+    }
+
+    /// The transfer with this id.
+    pub fn transfer(&self, id: TransferId) -> Option<TransferRecord> {
+        self.stored(id.0).map(|s| s.record)
+    }
+
+    /// The result a transfer id failed with, if it did (so that a retry answers
+    /// [`EventResult::AlreadyFailed`]).
+    pub fn failure(&self, id: TransferId) -> Option<EventResult> {
+        self.failed.get(&id.0).copied()
+    }
+
+    /// How many accounts the ledger holds.
+    pub fn accounts_len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// How many transfers the ledger holds.
+    pub fn transfers_len(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Every account, in creation order.
+    pub fn accounts(&self) -> impl Iterator<Item = AccountBalance> + '_ {
+        self.account_order
+            .iter()
+            .filter_map(|id| self.accounts.get(id))
+            .map(balance_of)
+    }
+
+    /// Every transfer, in creation order.
+    pub fn transfers(&self) -> impl Iterator<Item = &TransferRecord> + '_ {
+        self.transfers.iter().map(|s| &s.record)
+    }
+
+    /// The timestamp of the last event applied.
+    pub fn last_timestamp_ns(&self) -> u64 {
+        self.last_timestamp_ns
+    }
+
+    /// Checks the invariants (see the type's docs), in time linear in the ledger's size.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::InvariantViolated`] with the first invariant found broken.
+    pub fn check_invariants(&self) -> Result<(), LedgerError> {
+        let fail = |what: String| Err(LedgerError::InvariantViolated { what });
+        let (mut dp, mut dpo, mut cp, mut cpo) = (0u128, 0u128, 0u128, 0u128);
+        for row in self.accounts.values() {
+            dp += row.debits_pending;
+            dpo += row.debits_posted;
+            cp += row.credits_pending;
+            cpo += row.credits_posted;
+            let flags = row.account.flags;
+            if flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                && row.debits_pending + row.debits_posted > row.credits_posted
+            {
+                return fail(format!("account {} has debits beyond its credits", row.account.id));
+            }
+            if flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+                && row.credits_pending + row.credits_posted > row.debits_posted
+            {
+                return fail(format!("account {} has credits beyond its debits", row.account.id));
+            }
+        }
+        if dp != cp || dpo != cpo {
+            return fail(format!(
+                "debits {dp}/{dpo} differ from credits {cp}/{cpo} (pending/posted)"
+            ));
+        }
+        let mut held: HashMap<u128, (u128, u128), IdBuild> = HashMap::default();
+        let scheduled: HashSet<(u64, u128)> = self.expiries.iter().map(|Reverse(e)| *e).collect();
+        for stored in &self.transfers {
+            if stored.record.status == Some(PendingStatus::Pending) {
+                let t = &stored.record.transfer;
+                let amount = u128::from(t.amount.get().unsigned_abs());
+                held.entry(t.debit_account_id.0).or_default().0 += amount;
+                held.entry(t.credit_account_id.0).or_default().1 += amount;
+                if let Some(at) = stored.expires_at_ns
+                    && !scheduled.contains(&(at, t.id.0))
+                {
+                    return fail(format!("hold {} is missing from the expiry index", t.id));
+                }
+            }
+        }
+        for row in self.accounts.values() {
+            let (debits, credits) = held.get(&row.account.id.0).copied().unwrap_or_default();
+            if debits != row.debits_pending || credits != row.credits_pending {
+                return fail(format!(
+                    "account {}: pending totals differ from its open holds",
+                    row.account.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn stored(&self, id: u128) -> Option<&Stored> {
+        self.transfer_index.get(&id).map(|&i| &self.transfers[i])
+    }
+
+    fn stored_mut(&mut self, id: u128) -> Option<&mut Stored> {
+        self.transfer_index.get(&id).map(|&i| &mut self.transfers[i])
+    }
+
+    fn append(&mut self, stored: Stored) {
+        self.transfer_index
+            .insert(stored.record.transfer.id.0, self.transfers.len());
+        self.transfers.push(stored);
+    }
+
+    fn remember_failure(&mut self, event: &Event, result: EventResult) {
+        if let Event::CreateTransfer(t) = event
+            && result.is_transient()
+            && result != EventResult::AlreadyFailed
+        {
+            self.failed.insert(t.id.0, result);
+        }
+    }
+
+    /// Voids every hold whose timeout is at or before `ts`.
+    fn expire(&mut self, ts: u64) {
+        while let Some(&Reverse((at, id))) = self.expiries.peek() {
+            if at > ts {
+                break;
+            }
+            self.expiries.pop();
+            // Skip entries of holds that were posted, voided or rolled back since.
+            let Some(stored) = self.stored_mut(id) else {
+                continue;
+            };
+            if stored.record.status != Some(PendingStatus::Pending) || stored.expires_at_ns != Some(at) {
+                continue;
+            }
+            stored.record.status = Some(PendingStatus::Expired);
+            stored.expires_at_ns = None;
+            let t = stored.record.transfer;
+            self.release(&t, None);
+        }
+    }
+
+    /// Takes a hold's amount off the pending totals of its two accounts.
+    fn release(&mut self, t: &Transfer, mut undo: Option<&mut Vec<Undo>>) {
+        let amount = u128::from(t.amount.get().unsigned_abs());
+        for (id, debit) in [(t.debit_account_id, true), (t.credit_account_id, false)] {
+            if let Some(log) = undo.as_deref_mut()
+                && let Some(snapshot) = self.snapshot(id.0)
+            {
+                log.push(snapshot);
+            }
+            if let Some(r) = self.accounts.get_mut(&id.0) {
+                // A hold's amount is part of the pending total it was added to.
+                if debit {
+                    r.debits_pending -= amount;
+                } else {
+                    r.credits_pending -= amount;
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self, row: u128) -> Option<Undo> {
+        let r = self.accounts.get(&row)?;
+        Some(Undo::Balances {
+            row,
+            debits_pending: r.debits_pending,
+            debits_posted: r.debits_posted,
+            credits_pending: r.credits_pending,
+            credits_posted: r.credits_posted,
+        })
+    }
+
+    fn rollback(&mut self, undo: &mut Vec<Undo>) {
+        while let Some(step) = undo.pop() {
+            match step {
+                Undo::AccountCreated(id) => {
+                    self.accounts.remove(&id);
+                    self.account_order.pop();
+                }
+                Undo::AccountClosed(id) => {
+                    if let Some(r) = self.accounts.get_mut(&id) {
+                        r.closed = false;
+                    }
+                }
+                Undo::Balances {
+                    row,
+                    debits_pending,
+                    debits_posted,
+                    credits_pending,
+                    credits_posted,
+                } => {
+                    if let Some(r) = self.accounts.get_mut(&row) {
+                        r.debits_pending = debits_pending;
+                        r.debits_posted = debits_posted;
+                        r.credits_pending = credits_pending;
+                        r.credits_posted = credits_posted;
+                    }
+                }
+                Undo::TransferCreated(id) => {
+                    // Undone in reverse order: the transfer is the last one appended.
+                    self.transfer_index.remove(&id);
+                    self.transfers.pop();
+                }
+                Undo::StatusChanged { id, status } => {
+                    if let Some(s) = self.stored_mut(id) {
+                        s.record.status = status;
+                    }
+                }
+                Undo::ExpiryCleared { id, at } => {
+                    if let Some(s) = self.stored_mut(id) {
+                        s.expires_at_ns = Some(at);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_one(&mut self, event: &Event, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        match event {
+            Event::CreateAccount(account) => self.create_account(account, ts, undo),
+            Event::CreateTransfer(transfer) => self.create_transfer(transfer, ts, undo),
+            Event::CloseAccount { id, .. } => self.close_account(*id, undo),
+        }
+    }
+
+    fn create_account(&mut self, a: &Account, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        if a.id.0 == 0 {
+            return EventResult::IdMustNotBeZero;
+        }
+        if a.id.0 == u128::MAX {
+            return EventResult::IdMustNotBeIntMax;
+        }
+        if a.flags.has_reserved() {
+            return EventResult::ReservedFlag;
+        }
+        if a.flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        {
+            return EventResult::FlagsAreMutuallyExclusive;
+        }
+        if let Some(row) = self.accounts.get(&a.id.0) {
+            let existing = &row.account;
+            let strip = |f: AccountFlags| AccountFlags(f.0 & !AccountFlags::LINKED.0);
+            return if strip(existing.flags) != strip(a.flags) {
+                EventResult::ExistsWithDifferentFlags
+            } else if existing.code != a.code {
+                EventResult::ExistsWithDifferentCode
+            } else if existing.user_data != a.user_data {
+                EventResult::ExistsWithDifferentUserData
+            } else {
+                EventResult::Exists
+            };
+        }
+        self.account_order.push(a.id.0);
+        self.accounts.insert(
+            a.id.0,
+            AccountRow {
+                account: *a,
+                closed: false,
+                debits_pending: 0,
+                debits_posted: 0,
+                credits_pending: 0,
+                credits_posted: 0,
+                timestamp_ns: ts,
+            },
+        );
+        if let Some(log) = undo {
+            log.push(Undo::AccountCreated(a.id.0));
+        }
+        EventResult::Ok
+    }
+
+    fn close_account(&mut self, id: AccountId, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        if id.0 == 0 {
+            return EventResult::IdMustNotBeZero;
+        }
+        let Some(row) = self.accounts.get_mut(&id.0) else {
+            return EventResult::AccountNotFound;
+        };
+        if row.closed {
+            return EventResult::AccountAlreadyClosed;
+        }
+        row.closed = true;
+        if let Some(log) = undo {
+            log.push(Undo::AccountClosed(id.0));
+        }
+        EventResult::Ok
+    }
+
+    fn create_transfer(&mut self, t: &Transfer, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        if let Some(result) = validate(t) {
+            return result;
+        }
+        if let Some(existing) = self.stored(t.id.0) {
+            return compare(&existing.record.transfer, t);
+        }
+        if !self.failed.is_empty() && self.failed.contains_key(&t.id.0) {
+            return EventResult::AlreadyFailed;
+        }
+        if t.flags.contains(TransferFlags::POST_PENDING) || t.flags.contains(TransferFlags::VOID_PENDING) {
+            self.resolve_pending(t, ts, undo)
+        } else {
+            self.move_amount(t, ts, undo)
+        }
+    }
+
+    fn move_amount(&mut self, t: &Transfer, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        let (dr, cr) = (t.debit_account_id.0, t.credit_account_id.0);
+        let Some(d) = self.accounts.get(&dr) else {
+            return EventResult::DebitAccountNotFound;
+        };
+        let Some(c) = self.accounts.get(&cr) else {
+            return EventResult::CreditAccountNotFound;
+        };
+        if d.closed {
+            return EventResult::DebitAccountClosed;
+        }
+        if c.closed {
+            return EventResult::CreditAccountClosed;
+        }
+        // `validate` checked the amount is positive.
+        let amount = u128::from(t.amount.get().unsigned_abs());
+        let pending = t.flags.contains(TransferFlags::PENDING);
+        let total_max = self.total_max;
+        let fits = |total: u128| total.checked_add(amount).is_some_and(|v| v <= total_max);
+        if pending {
+            if !fits(d.debits_pending) {
+                return EventResult::OverflowsDebitsPending;
+            }
+            if !fits(c.credits_pending) {
+                return EventResult::OverflowsCreditsPending;
+            }
+        } else {
+            if !fits(d.debits_posted) {
+                return EventResult::OverflowsDebitsPosted;
+            }
+            if !fits(c.credits_posted) {
+                return EventResult::OverflowsCreditsPosted;
+            }
+        }
+        let expires_at_ns = if pending && t.timeout_ms > 0 {
+            match t.timeout_ms.checked_mul(NS_PER_MS).and_then(|ns| ts.checked_add(ns)) {
+                Some(at) => Some(at),
+                None => return EventResult::OverflowsTimeout,
+            }
+        } else {
+            None
+        };
+        if d.account.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            && d.debits_pending + d.debits_posted + amount > d.credits_posted
+        {
+            return EventResult::ExceedsCredits;
+        }
+        if c.account.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+            && c.credits_pending + c.credits_posted + amount > c.debits_posted
+        {
+            return EventResult::ExceedsDebits;
+        }
+        if let Some(log) = undo {
+            log.extend(self.snapshot(dr));
+            log.extend(self.snapshot(cr));
+            // A rolled-back hold leaves its expiry entry behind; `expire` skips it.
+            log.push(Undo::TransferCreated(t.id.0));
+        }
+        // Both accounts were found above and nothing has removed them since.
+        if let Some(d) = self.accounts.get_mut(&dr) {
+            if pending {
+                d.debits_pending += amount;
+            } else {
+                d.debits_posted += amount;
+            }
+        }
+        if let Some(c) = self.accounts.get_mut(&cr) {
+            if pending {
+                c.credits_pending += amount;
+            } else {
+                c.credits_posted += amount;
+            }
+        }
+        if let Some(at) = expires_at_ns {
+            self.expiries.push(Reverse((at, t.id.0)));
+        }
+        let status = pending.then_some(PendingStatus::Pending);
+        self.append(Stored {
+            record: TransferRecord {
+                transfer: *t,
+                timestamp_ns: ts,
+                status,
+            },
+            expires_at_ns,
+        });
+        EventResult::Ok
+    }
+
+    fn resolve_pending(&mut self, t: &Transfer, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
+        // `validate` checked that a post or void names a pending id.
+        let pending_id = t.pending_id.unwrap_or_default();
+        let Some(stored) = self.stored(pending_id.0) else {
+            return EventResult::PendingTransferNotFound;
+        };
+        let p = stored.record.transfer;
+        if !p.flags.contains(TransferFlags::PENDING) {
+            return EventResult::PendingTransferNotPending;
+        }
+        if t.debit_account_id.0 != 0 && t.debit_account_id != p.debit_account_id {
+            return EventResult::PendingTransferHasDifferentDebitAccountId;
+        }
+        if t.credit_account_id.0 != 0 && t.credit_account_id != p.credit_account_id {
+            return EventResult::PendingTransferHasDifferentCreditAccountId;
+        }
+        match stored.record.status {
+            Some(PendingStatus::Posted(_)) => return EventResult::PendingTransferAlreadyPosted,
+            Some(PendingStatus::Voided) => return EventResult::PendingTransferAlreadyVoided,
+            Some(PendingStatus::Expired) => return EventResult::PendingTransferExpired,
+            Some(PendingStatus::Pending) | None => {}
+        }
+        let post = t.flags.contains(TransferFlags::POST_PENDING);
+        let amount = if post {
+            if t.amount > p.amount {
+                return EventResult::ExceedsPendingTransferAmount;
+            }
+            t.amount
+        } else {
+            if !t.amount.is_zero() && t.amount != p.amount {
+                return EventResult::PendingTransferHasDifferentAmount;
+            }
+            p.amount
+        };
+        let expires_at_ns = stored.expires_at_ns;
+        let (dr, cr) = (p.debit_account_id.0, p.credit_account_id.0);
+        let mut undo = undo;
+        if let Some(log) = undo.as_deref_mut() {
+            log.push(Undo::StatusChanged {
+                id: pending_id.0,
+                status: Some(PendingStatus::Pending),
+            });
+            log.push(Undo::TransferCreated(t.id.0));
+            if let Some(at) = expires_at_ns {
+                log.push(Undo::ExpiryCleared { id: pending_id.0, at });
+            }
+        }
+        self.release(&p, undo);
+        if post {
+            let posted = u128::from(amount.get().unsigned_abs());
+            // Posting at most what was held keeps both totals within what they were with
+            // the hold, so no limit or overflow check is needed.
+            // The pending transfer's accounts existed when it was created, and accounts
+            // are never removed (outside a rolled-back chain, which also removes the hold).
+            if let Some(d) = self.accounts.get_mut(&dr) {
+                d.debits_posted += posted;
+            }
+            if let Some(c) = self.accounts.get_mut(&cr) {
+                c.credits_posted += posted;
+            }
+        }
+        if let Some(s) = self.stored_mut(pending_id.0) {
+            s.record.status = Some(if post {
+                PendingStatus::Posted(amount)
+            } else {
+                PendingStatus::Voided
+            });
+            s.expires_at_ns = None;
+        }
+        // The body is kept as the caller sent it, so that a retry compares equal.
+        self.append(Stored {
+            record: TransferRecord {
+                transfer: *t,
+                timestamp_ns: ts,
+                status: None,
+            },
+            expires_at_ns: None,
+        });
+        EventResult::Ok
+    }
+}
+
+/// The checks of a transfer on its own, before the ledger's state is read.
+fn validate(t: &Transfer) -> Option<EventResult> {
+    let f = t.flags;
+    let result = if t.id.0 == 0 {
+        EventResult::IdMustNotBeZero
+    } else if t.id.0 == u128::MAX {
+        EventResult::IdMustNotBeIntMax
+    } else if f.has_reserved() {
+        EventResult::ReservedFlag
+    } else if [
+        TransferFlags::PENDING | TransferFlags::POST_PENDING,
+        TransferFlags::PENDING | TransferFlags::VOID_PENDING,
+        TransferFlags::POST_PENDING | TransferFlags::VOID_PENDING,
+    ]
+    .iter()
+    .any(|&pair| f.contains(pair))
+    {
+        EventResult::FlagsAreMutuallyExclusive
+    } else if f.contains(TransferFlags::POST_PENDING) || f.contains(TransferFlags::VOID_PENDING) {
+        match t.pending_id {
+            None => EventResult::PendingIdMustBeSet,
+            Some(p) if p == t.id => EventResult::PendingIdMustBeDifferent,
+            Some(_) if t.timeout_ms != 0 => EventResult::TimeoutReservedForPendingTransfer,
+            Some(_) if f.contains(TransferFlags::POST_PENDING) && t.amount <= Credits::ZERO => {
+                EventResult::AmountMustBePositive
+            }
+            Some(_) if t.amount < Credits::ZERO => EventResult::AmountMustBePositive,
+            Some(_) => return None,
+        }
+    } else if t.debit_account_id.0 == 0 {
+        EventResult::DebitAccountIdMustNotBeZero
+    } else if t.credit_account_id.0 == 0 {
+        EventResult::CreditAccountIdMustNotBeZero
+    } else if t.debit_account_id == t.credit_account_id {
+        EventResult::AccountsMustBeDifferent
+    } else if t.pending_id.is_some() {
+        EventResult::PendingIdMustBeNone
+    } else if t.timeout_ms != 0 && !f.contains(TransferFlags::PENDING) {
+        EventResult::TimeoutReservedForPendingTransfer
+    } else if t.amount <= Credits::ZERO {
+        EventResult::AmountMustBePositive
+    } else {
+        return None;
+    };
+    Some(result)
+}
+
+/// The result of a retry: exists, or the first field that differs.
+fn compare(existing: &Transfer, t: &Transfer) -> EventResult {
+    let strip = |f: TransferFlags| TransferFlags(f.0 & !TransferFlags::LINKED.0);
+    if strip(existing.flags) != strip(t.flags) {
+        EventResult::ExistsWithDifferentFlags
+    } else if existing.debit_account_id != t.debit_account_id {
+        EventResult::ExistsWithDifferentDebitAccountId
+    } else if existing.credit_account_id != t.credit_account_id {
+        EventResult::ExistsWithDifferentCreditAccountId
+    } else if existing.amount != t.amount {
+        EventResult::ExistsWithDifferentAmount
+    } else if existing.pending_id != t.pending_id {
+        EventResult::ExistsWithDifferentPendingId
+    } else if existing.timeout_ms != t.timeout_ms {
+        EventResult::ExistsWithDifferentTimeout
+    } else if existing.code != t.code {
+        EventResult::ExistsWithDifferentCode
+    } else if existing.user_data != t.user_data {
+        EventResult::ExistsWithDifferentUserData
+    } else {
+        EventResult::Exists
+    }
+}
+
+fn balance_of(row: &AccountRow) -> AccountBalance {
+    AccountBalance {
+        account: row.account,
+        closed: row.closed,
+        debits_pending: row.debits_pending,
+        debits_posted: row.debits_posted,
+        credits_pending: row.credits_pending,
+        credits_posted: row.credits_posted,
+        timestamp_ns: row.timestamp_ns,
+    }
+}
