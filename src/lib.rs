@@ -1,15 +1,44 @@
 //! paygo: billing libraries for a pay-as-you-go AI model API.
 //!
-//! This umbrella crate re-exports the member crates, one module each, so a service can
-//! depend on `paygo` alone and turn off what it does not use with features.
+//! This umbrella crate re-exports the member crates, one module each behind a feature of
+//! the same name (all on by default), adds the [`gateway`] flow that composes them, a
+//! [`prelude`] of the types a gateway uses, and the [`simulation`] of a gateway day that the
+//! `gateway` example runs.
+//!
+//! The flow of one call, in twenty lines:
 //!
 //! ```
-//! use paygo::credits::{CreditRate, Credits, Money, Rounding};
+//! use paygo::prelude::*;
 //!
-//! let credits = CreditRate::default().to_credits(&Money::usd("10".parse()?), Rounding::Down)?;
-//! assert_eq!(credits, Credits::new(20_000_000));
+//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), LedgerManualClock::new(1));
+//! let prices = PriceBook::from_json(paygo::simulation::DEFAULT_PRICES)?;
+//! let policy = Plan::pay_as_you_go().policies.remove(0); // 18,000 calls in any rolling hour
+//! let gateway = Gateway::new(prices, policy, RateManualClock::new(0), ledger, 600_000);
+//! let (account, now) = (42, chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
+//! gateway.open_account(account)?;
+//! let call = Call { id: 1, account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500, service_tier: ServiceTier::Standard };
+//! // No balance: refused before the upstream is called (403).
+//! assert!(matches!(gateway.admit(&call, now), Err(Rejection::InsufficientCredits)));
+//! gateway.top_up(7, account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;
+//! // Rate limit, estimate and hold; then the upstream call; then quote and capture.
+//! let admitted = gateway.admit(&Call { id: 2, ..call }, now)?;
+//! let usage: Usage = serde_json::from_str(r#"{"prompt_tokens": 1000, "completion_tokens": 120}"#)?;
+//! let done = gateway.complete(&admitted, &usage, now)?;
+//! assert_eq!(done.charged, Credits::new(7_400)); // 1,000 × $2.50/M + 120 × $10/M = $0.0037
+//! let meta = serde_json::json!({"meta": {"usage": done.usage}});
+//! assert_eq!(meta.to_string(), r#"{"meta":{"usage":{"credits_used":7400,"usd_spent":0.0037}}}"#);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`credits`] | integer credits, exact money, conversions with named rounding, allocation, remainder carrying |
+//! | [`pricing`] | price books, exact quotes and estimates, LiteLLM catalog import |
+//! | [`ledger`] | the double-entry credit ledger and the billing operations on it |
+//! | [`ratelimit`] | keyed limits per plan, exact over any rolling window |
+//! | [`vat`] | VAT IDs, rates, tax determination, refund rules |
+//! | [`invoice`] | gapless invoices and credit notes, usage statements |
+//! | [`gateway`] | the flow of a call through all of them |
 
 #[cfg(feature = "credits")]
 pub use paygo_credits as credits;
@@ -23,6 +52,25 @@ pub use paygo_pricing as pricing;
 pub use paygo_ratelimit as ratelimit;
 #[cfg(feature = "vat")]
 pub use paygo_vat as vat;
+
+#[cfg(feature = "gateway")]
+pub mod gateway;
+#[cfg(feature = "gateway")]
+pub mod simulation;
+
+/// The types a gateway uses, to import at once: `use paygo::prelude::*;`.
+#[cfg(feature = "gateway")]
+pub mod prelude {
+    pub use crate::gateway::{Admitted, Call, Completed, Gateway, GatewayError, Rejection};
+    pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
+    pub use paygo_ledger::billing::{
+        AutoTopUp, AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, Receipt,
+        Refusal, TopUpAmount,
+    };
+    pub use paygo_ledger::{ManualClock as LedgerManualClock, SharedLedger, SystemClock as LedgerSystemClock};
+    pub use paygo_pricing::{EstimateRequest, PriceBook, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
+    pub use paygo_ratelimit::{ManualClock as RateManualClock, Plan, SystemClock as RateSystemClock};
+}
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

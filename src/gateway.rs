@@ -1,0 +1,340 @@
+//! The gateway flow, composed from the crates: what an AI API gateway does around each call.
+//!
+//! 1. **Rate limit** the account by its plan ([`paygo_ratelimit`]): a refusal is a 429
+//!    with `Retry-After` and `RateLimit` headers.
+//! 2. **Estimate** the most the call can cost from its prompt size and `max_tokens`
+//!    ([`paygo_pricing::PriceBook::estimate`]), and **hold** that many credits
+//!    ([`paygo_ledger::billing`]): without balance the call is refused (403).
+//! 3. The upstream call runs.
+//! 4. On success, **quote** the actual usage, charge it in whole credits through the
+//!    account's remainder carrier ([`paygo_credits::RemainderCarrier`]) and **capture** it
+//!    from the hold (the rest is released); the response carries the usage section. On
+//!    failure, **release** the hold: a failed call costs nothing.
+//! 5. The capture's receipt says whether an auto top-up was requested; the payment happens
+//!    outside and its outcome is reported back.
+//!
+//! Nothing here decides a price, a balance or a limit: each step calls the crate that owns
+//! it. The gateway only carries values from one to the next.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use paygo_credits::{AccountCarriers, Credits, Money};
+use paygo_ledger::billing::{
+    AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal,
+};
+use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
+use paygo_pricing::{EstimateRequest, PriceBook, PricingError, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
+use paygo_ratelimit::{Clock as RateClock, Decision, MemoryStore, Policy, RateLimiter};
+
+/// One API call as the gateway receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call<'a> {
+    /// The call's id (the hold's idempotency key).
+    pub id: u128,
+    /// The calling account.
+    pub account: u128,
+    /// The model asked for.
+    pub model: &'a str,
+    /// Prompt tokens of the request.
+    pub prompt_tokens: u64,
+    /// The request's `max_tokens`.
+    pub max_output_tokens: u64,
+    /// The service tier.
+    pub service_tier: ServiceTier,
+}
+
+/// A call the gateway let through: credits are held for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The call's id, which is its hold's id.
+    pub id: u128,
+    /// The account.
+    pub account: u128,
+    /// The model.
+    pub model: String,
+    /// The service tier.
+    pub service_tier: ServiceTier,
+    /// Credits held: the estimate, plus one for the remainder carrier.
+    pub held: Credits,
+    /// The rate-limit headers of the response.
+    pub rate_limit_headers: Vec<(&'static str, String)>,
+}
+
+/// Why a call was not let through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The plan's rate limit: answer 429 with these headers (`Retry-After` among them).
+    #[error("rate limited: retry after {retry_after_ns} ns")]
+    RateLimited {
+        /// Nanoseconds until the same call would be admitted.
+        retry_after_ns: u64,
+        /// The response headers.
+        headers: Vec<(&'static str, String)>,
+    },
+    /// Not enough credits for the estimate: answer 403.
+    #[error("insufficient credits: top up to continue")]
+    InsufficientCredits,
+    /// The model or the request cannot be priced (unknown model, unpriced unit): answer 400.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// The ledger refused the hold for another reason.
+    #[error("ledger refused the hold: {0}")]
+    Ledger(Refusal),
+    /// The ledger is unavailable (its storage failed): answer 503.
+    #[error(transparent)]
+    Unavailable(#[from] LedgerError),
+    /// The rate limiter failed (a quota beyond its range).
+    #[error("rate limiter: {0}")]
+    RateLimiter(String),
+}
+
+/// A completed, charged call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The quote of the actual usage.
+    pub quote: Quote,
+    /// Credits charged (the carrier's whole-credit charge, at most what was held).
+    pub charged: Credits,
+    /// Credits the quote called for beyond the hold, not charged: non-zero only when the
+    /// upstream reported more usage than the request allowed.
+    pub shortfall: Credits,
+    /// The response's usage section and headers.
+    pub usage: UsageSection,
+    /// What the account's auto top-up rule decided.
+    pub auto_top_up: AutoTopUp,
+}
+
+/// Errors after a call was admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The usage could not be priced; the hold was released.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// The ledger refused the operation.
+    #[error("ledger refused: {0}")]
+    Refused(Refusal),
+    /// The ledger is unavailable.
+    #[error(transparent)]
+    Unavailable(#[from] LedgerError),
+    /// Exact credit arithmetic failed (an amount beyond range).
+    #[error(transparent)]
+    Credits(#[from] paygo_credits::CreditsError),
+}
+
+/// The gateway: a price book, a rate limiter per plan, the billing ledger behind a shared
+/// handle, and one remainder carrier per account.
+pub struct Gateway<R: RateClock, L: LedgerClock> {
+    prices: PriceBook,
+    limiter: RateLimiter<u128, R, MemoryStore<u128>>,
+    ledger: SharedLedger<Billing, L>,
+    carriers: Mutex<AccountCarriers<u128>>,
+    hold_timeout_ms: u64,
+}
+
+impl<R: RateClock, L: LedgerClock> std::fmt::Debug for Gateway<R, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("models", &self.prices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
+    /// A gateway over these parts; holds expire after `hold_timeout_ms`.
+    pub fn new(
+        prices: PriceBook,
+        policy: Policy,
+        rate_clock: R,
+        ledger: SharedLedger<Billing, L>,
+        hold_timeout_ms: u64,
+    ) -> Gateway<R, L> {
+        Gateway {
+            prices,
+            limiter: RateLimiter::with_clock_and_store(policy, rate_clock, MemoryStore::new()),
+            ledger,
+            carriers: Mutex::new(AccountCarriers::new()),
+            hold_timeout_ms,
+        }
+    }
+
+    /// The price book.
+    pub fn prices(&self) -> &PriceBook {
+        &self.prices
+    }
+
+    /// The billing ledger's handle.
+    pub fn ledger(&self) -> &SharedLedger<Billing, L> {
+        &self.ledger
+    }
+
+    /// The rate limiter.
+    pub fn limiter(&self) -> &RateLimiter<u128, R, MemoryStore<u128>> {
+        &self.limiter
+    }
+
+    /// Runs one billing command through the shared handle.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Refused`] with the ledger's refusal; [`GatewayError::Unavailable`].
+    pub fn execute(&self, command: Command) -> Result<Receipt, GatewayError> {
+        let replies = self.ledger.submit(vec![command])?;
+        match replies.into_iter().next() {
+            Some(Ok(receipt)) => Ok(receipt),
+            Some(Err(refusal)) => Err(GatewayError::Refused(refusal)),
+            // One command in, one reply out.
+            None => Err(GatewayError::Unavailable(LedgerError::Unavailable {
+                reason: "no reply".into(),
+            })),
+        }
+    }
+
+    /// Opens an account with 0 credits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::execute`].
+    pub fn open_account(&self, account: u128) -> Result<Receipt, GatewayError> {
+        self.execute(Command::OpenAccount { customer: account })
+    }
+
+    /// A paid top-up: the payment method is checked, the credits are added.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::execute`] (a refused payment method among the refusals).
+    pub fn top_up(
+        &self,
+        id: u128,
+        account: u128,
+        amount: Money,
+        method: PaymentMethod,
+    ) -> Result<Receipt, GatewayError> {
+        self.execute(Command::TopUp {
+            id,
+            customer: account,
+            amount,
+            method,
+        })
+    }
+
+    /// Sets an account's auto top-up rule.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::execute`].
+    pub fn set_auto_top_up(&self, account: u128, rule: Option<AutoTopUpRule>) -> Result<Receipt, GatewayError> {
+        self.execute(Command::SetAutoTopUp {
+            customer: account,
+            rule,
+        })
+    }
+
+    /// Reports the outcome of an auto top-up payment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::execute`].
+    pub fn report_payment(&self, request: u128, outcome: PaymentOutcome) -> Result<Receipt, GatewayError> {
+        self.execute(Command::ReportPayment { request, outcome })
+    }
+
+    /// Steps 1 and 2: the rate limit, the estimate and the hold.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`]: rate limited (429), insufficient credits (403), unpriceable (400).
+    pub fn admit(&self, call: &Call<'_>, at: DateTime<Utc>) -> Result<Admitted, Rejection> {
+        let decision: Decision = self.limiter.check(&call.account).map_err(|e| Rejection::RateLimited {
+            retry_after_ns: 0,
+            headers: vec![("x-error", e.to_string())],
+        })?;
+        let headers = self.limiter.headers(&decision);
+        if !decision.allowed {
+            return Err(Rejection::RateLimited {
+                retry_after_ns: decision.retry_after_ns.unwrap_or(0),
+                headers,
+            });
+        }
+        let request = EstimateRequest {
+            service_tier: call.service_tier,
+            ..EstimateRequest::new(call.model, call.prompt_tokens, call.max_output_tokens, at)
+        };
+        let estimate = self.prices.estimate(&request)?;
+        // A charge through the remainder carrier can be one credit above its own cost.
+        let held = Credits::new(estimate.credits.get().saturating_add(1));
+        let command = Command::Hold {
+            id: call.id,
+            customer: call.account,
+            amount: held,
+            timeout_ms: self.hold_timeout_ms,
+        };
+        match self.ledger.submit(vec![command])?.into_iter().next() {
+            Some(Ok(_)) => Ok(Admitted {
+                id: call.id,
+                account: call.account,
+                model: estimate.model.to_string(),
+                service_tier: call.service_tier,
+                held,
+                rate_limit_headers: headers,
+            }),
+            Some(Err(Refusal::InsufficientCredits)) => Err(Rejection::InsufficientCredits),
+            Some(Err(other)) => Err(Rejection::Ledger(other)),
+            None => Err(Rejection::Unavailable(LedgerError::Unavailable {
+                reason: "no reply".into(),
+            })),
+        }
+    }
+
+    /// Step 4 on success: quote the usage, charge it through the account's carrier, capture.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Pricing`] when the usage cannot be priced (the hold is released
+    /// first); the ledger's refusals.
+    pub fn complete(&self, admitted: &Admitted, usage: &Usage, at: DateTime<Utc>) -> Result<Completed, GatewayError> {
+        let request = QuoteRequest::new(&admitted.model, usage, at).with_service_tier(admitted.service_tier);
+        let quote = match self.prices.quote(&request) {
+            Ok(q) => q,
+            Err(e) => {
+                self.fail(admitted)?;
+                return Err(e.into());
+            }
+        };
+        let whole = {
+            let mut carriers = self.carriers.lock().map_err(|_| LedgerError::Unavailable {
+                reason: "a thread panicked".into(),
+            })?;
+            carriers.charge(&admitted.account, quote.exact_credits)?
+        };
+        let charged = whole.min(admitted.held);
+        let shortfall = Credits::new(whole.get() - charged.get());
+        match self.execute(Command::Capture {
+            hold: admitted.id,
+            amount: charged,
+        })? {
+            Receipt::Captured { auto_top_up, .. } => Ok(Completed {
+                usage: quote.usage_section(charged),
+                quote,
+                charged,
+                shortfall,
+                auto_top_up,
+            }),
+            other => Err(GatewayError::Unavailable(LedgerError::Unavailable {
+                reason: format!("unexpected receipt {other:?}"),
+            })),
+        }
+    }
+
+    /// Step 4 on failure: release the hold; the call costs nothing.
+    ///
+    /// # Errors
+    ///
+    /// The ledger's refusals.
+    pub fn fail(&self, admitted: &Admitted) -> Result<Receipt, GatewayError> {
+        self.execute(Command::Release { hold: admitted.id })
+    }
+}
