@@ -1,12 +1,13 @@
 //! Benchmarks of the rate limiter against governor, in one run: a direct check, one hot
 //! key, 100,000 `u64` keys, 100,000 string keys, and 2 threads on 100,000 keys.
 //!
-//! Each case runs paygo on its default clock (`std::time::Instant`) against governor on
-//! its default clock (`quanta`, which reads the TSC) and on the same `Instant` clock as
-//! paygo (`governor::clock::MonotonicClock`), so that the limiters are compared apart
-//! from their clocks; and paygo on governor's quanta clock too (`paygo_quanta`, through
-//! paygo's `Clock` trait), for the same comparison on the faster clock. The keyed stores are the defaults (paygo: `MemoryStore`; governor:
-//! `DashMap` with std's `SipHash`). The quota admits almost every check (10^9 per second, burst 1,000), so each
+//! Each case runs each library on its default clock, which is the same clock source for
+//! both (`quanta`, a calibrated TSC: paygo's `SystemClock` and governor's `QuantaClock`),
+//! and each on `std::time::Instant` (`paygo_instant` through paygo's `Clock` trait,
+//! `governor_instant` with `governor::clock::MonotonicClock`). The keyed stores are
+//! paygo's `FlatStore` (the store for integer ids and strings) and governor's default
+//! (`DashMap` with std's `SipHash`); `paygo_memory` is paygo's `MemoryStore` (any hashable
+//! key). The quota admits almost every check (10^9 per second, burst 1,000), so each
 //! check does the full read-modify-write of a key's state. A last group repeats the
 //! direct and keyed cases on manual clocks, to compare the algorithms without the clocks.
 //!
@@ -19,10 +20,11 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use governor::clock::{Clock as _, FakeRelativeClock, MonotonicClock, QuantaClock, QuantaInstant, Reference as _};
+use governor::clock::{FakeRelativeClock, MonotonicClock};
 use governor::{Quota as GovernorQuota, RateLimiter as GovernorLimiter};
 use paygo::ratelimit::{
-    Clock, DirectLimiter, ManualClock, MemoryStore, Policy, PolicyName, Quota, QuotaOptions, RateLimiter, Unit,
+    Clock, DirectLimiter, FlatKey, FlatStore, ManualClock, Policy, PolicyName, Quota, QuotaOptions, RateLimiter,
+    SystemClock, Unit,
 };
 
 const KEYS: usize = 100_000;
@@ -50,33 +52,35 @@ fn policy() -> Policy {
     }
 }
 
-fn paygo_keyed<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K> {
+fn paygo_keyed<K: FlatKey + std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K, SystemClock, FlatStore<K>> {
+    RateLimiter::with_clock_and_store(policy(), SystemClock::new(), FlatStore::new())
+}
+
+fn paygo_memory<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K> {
     RateLimiter::new(policy())
 }
 
-/// governor's default clock source (quanta, reading the TSC) behind paygo's `Clock`.
-#[derive(Debug, Clone)]
-struct Quanta {
-    clock: QuantaClock,
-    start: QuantaInstant,
+/// `std::time::Instant` behind paygo's `Clock`, to compare with governor's `MonotonicClock`.
+#[derive(Debug, Clone, Copy)]
+struct StdClock {
+    start: Instant,
 }
 
-impl Quanta {
+impl StdClock {
     fn new() -> Self {
-        let clock = QuantaClock::default();
-        let start = clock.now();
-        Quanta { clock, start }
+        StdClock { start: Instant::now() }
     }
 }
 
-impl Clock for Quanta {
+impl Clock for StdClock {
     fn now_ns(&self) -> u64 {
-        self.clock.now().duration_since(self.start).as_u64()
+        self.start.elapsed().as_nanos() as u64
     }
 }
 
-fn paygo_keyed_quanta<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K, Quanta> {
-    RateLimiter::with_clock_and_store(policy(), Quanta::new(), MemoryStore::new())
+fn paygo_keyed_instant<K: FlatKey + std::hash::Hash + Eq + Clone + Send + Sync>()
+-> RateLimiter<K, StdClock, FlatStore<K>> {
+    RateLimiter::with_clock_and_store(policy(), StdClock::new(), FlatStore::new())
 }
 
 fn string_keys() -> Vec<String> {
@@ -88,8 +92,10 @@ fn direct(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let paygo = DirectLimiter::new(paygo_quota());
     group.bench_function("paygo", |b| b.iter(|| black_box(paygo.check().unwrap().allowed)));
-    let paygo = DirectLimiter::with_clock(paygo_quota(), Quanta::new());
-    group.bench_function("paygo_quanta", |b| b.iter(|| black_box(paygo.check().unwrap().allowed)));
+    let paygo = DirectLimiter::with_clock(paygo_quota(), StdClock::new());
+    group.bench_function("paygo_instant", |b| {
+        b.iter(|| black_box(paygo.check().unwrap().allowed));
+    });
     let governor = GovernorLimiter::direct(governor_quota());
     group.bench_function("governor", |b| b.iter(|| black_box(governor.check().is_ok())));
     let governor = GovernorLimiter::direct_with_clock(governor_quota(), MonotonicClock);
@@ -104,8 +110,8 @@ fn hot_key(c: &mut Criterion) {
     group.bench_function("paygo", |b| {
         b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
     });
-    let paygo = paygo_keyed_quanta::<u64>();
-    group.bench_function("paygo_quanta", |b| {
+    let paygo = paygo_keyed_instant::<u64>();
+    group.bench_function("paygo_instant", |b| {
         b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
     });
     let governor = GovernorLimiter::keyed(governor_quota());
@@ -130,9 +136,17 @@ fn u64_keys(c: &mut Criterion) {
             black_box(paygo.check(&i).unwrap().allowed)
         });
     });
-    let paygo = paygo_keyed_quanta::<u64>();
+    let paygo = paygo_keyed_instant::<u64>();
     let mut i = 0u64;
-    group.bench_function("paygo_quanta", |b| {
+    group.bench_function("paygo_instant", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(paygo.check(&i).unwrap().allowed)
+        });
+    });
+    let paygo = paygo_memory::<u64>();
+    let mut i = 0u64;
+    group.bench_function("paygo_memory", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS as u64;
             black_box(paygo.check(&i).unwrap().allowed)
@@ -169,9 +183,9 @@ fn str_keys(c: &mut Criterion) {
             black_box(paygo.check(&keys[i]).unwrap().allowed)
         });
     });
-    let paygo = paygo_keyed_quanta::<String>();
+    let paygo = paygo_keyed_instant::<String>();
     let mut i = 0;
-    group.bench_function("paygo_quanta", |b| {
+    group.bench_function("paygo_instant", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS;
             black_box(paygo.check(&keys[i]).unwrap().allowed)
@@ -221,8 +235,8 @@ fn threads(c: &mut Criterion) {
     group.bench_function("paygo", |b| {
         b.iter_custom(|iters| two_threads(iters, &|k| paygo.check(&k).unwrap().allowed));
     });
-    let paygo = paygo_keyed_quanta::<u64>();
-    group.bench_function("paygo_quanta", |b| {
+    let paygo = paygo_keyed_instant::<u64>();
+    group.bench_function("paygo_instant", |b| {
         b.iter_custom(|iters| two_threads(iters, &|k| paygo.check(&k).unwrap().allowed));
     });
     let governor = GovernorLimiter::keyed(governor_quota());
@@ -258,8 +272,8 @@ fn manual_clocks(c: &mut Criterion) {
             black_box(governor.check().is_ok())
         });
     });
-    let paygo: RateLimiter<u64, ManualClock> =
-        RateLimiter::with_clock_and_store(policy(), clock.clone(), MemoryStore::new());
+    let paygo: RateLimiter<u64, ManualClock, FlatStore<u64>> =
+        RateLimiter::with_clock_and_store(policy(), clock.clone(), FlatStore::new());
     let mut i = 0u64;
     group.bench_function("u64_keys_100k/paygo", |b| {
         b.iter(|| {

@@ -55,7 +55,7 @@ pub(crate) struct Outcome {
 }
 
 #[inline]
-fn decision(quota: &Quota, allowed: bool, debt: u64, retry_after_ns: Option<u64>) -> Decision {
+pub(crate) fn decision(quota: &Quota, allowed: bool, debt: u64, retry_after_ns: Option<u64>) -> Decision {
     let capacity = quota.capacity_ns();
     Decision {
         allowed,

@@ -44,14 +44,16 @@
 //! - [`DirectLimiter`]: one limit, no key. [`RateLimiter`]: one limit per key, with
 //!   per-key overrides and runtime changes. [`MultiLimiter`]: several limits per key.
 //! - [`Decision`] and [`MultiDecision`]; [`headers`] renders them.
-//! - [`Store`]: where keyed state lives; [`MemoryStore`] is the in-process one, a shared
-//!   store (Redis) fits the same trait.
+//! - [`Store`]: where keyed state lives. [`FlatStore`] is the in-process store for integer
+//!   ids and strings (lock-free checks); [`MemoryStore`] takes any hashable key (a
+//!   sharded map); a shared store (Redis) fits the same trait.
 //! - [`Clock`], with [`SystemClock`] and [`ManualClock`].
 //!
 //! Everything serializes with serde (always on); quotas are validated when read.
 
 mod clock;
 mod error;
+mod flat;
 mod gcra;
 mod hash;
 pub mod headers;
@@ -61,6 +63,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RateLimitError;
+pub use flat::{FlatKey, FlatStore, FlatStoreOptions};
 pub use gcra::Decision;
 pub use hash::{FoldBuildHasher, FoldHasher};
 pub use limiter::{DirectLimiter, MultiDecision, MultiLimiter, RateLimiter};

@@ -59,7 +59,7 @@ impl<C: Clock> DirectLimiter<C> {
     /// [`RateLimitError::TimeOverflow`] after 584 years of uptime.
     #[inline]
     pub fn check(&self) -> Result<Decision, RateLimitError> {
-        self.check_n_at(1, self.clock.now_ns())
+        self.check_n(1)
     }
 
     /// Checks and, if admitted, consumes `weight` units now.
@@ -68,6 +68,7 @@ impl<C: Clock> DirectLimiter<C> {
     ///
     /// [`RateLimitError::WeightExceedsBurst`] when `weight` exceeds the burst;
     /// [`RateLimitError::TimeOverflow`].
+    #[inline]
     pub fn check_n(&self, weight: u64) -> Result<Decision, RateLimitError> {
         self.check_n_at(weight, self.clock.now_ns())
     }
@@ -80,9 +81,20 @@ impl<C: Clock> DirectLimiter<C> {
     #[inline]
     pub fn check_n_at(&self, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
         let quota = self.quota.load();
-        let mut current = self.tat.load(Ordering::Acquire);
+        self.check_from(self.tat.load(Ordering::Acquire), weight, now_ns, &quota)
+    }
+
+    /// The compare-exchange loop, from a TAT already loaded.
+    #[inline]
+    fn check_from(
+        &self,
+        mut current: u64,
+        weight: u64,
+        now_ns: u64,
+        quota: &Quota,
+    ) -> Result<Decision, RateLimitError> {
         loop {
-            let outcome = gcra::check(current, now_ns, &quota, weight)?;
+            let outcome = gcra::check(current, now_ns, quota, weight)?;
             let Some(new_tat) = outcome.new_tat else {
                 return Ok(outcome.decision);
             };
@@ -206,7 +218,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// [`RateLimitError::TimeOverflow`]; a store's [`RateLimitError::StoreUnavailable`].
     #[inline]
     pub fn check(&self, key: &K) -> Result<Decision, RateLimitError> {
-        self.check_n_at(key, 1, self.clock.now_ns())
+        self.check_n(key, 1)
     }
 
     /// Checks and, if admitted, consumes `weight` units for `key` now (a token limit's
@@ -218,7 +230,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// [`RateLimitError::TimeOverflow`]; [`RateLimitError::StoreUnavailable`].
     #[inline]
     pub fn check_n(&self, key: &K, weight: u64) -> Result<Decision, RateLimitError> {
-        self.check_n_at(key, weight, self.clock.now_ns())
+        let quota = self.quota_for(key);
+        self.store
+            .check_and_update_with(key, &|| self.clock.now_ns(), &quota, weight)
     }
 
     /// Checks `weight` units at a time the caller read from this limiter's clock.
@@ -276,13 +290,18 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// The quota in force for `key`: its override, or the default.
     #[inline]
     pub fn quota_for(&self, key: &K) -> Quota {
-        if self.override_count.load(Ordering::Acquire) > 0 {
-            let overrides = self.overrides.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(quota) = overrides.get(key) {
-                return *quota;
-            }
+        if self.override_count.load(Ordering::Acquire) > 0
+            && let Some(quota) = self.override_for(key)
+        {
+            return quota;
         }
         self.quota.load()
+    }
+
+    #[cold]
+    fn override_for(&self, key: &K) -> Option<Quota> {
+        let overrides = self.overrides.read().unwrap_or_else(PoisonError::into_inner);
+        overrides.get(key).copied()
     }
 
     /// The default quota.

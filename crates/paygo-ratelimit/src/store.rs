@@ -20,7 +20,8 @@ use crate::quota::Quota;
 /// use its own time (Redis `TIME`) instead of `now_ns` so that nodes' clocks need not
 /// agree; it must then use that time for every key.
 ///
-/// [`MemoryStore`] is the in-process implementation.
+/// The in-process implementations are [`FlatStore`](crate::FlatStore) (integer ids and
+/// strings, lock-free checks) and [`MemoryStore`] (any hashable key).
 pub trait Store<K: ?Sized>: Send + Sync {
     /// Checks `weight` units for `key` at `now_ns` and, if admitted, consumes them.
     ///
@@ -30,6 +31,27 @@ pub trait Store<K: ?Sized>: Send + Sync {
     /// [`RateLimitError::TimeOverflow`]; [`RateLimitError::StoreUnavailable`] for a
     /// store that could not answer.
     fn check_and_update(&self, key: &K, now_ns: u64, quota: &Quota, weight: u64) -> Result<Decision, RateLimitError>;
+
+    /// [`Store::check_and_update`] at a time read from `clock` when the store is ready for
+    /// it (a store may read it after finding the key, so that the clock's latency overlaps
+    /// the lookup). `clock` is called exactly once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::check_and_update`].
+    #[inline]
+    fn check_and_update_with(
+        &self,
+        key: &K,
+        clock: &impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+    ) -> Result<Decision, RateLimitError>
+    where
+        Self: Sized,
+    {
+        self.check_and_update(key, clock(), quota, weight)
+    }
 
     /// What [`Store::check_and_update`] would answer, without consuming anything.
     ///
@@ -95,7 +117,8 @@ struct Shard<K> {
     sweep_len: usize,
 }
 
-/// The in-process [`Store`]: a fixed array of shards, each a `RwLock<HashMap<K, AtomicU64>>`
+/// The in-process [`Store`] for any hashable key (for integer ids and strings,
+/// [`FlatStore`](crate::FlatStore) is faster): a fixed array of shards, each a `RwLock<HashMap<K, AtomicU64>>`
 /// with a fast seeded hasher.
 ///
 /// A check of a known key takes its shard's read lock and updates the key's one atomic
