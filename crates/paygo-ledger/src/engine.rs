@@ -754,6 +754,139 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Reserves room for `transfers` more transfers (replay calls it with the journal's
+    /// size, so that the tables do not grow step by step). Unlike [`Ledger::with_capacity`]
+    /// it does not touch the memory.
+    pub fn reserve(&mut self, transfers: usize) {
+        self.transfers.reserve(transfers);
+        self.transfer_index.reserve(transfers);
+    }
+
+    /// Appends the whole state (a snapshot's body).
+    pub(crate) fn encode_state(&self, out: &mut Vec<u8>) {
+        use crate::durable::codec::{Put, put_event, put_result};
+        out.put_u64(self.last_timestamp_ns);
+        out.put_u128(self.total_max);
+        out.put_len(self.account_order.len());
+        for id in &self.account_order {
+            let Some(row) = self.accounts.get(id) else { continue };
+            put_event(out, &Event::CreateAccount(row.account));
+            out.put_bool(row.closed);
+            for v in [
+                row.debits_pending,
+                row.debits_posted,
+                row.credits_pending,
+                row.credits_posted,
+            ] {
+                out.put_u128(v);
+            }
+            out.put_u64(row.timestamp_ns);
+        }
+        out.put_len(self.transfers.len());
+        for s in &self.transfers {
+            put_event(out, &Event::CreateTransfer(s.record.transfer));
+            out.put_u64(s.record.timestamp_ns);
+            let (tag, posted) = match s.record.status {
+                None => (0, 0),
+                Some(PendingStatus::Pending) => (1, 0),
+                Some(PendingStatus::Posted(c)) => (2, c.get()),
+                Some(PendingStatus::Voided) => (3, 0),
+                Some(PendingStatus::Expired) => (4, 0),
+            };
+            out.put_u8(tag);
+            out.put_i64(posted);
+            out.put_opt_u64(s.expires_at_ns);
+        }
+        let mut failed: Vec<(u128, EventResult)> = self.failed.iter().map(|(k, v)| (*k, *v)).collect();
+        failed.sort_unstable();
+        out.put_len(failed.len());
+        for (id, result) in failed {
+            out.put_u128(id);
+            put_result(out, result);
+        }
+    }
+
+    /// Reads a state written by [`Ledger::encode_state`], with room for `transfers_more`
+    /// transfers beyond it, and checks its invariants.
+    pub(crate) fn decode_state(
+        r: &mut crate::durable::codec::Reader<'_>,
+        transfers_more: usize,
+    ) -> Result<Ledger, LedgerError> {
+        use crate::durable::codec::{EVENT_LEN, bad, get_event};
+        let last_timestamp_ns = r.u64()?;
+        let total_max = r.u128()?;
+        let accounts = r.len()?;
+        let mut ledger = Ledger {
+            accounts: HashMap::with_capacity_and_hasher(accounts, IdBuild::default()),
+            account_order: Vec::with_capacity(accounts),
+            last_timestamp_ns,
+            total_max: total_max.min(ACCOUNT_TOTAL_MAX),
+            ..Ledger::default()
+        };
+        for _ in 0..accounts {
+            let Event::CreateAccount(account) = get_event(r.take(EVENT_LEN)?)? else {
+                return Err(bad("an account was expected in the snapshot"));
+            };
+            let row = AccountRow {
+                account,
+                closed: r.bool()?,
+                debits_pending: r.u128()?,
+                debits_posted: r.u128()?,
+                credits_pending: r.u128()?,
+                credits_posted: r.u128()?,
+                timestamp_ns: r.u64()?,
+            };
+            if ledger.accounts.insert(account.id.0, row).is_some() {
+                return Err(bad(format!("account {} appears twice in the snapshot", account.id)));
+            }
+            ledger.account_order.push(account.id.0);
+        }
+        let transfers = r.len()?;
+        ledger.reserve(transfers.saturating_add(transfers_more));
+        for _ in 0..transfers {
+            let Event::CreateTransfer(transfer) = get_event(r.take(EVENT_LEN)?)? else {
+                return Err(bad("a transfer was expected in the snapshot"));
+            };
+            let timestamp_ns = r.u64()?;
+            let (tag, posted) = (r.u8()?, r.i64()?);
+            let status = match tag {
+                0 => None,
+                1 => Some(PendingStatus::Pending),
+                2 => Some(PendingStatus::Posted(Credits::new(posted))),
+                3 => Some(PendingStatus::Voided),
+                4 => Some(PendingStatus::Expired),
+                other => return Err(bad(format!("pending status {other} is unknown"))),
+            };
+            let expires_at_ns = r.opt_u64()?;
+            if ledger.transfer_index.contains_key(&transfer.id.0) {
+                return Err(bad(format!("transfer {} appears twice in the snapshot", transfer.id)));
+            }
+            if status == Some(PendingStatus::Pending)
+                && let Some(at) = expires_at_ns
+            {
+                ledger.expiries.push(Reverse((at, transfer.id.0)));
+            }
+            ledger.append(Stored {
+                record: TransferRecord {
+                    transfer,
+                    timestamp_ns,
+                    status,
+                },
+                expires_at_ns,
+            });
+        }
+        let failed = r.len()?;
+        for _ in 0..failed {
+            let id = r.u128()?;
+            let result = r.result()?;
+            ledger.failed.insert(id, result);
+        }
+        ledger.check_invariants()?;
+        Ok(ledger)
+    }
+}
+
 /// The checks of a transfer on its own, before the ledger's state is read.
 fn validate(t: &Transfer) -> Option<EventResult> {
     let f = t.flags;

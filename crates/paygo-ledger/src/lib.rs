@@ -37,11 +37,17 @@
 //!   auto top-up.
 //! - [`SharedLedger`]: a `Send + Sync` handle that many request threads share; their
 //!   operations are combined into batches.
+//! - [`durable`]: the write-ahead journal (group commit, a CRC32C per record, a `BLAKE2b`
+//!   chain), snapshots and crash recovery behind a [`durable::Storage`] trait;
+//!   [`durable::open_billing`] and [`durable::open_ledger`] open a durable handle in a
+//!   directory.
 //!
 //! `docs/ledger.md` documents the model, the result codes and their precedence, the chart
-//! of accounts, the spend order and the auto top-up rules.
+//! of accounts, the spend order, the auto top-up rules, and the durable store's format and
+//! promise.
 
 pub mod billing;
+pub mod durable;
 mod engine;
 mod hash;
 mod result;
@@ -73,6 +79,58 @@ pub enum LedgerError {
     InvariantViolated {
         /// Which one, and where.
         what: String,
+    },
+    /// A file or directory of the durable store could not be read or written.
+    #[error("cannot {op} {path}: {message}")]
+    Io {
+        /// What was being done ("write", "sync", ...).
+        op: String,
+        /// The file or directory.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A file of the durable store is damaged before its tail (or a snapshot is unusable):
+    /// nothing is skipped, the store refuses to open.
+    #[error("corrupt {file} at byte {offset}: {what}")]
+    Corrupt {
+        /// The file.
+        file: String,
+        /// Where the damaged record or header starts.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// Bytes that passed their checksum do not decode (a format from another version, or
+    /// a bug); the store wraps it in [`LedgerError::Corrupt`] with the file and offset.
+    #[error("cannot decode: {what}")]
+    Decode {
+        /// What is wrong.
+        what: String,
+    },
+    /// Another process (or handle) has the directory open for writing, or, for a writer,
+    /// a reader has it open.
+    #[error(
+        "directory {dir} is locked: another process has it open (one writer at a time, and no reader while it writes)"
+    )]
+    Locked {
+        /// The directory.
+        dir: String,
+    },
+    /// The directory is not a paygo ledger store (other files and no `MANIFEST`), or holds
+    /// a store of another kind or format.
+    #[error("directory {dir} is not a paygo ledger store: {why}")]
+    Foreign {
+        /// The directory.
+        dir: String,
+        /// What was found instead.
+        why: String,
+    },
+    /// The directory does not exist (or holds no store yet), and only reading was asked for.
+    #[error("directory {dir} does not exist or holds no ledger: expected a directory written by a durable ledger")]
+    MissingDirectory {
+        /// The directory.
+        dir: String,
     },
     /// The shared handle's state machine panicked in another thread, or its storage failed:
     /// nothing more can be applied through it.

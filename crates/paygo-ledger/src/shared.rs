@@ -1,9 +1,11 @@
 //! A handle that many threads share: their operations are combined into batches.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::durable::{self, Durable, FileStore, Head, OpenOptions, Recovery, Storage};
 use crate::{BATCH_EVENTS_MAX, Event, EventResult, Ledger, LedgerError};
 
 /// Where the time comes from: nanoseconds, never going back by the ledger's rules (the
@@ -145,11 +147,48 @@ impl<C, R> Drop for PanicGuard<'_, C, R> {
 /// assert_eq!(balance, Some(40));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Durability
+///
+/// A handle made by [`SharedLedger::open`] (or [`SharedLedger::with_storage`]) is
+/// write-ahead: the combining thread appends the inputs of its turn (the time and every
+/// submission) to the journal as one record and syncs it before it applies them and
+/// answers, so every acknowledged batch survives a crash; submissions that arrive during
+/// the sync go together in the next record (group commit). If the write or the sync fails,
+/// nothing of the turn is applied, its callers get [`LedgerError::Unavailable`], and the
+/// handle refuses further work until the store is opened again (the outcome of the failed
+/// turn is unknown to its callers then: retries with the same ids are safe).
 pub struct SharedLedger<M: StateMachine, K: Clock> {
-    machine: Mutex<M>,
+    machine: Mutex<Inner<M>>,
     queue: Mutex<Queue<M::Command, M::Reply>>,
     ready: Condvar,
     clock: K,
+    recovery: Option<Recovery>,
+}
+
+struct Inner<M: StateMachine> {
+    machine: M,
+    journal: Option<Journal<M>>,
+}
+
+/// The journal of a durable handle.
+struct Journal<M: StateMachine> {
+    storage: Box<dyn Storage>,
+    encode: fn(&[M::Command], &mut Vec<u8>),
+    encode_state: fn(&M, &mut Vec<u8>) -> Result<(), LedgerError>,
+    buf: Vec<u8>,
+    snapshot_journal_bytes: Option<u64>,
+    snapshot_failed: bool,
+}
+
+impl<M: StateMachine> Journal<M> {
+    fn snapshot(&mut self, machine: &M) -> Result<Head, LedgerError> {
+        self.buf.clear();
+        (self.encode_state)(machine, &mut self.buf)?;
+        self.storage.save_snapshot(&self.buf)?;
+        self.buf = Vec::new();
+        Ok(self.storage.head())
+    }
 }
 
 impl<M: StateMachine, K: Clock> std::fmt::Debug for SharedLedger<M, K> {
@@ -162,7 +201,7 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
     /// Shares `machine`, timing batches with `clock`.
     pub fn new(machine: M, clock: K) -> SharedLedger<M, K> {
         SharedLedger {
-            machine: Mutex::new(machine),
+            machine: Mutex::new(Inner { machine, journal: None }),
             queue: Mutex::new(Queue {
                 next_ticket: 0,
                 waiting: Vec::new(),
@@ -172,6 +211,7 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
             }),
             ready: Condvar::new(),
             clock,
+            recovery: None,
         }
     }
 
@@ -234,7 +274,7 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
         let machine = self.machine.lock().map_err(|_| LedgerError::Unavailable {
             reason: "a thread panicked".into(),
         })?;
-        Ok(f(&machine))
+        Ok(f(&machine.machine))
     }
 
     /// Takes the machine back.
@@ -243,9 +283,12 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
     ///
     /// [`LedgerError::Unavailable`] if the machine panicked in another thread.
     pub fn into_inner(self) -> Result<M, LedgerError> {
-        self.machine.into_inner().map_err(|_| LedgerError::Unavailable {
-            reason: "a thread panicked".into(),
-        })
+        self.machine
+            .into_inner()
+            .map(|inner| inner.machine)
+            .map_err(|_| LedgerError::Unavailable {
+                reason: "a thread panicked".into(),
+            })
     }
 
     #[allow(clippy::type_complexity)]
@@ -253,15 +296,52 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
         &self,
         group: Vec<(u64, Vec<M::Command>)>,
     ) -> Result<Vec<(u64, Result<Vec<M::Reply>, LedgerError>)>, String> {
-        let mut machine = self
+        let mut inner = self
             .machine
             .lock()
             .map_err(|_| "a thread panicked while applying a batch".to_owned())?;
         let now = self.clock.now_ns();
-        Ok(group
+        let Inner { machine, journal } = &mut *inner;
+        // Write-ahead: the turn's inputs are durable before any of them is applied.
+        if let Some(j) = journal.as_mut() {
+            durable::encode_turn(&mut j.buf, now, &group, j.encode);
+            j.storage.append(&j.buf).map_err(|e| {
+                format!("the journal failed, nothing of the batch was applied ({e}): reopen the ledger")
+            })?;
+        }
+        let replies = group
             .into_iter()
             .map(|(ticket, commands)| (ticket, machine.apply_batch(now, &commands)))
-            .collect())
+            .collect();
+        if let Some(j) = journal.as_mut()
+            && let Some(limit) = j.snapshot_journal_bytes
+            && !j.snapshot_failed
+            && j.storage.bytes_since_snapshot() >= limit
+        {
+            // The turn is durable and applied whatever happens here; a failed snapshot
+            // leaves the older one in place, and `snapshot()` reports the error.
+            j.snapshot_failed = j.snapshot(machine).is_err();
+        }
+        Ok(replies)
+    }
+
+    /// The head of the journal (records written and the hash at the head of the chain),
+    /// or `None` for a handle without storage.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Unavailable`] if the machine panicked in another thread.
+    pub fn head(&self) -> Result<Option<Head>, LedgerError> {
+        let inner = self.machine.lock().map_err(|_| LedgerError::Unavailable {
+            reason: "a thread panicked".into(),
+        })?;
+        Ok(inner.journal.as_ref().map(|j| j.storage.head()))
+    }
+
+    /// What recovery found when the handle was opened (`None` for a handle without
+    /// storage).
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     #[allow(clippy::type_complexity)]
@@ -269,5 +349,89 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
         self.queue.lock().map_err(|_| LedgerError::Unavailable {
             reason: "a thread panicked".into(),
         })
+    }
+}
+
+impl<M: Durable, K: Clock> SharedLedger<M, K> {
+    /// Opens the durable store in `dir` (creating the directory and the store if they do
+    /// not exist), recovers the machine — the newest valid snapshot, then the journal after
+    /// it — and shares it. `init` makes the machine of a new store only; afterwards the
+    /// machine, its settings included, comes from the store. The directory stays locked
+    /// for writing until the handle is dropped.
+    ///
+    /// See [`crate::durable`] for an example.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Locked`] when another process or handle has the directory open;
+    /// [`LedgerError::Foreign`] for a directory that is not a store of this kind (nothing
+    /// is written to it); [`LedgerError::Corrupt`] for damage before the journal's tail,
+    /// naming the file and offset; [`LedgerError::Io`].
+    pub fn open(
+        dir: impl AsRef<Path>,
+        init: impl FnOnce() -> M,
+        clock: K,
+        options: &OpenOptions,
+    ) -> Result<SharedLedger<M, K>, LedgerError> {
+        let store = FileStore::open(dir.as_ref(), M::KIND, true)?;
+        SharedLedger::with_storage(Box::new(store), init, clock, options)
+    }
+
+    /// As [`SharedLedger::open`], with any [`Storage`] (a database, or a [`FileStore`]
+    /// opened by hand).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedLedger::open`], from the storage.
+    pub fn with_storage(
+        mut storage: Box<dyn Storage>,
+        init: impl FnOnce() -> M,
+        clock: K,
+        options: &OpenOptions,
+    ) -> Result<SharedLedger<M, K>, LedgerError> {
+        let (machine, recovery) = durable::recover::<M>(storage.as_mut())?;
+        let mut journal = Journal {
+            storage,
+            encode: M::encode_commands,
+            encode_state: M::encode_state,
+            buf: Vec::new(),
+            snapshot_journal_bytes: options.snapshot_journal_bytes,
+            snapshot_failed: false,
+        };
+        let machine = if let Some(machine) = machine {
+            machine
+        } else {
+            // A new store: its first snapshot records the machine as made, settings
+            // included, so that replay always starts from the same state.
+            let machine = init();
+            journal.snapshot(&machine)?;
+            machine
+        };
+        let mut shared = SharedLedger::new(machine, clock);
+        if let Ok(inner) = shared.machine.get_mut() {
+            inner.journal = Some(journal);
+        }
+        shared.recovery = Some(recovery);
+        Ok(shared)
+    }
+
+    /// Writes a snapshot of the state now (the combining thread waits meanwhile), so that
+    /// a restart replays only the journal after it; older segments are then removed.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Unavailable`] for a handle without storage or after a failure;
+    /// [`LedgerError::Io`] (the older snapshot stays in use).
+    pub fn snapshot(&self) -> Result<Head, LedgerError> {
+        let mut inner = self.machine.lock().map_err(|_| LedgerError::Unavailable {
+            reason: "a thread panicked".into(),
+        })?;
+        let Inner { machine, journal } = &mut *inner;
+        let journal = journal.as_mut().ok_or_else(|| LedgerError::Unavailable {
+            reason: "the handle has no storage".into(),
+        })?;
+        let head = journal.snapshot(machine)?;
+        journal.snapshot_failed = false;
+        Ok(head)
     }
 }

@@ -1,0 +1,241 @@
+//! Benchmarks of the ledger's durability: transfers through a durable handle with one
+//! record and one `fdatasync` per batch of 8,190 (write-ahead: synced before applied), the
+//! replay of a journal on open, and the cost of the record checksum (CRC32C) and of the
+//! chain hash (BLAKE2b-256) per MiB.
+//!
+//! Run with `cargo bench --bench ledger_durable`. The store is written under the system's
+//! temp dir (set `TMPDIR` to bench another disk).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+#![allow(clippy::cast_possible_wrap)] // generated amounts are below 1000
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use paygo::credits::Credits;
+use paygo::ledger::durable::{self, OpenOptions};
+use paygo::ledger::{
+    Account, AccountId, BATCH_EVENTS_MAX, Event, Ledger, ManualClock, SharedLedger, Transfer, TransferId,
+};
+
+const BATCH: usize = BATCH_EVENTS_MAX;
+const ACCOUNTS: u128 = 100_000;
+/// Batches written to one store before a fresh one is made (outside the timing).
+const BATCHES_PER_STORE: u64 = 64;
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn bench_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("paygo-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options() -> OpenOptions {
+    OpenOptions {
+        snapshot_journal_bytes: None,
+    }
+}
+
+/// A new durable store in `dir` with `ACCOUNTS` funded customer balances.
+fn funded_store(dir: &Path, transfers: usize) -> SharedLedger<Ledger, ManualClock> {
+    let _ = std::fs::remove_dir_all(dir);
+    let capacity = ACCOUNTS as usize + 1;
+    let shared = SharedLedger::open(
+        dir,
+        || Ledger::with_capacity(capacity, transfers + capacity),
+        ManualClock::new(1),
+        &options(),
+    )
+    .unwrap();
+    let bank = AccountId(u128::MAX - 1);
+    shared.submit(vec![Event::CreateAccount(Account::new(bank))]).unwrap();
+    let mut events = Vec::with_capacity(BATCH);
+    for a in 1..=ACCOUNTS {
+        events.push(Event::CreateAccount(Account::balance(AccountId(a))));
+        events.push(Event::CreateTransfer(Transfer::new(
+            TransferId(u128::MAX - 1 - a),
+            bank,
+            AccountId(a),
+            Credits::new(1 << 40),
+        )));
+        if events.len() >= BATCH - 1 {
+            shared.submit(std::mem::take(&mut events)).unwrap();
+        }
+    }
+    shared.submit(events).unwrap();
+    shared
+}
+
+fn transfer_batches(batches: u64, seed: u64) -> Vec<Vec<Event>> {
+    let mut rng = XorShift(seed);
+    let mut id = 0u128;
+    (0..batches)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| {
+                    let x = rng.next();
+                    let debit = 1 + u128::from(x % ACCOUNTS as u64);
+                    let mut credit = 1 + u128::from((x >> 24) % ACCOUNTS as u64);
+                    if credit == debit {
+                        credit = debit % ACCOUNTS + 1;
+                    }
+                    id += 1;
+                    Event::CreateTransfer(Transfer::new(
+                        TransferId(id),
+                        AccountId(debit),
+                        AccountId(credit),
+                        Credits::new(1 + ((x >> 48) % 1000) as i64),
+                    ))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn journal_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn durable_transfers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("durable");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    let batches = transfer_batches(BATCHES_PER_STORE, 42);
+    let dir = bench_dir("durable");
+    group.bench_function("batch_8190_one_sync", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let shared = funded_store(&dir, BATCH * BATCHES_PER_STORE as usize);
+                let n = (iters - done).min(BATCHES_PER_STORE);
+                let start = Instant::now();
+                for batch in batches.iter().take(n as usize) {
+                    black_box(shared.submit(batch.clone()).unwrap());
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
+        });
+    });
+    group.finish();
+    // Size on disk: a store with only the transfer batches after the funding.
+    let before = {
+        let shared = funded_store(&dir, BATCH * 8);
+        drop(shared);
+        journal_bytes(&dir)
+    };
+    {
+        let shared = durable::open_ledger(&dir, ManualClock::new(1), &options()).unwrap();
+        for batch in batches.iter().take(8) {
+            shared.submit(batch.clone()).unwrap();
+        }
+    }
+    let per_transfer = (journal_bytes(&dir) - before) as f64 / (8 * BATCH) as f64;
+    eprintln!("journal size on disk: {per_transfer:.1} bytes per transfer");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Group commit: 4 threads submit 128 transfers at a time; the submissions that wait during
+/// a sync share the next record.
+fn durable_group_commit(c: &mut Criterion) {
+    const THREADS: usize = 4;
+    const SUBMISSION: usize = 128;
+    let mut group = c.benchmark_group("durable");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(10);
+    let events: Vec<Event> = transfer_batches(BATCHES_PER_STORE, 43).into_iter().flatten().collect();
+    let dir = bench_dir("group");
+    let mut records_per_batch = 0.0;
+    group.bench_function("4_threads_submitting_128", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let shared = funded_store(&dir, BATCH * BATCHES_PER_STORE as usize);
+                let before = shared.head().unwrap().unwrap().records;
+                let n = (iters - done).min(BATCHES_PER_STORE);
+                let chunk = &events[..n as usize * BATCH];
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for t in 0..THREADS {
+                        let shared = &shared;
+                        scope.spawn(move || {
+                            for part in chunk.chunks(SUBMISSION).skip(t).step_by(THREADS) {
+                                black_box(shared.submit(part.to_vec()).unwrap());
+                            }
+                        });
+                    }
+                });
+                total += start.elapsed();
+                let records = shared.head().unwrap().unwrap().records - before;
+                records_per_batch = records as f64 / n as f64;
+                done += n;
+            }
+            total
+        });
+    });
+    group.finish();
+    eprintln!(
+        "group commit: {records_per_batch:.1} records (syncs) per 8,190 transfers submitted 128 at a time ({:.0} submissions)",
+        (BATCH / SUBMISSION) as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn replay(c: &mut Criterion) {
+    const BATCHES: u64 = 64;
+    let mut group = c.benchmark_group("replay");
+    // Throughput counts every event of the journal: the accounts and their funding
+    // transfers, then the transfer batches.
+    group.throughput(Throughput::Elements(BATCHES * BATCH as u64 + 2 * ACCOUNTS as u64 + 1));
+    group.sample_size(10);
+    let dir = bench_dir("replay");
+    {
+        let shared = funded_store(&dir, BATCH * BATCHES as usize);
+        for batch in transfer_batches(BATCHES, 7) {
+            shared.submit(batch).unwrap();
+        }
+    }
+    group.bench_function("journal_64_batches_of_8190", |b| {
+        b.iter(|| {
+            let (ledger, recovery) = durable::load::<Ledger>(&dir).unwrap();
+            assert_eq!(ledger.transfers_len(), BATCHES as usize * BATCH + ACCOUNTS as usize);
+            black_box(recovery)
+        });
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn checksums(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record_checks");
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| i.wrapping_mul(2_654_435_761) as u8).collect();
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.bench_function("crc32c_1mib", |b| b.iter(|| durable::crc32c(black_box(&data))));
+    group.bench_function("blake2b_256_1mib", |b| {
+        b.iter(|| durable::blake2b_256(black_box(&data)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checksums, durable_transfers, durable_group_commit, replay);
+criterion_main!(benches);

@@ -1,0 +1,434 @@
+//! Durability: a write-ahead journal with group commit, snapshots, and recovery.
+//!
+//! A durable [`SharedLedger`] writes the inputs of each combining turn (the time and the
+//! submissions) to its [`Storage`] and syncs them **before** it applies them and answers:
+//! every acknowledged batch is durable, and replaying the journal through the deterministic
+//! state machine rebuilds the same state, the same idempotency answers and the same open
+//! holds. Submissions that arrive during a sync wait and go together in the next record
+//! (group commit).
+//!
+//! [`FileStore`] is the embedded store: a directory of journal segments (records framed
+//! with their length, a CRC32C and the BLAKE2b-256 hash of the previous record) and
+//! snapshots. `docs/ledger.md` describes the format and what happens on each kind of
+//! damage. Another backend (a database) implements [`Storage`]; the engine and its
+//! callers do not change.
+//!
+//! # Example
+//!
+//! ```
+//! use paygo_credits::{Credits, Money};
+//! use paygo_ledger::billing::{BillingConfig, CardKind, Command, PaymentMethod, Receipt};
+//! use paygo_ledger::durable::{self, OpenOptions};
+//! use paygo_ledger::SystemClock;
+//!
+//! let dir = std::env::temp_dir().join(format!("paygo-durable-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let top_up = Command::TopUp {
+//!     id: 7,
+//!     customer: 42,
+//!     amount: Money::usd("10.00".parse()?),
+//!     method: PaymentMethod::Card(CardKind::Credit),
+//! };
+//! {
+//!     let billing = durable::open_billing(&dir, BillingConfig::default(), SystemClock, &OpenOptions::default())?;
+//!     // Answered only once the batch is on disk.
+//!     billing.submit(vec![Command::OpenAccount { customer: 42 }, top_up])?;
+//! } // dropped: the directory is unlocked
+//! // Reopened: the journal is replayed, and a retry answers as the first time.
+//! let billing = durable::open_billing(&dir, BillingConfig::default(), SystemClock, &OpenOptions::default())?;
+//! assert_eq!(billing.read(|b| b.balance(42))?, Ok(Credits::new(20_000_000)));
+//! let retry = billing.submit(vec![top_up])?;
+//! assert_eq!(retry, [Ok(Receipt::ToppedUp { credits: Credits::new(20_000_000) })]);
+//! # drop(billing);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub(crate) mod checksum;
+pub(crate) mod codec;
+mod file;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use checksum::{blake2b_256, crc32c};
+pub use file::FileStore;
+
+use crate::billing::{Billing, BillingConfig, Command};
+use crate::shared::StateMachine;
+use crate::{Clock, Event, Ledger, LedgerError, SharedLedger};
+use codec::{EVENT_LEN, Put, Reader, bad};
+
+/// A state machine whose commands and state have an exact encoding, so that it can be
+/// journaled, snapshotted and replayed.
+pub trait Durable: StateMachine + Sized {
+    /// Names the machine in the store's manifest, so that a directory of one kind is never
+    /// opened as another.
+    const KIND: &'static str;
+
+    /// Appends the encoding of `commands`.
+    fn encode_commands(commands: &[Self::Command], out: &mut Vec<u8>);
+
+    /// Reads `count` commands that [`Durable::encode_commands`] wrote, into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] for bytes that are not such commands.
+    fn decode_commands(bytes: &[u8], count: usize, out: &mut Vec<Self::Command>) -> Result<(), LedgerError>;
+
+    /// Appends the whole state.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] if a part of the state has no encoding (a bug).
+    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), LedgerError>;
+
+    /// Reads a state that [`Durable::encode_state`] wrote, with room for about
+    /// `journal_bytes` of journal to be replayed on it.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] for bytes that are not such a state, or a state whose
+    /// invariants do not hold.
+    fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Self, LedgerError>;
+
+    /// Called once the journal has been replayed.
+    fn recovered(&mut self) {}
+}
+
+impl Durable for Ledger {
+    const KIND: &'static str = "ledger";
+
+    fn encode_commands(commands: &[Event], out: &mut Vec<u8>) {
+        out.reserve(commands.len() * EVENT_LEN);
+        for e in commands {
+            codec::put_event(out, e);
+        }
+    }
+
+    fn decode_commands(bytes: &[u8], count: usize, out: &mut Vec<Event>) -> Result<(), LedgerError> {
+        if Some(bytes.len()) != count.checked_mul(EVENT_LEN) {
+            return Err(bad(format!(
+                "{count} events take {} bytes, {} given",
+                count.saturating_mul(EVENT_LEN),
+                bytes.len()
+            )));
+        }
+        out.reserve(count);
+        for chunk in bytes.chunks_exact(EVENT_LEN) {
+            out.push(codec::get_event(chunk)?);
+        }
+        Ok(())
+    }
+
+    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), LedgerError> {
+        self.encode_state(out);
+        Ok(())
+    }
+
+    fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Ledger, LedgerError> {
+        let mut r = Reader::new(bytes);
+        let more = usize::try_from(journal_bytes / EVENT_LEN as u64).unwrap_or(usize::MAX);
+        let ledger = Ledger::decode_state(&mut r, more)?;
+        if !r.is_empty() {
+            return Err(bad("bytes are left after the ledger's state"));
+        }
+        Ok(ledger)
+    }
+}
+
+impl Durable for Billing {
+    const KIND: &'static str = "billing";
+
+    fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
+        for c in commands {
+            crate::billing::codec::put_command(out, c);
+        }
+    }
+
+    fn decode_commands(bytes: &[u8], count: usize, out: &mut Vec<Command>) -> Result<(), LedgerError> {
+        let mut r = Reader::new(bytes);
+        for _ in 0..count {
+            out.push(crate::billing::codec::command(&mut r)?);
+        }
+        if !r.is_empty() {
+            return Err(bad("bytes are left after the commands"));
+        }
+        Ok(())
+    }
+
+    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), LedgerError> {
+        crate::billing::codec::put_state(out, self)
+    }
+
+    fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Billing, LedgerError> {
+        let mut r = Reader::new(bytes);
+        // A billing command makes one to three transfers and takes about 50 bytes.
+        let more = usize::try_from(journal_bytes / 25).unwrap_or(usize::MAX);
+        let billing = crate::billing::codec::state(&mut r, more)?;
+        if !r.is_empty() {
+            return Err(bad("bytes are left after the billing state"));
+        }
+        Ok(billing)
+    }
+
+    fn recovered(&mut self) {
+        self.keep_outstanding_requests();
+    }
+}
+
+/// The head of a journal: how many records it holds and the hash of the last one (the
+/// head of the chain; all zeros before the first record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Head {
+    /// Records written since the store was created.
+    pub records: u64,
+    /// BLAKE2b-256 of the last record.
+    pub hash: [u8; 32],
+}
+
+impl Head {
+    /// The hash in hexadecimal.
+    pub fn hash_hex(&self) -> String {
+        use std::fmt::Write;
+        self.hash.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+/// What a storage hands to [`Storage::load`]'s visitor, in order: at most one snapshot,
+/// then the records after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded<'a> {
+    /// The state after the first `records` records.
+    Snapshot {
+        /// Records the snapshot covers.
+        records: u64,
+        /// The encoded state.
+        state: &'a [u8],
+        /// About how many bytes of journal follow (to size the tables).
+        journal_bytes: u64,
+    },
+    /// One record: the inputs of one turn.
+    Record {
+        /// Its position (0 for the first record ever written).
+        seq: u64,
+        /// The bytes that were appended.
+        payload: &'a [u8],
+    },
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Whether the store was empty (a new ledger).
+    pub fresh: bool,
+    /// Records covered by the snapshot that was loaded.
+    pub snapshot_records: u64,
+    /// Records replayed after it.
+    pub records_replayed: u64,
+    /// Commands replayed after it.
+    pub commands_replayed: u64,
+    /// Bytes of a torn last record that were cut (or, read-only, ignored).
+    pub torn_bytes: u64,
+    /// Newer snapshots that were damaged and passed over (an older one and the journal
+    /// after it rebuilt the same state), with the reason.
+    pub skipped_snapshots: Vec<String>,
+    /// The head after recovery.
+    pub head: Head,
+}
+
+/// Where a durable handle keeps its journal and snapshots: the embedded [`FileStore`], or
+/// another backend. Implementations must make an appended record durable before
+/// [`Storage::append`] returns, and keep records in order.
+pub trait Storage: Send + std::fmt::Debug {
+    /// Visits the newest usable snapshot and every record after it, in order, checking
+    /// each, and prepares the store for appending.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Corrupt`] for damage before the tail (naming where), or an error of
+    /// the visitor (wrapped with where the record is); [`LedgerError::Io`].
+    fn load(&mut self, visit: &mut dyn FnMut(Loaded<'_>) -> Result<(), LedgerError>) -> Result<Recovery, LedgerError>;
+
+    /// Appends one record and makes it durable before returning. After an error the store
+    /// refuses further appends until it is loaded again.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`] (nothing is acknowledged then), [`LedgerError::Unavailable`]
+    /// after an earlier failure.
+    fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError>;
+
+    /// Saves a snapshot of the state after every record appended so far, durably; the
+    /// journal before an older snapshot may then be removed.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`]; the previous snapshots stay usable.
+    fn save_snapshot(&mut self, state: &[u8]) -> Result<(), LedgerError>;
+
+    /// The head of the journal.
+    fn head(&self) -> Head;
+
+    /// Bytes appended since the last snapshot.
+    fn bytes_since_snapshot(&self) -> u64;
+}
+
+/// Settings of a durable handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpenOptions {
+    /// Take a snapshot (in the combining thread, after its turn) once this many journal
+    /// bytes were written since the last one, so that restart time stays bounded; `None`:
+    /// only when [`SharedLedger::snapshot`] is called. Default 1 GiB (about ten million
+    /// ledger transfers). Submissions wait while a snapshot is written (about 130 bytes of
+    /// state per transfer).
+    pub snapshot_journal_bytes: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            snapshot_journal_bytes: Some(1 << 30),
+        }
+    }
+}
+
+/// Opens (or creates) a durable [`Ledger`] in `dir`: the entry point for the engine alone.
+/// See [`SharedLedger::open`].
+///
+/// # Errors
+///
+/// As [`SharedLedger::open`].
+pub fn open_ledger<K: Clock>(
+    dir: impl AsRef<Path>,
+    clock: K,
+    options: &OpenOptions,
+) -> Result<SharedLedger<Ledger, K>, LedgerError> {
+    SharedLedger::open(dir, Ledger::new, clock, options)
+}
+
+/// Opens (or creates) a durable [`Billing`] in `dir`. `config` is used only when the
+/// directory is new: afterwards the settings are part of the stored state, so that replay
+/// runs with the settings the commands ran with. See [`SharedLedger::open`].
+///
+/// # Errors
+///
+/// As [`SharedLedger::open`].
+pub fn open_billing<K: Clock>(
+    dir: impl AsRef<Path>,
+    config: BillingConfig,
+    clock: K,
+    options: &OpenOptions,
+) -> Result<SharedLedger<Billing, K>, LedgerError> {
+    SharedLedger::open(dir, move || Billing::new(config), clock, options)
+}
+
+/// Loads the state stored in `dir` without writing anything (no lock is taken for writing,
+/// a torn tail is ignored, not cut): for `verify`, `balance` and `history`.
+///
+/// # Errors
+///
+/// [`LedgerError::MissingDirectory`] for a directory that does not exist or holds no
+/// store; [`LedgerError::Foreign`]; [`LedgerError::Locked`] while a writer has it open;
+/// [`LedgerError::Corrupt`]; [`LedgerError::Io`].
+pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
+    let mut store = FileStore::open(dir.as_ref(), M::KIND, false)?;
+    let (machine, recovery) = recover::<M>(&mut store)?;
+    let dir = dir.as_ref().display().to_string();
+    machine
+        .ok_or(LedgerError::MissingDirectory { dir })
+        .map(|m| (m, recovery))
+}
+
+/// As [`load`], but from the oldest snapshot kept, so that every record in the directory
+/// is read and its checksum and chain checked (what `verify` runs). The state is the same
+/// as [`load`]'s.
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn verify<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
+    let mut store = FileStore::open(dir.as_ref(), M::KIND, false)?.audit();
+    let (machine, recovery) = recover::<M>(&mut store)?;
+    let dir = dir.as_ref().display().to_string();
+    machine
+        .ok_or(LedgerError::MissingDirectory { dir })
+        .map(|m| (m, recovery))
+}
+
+/// Replays `storage` into a machine; `None` when the store is fresh.
+pub(crate) fn recover<M: Durable>(storage: &mut dyn Storage) -> Result<(Option<M>, Recovery), LedgerError> {
+    let mut machine: Option<M> = None;
+    let mut commands: Vec<M::Command> = Vec::new();
+    let mut replayed = 0u64;
+    let mut recovery = storage.load(&mut |item| match item {
+        Loaded::Snapshot {
+            state, journal_bytes, ..
+        } => {
+            machine = Some(M::decode_state(state, journal_bytes)?);
+            Ok(())
+        }
+        Loaded::Record { payload, .. } => {
+            let m = machine
+                .as_mut()
+                .ok_or_else(|| bad("a record comes before any snapshot"))?;
+            replayed += replay_turn(m, payload, &mut commands)?;
+            Ok(())
+        }
+    })?;
+    recovery.commands_replayed = replayed;
+    if let Some(m) = machine.as_mut() {
+        m.recovered();
+    }
+    Ok((machine, recovery))
+}
+
+/// Appends a turn: its time, then each submission's command count, byte length and bytes.
+pub(crate) fn encode_turn<C>(
+    out: &mut Vec<u8>,
+    now_ns: u64,
+    submissions: &[(u64, Vec<C>)],
+    encode: fn(&[C], &mut Vec<u8>),
+) {
+    out.clear();
+    out.put_u64(now_ns);
+    out.put_u32(submissions.len() as u32);
+    for (_, commands) in submissions {
+        out.put_u32(commands.len() as u32);
+        let at = out.len();
+        out.put_u32(0);
+        encode(commands, out);
+        let bytes = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&bytes.to_le_bytes());
+    }
+}
+
+/// Applies the submissions of a turn as the handle did; returns how many commands.
+fn replay_turn<M: Durable>(
+    machine: &mut M,
+    payload: &[u8],
+    commands: &mut Vec<M::Command>,
+) -> Result<u64, LedgerError> {
+    let mut r = Reader::new(payload);
+    let now_ns = r.u64()?;
+    let submissions = r.u32()?;
+    let mut total = 0u64;
+    for _ in 0..submissions {
+        let count = r.u32()? as usize;
+        let bytes = r.u32()? as usize;
+        commands.clear();
+        M::decode_commands(r.take(bytes)?, count, commands)?;
+        // A batch the handle refused as a whole was never queued; any other error is
+        // deterministic and was the reply then too.
+        let _ = machine.apply_batch(now_ns, commands);
+        total += count as u64;
+    }
+    if !r.is_empty() {
+        return Err(bad("bytes are left after the turn's submissions"));
+    }
+    Ok(total)
+}

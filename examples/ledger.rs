@@ -1,0 +1,294 @@
+//! A command-line front to the durable ledger, thin over `paygo_ledger::durable`.
+//!
+//! ```text
+//! cargo run --release --example ledger -- load --dir D --accounts N --transfers M [--batch B]
+//! cargo run --release --example ledger -- verify --dir D
+//! cargo run --release --example ledger -- balance --dir D --account ID
+//! cargo run --release --example ledger -- history --dir D --account ID
+//! ```
+//!
+//! `load` creates the store if needed, opens and funds `N` customer accounts (account ids
+//! `1..=N`, funded from the bank account `u128::MAX - 1`), then runs `M` transfers between
+//! random accounts in batches of `B` (default 8,190), and prints `acked <id>` after each
+//! durable batch: the id of the last transfer the ledger acknowledged, so that a test
+//! killing the process knows what must have survived. Run again on the same directory, it
+//! goes on after the transfers already there. `verify`, `balance` and `history` only read:
+//! a missing, foreign or locked directory is an error, and nothing is written.
+//!
+//! Exit status: 0 on success, 1 on an error of the store, 2 on wrong arguments.
+
+#![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)] // generated amounts are below 1000
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use paygo::credits::Credits;
+use paygo::ledger::durable::{self, OpenOptions};
+use paygo::ledger::{
+    Account, AccountId, BATCH_EVENTS_MAX, Event, EventResult, Ledger, SystemClock, Transfer, TransferId,
+};
+
+/// Prints a line; a closed stdout (`| head`) is not an error of the ledger.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+const BANK: AccountId = AccountId(u128::MAX - 1);
+/// The transfer code of `load`'s transfers (funding has code 2).
+const LOAD_CODE: u16 = 1;
+const FUNDING_CODE: u16 = 2;
+const USAGE: &str = "usage:
+  ledger load --dir D --accounts N --transfers M [--batch B]
+  ledger verify --dir D
+  ledger balance --dir D --account ID
+  ledger history --dir D --account ID";
+
+enum Failure {
+    Usage(String),
+    Store(String),
+}
+
+impl From<paygo::ledger::LedgerError> for Failure {
+    fn from(e: paygo::ledger::LedgerError) -> Failure {
+        Failure::Store(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(why)) => {
+            eprintln!("error: {why}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Store(why)) => {
+            eprintln!("error: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The `--name value` options after the command; every option must be known and given once.
+fn options<'a>(args: &'a [String], known: &[&str]) -> Result<HashMap<&'a str, &'a str>, Failure> {
+    let mut out = HashMap::new();
+    let mut it = args.iter();
+    while let Some(name) = it.next() {
+        let key = name
+            .strip_prefix("--")
+            .filter(|k| known.contains(k))
+            .ok_or_else(|| Failure::Usage(format!("unknown argument {name:?}")))?;
+        let value = it
+            .next()
+            .ok_or_else(|| Failure::Usage(format!("{name} needs a value")))?;
+        if out.insert(key, value.as_str()).is_some() {
+            return Err(Failure::Usage(format!("{name} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn required<'a>(opts: &HashMap<&str, &'a str>, name: &str) -> Result<&'a str, Failure> {
+    opts.get(name)
+        .copied()
+        .ok_or_else(|| Failure::Usage(format!("--{name} is required")))
+}
+
+fn number(opts: &HashMap<&str, &str>, name: &str, min: u128, max: u128) -> Result<Option<u128>, Failure> {
+    opts.get(name)
+        .map(|text| {
+            text.parse::<u128>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--{name} {text:?}: expected a whole number from {min} to {max}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let (command, rest) = args
+        .split_first()
+        .ok_or_else(|| Failure::Usage("a command is required".into()))?;
+    match command.as_str() {
+        "load" => {
+            let opts = options(rest, &["dir", "accounts", "transfers", "batch"])?;
+            let dir = required(&opts, "dir")?;
+            let accounts = number(&opts, "accounts", 2, 10_000_000)?
+                .ok_or_else(|| Failure::Usage("--accounts is required".into()))?;
+            let transfers = number(&opts, "transfers", 0, u128::from(u64::MAX))?
+                .ok_or_else(|| Failure::Usage("--transfers is required".into()))?;
+            let batch = number(&opts, "batch", 1, BATCH_EVENTS_MAX as u128)?.unwrap_or(BATCH_EVENTS_MAX as u128);
+            load(dir, accounts, transfers as u64, batch as usize)
+        }
+        "verify" => {
+            let opts = options(rest, &["dir"])?;
+            verify(required(&opts, "dir")?)
+        }
+        "balance" | "history" => {
+            let opts = options(rest, &["dir", "account"])?;
+            let dir = required(&opts, "dir")?;
+            let account = AccountId(
+                number(&opts, "account", 1, u128::MAX - 1)?
+                    .ok_or_else(|| Failure::Usage("--account is required".into()))?,
+            );
+            let (ledger, _) = durable::load::<Ledger>(dir)?;
+            let Some(balance) = ledger.account(account) else {
+                return Err(Failure::Store(format!("account {account} does not exist in {dir}")));
+            };
+            if command == "balance" {
+                out!(
+                    "account {account}: balance {} (posted credits {} - posted debits {}), pending debits {}, pending credits {}, available {}{}",
+                    balance.posted_balance(),
+                    balance.credits_posted,
+                    balance.debits_posted,
+                    balance.debits_pending,
+                    balance.credits_pending,
+                    balance.available(),
+                    if balance.closed { ", closed" } else { "" },
+                );
+            } else {
+                history(&ledger, account);
+            }
+            Ok(())
+        }
+        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+    }
+}
+
+fn load(dir: &str, accounts: u128, transfers: u64, batch: usize) -> Result<(), Failure> {
+    let shared = durable::open_ledger(dir, SystemClock, &OpenOptions::default())?;
+    // Setup is idempotent: a rerun gets `exists` for what is there already.
+    let mut setup = vec![Event::CreateAccount(Account::new(BANK))];
+    for a in 1..=accounts {
+        setup.push(Event::CreateAccount(Account::balance(AccountId(a))));
+        setup.push(Event::CreateTransfer(
+            Transfer::new(TransferId(u128::MAX - 1 - a), BANK, AccountId(a), Credits::new(1 << 40))
+                .with_code(FUNDING_CODE),
+        ));
+        if setup.len() >= BATCH_EVENTS_MAX - 1 || a == accounts {
+            let results = shared.submit(std::mem::take(&mut setup))?;
+            if let Some(bad) = results
+                .iter()
+                .find(|r| !matches!(r, EventResult::Ok | EventResult::Exists))
+            {
+                return Err(Failure::Store(format!("setting up the accounts failed: {bad}")));
+            }
+        }
+    }
+    let done = shared.read(|l| l.transfers().filter(|t| t.transfer.code == LOAD_CODE).count())? as u64;
+    let mut id = u128::from(done);
+    let start = Instant::now();
+    let mut left = transfers;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ done;
+    while left > 0 {
+        let n = left.min(batch as u64);
+        let mut events = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let debit = 1 + u128::from(x % accounts as u64);
+            let credit = 1 + (debit + u128::from((x >> 32) % (accounts as u64 - 1))) % accounts;
+            id += 1;
+            events.push(Event::CreateTransfer(
+                Transfer::new(
+                    TransferId(id),
+                    AccountId(debit),
+                    AccountId(credit),
+                    Credits::new(1 + ((x >> 48) % 1000) as i64),
+                )
+                .with_code(LOAD_CODE),
+            ));
+        }
+        shared.submit(events)?;
+        out!("acked {id}");
+        left -= n;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 { transfers as f64 / seconds } else { 0.0 };
+    out!("loaded {transfers} transfers in {seconds:.3} s: {rate:.0} transfers/s");
+    Ok(())
+}
+
+fn verify(dir: &str) -> Result<(), Failure> {
+    let start = Instant::now();
+    // From the oldest snapshot kept: every record in the directory is read and checked.
+    let (ledger, recovery) = durable::verify::<Ledger>(dir)?;
+    ledger.check_invariants()?;
+    let (mut debits, mut credits, mut pending) = (0u128, 0u128, 0u128);
+    for a in ledger.accounts() {
+        debits += a.debits_posted;
+        credits += a.credits_posted;
+        pending += a.debits_pending;
+    }
+    out!(
+        "ok: checksums, chain and invariants hold ({:.3} s)",
+        start.elapsed().as_secs_f64()
+    );
+    out!(
+        "records: {} ({} in the snapshot, {} replayed, {} commands)",
+        recovery.head.records,
+        recovery.snapshot_records,
+        recovery.records_replayed,
+        recovery.commands_replayed
+    );
+    out!(
+        "accounts: {}, transfers: {}",
+        ledger.accounts_len(),
+        ledger.transfers_len()
+    );
+    out!("posted debits: {debits}, posted credits: {credits}, pending: {pending}");
+    out!("head of the chain: {}", recovery.head.hash_hex());
+    if recovery.torn_bytes > 0 {
+        out!(
+            "torn tail: {} bytes after the last whole record (a crash mid-write; cut on the next open for writing)",
+            recovery.torn_bytes
+        );
+    }
+    for why in &recovery.skipped_snapshots {
+        out!("damaged snapshot passed over: {why}");
+    }
+    Ok(())
+}
+
+fn history(ledger: &Ledger, account: AccountId) {
+    let mut out = std::io::stdout().lock();
+    for record in ledger.transfers() {
+        let t = &record.transfer;
+        // A post or void names its pending transfer's accounts.
+        let (debit, credit) = match t.pending_id.and_then(|p| ledger.transfer(p)) {
+            Some(p) if t.debit_account_id.0 == 0 => (p.transfer.debit_account_id, p.transfer.credit_account_id),
+            _ => (t.debit_account_id, t.credit_account_id),
+        };
+        if debit != account && credit != account {
+            continue;
+        }
+        let sign = if debit == account { "-" } else { "+" };
+        // A closed pipe (`| head`) ends the listing.
+        let written = writeln!(
+            out,
+            "{} transfer {} {sign}{} ({} -> {}) code {}{}",
+            record.timestamp_ns,
+            t.id,
+            t.amount,
+            debit,
+            credit,
+            t.code,
+            match record.status {
+                Some(status) => format!(" {status:?}"),
+                None => String::new(),
+            }
+        );
+        if written.is_err() {
+            return;
+        }
+    }
+}
