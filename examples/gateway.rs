@@ -2,8 +2,11 @@
 //!
 //! ```sh
 //! cargo run --release --example gateway -- [--accounts N] [--requests N] [--seed N]
-//!     [--prices FILE --format litellm|paygo] [--out DIR] [--quiet]
+//!     [--prices FILE --format litellm|paygo] [--out DIR] [--ledger-dir DIR] [--quiet]
 //! ```
+//!
+//! The ledger is durable: every hold and capture is journaled and synced before it is
+//! acknowledged, in `--ledger-dir` (a new or empty folder, kept) or a temporary folder.
 //!
 //! Every request goes through the plan's rate limit, a pre-authorization estimate and a hold,
 //! a simulated upstream call, then the quote and capture (or the release); auto top-ups are
@@ -19,7 +22,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use paygo::simulation::{DayOptions, DayReport, PriceSource, run_day};
 
-const USAGE: &str = "usage: gateway [--accounts N] [--requests N] [--seed N] [--prices FILE --format litellm|paygo] [--out DIR] [--quiet]";
+const USAGE: &str = "usage: gateway [--accounts N] [--requests N] [--seed N] [--prices FILE --format litellm|paygo] [--out DIR] [--ledger-dir DIR] [--quiet]";
 
 struct Args {
     options: DayOptions,
@@ -52,6 +55,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--prices" => prices = Some(args.next().ok_or(USAGE)?),
             "--format" => format = args.next().ok_or(USAGE)?,
             "--out" => out = PathBuf::from(args.next().ok_or(USAGE)?),
+            "--ledger-dir" => options.ledger_dir = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
             "--quiet" => quiet = true,
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -6,20 +6,19 @@
 //!    ([`paygo_pricing::PriceBook::estimate`]), and **hold** that many credits
 //!    ([`paygo_ledger::billing`]): without balance the call is refused (403).
 //! 3. The upstream call runs.
-//! 4. On success, **quote** the actual usage, charge it in whole credits through the
-//!    account's remainder carrier ([`paygo_credits::RemainderCarrier`]) and **capture** it
-//!    from the hold (the rest is released); the response carries the usage section. On
-//!    failure, **release** the hold: a failed call costs nothing.
+//! 4. On success, **quote** the actual usage and **capture** its exact cost from the hold:
+//!    the ledger charges it in whole credits through the account's remainder carrier
+//!    ([`paygo_credits::RemainderCarrier`], journaled with the ledger) and releases the rest;
+//!    the response carries the usage section. On failure, **release** the hold: a failed
+//!    call costs nothing.
 //! 5. The capture's receipt says whether an auto top-up was requested; the payment happens
 //!    outside and its outcome is reported back.
 //!
 //! Nothing here decides a price, a balance or a limit: each step calls the crate that owns
 //! it. The gateway only carries values from one to the next.
 
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
-use paygo_credits::{AccountCarriers, Credits, Money};
+use paygo_credits::{Credits, Money};
 use paygo_ledger::billing::{
     AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal,
 };
@@ -124,13 +123,12 @@ pub enum GatewayError {
     Credits(#[from] paygo_credits::CreditsError),
 }
 
-/// The gateway: a price book, a rate limiter per plan, the billing ledger behind a shared
-/// handle, and one remainder carrier per account.
+/// The gateway: a price book, a rate limiter per plan, and the billing ledger behind a
+/// shared handle (in memory, or durable with `paygo_ledger::durable::open_billing`).
 pub struct Gateway<R: RateClock, L: LedgerClock> {
     prices: PriceBook,
     limiter: RateLimiter<u128, R, MemoryStore<u128>>,
     ledger: SharedLedger<Billing, L>,
-    carriers: Mutex<AccountCarriers<u128>>,
     hold_timeout_ms: u64,
 }
 
@@ -155,7 +153,6 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
             prices,
             limiter: RateLimiter::with_clock_and_store(policy, rate_clock, MemoryStore::new()),
             ledger,
-            carriers: Mutex::new(AccountCarriers::new()),
             hold_timeout_ms,
         }
     }
@@ -289,7 +286,8 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
         }
     }
 
-    /// Step 4 on success: quote the usage, charge it through the account's carrier, capture.
+    /// Step 4 on success: quote the usage and capture its exact cost through the account's
+    /// remainder carrier.
     ///
     /// # Errors
     ///
@@ -304,19 +302,28 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
                 return Err(e.into());
             }
         };
-        let whole = {
-            let mut carriers = self.carriers.lock().map_err(|_| LedgerError::Unavailable {
-                reason: "a thread panicked".into(),
-            })?;
-            carriers.charge(&admitted.account, quote.exact_credits)?
-        };
-        let charged = whole.min(admitted.held);
-        let shortfall = Credits::new(whole.get() - charged.get());
-        match self.execute(Command::Capture {
+        // The ledger charges the exact cost through the account's remainder carrier.
+        let capture = Command::CaptureCost {
             hold: admitted.id,
-            amount: charged,
-        })? {
-            Receipt::Captured { auto_top_up, .. } => Ok(Completed {
+            cost: quote.exact_credits,
+        };
+        let (receipt, shortfall) = match self.execute(capture) {
+            Ok(receipt) => (receipt, Credits::ZERO),
+            // The upstream used more than the request allowed: charge what was held, and
+            // say how much more the quote called for.
+            Err(GatewayError::Refused(Refusal::CaptureExceedsHold { held, requested })) => {
+                let receipt = self.execute(Command::Capture {
+                    hold: admitted.id,
+                    amount: held,
+                })?;
+                (receipt, Credits::new(requested.get() - held.get()))
+            }
+            Err(other) => return Err(other),
+        };
+        match receipt {
+            Receipt::Captured {
+                charged, auto_top_up, ..
+            } => Ok(Completed {
                 usage: quote.usage_section(charged),
                 quote,
                 charged,

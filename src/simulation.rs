@@ -16,11 +16,11 @@ use paygo_invoice::{
     Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
     PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest, national_currency,
 };
+use paygo_ledger::Clock as LedgerClock;
 use paygo_ledger::billing::{
     AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, FUNDING, PaymentMethod, PaymentOutcome,
     REVENUE, Receipt, Refusal, TopUpAmount,
 };
-use paygo_ledger::{Clock as LedgerClock, SharedLedger};
 use paygo_pricing::litellm::{ImportOptions, import};
 use paygo_pricing::{Mode, PriceBook, ServiceTier, Usage};
 use paygo_ratelimit::Plan;
@@ -62,18 +62,22 @@ pub struct DayOptions {
     pub upstream_failure_percent: u64,
     /// Percent of auto top-up payments that are declined.
     pub payment_decline_percent: u64,
+    /// Where the durable ledger is kept: a folder that does not exist yet or is empty.
+    /// `None`: a fresh folder under the system's temporary folder, removed at the end.
+    pub ledger_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DayOptions {
     fn default() -> DayOptions {
         DayOptions {
             accounts: 12,
-            requests: 20_000,
+            requests: 12_000,
             seed: 7,
             day: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default(),
             prices: PriceSource::Embedded,
             upstream_failure_percent: 3,
             payment_decline_percent: 20,
+            ledger_dir: None,
         }
     }
 }
@@ -409,7 +413,14 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
     let clock = DayClock::default();
     clock.set(start_ns);
-    let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), clock.clone());
+    let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
+    let ledger = paygo_ledger::durable::open_billing(
+        ledger_dir.path(),
+        BillingConfig::default(),
+        clock.clone(),
+        &paygo_ledger::durable::OpenOptions::default(),
+    )
+    .map_err(setup)?;
     let plan = Plan::pay_as_you_go();
     let policy = plan
         .policies
@@ -758,7 +769,20 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         let list = charges.get(&report.id).map_or(&[][..], Vec::as_slice);
         statements.push((report.id, Statement::build(&request, list).map_err(setup)?));
     }
-    let checks = check_day(&gateway, &reports, &invoices, &exact, total)?;
+    let mut checks = check_day(&gateway, &reports, &invoices, &exact, total)?;
+    // Close the ledger and open it again from its folder: the day must survive a restart.
+    drop(gateway);
+    let (reopened, _) = paygo_ledger::durable::load::<Billing>(ledger_dir.path()).map_err(setup)?;
+    let same = reports
+        .iter()
+        .all(|r| reopened.balance(r.id).map(paygo_credits::Credits::get) == Ok(r.balance));
+    let revenue = reopened.ledger().account(REVENUE).map_or(0, |a| a.posted_balance());
+    let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
+    checks.push(Check {
+        what: "the durable ledger, reopened from its folder, has the same balances and revenue".into(),
+        ok: same && revenue == spent,
+        detail: format!("{} accounts, revenue {revenue}", reports.len()),
+    });
     Ok(DayReport {
         accounts: reports,
         invoices,
@@ -767,6 +791,48 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         sample_usage_section,
         models,
     })
+}
+
+/// The durable ledger's folder: the one given (new or empty), or a temporary one removed
+/// when the day is over.
+struct LedgerDir {
+    path: std::path::PathBuf,
+    temporary: bool,
+}
+
+impl LedgerDir {
+    fn new(given: Option<&std::path::Path>, seed: u64) -> Result<LedgerDir, SimulationError> {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if let Some(dir) = given {
+            let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+            if used {
+                return Err(setup(format!(
+                    "the ledger folder {} is not empty: give a new or empty one",
+                    dir.display()
+                )));
+            }
+            return Ok(LedgerDir {
+                path: dir.to_path_buf(),
+                temporary: false,
+            });
+        }
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("paygo-day-{}-{seed}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Ok(LedgerDir { path, temporary: true })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for LedgerDir {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use paygo_credits::{CreditRate, Credits, Currency, Money, Rounding};
+use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, RemainderCarrier, Rounding};
 use serde::{Deserialize, Serialize};
 
 use crate::shared::StateMachine;
@@ -228,6 +228,17 @@ pub enum Command {
         /// The actual cost.
         amount: Credits,
     },
+    /// Charges a held call's exact cost through the customer's remainder carrier: the
+    /// whole credits charged are the carrier's (within one credit of the cost, and within
+    /// half a credit of the exact total over all the customer's charges). A charge above
+    /// the hold is refused ([`Refusal::CaptureExceedsHold`]) and the carrier is unchanged;
+    /// it changes only when the capture succeeds.
+    CaptureCost {
+        /// The hold.
+        hold: u128,
+        /// The exact cost, in credits.
+        cost: ExactCredits,
+    },
     /// Releases a hold: the call failed and costs nothing.
     Release {
         /// The hold.
@@ -407,6 +418,8 @@ struct AutoState {
 struct CustomerState {
     lots: Vec<Lot>,
     auto: AutoState,
+    /// The sub-credit remainder of the customer's charges by exact cost.
+    carrier: RemainderCarrier,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,6 +574,7 @@ impl Billing {
                 timeout_ms,
             } => self.once(2, id, command, |b| b.hold_now(now_ns, id, customer, amount, timeout_ms)),
             Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold, amount),
+            Command::CaptureCost { hold, cost } => self.capture_cost_now(now_ns, command, hold, cost),
             Command::Release { hold } => self.release_now(now_ns, command, hold),
             Command::GrantBonus {
                 id,
@@ -856,6 +870,47 @@ impl Billing {
         reply
     }
 
+    fn capture_cost_now(&mut self, now_ns: u64, command: &Command, id: u128, cost: ExactCredits) -> Reply {
+        let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
+        let (customer, held_credits, replayed) = (hold.customer, hold.amount, hold.reply.is_some());
+        if replayed {
+            // A retry answers as the first time; a different body is refused there.
+            return self.capture_now(now_ns, command, id, Credits::ZERO);
+        }
+        if cost.get().is_sign_negative() && !cost.get().is_zero() {
+            return Err(Refusal::InvalidAmount("a cost must not be negative"));
+        }
+        let mut carrier = self.customers.get(&customer).map(|c| c.carrier).unwrap_or_default();
+        let charged = carrier
+            .charge(cost)
+            .map_err(|_| Refusal::InvalidAmount("a cost must fit the credit range"))?;
+        if charged > held_credits {
+            return Err(Refusal::CaptureExceedsHold {
+                held: held_credits,
+                requested: charged,
+            });
+        }
+        let reply = self.capture_now(now_ns, command, id, charged);
+        if matches!(reply, Ok(Receipt::Captured { .. }))
+            && let Some(state) = self.customers.get_mut(&customer)
+        {
+            state.carrier = carrier;
+        }
+        reply
+    }
+
+    /// The customer's remainder carrier (the exact credits owed but not yet charged).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn carrier(&self, customer: u128) -> Result<RemainderCarrier, Refusal> {
+        self.customers
+            .get(&customer)
+            .map(|c| c.carrier)
+            .ok_or(Refusal::UnknownAccount)
+    }
+
     fn release_now(&mut self, now_ns: u64, command: &Command, id: u128) -> Reply {
         let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
         if let Some((first, reply)) = &hold.reply {
@@ -1136,7 +1191,7 @@ impl StateMachine for Billing {
 }
 
 /// Every reason text a [`Refusal`] may carry: a snapshot stores a reason as its position here.
-const REASONS: [&str; 14] = [
+const REASONS: [&str; 16] = [
     "prepaid cards are not accepted: pay with a credit or debit card, PayPal or crypto",
     "gift cards are not accepted: pay with a credit or debit card, PayPal or crypto",
     "top-ups are in USD",
@@ -1151,6 +1206,8 @@ const REASONS: [&str; 14] = [
     "an auto top-up is a positive USD amount",
     "the target balance must be above the threshold",
     "the request window must allow at least one request",
+    "a cost must not be negative",
+    "a cost must fit the credit range",
 ];
 
 /// The exact encodings of commands, replies and the billing state, for the journal and
@@ -1267,6 +1324,11 @@ pub(crate) mod codec {
                 out.put_u8(5);
                 out.put_u128(*hold);
             }
+            Command::CaptureCost { hold, cost } => {
+                out.put_u8(9);
+                out.put_u128(*hold);
+                out.put_text(&cost.to_string());
+            }
             Command::GrantBonus {
                 id,
                 customer,
@@ -1333,6 +1395,10 @@ pub(crate) mod codec {
                 } else {
                     PaymentOutcome::Declined
                 },
+            },
+            9 => Command::CaptureCost {
+                hold: r.u128()?,
+                cost: r.text()?.parse().map_err(|e| bad(format!("a cost: {e}")))?,
             },
             other => return Err(bad(format!("command tag {other} is unknown"))),
         })
@@ -1581,6 +1647,7 @@ pub(crate) mod codec {
             }
             out.put_u32(auto.declines);
             out.put_u64(auto.blocked_until_ns);
+            out.put_text(&state.carrier.remainder().to_string());
         }
         let holds = sorted(&b.holds);
         out.put_len(holds.len());
@@ -1675,7 +1742,11 @@ pub(crate) mod codec {
                 declines: r.u32()?,
                 blocked_until_ns: r.u64()?,
             };
-            customers.insert(id, CustomerState { lots, auto });
+            let remainder: paygo_credits::ExactCredits =
+                r.text()?.parse().map_err(|e| bad(format!("a remainder: {e}")))?;
+            let carrier = paygo_credits::RemainderCarrier::from_remainder(remainder)
+                .map_err(|e| bad(format!("a remainder: {e}")))?;
+            customers.insert(id, CustomerState { lots, auto, carrier });
         }
         let mut holds = HashMap::new();
         for _ in 0..r.len()? {

@@ -70,6 +70,8 @@ struct ACustomer {
     recent: VecDeque<u64>,
     declines: u32,
     blocked_until: u64,
+    /// The remainder carrier: exact credits owed but not yet charged.
+    carry: Decimal,
 }
 
 #[derive(Clone, Debug)]
@@ -271,53 +273,38 @@ impl Auditor {
                 let Some(h) = self.holds.get(&hold).cloned() else {
                     return Err(Refusal::UnknownHold);
                 };
+                self.capture(now, command, hold, &h, amount)
+            }
+            Command::CaptureCost { hold, cost } => {
+                let Some(h) = self.holds.get(&hold).cloned() else {
+                    return Err(Refusal::UnknownHold);
+                };
                 if let Some((first, reply)) = &h.reply {
                     return if first == command {
                         *reply
-                    } else if h.captured {
+                    } else if h.captured || h.open {
                         Err(Refusal::HoldCaptured)
-                    } else if !h.open {
-                        Err(Refusal::HoldReleased)
                     } else {
-                        Err(Refusal::HoldCaptured)
+                        Err(Refusal::HoldReleased)
                     };
                 }
-                if amount.get() < 0 {
-                    return Err(Refusal::InvalidAmount("a capture must not be negative"));
+                if cost.get().is_sign_negative() && !cost.get().is_zero() {
+                    return Err(Refusal::InvalidAmount("a cost must not be negative"));
                 }
-                if amount.get() > h.amount {
+                // The carrier, written out: round half to even, carry the rest.
+                let total = self.customers[&h.customer].carry + cost.get();
+                let whole = total.round_dp_with_strategy(0, paygo_credits::Rounding::HalfEven.strategy());
+                let charged = i64::try_from(whole.mantissa() / 10i128.pow(whole.scale())).unwrap();
+                if charged > h.amount {
                     return Err(Refusal::CaptureExceedsHold {
                         held: Credits::new(h.amount),
-                        requested: amount,
+                        requested: Credits::new(charged),
                     });
                 }
-                let reply = if h.open {
-                    self.release_parts(h.customer, &h.parts);
-                    let mut left = amount.get();
-                    let c = self.customers.get_mut(&h.customer).unwrap();
-                    for (src, held) in &h.parts {
-                        let take = left.min(*held);
-                        left -= take;
-                        match src {
-                            Src::Lot(i) => c.lots[*i].remaining -= take,
-                            Src::Paid => c.paid -= take,
-                        }
-                    }
-                    self.revenue += amount.get();
-                    self.sweep(now);
-                    let auto_top_up = self.decide(now, h.customer);
-                    Ok(Receipt::Captured {
-                        charged: amount,
-                        released: Credits::new(h.amount - amount.get()),
-                        auto_top_up,
-                    })
-                } else {
-                    Err(Refusal::HoldExpired)
-                };
-                let stored = self.holds.get_mut(&hold).unwrap();
-                stored.open = false;
-                stored.captured = reply.is_ok();
-                stored.reply = Some((*command, reply));
+                let reply = self.capture(now, command, hold, &h, Credits::new(charged));
+                if reply.is_ok() {
+                    self.customers.get_mut(&h.customer).unwrap().carry = total - whole;
+                }
                 reply
             }
             Command::Release { hold } => {
@@ -414,6 +401,57 @@ impl Auditor {
                 })
             }),
         }
+    }
+
+    fn capture(&mut self, now: u64, command: &Command, hold: u128, h: &AHold, amount: Credits) -> Reply {
+        if let Some((first, reply)) = &h.reply {
+            return if first == command {
+                *reply
+            } else if h.captured {
+                Err(Refusal::HoldCaptured)
+            } else if !h.open {
+                Err(Refusal::HoldReleased)
+            } else {
+                Err(Refusal::HoldCaptured)
+            };
+        }
+        if amount.get() < 0 {
+            return Err(Refusal::InvalidAmount("a capture must not be negative"));
+        }
+        if amount.get() > h.amount {
+            return Err(Refusal::CaptureExceedsHold {
+                held: Credits::new(h.amount),
+                requested: amount,
+            });
+        }
+        let reply = if h.open {
+            self.release_parts(h.customer, &h.parts);
+            let mut left = amount.get();
+            let c = self.customers.get_mut(&h.customer).unwrap();
+            for (src, held) in &h.parts {
+                let take = left.min(*held);
+                left -= take;
+                match src {
+                    Src::Lot(i) => c.lots[*i].remaining -= take,
+                    Src::Paid => c.paid -= take,
+                }
+            }
+            self.revenue += amount.get();
+            self.sweep(now);
+            let auto_top_up = self.decide(now, h.customer);
+            Ok(Receipt::Captured {
+                charged: amount,
+                released: Credits::new(h.amount - amount.get()),
+                auto_top_up,
+            })
+        } else {
+            Err(Refusal::HoldExpired)
+        };
+        let stored = self.holds.get_mut(&hold).unwrap();
+        stored.open = false;
+        stored.captured = reply.is_ok();
+        stored.reply = Some((*command, reply));
+        reply
     }
 
     fn decide(&mut self, now: u64, customer: u128) -> AutoTopUp {
@@ -557,6 +595,14 @@ fn random_command(
                 2 => 0,
                 _ => rng.below(held as u64 + 1) as i64,
             };
+            if rng.chance(40) {
+                // The exact cost in tenths of a credit, charged through the carrier.
+                let tenths = i64::try_from(rng.below(10 * held as u64 + 20)).unwrap_or(0) - i64::from(rng.chance(3));
+                return Command::CaptureCost {
+                    hold,
+                    cost: paygo_credits::ExactCredits::new(Decimal::new(tenths, 1)),
+                };
+            }
             Command::Capture {
                 hold,
                 amount: Credits::new(amount),
