@@ -41,6 +41,9 @@ pub struct Call<'a> {
     pub max_output_tokens: u64,
     /// The service tier.
     pub service_tier: ServiceTier,
+    /// The most of each non-token unit the call may use (images, seconds, characters),
+    /// for models priced by them; `None` for a token-priced call. The hold covers them.
+    pub units: Option<&'a Usage>,
 }
 
 /// A call the gateway let through: credits are held for it.
@@ -96,8 +99,8 @@ pub struct Completed {
     pub quote: Quote,
     /// Credits charged (the carrier's whole-credit charge, at most what was held).
     pub charged: Credits,
-    /// Credits the quote called for beyond the hold, not charged: non-zero only when the
-    /// upstream reported more usage than the request allowed.
+    /// Credits the quote called for (rounded up) beyond what was charged: non-zero only when
+    /// the upstream reported more usage than the request allowed, so the hold capped it.
     pub shortfall: Credits,
     /// The response's usage section and headers.
     pub usage: UsageSection,
@@ -258,6 +261,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
         }
         let request = EstimateRequest {
             service_tier: call.service_tier,
+            units: call.units,
             ..EstimateRequest::new(call.model, call.prompt_tokens, call.max_output_tokens, at)
         };
         let estimate = self.prices.estimate(&request)?;
@@ -302,34 +306,27 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
                 return Err(e.into());
             }
         };
-        // The ledger charges the exact cost through the account's remainder carrier.
+        // The ledger charges the exact cost through the account's remainder carrier, and
+        // never more than the hold.
         let capture = Command::CaptureCost {
             hold: admitted.id,
             cost: quote.exact_credits,
         };
-        let (receipt, shortfall) = match self.execute(capture) {
-            Ok(receipt) => (receipt, Credits::ZERO),
-            // The upstream used more than the request allowed: charge what was held, and
-            // say how much more the quote called for.
-            Err(GatewayError::Refused(Refusal::CaptureExceedsHold { held, requested })) => {
-                let receipt = self.execute(Command::Capture {
-                    hold: admitted.id,
-                    amount: held,
-                })?;
-                (receipt, Credits::new(requested.get() - held.get()))
-            }
-            Err(other) => return Err(other),
-        };
-        match receipt {
+        match self.execute(capture)? {
             Receipt::Captured {
                 charged, auto_top_up, ..
-            } => Ok(Completed {
-                usage: quote.usage_section(charged),
-                quote,
-                charged,
-                shortfall,
-                auto_top_up,
-            }),
+            } => {
+                // Non-zero only when the upstream used more than the request allowed.
+                let owed = quote.exact_credits.to_credits(paygo_credits::Rounding::Up)?;
+                let shortfall = Credits::new(owed.get().saturating_sub(charged.get()).max(0));
+                Ok(Completed {
+                    usage: quote.usage_section(charged),
+                    quote,
+                    charged,
+                    shortfall,
+                    auto_top_up,
+                })
+            }
             other => Err(GatewayError::Unavailable(LedgerError::Unavailable {
                 reason: format!("unexpected receipt {other:?}"),
             })),

@@ -5,7 +5,7 @@
 //! [`prelude`] of the types a gateway uses, and the [`simulation`] of a gateway day that the
 //! `gateway` example runs.
 //!
-//! The flow of one call, in twenty lines:
+//! The flow of one call, in about twenty lines:
 //!
 //! ```
 //! use paygo::prelude::*;
@@ -16,7 +16,8 @@
 //! let gateway = Gateway::new(prices, policy, RateManualClock::new(0), ledger, 600_000);
 //! let (account, now) = (42, chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
 //! gateway.open_account(account)?;
-//! let call = Call { id: 1, account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500, service_tier: ServiceTier::Standard };
+//! let call = Call { id: 1, account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
+//!                    service_tier: ServiceTier::Standard, units: None };
 //! // No balance: refused before the upstream is called (403).
 //! assert!(matches!(gateway.admit(&call, now), Err(Rejection::InsufficientCredits)));
 //! gateway.top_up(7, account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;

@@ -664,6 +664,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             prompt_tokens,
             max_output_tokens,
             service_tier,
+            units: None,
         };
         let admitted = match gateway.admit(&request, at) {
             Ok(a) => a,

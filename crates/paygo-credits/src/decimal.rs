@@ -39,14 +39,16 @@ pub(crate) fn pow10(exp: u32) -> Option<i128> {
 /// Builds a `Decimal` from a mantissa and a scale, removing trailing zeros only as far as
 /// needed to fit. Never rounds: a value that does not fit exactly is an error.
 pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static str) -> Result<Decimal, CreditsError> {
-    if scale <= MAX_SCALE && mantissa.abs() <= MAX_MANTISSA {
+    // `unsigned_abs`: `i128::MIN.abs()` would overflow.
+    let fits = |m: i128| m.unsigned_abs() <= MAX_MANTISSA.unsigned_abs();
+    if scale <= MAX_SCALE && fits(mantissa) {
         return Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation });
     }
-    while (scale > MAX_SCALE || mantissa.abs() > MAX_MANTISSA) && scale > 0 && mantissa % 10 == 0 {
+    while (scale > MAX_SCALE || !fits(mantissa)) && scale > 0 && mantissa % 10 == 0 {
         mantissa /= 10;
         scale -= 1;
     }
-    if scale > MAX_SCALE || mantissa.abs() > MAX_MANTISSA {
+    if scale > MAX_SCALE || !fits(mantissa) {
         return Err(CreditsError::Overflow { operation });
     }
     Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation })
@@ -219,8 +221,9 @@ pub fn round(value: Decimal, dp: u32, rounding: Rounding) -> Result<Decimal, Cre
 /// Parses a plain decimal: an optional sign, digits, and optionally a point followed by
 /// digits (`"10"`, `"-0.15"`, `"+3.000"`). No exponent, no separators, no spaces.
 ///
-/// The scale of the text is kept (`"10.00"` stays two decimal places), unless it is above
-/// 28 and the extra places are zeros.
+/// The scale of the text is kept (`"10.00"` stays two decimal places). A text with more
+/// than 28 decimal places is accepted when the places beyond 28 are zeros and all its digits
+/// together fit 38 digits; otherwise it is an overflow error.
 ///
 /// # Errors
 ///
@@ -410,6 +413,13 @@ mod tests {
             let wide = mul_div(-(10i128.pow(30)), 3 * 10i128.pow(10), 7 * 10i128.pow(10), rounding);
             assert_eq!(narrow, wide, "{rounding:?}");
         }
+    }
+
+    #[test]
+    fn the_most_negative_mantissa_is_an_error_not_a_panic() {
+        assert!(from_mantissa(i128::MIN, 0).is_err());
+        assert!(from_mantissa(i128::MIN, 40).is_err());
+        assert!(from_mantissa(i128::MAX, 0).is_err());
     }
 
     #[test]

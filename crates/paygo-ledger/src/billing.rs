@@ -860,12 +860,17 @@ impl Billing {
             Some(other) => Err(Refusal::Ledger(*other)),
         };
         if let Some(h) = self.holds.get_mut(&id) {
-            match reply {
-                Ok(_) => h.status = HoldStatus::Captured,
-                Err(Refusal::HoldExpired) => h.status = HoldStatus::Released,
-                Err(_) => {}
+            // The reply is kept (for retries) only once the hold is final; after another
+            // refusal the hold stays open and can still be captured or released.
+            let status = match reply {
+                Ok(_) => Some(HoldStatus::Captured),
+                Err(Refusal::HoldExpired) => Some(HoldStatus::Released),
+                Err(_) => None,
+            };
+            if let Some(status) = status {
+                h.status = status;
+                h.reply = Some((*command, reply));
             }
-            h.reply = Some((*command, reply));
         }
         reply
     }
@@ -884,14 +889,12 @@ impl Billing {
         let charged = carrier
             .charge(cost)
             .map_err(|_| Refusal::InvalidAmount("a cost must fit the credit range"))?;
-        if charged > held_credits {
-            return Err(Refusal::CaptureExceedsHold {
-                held: held_credits,
-                requested: charged,
-            });
-        }
-        let reply = self.capture_now(now_ns, command, id, charged);
-        if matches!(reply, Ok(Receipt::Captured { .. }))
+        // Above the hold (the upstream used more than the request allowed): the hold is
+        // charged, never more, and the carrier keeps its remainder.
+        let within = charged <= held_credits;
+        let reply = self.capture_now(now_ns, command, id, if within { charged } else { held_credits });
+        if within
+            && matches!(reply, Ok(Receipt::Captured { .. }))
             && let Some(state) = self.customers.get_mut(&customer)
         {
             state.carrier = carrier;
@@ -943,10 +946,10 @@ impl Billing {
             Some(other) => Err(Refusal::Ledger(*other)),
         };
         self.after_hold(now_ns, &parts);
-        if let Some(h) = self.holds.get_mut(&id) {
-            if reply.is_ok() {
-                h.status = HoldStatus::Released;
-            }
+        if let Some(h) = self.holds.get_mut(&id)
+            && reply.is_ok()
+        {
+            h.status = HoldStatus::Released;
             h.reply = Some((*command, reply));
         }
         reply
@@ -997,7 +1000,9 @@ impl Billing {
     }
 
     fn set_rule(&mut self, customer: u128, rule: Option<AutoTopUpRule>) -> Reply {
-        let state = self.customers.get_mut(&customer).ok_or(Refusal::UnknownAccount)?;
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
         if let Some(r) = &rule {
             if let Some(reason) = r.method.refusal() {
                 return Err(Refusal::PaymentMethodRefused(reason));
@@ -1012,7 +1017,12 @@ impl Billing {
                 TopUpAmount::TargetBalance(c) if c <= r.threshold => {
                     return Err(Refusal::InvalidAmount("the target balance must be above the threshold"));
                 }
-                _ => {}
+                // A fixed amount must buy credits as a top-up does (whole cents, in range),
+                // so that a paid request always credits the account.
+                TopUpAmount::Fixed(m) => {
+                    self.credits_for(&m)?;
+                }
+                TopUpAmount::TargetBalance(_) => {}
             }
             if r.requests_per_window_max == 0 || r.window_ms == 0 {
                 return Err(Refusal::InvalidAmount(
@@ -1020,7 +1030,9 @@ impl Billing {
                 ));
             }
         }
-        state.auto.rule = rule;
+        if let Some(state) = self.customers.get_mut(&customer) {
+            state.auto.rule = rule;
+        }
         Ok(Receipt::RuleSet)
     }
 
@@ -1088,7 +1100,9 @@ impl Billing {
     }
 
     fn report_now(&mut self, now_ns: u64, request: u128, outcome: PaymentOutcome) -> Reply {
-        let req = self.requests.remove(&request).ok_or(Refusal::UnknownRequest)?;
+        // The request stays outstanding (and listed by `outstanding_requests`) unless the
+        // outcome is recorded: a paid request that could not be credited is never dropped.
+        let req = *self.requests.get(&request).ok_or(Refusal::UnknownRequest)?;
         let credits = match outcome {
             PaymentOutcome::Succeeded => {
                 let credits = self.credits_for(&req.amount)?;
@@ -1102,6 +1116,7 @@ impl Billing {
             }
             PaymentOutcome::Declined => Credits::ZERO,
         };
+        self.requests.remove(&request);
         let mut retry_after_ns = None;
         if let Some(state) = self.customers.get_mut(&req.customer) {
             let auto = &mut state.auto;

@@ -380,6 +380,61 @@ fn declines_back_off_and_the_window_limit_is_reported_not_silent() {
 }
 
 #[test]
+fn auto_top_up_amounts_must_buy_credits_like_a_top_up() {
+    let mut b = billing(false);
+    let sub_cent = rule(1, TopUpAmount::Fixed(Money::new(Decimal::new(10001, 3), Currency::USD)));
+    assert_eq!(
+        b.execute(
+            T0,
+            &Command::SetAutoTopUp {
+                customer: 1,
+                rule: Some(sub_cent)
+            }
+        ),
+        Err(Refusal::InvalidAmount("a top-up is whole cents"))
+    );
+    let huge = rule(1, TopUpAmount::Fixed(usd(1_000_000_000_000_000)));
+    assert_eq!(
+        b.execute(
+            T0,
+            &Command::SetAutoTopUp {
+                customer: 1,
+                rule: Some(huge)
+            }
+        ),
+        Err(Refusal::InvalidAmount("a top-up must fit the credit range"))
+    );
+}
+
+#[test]
+fn a_cost_above_the_hold_charges_the_hold_and_a_retry_answers_the_same() {
+    let mut b = billing(false);
+    b.top_up(T0, 5, 1, usd(100), CARD).unwrap();
+    b.hold(T0, 10, 1, c(100), 1_000).unwrap();
+    let capture = Command::CaptureCost {
+        hold: 10,
+        cost: "250.4".parse().unwrap(),
+    };
+    let first = b.execute(T0, &capture).unwrap();
+    assert!(matches!(first, Receipt::Captured { charged, released, .. } if charged == c(100) && released == c(0)));
+    assert_eq!(b.execute(T0, &capture), Ok(first));
+    // The carrier kept its remainder: the next exact cost is charged as if alone.
+    assert!(b.carrier(1).unwrap().remainder().get().is_zero());
+    b.hold(T0, 11, 1, c(100), 1_000).unwrap();
+    let next = b
+        .execute(
+            T0,
+            &Command::CaptureCost {
+                hold: 11,
+                cost: "0.6".parse().unwrap(),
+            },
+        )
+        .unwrap();
+    assert!(matches!(next, Receipt::Captured { charged, .. } if charged == c(1)));
+    assert_eq!(b.carrier(1).unwrap().remainder().to_string(), "-0.4");
+}
+
+#[test]
 fn holds_are_pending_transfers_in_the_ledger() {
     let mut b = billing(false);
     b.top_up(T0, 5, 1, usd(100), CARD).unwrap();

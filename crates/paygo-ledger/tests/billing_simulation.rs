@@ -295,14 +295,16 @@ impl Auditor {
                 let total = self.customers[&h.customer].carry + cost.get();
                 let whole = total.round_dp_with_strategy(0, paygo_credits::Rounding::HalfEven.strategy());
                 let charged = i64::try_from(whole.mantissa() / 10i128.pow(whole.scale())).unwrap();
-                if charged > h.amount {
-                    return Err(Refusal::CaptureExceedsHold {
-                        held: Credits::new(h.amount),
-                        requested: Credits::new(charged),
-                    });
-                }
-                let reply = self.capture(now, command, hold, &h, Credits::new(charged));
-                if reply.is_ok() {
+                // Above the hold: the hold is charged and the carrier keeps its remainder.
+                let within = charged <= h.amount;
+                let reply = self.capture(
+                    now,
+                    command,
+                    hold,
+                    &h,
+                    Credits::new(if within { charged } else { h.amount }),
+                );
+                if within && reply.is_ok() {
                     self.customers.get_mut(&h.customer).unwrap().carry = total - whole;
                 }
                 reply
