@@ -719,19 +719,28 @@ impl Ledger {
                 log.push(Undo::ExpiryCleared { id: pending_id.0, at });
             }
         }
-        self.release(&p, undo);
-        if post {
-            let posted = u128::from(amount.get().unsigned_abs());
-            // Posting at most what was held keeps both totals within what they were with
-            // the hold, so no limit or overflow check is needed.
-            // The pending transfer's accounts existed when it was created, and accounts
-            // are never removed (outside a rolled-back chain, which also removes the hold).
-            if let Some(d) = self.accounts.get_mut(&dr) {
-                d.debits_posted += posted;
-            }
-            if let Some(c) = self.accounts.get_mut(&cr) {
-                c.credits_posted += posted;
-            }
+        // Release the hold and post what is posted, one table probe per account. Posting at
+        // most what was held keeps both totals within what they were with the hold, so no
+        // limit or overflow check is needed. The pending transfer's accounts existed when it
+        // was created, and accounts are never removed (outside a rolled-back chain, which
+        // also removes the hold).
+        let held = u128::from(p.amount.get().unsigned_abs());
+        let posted = if post {
+            u128::from(amount.get().unsigned_abs())
+        } else {
+            0
+        };
+        if let Some(log) = undo {
+            log.extend(self.snapshot(dr));
+            log.extend(self.snapshot(cr));
+        }
+        if let Some(d) = self.accounts.get_mut(&dr) {
+            d.debits_pending -= held;
+            d.debits_posted += posted;
+        }
+        if let Some(c) = self.accounts.get_mut(&cr) {
+            c.credits_pending -= held;
+            c.credits_posted += posted;
         }
         if let Some(s) = self.stored_mut(pending_id.0) {
             s.record.status = Some(if post {
