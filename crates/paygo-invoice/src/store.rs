@@ -165,11 +165,20 @@ impl SequenceStore for MemorySequenceStore {
 ///
 /// Opening reads the journal back and checks every line's checksum and that the numbers of
 /// each series follow each other. A crash in the middle of an append leaves a torn last
-/// line: since its commit never returned, no document carries its number, so opening cuts
-/// it off and the number is offered again. An invalid line followed by valid ones is not a
-/// torn write but damage, and opening fails with [`InvoiceError::Journal`].
+/// line without its line end: since its commit never returned, no document carries its
+/// number, so opening cuts it off and the number is offered again. A whole line (one that
+/// ends in a line end) that fails its checksum is not a torn write but damage, and opening
+/// fails with [`InvoiceError::Journal`], leaving the file as it was.
 ///
-/// One process at a time may open a journal (the store does not lock the file).
+/// One store at a time may have a journal open: `open` takes an exclusive advisory lock on
+/// the file (held until the store is dropped) and fails with [`InvoiceError::Store`] if
+/// another store, in this process or another, holds it.
+///
+/// One case is not covered: if the append's `fsync` fails *and* cutting the file back fails,
+/// the commit returns an error and the store is poisoned, yet the line may have reached the
+/// disk. A restart then reads it back as issued; the caller saw an error and holds no
+/// document with that number, so the series shows a number whose document must be
+/// recovered from the journal record (which carries the sealed body).
 #[derive(Debug)]
 pub struct FileSequenceStore {
     path: PathBuf,
@@ -228,48 +237,42 @@ fn read_journal(path: &Path, bytes: &[u8]) -> Result<(Vec<SequenceRecord>, u64),
     let mut records = Vec::new();
     let mut last: HashMap<SeriesName, u64> = HashMap::new();
     let mut valid_len = 0usize;
-    let mut first_bad: Option<usize> = None;
     let mut offset = 0usize;
     let mut line_no = 0usize;
     while offset < bytes.len() {
         line_no += 1;
-        let end = bytes[offset..].iter().position(|b| *b == b'\n').map(|i| offset + i);
-        let (line, next) = match end {
-            Some(end) => (&bytes[offset..end], end + 1),
-            None => (&bytes[offset..], bytes.len()),
+        let Some(end) = bytes[offset..].iter().position(|b| *b == b'\n').map(|i| offset + i) else {
+            // The last chunk has no line end: the write that made it was torn. It is cut off.
+            break;
         };
-        let record = if end.is_some() { decode(line) } else { None };
-        match (record, first_bad) {
-            (Some(record), None) => {
-                let expected = next_number(last.get(&record.series))?;
-                if record.sequence != expected {
-                    return Err(InvoiceError::Journal {
-                        path: path.display().to_string(),
-                        line: line_no,
-                        reason: format!(
-                            "series {} number {} follows {}: expected {expected}",
-                            record.series,
-                            record.sequence,
-                            expected - 1
-                        ),
-                    });
-                }
-                last.insert(record.series.clone(), expected);
-                records.push(record);
-                valid_len = next;
-            }
-            (Some(_), Some(bad)) => {
-                return Err(InvoiceError::Journal {
-                    path: path.display().to_string(),
-                    line: bad,
-                    reason: "damaged line followed by valid ones: expected damage only in a torn last write".into(),
-                });
-            }
-            (None, _) => {
-                first_bad.get_or_insert(line_no);
-            }
+        let Some(record) = decode(&bytes[offset..end]) else {
+            // A whole line (it ends in '\n') that does not decode was not torn by a crash:
+            // the journal is damaged, and numbers must not be reissued past it.
+            return Err(InvoiceError::Journal {
+                path: path.display().to_string(),
+                line: line_no,
+                reason: "line does not decode: expected a hex checksum, a space and a JSON record; only a \
+                         final line without a line end is treated as a torn write"
+                    .into(),
+            });
+        };
+        let expected = next_number(last.get(&record.series))?;
+        if record.sequence != expected {
+            return Err(InvoiceError::Journal {
+                path: path.display().to_string(),
+                line: line_no,
+                reason: format!(
+                    "series {} number {} follows {}: expected {expected}",
+                    record.series,
+                    record.sequence,
+                    expected - 1
+                ),
+            });
         }
-        offset = next;
+        last.insert(record.series.clone(), expected);
+        records.push(record);
+        offset = end + 1;
+        valid_len = offset;
     }
     Ok((records, valid_len as u64))
 }
@@ -279,8 +282,8 @@ impl FileSequenceStore {
     ///
     /// # Errors
     ///
-    /// [`InvoiceError::Store`] for an I/O failure; [`InvoiceError::Journal`] for a damaged
-    /// journal.
+    /// [`InvoiceError::Store`] for an I/O failure or when another store holds the journal
+    /// open; [`InvoiceError::Journal`] for a damaged journal.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileSequenceStore, InvoiceError> {
         let dir = dir.as_ref();
         let dir_existed = dir.is_dir();
@@ -299,6 +302,19 @@ impl FileSequenceStore {
             if !dir_existed && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
             }
+        }
+        // An exclusive advisory lock, held as long as the file is open: a second store on
+        // the same journal (in this process or another) would hand out the same numbers.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(InvoiceError::Store {
+                    operation: "lock",
+                    path: path.display().to_string(),
+                    message: "the journal is already open in another store: expected one store per journal".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(io_error("lock", &path, &error)),
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io_error("read", &path, &e))?;

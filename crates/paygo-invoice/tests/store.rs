@@ -160,6 +160,7 @@ fn threads_committing_to_the_file_store_get_every_number_once() {
         }
     }
     assert_eq!(seen, (1..=40).collect());
+    drop(store);
     let reopened = FileSequenceStore::open(&dir.0).unwrap();
     assert_eq!(
         sequences(&reopened.records().unwrap(), "INV-2026"),
@@ -311,4 +312,38 @@ fn a_kill_at_any_moment_keeps_every_returned_invoice_and_leaves_no_gap() {
         let next = invoicing.issue(&us_draft("after", "1.00"), day(2)).unwrap();
         assert_eq!(next.number().sequence(), docs.len() as u64 + 1);
     }
+}
+
+#[test]
+fn a_damaged_whole_last_line_is_an_error_not_a_torn_write() {
+    let dir = TempDir::new("damaged-last");
+    {
+        let store = FileSequenceStore::open(&dir.0).unwrap();
+        commit(&store, "INV-2026", "a").unwrap();
+        commit(&store, "INV-2026", "b").unwrap();
+    }
+    let path = dir.0.join(JOURNAL_FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a bit inside the last line; its line end is still there, so no crash made it.
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let error = FileSequenceStore::open(&dir.0).unwrap_err();
+    assert!(matches!(error, InvoiceError::Journal { line: 2, .. }), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the journal is left for a person");
+}
+
+#[test]
+fn a_second_store_on_the_same_journal_is_refused_until_the_first_is_dropped() {
+    let dir = TempDir::new("lock");
+    let first = FileSequenceStore::open(&dir.0).unwrap();
+    commit(&first, "INV-2026", "a").unwrap();
+    let error = FileSequenceStore::open(&dir.0).unwrap_err();
+    assert!(
+        matches!(error, InvoiceError::Store { operation: "lock", .. }),
+        "{error}"
+    );
+    drop(first);
+    let second = FileSequenceStore::open(&dir.0).unwrap();
+    assert_eq!(commit(&second, "INV-2026", "b").unwrap(), 2);
 }

@@ -503,6 +503,26 @@ fn flipped_bytes_are_an_error_naming_the_place_or_a_torn_last_record() {
 }
 
 #[test]
+fn damage_in_two_last_records_is_corruption_not_a_torn_tail() {
+    // Every append is synced before the next one: only the very last record can be torn.
+    // Two damaged whole records at the end are corruption, and nothing is cut.
+    let dir = TempDir::new("two-last");
+    let (segment, _, ends) = small_journal(&dir.0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let (second_last, last) = (ends[ends.len() - 3] as usize, ends[ends.len() - 2] as usize);
+    bytes[second_last + 60] ^= 1;
+    bytes[last + 60] ^= 1;
+    std::fs::write(&segment, &bytes).unwrap();
+    match durable::load::<Ledger>(&dir.0) {
+        Err(LedgerError::Corrupt { offset, .. }) => assert_eq!(offset, second_last as u64),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // A writable open refuses too, and leaves the file as it was.
+    assert!(durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).is_err());
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[test]
 fn a_damaged_only_snapshot_is_an_error_not_an_empty_ledger() {
     let dir = TempDir::new("snapshot");
     small_journal(&dir.0);

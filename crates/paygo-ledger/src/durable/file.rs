@@ -367,6 +367,25 @@ impl FileStore {
         Ok(())
     }
 
+    /// The steps of a snapshot after its rename: the directory sync, a new segment, and the
+    /// removal of what no snapshot needs any more.
+    fn finish_snapshot(&mut self, seq: u64) -> Result<(), LedgerError> {
+        sync_dir(&self.dir)?;
+        if !self.snapshots.contains(&seq) {
+            self.snapshots.push(seq);
+        }
+        self.since_snapshot = 0;
+        // Start a new segment, so that older ones can be removed once they are not needed.
+        let rotate = match &self.current {
+            Some((_, _, first, len)) => *first != seq && *len > SEGMENT_HEADER,
+            None => true,
+        };
+        if rotate {
+            self.new_segment(seq)?;
+        }
+        self.remove_old()
+    }
+
     fn remove_old(&mut self) -> Result<(), LedgerError> {
         if self.snapshots.len() <= SNAPSHOTS_KEPT {
             return Ok(());
@@ -558,7 +577,11 @@ fn read_journal(
             }
             if let Some(what) = problem {
                 let rest = read_rest(&path, offset)?;
-                if last && !valid_record_after(&rest, head.records + 1) {
+                // Every append is synced before the next one starts, so only the very last
+                // record can be torn: one that is incomplete, or damaged and ending exactly
+                // at the end of the file. Damage anywhere else is corruption.
+                let at_end = whole && offset + (RECORD_HEADER + len) as u64 == file_len;
+                if last && (!whole || at_end) && !valid_record_after(&rest, head.records + 1) {
                     tail.torn_bytes = file_len - offset;
                     break;
                 }
@@ -651,7 +674,10 @@ impl Storage for FileStore {
         let mut recovery = Recovery::default();
         let chosen = self.choose_snapshot(&snapshots, &mut recovery.skipped_snapshots)?;
         self.segments.clone_from(&segments);
-        self.snapshots.clone_from(&snapshots);
+        // Snapshots newer than the chosen one failed their checks: they must never count
+        // as one of the snapshots kept (removing the good one they would replace).
+        let chosen_seq = chosen.as_ref().map_or(u64::MAX, |(h, _)| h.records);
+        self.snapshots = snapshots.iter().copied().filter(|&s| s <= chosen_seq).collect();
         let Some((snap_head, state)) = chosen else {
             if snapshots.is_empty() && segments.is_empty() {
                 recovery.fresh = true;
@@ -735,7 +761,9 @@ impl Storage for FileStore {
                 Some((first, end)) => self.open_for_append(first, end)?,
                 None => self.new_segment(self.head.records)?,
             }
-            self.since_snapshot = 0;
+            // The journal replayed counts towards the next automatic snapshot, so that a
+            // process restarted often still takes one (restart time stays bounded).
+            self.since_snapshot = journal_bytes;
         }
         self.loaded = true;
         Ok(recovery)
@@ -825,20 +853,14 @@ impl Storage for FileStore {
                 .map_err(|e| io("write", &tmp, &e))?;
         }
         fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, &e))?;
-        sync_dir(&self.dir)?;
-        if !self.snapshots.contains(&seq) {
-            self.snapshots.push(seq);
+        // From here on the snapshot may be what the next open starts from: if anything
+        // after the rename fails, the store takes no more records (they could land in a
+        // segment that the next open would not replay) until it is reopened.
+        let after = self.finish_snapshot(seq);
+        if let Err(e) = &after {
+            self.failed = Some(format!("a snapshot could not be completed ({e}): reopen the ledger"));
         }
-        self.since_snapshot = 0;
-        // Start a new segment, so that older ones can be removed once they are not needed.
-        let rotate = match &self.current {
-            Some((_, _, first, len)) => *first != seq && *len > SEGMENT_HEADER,
-            None => true,
-        };
-        if rotate {
-            self.new_segment(seq)?;
-        }
-        self.remove_old()
+        after
     }
 
     fn head(&self) -> Head {
