@@ -66,6 +66,17 @@ fn checksum(country: Country) -> VatError {
 
 const DIGITS_ONLY: &str = "expected digits only";
 
+/// Checks that `b` is digits only (first) and `len` of them (then), in that order.
+fn fixed_digits(country: Country, b: &[u8], len: usize, expected: &'static str) -> Result<(), VatError> {
+    if !all_digits(b) {
+        return Err(format(country, DIGITS_ONLY));
+    }
+    if b.len() != len {
+        return Err(length(country, b.len(), expected));
+    }
+    Ok(())
+}
+
 fn all_digits(b: &[u8]) -> bool {
     b.iter().all(u8::is_ascii_digit)
 }
@@ -436,12 +447,7 @@ fn czechia(b: &[u8]) -> Check {
 /// DE: 9 digits, not starting with 0; ISO 7064 MOD 11,10.
 fn germany(b: &[u8]) -> Check {
     const C: Country = Country::Germany;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 9 {
-        return Err(length(C, b.len(), "9 digits"));
-    }
+    fixed_digits(C, b, 9, "9 digits")?;
     if b[0] == b'0' {
         return Err(format(C, "the first digit cannot be 0"));
     }
@@ -529,12 +535,7 @@ fn france(b: &[u8]) -> Check {
 /// HR: the 11-digit OIB, ISO 7064 MOD 11,10.
 fn croatia(b: &[u8]) -> Check {
     const C: Country = Country::Croatia;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 11 {
-        return Err(length(C, b.len(), "11 digits"));
-    }
+    fixed_digits(C, b, 11, "11 digits")?;
     if !mod11_10_valid(b) {
         return Err(checksum(C));
     }
@@ -637,12 +638,7 @@ fn lithuania(b: &[u8]) -> Check {
 /// LU: 8 digits; the last two are the first six modulo 89.
 fn luxembourg(b: &[u8]) -> Check {
     const C: Country = Country::Luxembourg;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 8 {
-        return Err(length(C, b.len(), "8 digits"));
-    }
+    fixed_digits(C, b, 8, "8 digits")?;
     if value(&b[..6]) % 89 != value(&b[6..]) {
         return Err(checksum(C));
     }
@@ -653,12 +649,7 @@ fn luxembourg(b: &[u8]) -> Check {
 /// date, or the new form starting with 32).
 fn latvia(b: &[u8]) -> Check {
     const C: Country = Country::Latvia;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 11 {
-        return Err(length(C, b.len(), "11 digits"));
-    }
+    fixed_digits(C, b, 11, "11 digits")?;
     let ok = if b[0] > b'3' {
         weighted(b, &[9, 1, 4, 8, 3, 10, 2, 5, 7, 6, 1]) % 11 == 3
     } else {
@@ -712,12 +703,7 @@ fn netherlands(b: &[u8]) -> Check {
 /// PL: 10 digits, weights 6 5 7 2 3 4 5 6 7 modulo 11 give the last (10 is never issued).
 fn poland(b: &[u8]) -> Check {
     const C: Country = Country::Poland;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 10 {
-        return Err(length(C, b.len(), "10 digits"));
-    }
+    fixed_digits(C, b, 10, "10 digits")?;
     if weighted(b, &[6, 5, 7, 2, 3, 4, 5, 6, 7]) % 11 != d(b, 9) {
         return Err(checksum(C));
     }
@@ -820,12 +806,7 @@ fn slovenia(b: &[u8]) -> Check {
 /// SK: 10 digits divisible by 11 (first not 0, third 2, 3, 4, 7, 8 or 9), or a birth number.
 fn slovakia(b: &[u8]) -> Check {
     const C: Country = Country::Slovakia;
-    if !all_digits(b) {
-        return Err(format(C, DIGITS_ONLY));
-    }
-    if b.len() != 10 {
-        return Err(length(C, b.len(), "10 digits"));
-    }
+    fixed_digits(C, b, 10, "10 digits")?;
     if birth_number(C, b).is_ok() {
         return Ok(Body::of(b));
     }
