@@ -13,25 +13,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use paygo::credits::Credits;
-use paygo::ledger::{
-    Account, AccountId, BATCH_EVENTS_MAX, Event, Ledger, ManualClock, SharedLedger, Transfer, TransferId,
-};
+use paygo::ledger::{Account, AccountId, Event, Ledger, ManualClock, SharedLedger, Transfer, TransferId};
 
-const BATCH: usize = BATCH_EVENTS_MAX;
 /// Batches applied to one ledger before a fresh one is built (outside the timing), so
 /// that memory stays bounded however many iterations criterion asks for.
 const BATCHES_PER_LEDGER: u64 = 64;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[path = "support/ledger_workload.rs"]
+mod workload;
+use workload::{BATCH, XorShift, fund_accounts, transfer_batches};
 
 /// `accounts` customer balances (debits must not exceed credits), each funded with plenty.
 fn funded_ledger(accounts: u128) -> Ledger {
@@ -39,52 +29,12 @@ fn funded_ledger(accounts: u128) -> Ledger {
         accounts as usize + 1,
         BATCH * BATCHES_PER_LEDGER as usize + accounts as usize,
     );
-    let bank = AccountId(u128::MAX - 1);
-    ledger.apply(1, &[Event::CreateAccount(Account::new(bank))]).unwrap();
-    let mut events = Vec::with_capacity(BATCH);
-    let mut now = 2;
-    for a in 1..=accounts {
-        events.push(Event::CreateAccount(Account::balance(AccountId(a))));
-        events.push(Event::CreateTransfer(Transfer::new(
-            TransferId(u128::MAX - 1 - a),
-            bank,
-            AccountId(a),
-            Credits::new(1 << 40),
-        )));
-        if events.len() >= BATCH - 1 {
-            ledger.apply(now, &events).unwrap();
-            events.clear();
-            now += 1;
-        }
-    }
-    ledger.apply(now, &events).unwrap();
+    let mut now = 1;
+    fund_accounts(accounts, |events| {
+        ledger.apply(now, &events).unwrap();
+        now += 1;
+    });
     ledger
-}
-
-fn transfer_batches(accounts: u128, batches: u64, first_id: u128, seed: u64) -> Vec<Vec<Event>> {
-    let mut rng = XorShift(seed);
-    let mut id = first_id;
-    (0..batches)
-        .map(|_| {
-            (0..BATCH)
-                .map(|_| {
-                    let x = rng.next();
-                    let debit = 1 + u128::from(x % accounts as u64);
-                    let mut credit = 1 + u128::from((x >> 24) % accounts as u64);
-                    if credit == debit {
-                        credit = debit % accounts + 1;
-                    }
-                    id += 1;
-                    Event::CreateTransfer(Transfer::new(
-                        TransferId(id),
-                        AccountId(debit),
-                        AccountId(credit),
-                        Credits::new(1 + ((x >> 48) % 1000) as i64),
-                    ))
-                })
-                .collect()
-        })
-        .collect()
 }
 
 fn transfers(c: &mut Criterion) {

@@ -14,27 +14,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use paygo::credits::Credits;
 use paygo::ledger::durable::{self, OpenOptions};
-use paygo::ledger::{
-    Account, AccountId, BATCH_EVENTS_MAX, Event, Ledger, ManualClock, SharedLedger, Transfer, TransferId,
-};
+use paygo::ledger::{Event, Ledger, ManualClock, SharedLedger};
 
-const BATCH: usize = BATCH_EVENTS_MAX;
 const ACCOUNTS: u128 = 100_000;
 /// Batches written to one store before a fresh one is made (outside the timing).
 const BATCHES_PER_STORE: u64 = 64;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[path = "support/ledger_workload.rs"]
+mod workload;
+use workload::{BATCH, fund_accounts};
 
 fn bench_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("paygo-bench-{name}-{}", std::process::id()));
@@ -59,49 +48,14 @@ fn funded_store(dir: &Path, transfers: usize) -> SharedLedger<Ledger, ManualCloc
         &options(),
     )
     .unwrap();
-    let bank = AccountId(u128::MAX - 1);
-    shared.submit(vec![Event::CreateAccount(Account::new(bank))]).unwrap();
-    let mut events = Vec::with_capacity(BATCH);
-    for a in 1..=ACCOUNTS {
-        events.push(Event::CreateAccount(Account::balance(AccountId(a))));
-        events.push(Event::CreateTransfer(Transfer::new(
-            TransferId(u128::MAX - 1 - a),
-            bank,
-            AccountId(a),
-            Credits::new(1 << 40),
-        )));
-        if events.len() >= BATCH - 1 {
-            shared.submit(std::mem::take(&mut events)).unwrap();
-        }
-    }
-    shared.submit(events).unwrap();
+    fund_accounts(ACCOUNTS, |events| {
+        shared.submit(events).unwrap();
+    });
     shared
 }
 
 fn transfer_batches(batches: u64, seed: u64) -> Vec<Vec<Event>> {
-    let mut rng = XorShift(seed);
-    let mut id = 0u128;
-    (0..batches)
-        .map(|_| {
-            (0..BATCH)
-                .map(|_| {
-                    let x = rng.next();
-                    let debit = 1 + u128::from(x % ACCOUNTS as u64);
-                    let mut credit = 1 + u128::from((x >> 24) % ACCOUNTS as u64);
-                    if credit == debit {
-                        credit = debit % ACCOUNTS + 1;
-                    }
-                    id += 1;
-                    Event::CreateTransfer(Transfer::new(
-                        TransferId(id),
-                        AccountId(debit),
-                        AccountId(credit),
-                        Credits::new(1 + ((x >> 48) % 1000) as i64),
-                    ))
-                })
-                .collect()
-        })
-        .collect()
+    workload::transfer_batches(ACCOUNTS, batches, 0, seed)
 }
 
 fn journal_bytes(dir: &Path) -> u64 {
