@@ -8,11 +8,15 @@ use std::sync::Arc;
 use std::thread;
 
 use paygo_ratelimit::{
-    Decision, FlatStore, FlatStoreOptions, ManualClock, Policy, PolicyName, Quota, QuotaOptions, RateLimitError,
-    RateLimiter, Store, Unit,
+    FlatStore, FlatStoreOptions, ManualClock, Policy, PolicyName, Quota, QuotaOptions, RateLimitError, RateLimiter,
+    Store, Unit,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+
+#[path = "support/model.rs"]
+mod model;
+use model::Model;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -35,48 +39,6 @@ fn any_quota() -> impl Strategy<Value = Quota> {
             })
             .unwrap()
         })
-}
-
-/// Debt in nanoseconds, draining one per nanosecond (as in tests/properties.rs).
-#[derive(Clone, Copy)]
-struct Model {
-    debt_ns: u128,
-    at_ns: u64,
-}
-
-impl Model {
-    fn drain(&mut self, now_ns: u64) {
-        self.debt_ns = self.debt_ns.saturating_sub(u128::from(now_ns - self.at_ns));
-        self.at_ns = now_ns;
-    }
-
-    fn check(&mut self, quota: &Quota, weight: u64, consume: bool) -> Decision {
-        let t = u128::from(quota.emission_interval_ns());
-        let capacity = u128::from(quota.burst()) * t;
-        let cost = u128::from(weight) * t;
-        let fits = self.debt_ns + cost <= capacity;
-        let debt_after = if fits { self.debt_ns + cost } else { self.debt_ns };
-        if fits && consume {
-            self.debt_ns = debt_after;
-        }
-        Decision {
-            allowed: fits,
-            limit: quota.limit(),
-            period_ns: quota.period_ns(),
-            remaining: (capacity.saturating_sub(debt_after) / t) as u64,
-            reset_ns: debt_after as u64,
-            retry_after_ns: (!fits).then(|| (self.debt_ns + cost - capacity) as u64),
-        }
-    }
-
-    fn adjust(&mut self, quota: &Quota, delta: i64) {
-        let amount = u128::from(delta.unsigned_abs()) * u128::from(quota.emission_interval_ns());
-        self.debt_ns = if delta >= 0 {
-            self.debt_ns + amount
-        } else {
-            self.debt_ns.saturating_sub(amount)
-        };
-    }
 }
 
 fn small_store<K: paygo_ratelimit::FlatKey + ?Sized>() -> FlatStore<K> {
