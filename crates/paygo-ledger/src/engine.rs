@@ -31,6 +31,17 @@ struct AccountRow {
     timestamp_ns: u64,
 }
 
+/// The undo step that restores `r`'s four totals.
+fn balances_undo(row: u128, r: &AccountRow) -> Undo {
+    Undo::Balances {
+        row,
+        debits_pending: r.debits_pending,
+        debits_posted: r.debits_posted,
+        credits_pending: r.credits_pending,
+        credits_posted: r.credits_posted,
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Stored {
     record: TransferRecord,
@@ -415,19 +426,14 @@ impl Ledger {
             stored.record.status = Some(PendingStatus::Expired);
             stored.expires_at_ns = None;
             let t = stored.record.transfer;
-            self.release(&t, None);
+            self.release(&t);
         }
     }
 
     /// Takes a hold's amount off the pending totals of its two accounts.
-    fn release(&mut self, t: &Transfer, mut undo: Option<&mut Vec<Undo>>) {
+    fn release(&mut self, t: &Transfer) {
         let amount = u128::from(t.amount.get().unsigned_abs());
         for (id, debit) in [(t.debit_account_id, true), (t.credit_account_id, false)] {
-            if let Some(log) = undo.as_deref_mut()
-                && let Some(snapshot) = self.snapshot(id.0)
-            {
-                log.push(snapshot);
-            }
             if let Some(r) = self.accounts.get_mut(&id.0) {
                 // A hold's amount is part of the pending total it was added to.
                 if debit {
@@ -440,14 +446,7 @@ impl Ledger {
     }
 
     fn snapshot(&self, row: u128) -> Option<Undo> {
-        let r = self.accounts.get(&row)?;
-        Some(Undo::Balances {
-            row,
-            debits_pending: r.debits_pending,
-            debits_posted: r.debits_posted,
-            credits_pending: r.credits_pending,
-            credits_posted: r.credits_posted,
-        })
+        self.accounts.get(&row).map(|r| balances_undo(row, r))
     }
 
     fn rollback(&mut self, undo: &mut Vec<Undo>) {
@@ -586,10 +585,17 @@ impl Ledger {
 
     fn move_amount(&mut self, t: &Transfer, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
         let (dr, cr) = (t.debit_account_id.0, t.credit_account_id.0);
-        let Some(d) = self.accounts.get(&dr) else {
+        if dr == cr {
+            // `validate` refused this already; checked again because `get_disjoint_mut`
+            // needs two distinct keys.
+            return EventResult::AccountsMustBeDifferent;
+        }
+        // One probe per account, for the checks and the update alike.
+        let [d, c] = self.accounts.get_disjoint_mut([&dr, &cr]);
+        let Some(d) = d else {
             return EventResult::DebitAccountNotFound;
         };
-        let Some(c) = self.accounts.get(&cr) else {
+        let Some(c) = c else {
             return EventResult::CreditAccountNotFound;
         };
         if d.closed {
@@ -637,25 +643,17 @@ impl Ledger {
             return EventResult::ExceedsDebits;
         }
         if let Some(log) = undo {
-            log.extend(self.snapshot(dr));
-            log.extend(self.snapshot(cr));
+            log.push(balances_undo(dr, d));
+            log.push(balances_undo(cr, c));
             // A rolled-back hold leaves its expiry entry behind; `expire` skips it.
             log.push(Undo::TransferCreated(t.id.0));
         }
-        // Both accounts were found above and nothing has removed them since.
-        if let Some(d) = self.accounts.get_mut(&dr) {
-            if pending {
-                d.debits_pending += amount;
-            } else {
-                d.debits_posted += amount;
-            }
-        }
-        if let Some(c) = self.accounts.get_mut(&cr) {
-            if pending {
-                c.credits_pending += amount;
-            } else {
-                c.credits_posted += amount;
-            }
+        if pending {
+            d.debits_pending += amount;
+            c.credits_pending += amount;
+        } else {
+            d.debits_posted += amount;
+            c.credits_posted += amount;
         }
         if let Some(at) = expires_at_ns {
             self.expiries.push(Reverse((at, t.id.0)));
