@@ -79,7 +79,7 @@ pub fn checked_add(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
     // Fast path: same scale, and the sum of two 96-bit mantissas cannot overflow i128.
     if a.scale() == b.scale() {
         let sum = a.mantissa() + b.mantissa();
-        if sum.abs() <= MAX_MANTISSA {
+        if sum.unsigned_abs() <= MAX_MANTISSA.unsigned_abs() {
             return Decimal::try_from_i128_with_scale(sum, a.scale())
                 .map_err(|_| CreditsError::Overflow { operation: OP });
         }
@@ -124,7 +124,7 @@ pub fn checked_mul(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
     let scale = a.scale() + b.scale();
     if scale <= MAX_SCALE
         && let Some(product) = a.mantissa().checked_mul(b.mantissa())
-        && product.abs() <= MAX_MANTISSA
+        && product.unsigned_abs() <= MAX_MANTISSA.unsigned_abs()
     {
         return Decimal::try_from_i128_with_scale(product, scale).map_err(|_| CreditsError::Overflow { operation: OP });
     }

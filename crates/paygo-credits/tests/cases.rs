@@ -238,6 +238,17 @@ fn exact_arithmetic_never_rounds_silently() {
 }
 
 #[test]
+fn a_product_of_exactly_minus_two_to_the_127_is_an_overflow_not_a_panic() {
+    // -2^64 * 2^63 = i128::MIN: the mantissas' product fits an i128 but has no absolute value.
+    let a = Decimal::from_i128_with_scale(-(1i128 << 64), 0);
+    let b = Decimal::from_i128_with_scale(1i128 << 63, 0);
+    assert!(matches!(
+        decimal::checked_mul(a, b),
+        Err(paygo_credits::CreditsError::Overflow { .. })
+    ));
+}
+
+#[test]
 fn fractional_credits_for_per_token_prices() {
     let rate = CreditRate::default();
     let per_token = rate.to_exact_credits(&Money::usd(d("0.00000015"))).unwrap();
