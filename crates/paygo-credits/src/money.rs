@@ -264,14 +264,19 @@ impl Money {
     }
 
     fn same_currency(&self, other: &Money) -> Result<(), CreditsError> {
-        if self.currency == other.currency {
-            Ok(())
-        } else {
-            Err(CreditsError::CurrencyMismatch {
-                expected: self.currency.code(),
-                found: other.currency.code(),
-            })
-        }
+        expect_currency(self.currency, other)
+    }
+}
+
+/// `Ok` when `money` is in `expected`, else [`CreditsError::CurrencyMismatch`].
+pub(crate) fn expect_currency(expected: Currency, money: &Money) -> Result<(), CreditsError> {
+    if money.currency == expected {
+        Ok(())
+    } else {
+        Err(CreditsError::CurrencyMismatch {
+            expected: expected.code(),
+            found: money.currency.code(),
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::decimal::{self, pow10};
-use crate::money::{minor_exponent, parse_currency};
+use crate::money::{expect_currency, minor_exponent, parse_currency};
 use crate::{Credits, CreditsError, ExactCredits, Money, Rounding};
 
 /// The most decimal places a credit rate may have.
@@ -218,14 +218,7 @@ impl CreditRate {
     }
 
     fn check_currency(&self, money: &Money) -> Result<(), CreditsError> {
-        if money.currency() == self.currency {
-            Ok(())
-        } else {
-            Err(CreditsError::CurrencyMismatch {
-                expected: self.currency.code(),
-                found: money.currency().code(),
-            })
-        }
+        expect_currency(self.currency, money)
     }
 }
 
@@ -365,12 +358,7 @@ impl FxRate {
     /// - monotone in `m`.
     pub fn convert(&self, money: &Money, rounding: Rounding) -> Result<Money, CreditsError> {
         const OP: &str = "currency conversion";
-        if money.currency() != self.from {
-            return Err(CreditsError::CurrencyMismatch {
-                expected: self.from.code(),
-                found: money.currency().code(),
-            });
-        }
+        expect_currency(self.from, money)?;
         let exponent = u32::from(minor_exponent(self.to)?);
         let amount = money.amount();
         let scale = amount.scale() + self.rate.scale();

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
 use crate::book::{Card, CompiledModel, CompiledVersion, FixedCard, PriceBook};
-use crate::spec::{Markup, TierCount};
+use crate::spec::Markup;
 use crate::usage::{Quantities, is_duration};
 use crate::{Component, PricingError, ServiceTier, Usage};
 
@@ -132,10 +132,11 @@ pub struct Quote {
 /// A decimal as a JSON number written from its exact text (`serde_json`), or as a string
 /// for other serializers.
 fn as_json_number<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    let text = value.normalize().to_string();
-    match serde_json::value::RawValue::from_string(text.clone()) {
+    // The text of a normalized Decimal is always a valid JSON number; the fallback only
+    // keeps this total.
+    match serde_json::value::RawValue::from_string(value.normalize().to_string()) {
         Ok(raw) => raw.serialize(serializer),
-        Err(_) => serializer.serialize_str(&text),
+        Err(_) => serializer.collect_str(&value.normalize()),
     }
 }
 
@@ -335,10 +336,7 @@ impl PriceBook {
         }
         let quantities = units.quantities()?;
         let all = request.prompt_tokens.saturating_add(request.max_output_tokens);
-        let counted = match model.rule.counted {
-            TierCount::PromptTokens => request.prompt_tokens,
-            TierCount::AllTokens => all,
-        };
+        let counted = model.counted_tokens(request.prompt_tokens, all);
         let top = version.context_index(model.rule, counted);
         let mut most = Decimal::ZERO;
         for context in 0..=top {
@@ -351,23 +349,24 @@ impl PriceBook {
                     .filter_map(|c| card[c.index()])
                     .max()
             };
-            for (tokens, side) in [
+            for (tokens, side, label) in [
                 (
                     request.prompt_tokens,
                     Component::is_prompt_token as fn(Component) -> bool,
+                    "prompt tokens",
                 ),
-                (request.max_output_tokens, Component::is_completion_token),
+                (
+                    request.max_output_tokens,
+                    Component::is_completion_token,
+                    "completion tokens",
+                ),
             ] {
                 if tokens == 0 {
                     continue;
                 }
                 let price = dearest(side).ok_or_else(|| PricingError::UnpricedUnit {
                     model: model.id.to_string(),
-                    component: if side(Component::InputToken) {
-                        "prompt tokens"
-                    } else {
-                        "completion tokens"
-                    },
+                    component: label,
                     quantity: tokens.to_string(),
                 })?;
                 total = decimal::checked_add(total, decimal::checked_mul(Decimal::from(tokens), price)?)?;
@@ -443,16 +442,15 @@ fn fixed_lines(
         if amount == 0 || free_request(card, component) {
             continue;
         }
-        let (unit_usd, factor) =
-            if !version.variants.is_empty() && version.variants.iter().any(|(c, _, _)| *c == component) {
-                // Priced by variant: scale the chosen price to the card's scale on the spot.
-                let price = unit_price(model, version, card, component, usage, quantities).ok()?;
-                let extra = if is_duration(component) { 3 } else { 0 };
-                let shift = decimal::pow10_checked(fixed.scale.checked_sub(price.scale() + extra)?)?;
-                (price, price.mantissa().checked_mul(shift)?)
-            } else {
-                (card[component.index()]?, fixed.factors[component.index()]?)
-            };
+        let (unit_usd, factor) = if version.variants.iter().any(|(c, _, _)| *c == component) {
+            // Priced by variant: scale the chosen price to the card's scale on the spot.
+            let price = unit_price(model, version, card, component, usage, quantities).ok()?;
+            let extra = if is_duration(component) { 3 } else { 0 };
+            let shift = decimal::pow10_checked(fixed.scale.checked_sub(price.scale() + extra)?)?;
+            (price, price.mantissa().checked_mul(shift)?)
+        } else {
+            (card[component.index()]?, fixed.factors[component.index()]?)
+        };
         let usd = i128::from(amount).checked_mul(factor)?;
         subtotal = subtotal.checked_add(usd)?;
         lines.push(QuoteLine {
@@ -540,7 +538,7 @@ fn variant_matches(stored: &str, component: Component, usage: &Usage) -> bool {
                 (None, None) => true,
                 _ => false,
             };
-            same_quality && split_size(stored_size).is_some() && split_size(stored_size) == split_size(size)
+            same_quality && split_size(stored_size).is_some_and(|stored| split_size(size) == Some(stored))
         }
         Component::OutputSecond => usage
             .video_resolution
