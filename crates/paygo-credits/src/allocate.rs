@@ -36,11 +36,8 @@ pub(crate) fn allocate_units<W: Copy + Into<i128>>(total: i128, weights: &[W]) -
     for (index, weight) in weights.iter().enumerate() {
         let weight: i128 = (*weight).into();
         // floor(magnitude · w / sum) and its remainder, in 256 bits when needed.
-        let share = crate::decimal::mul_div(magnitude, weight, sum, crate::Rounding::Down)
-            .ok_or(CreditsError::Overflow { operation: OP })?;
-        // remainder = magnitude·w − share·sum, compared as a fraction of `sum`; computed
-        // as (magnitude·w mod sum) through the same exact helper.
-        let rem = remainder(magnitude, weight, sum).ok_or(CreditsError::Overflow { operation: OP })?;
+        let (share, rem) =
+            crate::decimal::mul_div_rem(magnitude, weight, sum).ok_or(CreditsError::Overflow { operation: OP })?;
         given = given
             .checked_add(share)
             .ok_or(CreditsError::Overflow { operation: OP })?;
@@ -67,37 +64,4 @@ pub(crate) fn allocate_units<W: Copy + Into<i128>>(total: i128, weights: &[W]) -
         }
     }
     Ok(parts)
-}
-
-/// `(a · b) mod m` for non-negative `a`, `b` and positive `m`, exactly.
-fn remainder(a: i128, b: i128, m: i128) -> Option<i128> {
-    if let Some(p) = a.checked_mul(b) {
-        return Some(p % m);
-    }
-    // (a mod m)·(b mod m) can still exceed 127 bits; reduce with the exact mul_div:
-    // a·b − floor(a·b/m)·m, all parts computed without overflow through 256-bit division.
-    let a = a % m;
-    let b = b % m;
-    if let Some(p) = a.checked_mul(b) {
-        return Some(p % m);
-    }
-    // Double-and-add modular multiplication: every intermediate stays below 2m < 2^128.
-    let (a, b, m) = (a.unsigned_abs(), b.unsigned_abs(), m.unsigned_abs());
-    let mut result: u128 = 0;
-    let mut base = a;
-    let mut k = b;
-    while k > 0 {
-        if k & 1 == 1 {
-            result = add_mod(result, base, m);
-        }
-        base = add_mod(base, base, m);
-        k >>= 1;
-    }
-    i128::try_from(result).ok()
-}
-
-fn add_mod(x: u128, y: u128, m: u128) -> u128 {
-    // x, y < m ≤ 2^127, so x + y < 2^128.
-    let s = x + y;
-    if s >= m { s - m } else { s }
 }

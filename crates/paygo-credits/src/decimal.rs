@@ -190,6 +190,20 @@ pub(crate) fn mul_div(a: i128, b: i128, d: i128, rounding: Rounding) -> Option<i
     rounding.finish(if negative { -q } else { q }, r, d.unsigned_abs(), negative)
 }
 
+/// `floor(a · b / d)` and `(a · b) mod d` for non-negative `a`, `b` and positive `d`,
+/// exactly (in 256 bits when the product needs them); `None` when the inputs are out of
+/// that domain or the quotient does not fit an `i128`.
+pub(crate) fn mul_div_rem(a: i128, b: i128, d: i128) -> Option<(i128, i128)> {
+    if a < 0 || b < 0 || d <= 0 {
+        return None;
+    }
+    if let Some(n) = a.checked_mul(b) {
+        return Some((n / d, n % d));
+    }
+    let (q, r) = U256::mul(a.unsigned_abs(), b.unsigned_abs()).div_rem(d.unsigned_abs())?;
+    Some((i128::try_from(q).ok()?, i128::try_from(r).ok()?))
+}
+
 /// Rounds `mantissa / 10^scale` to `to_scale` decimal places, returning the new mantissa.
 pub(crate) fn rescale(mantissa: i128, scale: u32, to_scale: u32, rounding: Rounding) -> Option<i128> {
     if to_scale >= scale {
@@ -400,6 +414,28 @@ mod tests {
         let p = U256::mul(10u128.pow(30), 10u128.pow(30));
         let (q, r) = p.div_rem(10u128.pow(25)).unwrap();
         assert_eq!((q, r), (10u128.pow(35), 0));
+    }
+
+    #[test]
+    fn mul_div_rem_is_exact_past_128_bits() {
+        // Expected values computed with arbitrary-precision integers.
+        assert_eq!(
+            mul_div_rem(i128::MAX, 3, 7),
+            Some((72_917_650_054_486_813_599_294_558_735_378_902_454, 3))
+        );
+        let (a, b, d) = ((1i128 << 100) + 12_345, (1i128 << 90) + 777, (1i128 << 70) + 99);
+        assert_eq!(
+            mul_div_rem(a, b, d),
+            Some((
+                1_329_227_995_784_915_872_792_343_816_744_992_768,
+                11_034_861_110_009_421_057
+            ))
+        );
+        assert_eq!(mul_div_rem(17, 5, 4), Some((21, 1)));
+        // The quotient does not fit; out of domain.
+        assert_eq!(mul_div_rem(i128::MAX, i128::MAX, 3), None);
+        assert_eq!(mul_div_rem(-1, 5, 4), None);
+        assert_eq!(mul_div_rem(1, 5, 0), None);
     }
 
     #[test]
