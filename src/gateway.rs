@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use paygo_credits::{Credits, Money};
 use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal,
+    AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal, Reply,
 };
 use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
 use paygo_pricing::{EstimateRequest, PriceBook, PricingError, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
@@ -181,15 +181,19 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     ///
     /// [`GatewayError::Refused`] with the ledger's refusal; [`GatewayError::Unavailable`].
     pub fn execute(&self, command: Command) -> Result<Receipt, GatewayError> {
-        let replies = self.ledger.submit(vec![command])?;
-        match replies.into_iter().next() {
-            Some(Ok(receipt)) => Ok(receipt),
-            Some(Err(refusal)) => Err(GatewayError::Refused(refusal)),
-            // One command in, one reply out.
-            None => Err(GatewayError::Unavailable(LedgerError::Unavailable {
+        self.submit_one(command)?.map_err(GatewayError::Refused)
+    }
+
+    /// Submits one command and returns its one reply.
+    fn submit_one(&self, command: Command) -> Result<Reply, LedgerError> {
+        // One command in, one reply out; a missing reply is a broken handle.
+        self.ledger
+            .submit(vec![command])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LedgerError::Unavailable {
                 reason: "no reply".into(),
-            })),
-        }
+            })
     }
 
     /// Opens an account with 0 credits.
@@ -273,8 +277,8 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
             amount: held,
             timeout_ms: self.hold_timeout_ms,
         };
-        match self.ledger.submit(vec![command])?.into_iter().next() {
-            Some(Ok(_)) => Ok(Admitted {
+        match self.submit_one(command)? {
+            Ok(_) => Ok(Admitted {
                 id: call.id,
                 account: call.account,
                 model: estimate.model.to_string(),
@@ -282,11 +286,8 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
                 held,
                 rate_limit_headers: headers,
             }),
-            Some(Err(Refusal::InsufficientCredits)) => Err(Rejection::InsufficientCredits),
-            Some(Err(other)) => Err(Rejection::Ledger(other)),
-            None => Err(Rejection::Unavailable(LedgerError::Unavailable {
-                reason: "no reply".into(),
-            })),
+            Err(Refusal::InsufficientCredits) => Err(Rejection::InsufficientCredits),
+            Err(other) => Err(Rejection::Ledger(other)),
         }
     }
 

@@ -712,7 +712,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         }
         let cost = rate.to_money_exact(done.charged).map_err(setup)?;
         charges.entry(account).or_default().push(Charge {
-            model: admitted.model.clone(),
+            model: admitted.model,
             at,
             credits: done.charged,
             cost,
@@ -734,11 +734,10 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
                     report.top_up_credits += credits.get();
                     report.top_up_cents += i64::try_from(request.amount.to_minor().map_err(setup)?).unwrap_or(0);
                     let profile = &PROFILES[call.account % PROFILES.len()];
-                    let profile_report = report.clone();
                     let reference = format!("auto-{}", request.id);
                     invoices.push(invoice_top_up(
                         &invoicing,
-                        &profile_report,
+                        report,
                         profile,
                         request.amount,
                         &reference,

@@ -677,6 +677,22 @@ impl Billing {
             .unwrap_or_else(|_| vec![EventResult::LinkedEventChainOpen; events.len()])
     }
 
+    /// Applies `events` as one linked chain (all or none: every event but the last gets
+    /// `LINKED`) and returns the failure that broke it, if any (not the
+    /// `LinkedEventFailed` of the events that only went down with it).
+    fn apply_chain(&mut self, now_ns: u64, events: &mut [Event]) -> Option<EventResult> {
+        if let Some((_, linked)) = events.split_last_mut() {
+            for event in linked {
+                if let Event::CreateTransfer(t) = event {
+                    *t = t.with_flags(TransferFlags::LINKED);
+                }
+            }
+        }
+        self.apply(now_ns, events)
+            .into_iter()
+            .find(|r| !r.is_ok() && *r != EventResult::LinkedEventFailed)
+    }
+
     fn open(&mut self, now_ns: u64, customer: u128) -> Reply {
         if customer == 0 || customer >= LOT_BASE {
             return Err(Refusal::InvalidCustomerId);
@@ -720,11 +736,18 @@ impl Billing {
             return Err(Refusal::UnknownAccount);
         }
         let credits = self.credits_for(&amount)?;
+        self.credit_purchase(now_ns, customer, credits, id)?;
+        Ok(Receipt::ToppedUp { credits })
+    }
+
+    /// Moves purchased `credits` from the funding account to `customer`, tagged with the
+    /// top-up (or auto top-up request) id `source`.
+    fn credit_purchase(&mut self, now_ns: u64, customer: u128, credits: Credits, source: u128) -> Result<(), Refusal> {
         let transfer = Transfer::new(self.next_transfer_id(), FUNDING, AccountId(customer), credits)
             .with_code(codes::TOP_UP)
-            .with_user_data(id);
+            .with_user_data(source);
         match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
-            EventResult::Ok => Ok(Receipt::ToppedUp { credits }),
+            EventResult::Ok => Ok(()),
             other => Err(Refusal::Ledger(other)),
         }
     }
@@ -763,26 +786,19 @@ impl Billing {
         }
         let mut events = Vec::with_capacity(plan.len());
         let mut parts = Vec::with_capacity(plan.len());
-        for (k, (source, credits)) in plan.iter().enumerate() {
+        for (source, credits) in &plan {
             let tid = self.next_transfer_id();
-            let mut t = Transfer::pending(tid, *source, REVENUE, *credits, timeout_ms)
+            let t = Transfer::pending(tid, *source, REVENUE, *credits, timeout_ms)
                 .with_code(codes::USAGE)
                 .with_user_data(id);
-            if k + 1 < plan.len() {
-                t = t.with_flags(TransferFlags::LINKED);
-            }
             events.push(Event::CreateTransfer(t));
             parts.push((tid, *source, *credits));
         }
-        let results = self.apply(now_ns, &events);
-        if let Some(bad) = results
-            .iter()
-            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
-        {
-            return Err(if *bad == EventResult::ExceedsCredits {
+        if let Some(bad) = self.apply_chain(now_ns, &mut events) {
+            return Err(if bad == EventResult::ExceedsCredits {
                 Refusal::InsufficientCredits
             } else {
-                Refusal::Ledger(*bad)
+                Refusal::Ledger(bad)
             });
         }
         self.holds.insert(
@@ -819,37 +835,36 @@ impl Billing {
                 requested: amount,
             });
         }
-        let parts = hold.parts.clone();
         let customer = hold.customer;
+        let held_total = hold.amount;
+        let sweep = self.touches_expired_lot(&hold.parts);
         let mut left = amount;
-        let mut events = Vec::with_capacity(parts.len());
-        for (k, (pending, _, held)) in parts.iter().enumerate() {
+        let mut events = Vec::with_capacity(hold.parts.len());
+        for (pending, _, held) in &hold.parts {
             let take = if left < *held { left } else { *held };
             left = Credits::new(left.get() - take.get());
-            let tid = self.next_transfer_id();
-            let mut t = if take > Credits::ZERO {
+            // `next_transfer_id()` would borrow all of `self` while `hold` is borrowed.
+            let tid = TransferId(self.next_transfer);
+            self.next_transfer += 1;
+            let t = if take > Credits::ZERO {
                 Transfer::post(tid, *pending, take)
             } else {
                 Transfer::void(tid, *pending)
             }
             .with_code(codes::USAGE)
             .with_user_data(id);
-            if k + 1 < parts.len() {
-                t = t.with_flags(TransferFlags::LINKED);
-            }
             events.push(Event::CreateTransfer(t));
         }
-        let results = self.apply(now_ns, &events);
+        let failure = self.apply_chain(now_ns, &mut events);
         // Credits released back to an expired lot are not spendable: sweep them before the
         // auto top-up rule looks at the balance.
-        self.after_hold(now_ns, &parts);
-        let reply = match results
-            .iter()
-            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
-        {
+        if sweep {
+            self.sweep_expired(now_ns);
+        }
+        let reply = match failure {
             None => {
                 let auto_top_up = self.decide_top_up(now_ns, customer);
-                let released = Credits::new(self.holds.get(&id).map_or(0, |h| h.amount.get()) - amount.get());
+                let released = Credits::new(held_total.get() - amount.get());
                 Ok(Receipt::Captured {
                     charged: amount,
                     released,
@@ -857,7 +872,7 @@ impl Billing {
                 })
             }
             Some(EventResult::PendingTransferExpired) => Err(Refusal::HoldExpired),
-            Some(other) => Err(Refusal::Ledger(*other)),
+            Some(other) => Err(Refusal::Ledger(other)),
         };
         if let Some(h) = self.holds.get_mut(&id) {
             // The reply is kept (for retries) only once the hold is final; after another
@@ -925,27 +940,25 @@ impl Billing {
                 Ok(Receipt::Released)
             };
         }
-        let parts = hold.parts.clone();
-        let mut events = Vec::with_capacity(parts.len());
-        for (k, (pending, _, _)) in parts.iter().enumerate() {
-            let mut t = Transfer::void(self.next_transfer_id(), *pending)
+        let sweep = self.touches_expired_lot(&hold.parts);
+        let mut events = Vec::with_capacity(hold.parts.len());
+        for (pending, _, _) in &hold.parts {
+            // `next_transfer_id()` would borrow all of `self` while `hold` is borrowed.
+            let t = Transfer::void(TransferId(self.next_transfer), *pending)
                 .with_code(codes::USAGE)
                 .with_user_data(id);
-            if k + 1 < parts.len() {
-                t = t.with_flags(TransferFlags::LINKED);
-            }
+            self.next_transfer += 1;
             events.push(Event::CreateTransfer(t));
         }
-        let results = self.apply(now_ns, &events);
-        let reply = match results
-            .iter()
-            .find(|r| !r.is_ok() && **r != EventResult::LinkedEventFailed)
-        {
+        let reply = match self.apply_chain(now_ns, &mut events) {
             // A hold that expired is released already.
             None | Some(EventResult::PendingTransferExpired) => Ok(Receipt::Released),
-            Some(other) => Err(Refusal::Ledger(*other)),
+            Some(other) => Err(Refusal::Ledger(other)),
         };
-        self.after_hold(now_ns, &parts);
+        // Credits released back to an expired lot go to breakage at once.
+        if sweep {
+            self.sweep_expired(now_ns);
+        }
         if let Some(h) = self.holds.get_mut(&id)
             && reply.is_ok()
         {
@@ -955,11 +968,11 @@ impl Billing {
         reply
     }
 
-    /// Credits released back to an expired lot go to breakage at once.
-    fn after_hold(&mut self, now_ns: u64, parts: &[(TransferId, AccountId, Credits)]) {
-        if parts.iter().any(|(_, source, _)| self.expired_lots.contains(&source.0)) {
-            self.sweep_expired(now_ns);
-        }
+    /// Whether a hold drew on a lot that has expired: what it gives back must then be
+    /// swept to breakage (applying transfers never changes the set of expired lots, so
+    /// this can be asked before they are applied).
+    fn touches_expired_lot(&self, parts: &[(TransferId, AccountId, Credits)]) -> bool {
+        parts.iter().any(|(_, source, _)| self.expired_lots.contains(&source.0))
     }
 
     fn grant_now(&mut self, now_ns: u64, customer: u128, amount: Credits, expires_at_ns: u64) -> Reply {
@@ -1106,13 +1119,8 @@ impl Billing {
         let credits = match outcome {
             PaymentOutcome::Succeeded => {
                 let credits = self.credits_for(&req.amount)?;
-                let transfer = Transfer::new(self.next_transfer_id(), FUNDING, AccountId(req.customer), credits)
-                    .with_code(codes::TOP_UP)
-                    .with_user_data(request);
-                match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
-                    EventResult::Ok => credits,
-                    other => return Err(Refusal::Ledger(other)),
-                }
+                self.credit_purchase(now_ns, req.customer, credits, request)?;
+                credits
             }
             PaymentOutcome::Declined => Credits::ZERO,
         };
@@ -1814,9 +1822,7 @@ pub(crate) mod codec {
             lot_owner.insert(r.u128()?, r.u128()?);
         }
         let ledger = Ledger::decode_state(r, transfers_more)?;
-        let mut outbox: Vec<TopUpRequest> = requests.values().copied().collect();
-        outbox.sort_unstable_by_key(|q| q.id);
-        Ok(Billing {
+        let mut billing = Billing {
             ledger,
             config,
             customers,
@@ -1826,11 +1832,14 @@ pub(crate) mod codec {
             lot_expiries,
             expired_lots,
             lot_owner,
-            outbox,
+            outbox: Vec::new(),
             next_transfer,
             next_lot,
             next_request,
-        })
+        };
+        // The outbox of a restored state: the requests still waiting for their outcome.
+        billing.keep_outstanding_requests();
+        Ok(billing)
     }
 
     #[cfg(test)]

@@ -271,9 +271,7 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
     ///
     /// [`LedgerError::Unavailable`] if the machine panicked in another thread.
     pub fn read<T>(&self, f: impl FnOnce(&M) -> T) -> Result<T, LedgerError> {
-        let machine = self.machine.lock().map_err(|_| LedgerError::Unavailable {
-            reason: "a thread panicked".into(),
-        })?;
+        let machine = self.lock_machine()?;
         Ok(f(&machine.machine))
     }
 
@@ -332,9 +330,7 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
     ///
     /// [`LedgerError::Unavailable`] if the machine panicked in another thread.
     pub fn head(&self) -> Result<Option<Head>, LedgerError> {
-        let inner = self.machine.lock().map_err(|_| LedgerError::Unavailable {
-            reason: "a thread panicked".into(),
-        })?;
+        let inner = self.lock_machine()?;
         Ok(inner.journal.as_ref().map(|j| j.storage.head()))
     }
 
@@ -342,6 +338,12 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
     /// storage).
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
+    }
+
+    fn lock_machine(&self) -> Result<MutexGuard<'_, Inner<M>>, LedgerError> {
+        self.machine.lock().map_err(|_| LedgerError::Unavailable {
+            reason: "a thread panicked".into(),
+        })
     }
 
     #[allow(clippy::type_complexity)]
@@ -423,9 +425,7 @@ impl<M: Durable, K: Clock> SharedLedger<M, K> {
     /// [`LedgerError::Unavailable`] for a handle without storage or after a failure;
     /// [`LedgerError::Io`] (the older snapshot stays in use).
     pub fn snapshot(&self) -> Result<Head, LedgerError> {
-        let mut inner = self.machine.lock().map_err(|_| LedgerError::Unavailable {
-            reason: "a thread panicked".into(),
-        })?;
+        let mut inner = self.lock_machine()?;
         let Inner { machine, journal } = &mut *inner;
         let journal = journal.as_mut().ok_or_else(|| LedgerError::Unavailable {
             reason: "the handle has no storage".into(),

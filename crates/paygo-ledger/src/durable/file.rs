@@ -280,7 +280,7 @@ impl FileStore {
     /// Reads and checks a snapshot: its seq, head hash and state.
     fn read_snapshot(&self, seq: u64) -> Result<(Head, Vec<u8>), LedgerError> {
         let path = self.dir.join(snapshot_name(seq));
-        let bytes = fs::read(&path).map_err(|e| io("read", &path, &e))?;
+        let mut bytes = fs::read(&path).map_err(|e| io("read", &path, &e))?;
         let fail = |what: &str| Err(corrupt(&path, 0, what));
         if bytes.len() < SNAPSHOT_HEADER || &bytes[..8] != SNAPSHOT_MAGIC {
             return fail("not a snapshot (no magic bytes)");
@@ -302,7 +302,9 @@ impl FileStore {
             records: seq,
             hash: hash_of(&bytes[16..]),
         };
-        Ok((head, bytes[SNAPSHOT_HEADER..].to_vec()))
+        // The state in place: no second copy of what can be a large file.
+        bytes.drain(..SNAPSHOT_HEADER);
+        Ok((head, bytes))
     }
 
     /// The newest snapshot that passes its checks (the oldest, auditing); the damaged
@@ -754,10 +756,7 @@ impl Storage for FileStore {
         self.head = tail.head;
         if self.writable {
             match tail.segment {
-                Some((first, _)) if tail.header_torn => {
-                    self.head = tail.head;
-                    self.new_segment(first)?;
-                }
+                Some((first, _)) if tail.header_torn => self.new_segment(first)?,
                 Some((first, end)) => self.open_for_append(first, end)?,
                 None => self.new_segment(self.head.records)?,
             }

@@ -336,12 +336,8 @@ pub fn open_billing<K: Clock>(
 /// store; [`LedgerError::Foreign`]; [`LedgerError::Locked`] while a writer has it open;
 /// [`LedgerError::Corrupt`]; [`LedgerError::Io`].
 pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
-    let mut store = FileStore::open(dir.as_ref(), M::KIND, false)?;
-    let (machine, recovery) = recover::<M>(&mut store)?;
-    let dir = dir.as_ref().display().to_string();
-    machine
-        .ok_or(LedgerError::MissingDirectory { dir })
-        .map(|m| (m, recovery))
+    let store = FileStore::open(dir.as_ref(), M::KIND, false)?;
+    load_from(dir.as_ref(), store)
 }
 
 /// As [`load`], but from the oldest snapshot kept, so that every record in the directory
@@ -352,9 +348,14 @@ pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerEr
 ///
 /// As [`load`].
 pub fn verify<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
-    let mut store = FileStore::open(dir.as_ref(), M::KIND, false)?.audit();
+    let store = FileStore::open(dir.as_ref(), M::KIND, false)?.audit();
+    load_from(dir.as_ref(), store)
+}
+
+/// Replays a read-only `store` of `dir`; a fresh (empty) store is a missing directory.
+fn load_from<M: Durable>(dir: &Path, mut store: FileStore) -> Result<(M, Recovery), LedgerError> {
     let (machine, recovery) = recover::<M>(&mut store)?;
-    let dir = dir.as_ref().display().to_string();
+    let dir = dir.display().to_string();
     machine
         .ok_or(LedgerError::MissingDirectory { dir })
         .map(|m| (m, recovery))
