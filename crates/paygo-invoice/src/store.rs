@@ -172,7 +172,10 @@ impl SequenceStore for MemorySequenceStore {
 ///
 /// One store at a time may have a journal open: `open` takes an exclusive advisory lock on
 /// the file (held until the store is dropped) and fails with [`InvoiceError::Store`] if
-/// another store, in this process or another, holds it.
+/// another store, in this process or another, holds it. The lock belongs to the open file,
+/// so a child process forked while the store is open holds it too until it execs (a
+/// moment, with `std::process::Command`): a reopen at that instant fails with `lock`
+/// and can simply be retried.
 ///
 /// One case is not covered: if the append's `fsync` fails *and* cutting the file back fails,
 /// the commit returns an error and the store is poisoned, yet the line may have reached the
