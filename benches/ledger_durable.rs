@@ -1,7 +1,7 @@
 //! Benchmarks of the ledger's durability: transfers through a durable handle with one
 //! record and one `fdatasync` per batch of 8,190 (write-ahead: synced before applied), the
 //! replay of a journal on open, and the cost of the record checksum (CRC32C) and of the
-//! chain hash (BLAKE2b-256) per MiB.
+//! chain hash (BLAKE3-256) per MiB.
 //!
 //! Run with `cargo bench --bench ledger_durable`. The store is written under the system's
 //! temp dir (set `TMPDIR` to bench another disk).
@@ -185,8 +185,8 @@ fn checksums(c: &mut Criterion) {
     let data: Vec<u8> = (0..1u32 << 20).map(|i| i.wrapping_mul(2_654_435_761) as u8).collect();
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.bench_function("crc32c_1mib", |b| b.iter(|| durable::crc32c(black_box(&data))));
-    group.bench_function("blake2b_256_1mib", |b| {
-        b.iter(|| durable::blake2b_256(black_box(&data)));
+    group.bench_function("blake3_256_1mib", |b| {
+        b.iter(|| durable::chain_hash(black_box(&data)));
     });
     group.finish();
 }

@@ -37,7 +37,7 @@
 //!   auto top-up.
 //! - [`SharedLedger`]: a `Send + Sync` handle that many request threads share; their
 //!   operations are combined into batches.
-//! - [`durable`]: the write-ahead journal (group commit, a CRC32C per record, a `BLAKE2b`
+//! - [`durable`]: the write-ahead journal (group commit, a CRC32C per record, a `BLAKE3`
 //!   chain), snapshots and crash recovery behind a [`durable::Storage`] trait;
 //!   [`durable::open_billing`] and [`durable::open_ledger`] open a durable handle in a
 //!   directory.

@@ -5,13 +5,13 @@ use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use super::checksum::{Blake2b, Crc32c, HASH_LEN, crc32c};
+use super::checksum::{ChainHasher, Crc32c, HASH_LEN, crc32c};
 use super::{Head, Loaded, Recovery, Storage};
 use crate::LedgerError;
 
 const MANIFEST: &str = "MANIFEST";
 const LOCK: &str = "LOCK";
-const FORMAT: &str = "1";
+const FORMAT: &str = "2";
 const SEGMENT_MAGIC: &[u8; 8] = b"PGYLJRN1";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"PGYLSNP1";
 /// magic, first seq, previous hash, crc, reserved.
@@ -117,7 +117,7 @@ fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
 }
 
 fn record_hash(header: &[u8], payload: &[u8]) -> [u8; HASH_LEN] {
-    let mut h = Blake2b::new();
+    let mut h = ChainHasher::new();
     h.update(header);
     h.update(payload);
     h.finish()

@@ -8,7 +8,7 @@
 //! (group commit).
 //!
 //! [`FileStore`] is the embedded store: a directory of journal segments (records framed
-//! with their length, a CRC32C and the BLAKE2b-256 hash of the previous record) and
+//! with their length, a CRC32C and the BLAKE3-256 hash of the previous record) and
 //! snapshots. `docs/ledger.md` describes the format and what happens on each kind of
 //! damage. Another backend (a database) implements [`Storage`]; the engine and its
 //! callers do not change.
@@ -52,7 +52,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use checksum::{blake2b_256, crc32c};
+pub use checksum::{chain_hash, crc32c};
 pub use file::FileStore;
 
 use crate::billing::{Billing, BillingConfig, Command};
@@ -184,7 +184,7 @@ impl Durable for Billing {
 pub struct Head {
     /// Records written since the store was created.
     pub records: u64,
-    /// BLAKE2b-256 of the last record.
+    /// BLAKE3-256 of the last record.
     pub hash: [u8; 32],
 }
 
