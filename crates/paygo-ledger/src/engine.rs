@@ -3,6 +3,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use paygo_credits::Credits;
 
 use crate::hash::IdBuild;
@@ -42,11 +45,132 @@ fn balances_undo(row: u128, r: &AccountRow) -> Undo {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A transfer as the ledger keeps it: a [`TransferRecord`]'s fields in 128 bytes, where the
+/// public types, with their `Option`s, take 176. A ledger keeps every transfer, so this is
+/// the ledger's memory per transfer, and the memory a growing ledger has to touch (page
+/// faults are a fifth of a replay's time; docs/ledger.md).
+#[derive(Debug, Clone, Copy)]
 struct Stored {
-    record: TransferRecord,
-    /// For a pending transfer with a timeout: when it expires.
-    expires_at_ns: Option<u64>,
+    id: u128,
+    debit_account_id: u128,
+    credit_account_id: u128,
+    user_data: u128,
+    /// The pending transfer of a post or void; 0 for none (0 is never a transfer's id, and
+    /// a stored post or void names a stored transfer).
+    pending_id: u128,
+    amount: i64,
+    timeout_ms: u64,
+    timestamp_ns: u64,
+    /// The amount posted, when the status is [`STATUS_POSTED`].
+    posted: i64,
+    code: u16,
+    flags: TransferFlags,
+    /// One of the `STATUS_…` constants.
+    status: u8,
+}
+
+// The size the docs above promise.
+const _: () = assert!(std::mem::size_of::<Stored>() == 128);
+
+const STATUS_NONE: u8 = 0;
+const STATUS_PENDING: u8 = 1;
+const STATUS_POSTED: u8 = 2;
+const STATUS_VOIDED: u8 = 3;
+const STATUS_EXPIRED: u8 = 4;
+
+impl Stored {
+    fn new(t: &Transfer, timestamp_ns: u64, status: Option<PendingStatus>) -> Stored {
+        debug_assert!(
+            t.pending_id != Some(TransferId(0)),
+            "a stored post names a stored transfer"
+        );
+        let mut s = Stored {
+            id: t.id.0,
+            debit_account_id: t.debit_account_id.0,
+            credit_account_id: t.credit_account_id.0,
+            user_data: t.user_data,
+            pending_id: t.pending_id.map_or(0, |p| p.0),
+            amount: t.amount.get(),
+            timeout_ms: t.timeout_ms,
+            timestamp_ns,
+            posted: 0,
+            code: t.code,
+            flags: t.flags,
+            status: STATUS_NONE,
+        };
+        s.set_status(status);
+        s
+    }
+
+    fn transfer(&self) -> Transfer {
+        Transfer {
+            id: TransferId(self.id),
+            debit_account_id: AccountId(self.debit_account_id),
+            credit_account_id: AccountId(self.credit_account_id),
+            amount: Credits::new(self.amount),
+            pending_id: (self.pending_id != 0).then_some(TransferId(self.pending_id)),
+            timeout_ms: self.timeout_ms,
+            code: self.code,
+            flags: self.flags,
+            user_data: self.user_data,
+        }
+    }
+
+    fn record(&self) -> TransferRecord {
+        TransferRecord {
+            transfer: self.transfer(),
+            timestamp_ns: self.timestamp_ns,
+            status: self.status(),
+        }
+    }
+
+    fn status(&self) -> Option<PendingStatus> {
+        match self.status {
+            STATUS_PENDING => Some(PendingStatus::Pending),
+            STATUS_POSTED => Some(PendingStatus::Posted(Credits::new(self.posted))),
+            STATUS_VOIDED => Some(PendingStatus::Voided),
+            STATUS_EXPIRED => Some(PendingStatus::Expired),
+            _ => None,
+        }
+    }
+
+    fn set_status(&mut self, status: Option<PendingStatus>) {
+        (self.status, self.posted) = match status {
+            None => (STATUS_NONE, 0),
+            Some(PendingStatus::Pending) => (STATUS_PENDING, 0),
+            Some(PendingStatus::Posted(c)) => (STATUS_POSTED, c.get()),
+            Some(PendingStatus::Voided) => (STATUS_VOIDED, 0),
+            Some(PendingStatus::Expired) => (STATUS_EXPIRED, 0),
+        };
+    }
+
+    fn is_pending(&self) -> bool {
+        self.status == STATUS_PENDING
+    }
+
+    /// When a pending transfer with a timeout expires: its timestamp plus its timeout (which
+    /// fitted when it was created); `None` for any other transfer, or once it is resolved.
+    fn expires_at_ns(&self) -> Option<u64> {
+        if !self.is_pending() || self.timeout_ms == 0 {
+            return None;
+        }
+        expiry(self.timestamp_ns, self.timeout_ms)
+    }
+}
+
+/// The hash of a transfer id in `transfer_index`.
+fn id_hash(id: u128) -> u64 {
+    IdBuild::default().hash_one(id)
+}
+
+/// The hash of the transfer at position `p` (every position in the index is in `transfers`).
+fn position_hash(transfers: &[Stored], p: usize) -> u64 {
+    id_hash(transfers.get(p).map_or(0, |s| s.id))
+}
+
+/// `ts` plus `timeout_ms`, if it fits.
+fn expiry(ts: u64, timeout_ms: u64) -> Option<u64> {
+    timeout_ms.checked_mul(NS_PER_MS).and_then(|ns| ts.checked_add(ns))
 }
 
 /// What to undo if a linked chain fails.
@@ -65,10 +189,6 @@ enum Undo {
     StatusChanged {
         id: u128,
         status: Option<PendingStatus>,
-    },
-    ExpiryCleared {
-        id: u128,
-        at: u64,
     },
 }
 
@@ -122,10 +242,11 @@ pub struct Ledger {
     /// and their ids in creation order.
     accounts: HashMap<u128, AccountRow, IdBuild>,
     account_order: Vec<u128>,
-    /// Transfers in creation order; `transfer_index` maps an id to its position. Appending
-    /// to a vector keeps the records' writes sequential, and the index's buckets small.
+    /// Transfers in creation order; `transfer_index` holds their positions, found by the
+    /// id in the record they point to. Appending to a vector keeps the records' writes
+    /// sequential, and the index takes 8 bytes a slot (a map from id to position, 32).
     transfers: Vec<Stored>,
-    transfer_index: HashMap<u128, usize, IdBuild>,
+    transfer_index: HashTable<usize>,
     failed: HashMap<u128, EventResult, IdBuild>,
     /// Holds by expiry time. Entries of holds posted or voided since stay until their time
     /// comes and are skipped then (lazy deletion: a post never searches the heap).
@@ -140,7 +261,7 @@ impl Default for Ledger {
             accounts: HashMap::default(),
             account_order: Vec::new(),
             transfers: Vec::new(),
-            transfer_index: HashMap::default(),
+            transfer_index: HashTable::new(),
             failed: HashMap::default(),
             expiries: BinaryHeap::new(),
             last_timestamp_ns: 0,
@@ -164,23 +285,22 @@ impl Ledger {
             accounts: HashMap::with_capacity_and_hasher(accounts, IdBuild::default()),
             account_order: Vec::with_capacity(accounts),
             transfers: Vec::with_capacity(transfers),
-            transfer_index: HashMap::with_capacity_and_hasher(transfers, IdBuild::default()),
+            transfer_index: HashTable::with_capacity(transfers),
             ..Ledger::default()
         };
         // Touch every page: fill with placeholders, then empty. `clear` keeps the capacity,
         // and the tables' buckets stay mapped.
         for i in 0..transfers {
-            ledger.transfer_index.insert(i as u128, i);
+            ledger
+                .transfer_index
+                .insert_unique(id_hash(i as u128), i, |&p| id_hash(p as u128));
         }
         ledger.transfer_index.clear();
-        let placeholder = Stored {
-            record: TransferRecord {
-                transfer: Transfer::new(TransferId(0), AccountId(0), AccountId(0), Credits::ZERO),
-                timestamp_ns: 0,
-                status: None,
-            },
-            expires_at_ns: None,
-        };
+        let placeholder = Stored::new(
+            &Transfer::new(TransferId(0), AccountId(0), AccountId(0), Credits::ZERO),
+            0,
+            None,
+        );
         ledger.transfers.resize(transfers, placeholder);
         ledger.transfers.clear();
         let row = AccountRow {
@@ -292,7 +412,7 @@ impl Ledger {
 
     /// The transfer with this id.
     pub fn transfer(&self, id: TransferId) -> Option<TransferRecord> {
-        self.stored(id.0).map(|s| s.record)
+        self.stored(id.0).map(Stored::record)
     }
 
     /// The result a transfer id failed with, if it did (so that a retry answers
@@ -320,8 +440,8 @@ impl Ledger {
     }
 
     /// Every transfer, in creation order.
-    pub fn transfers(&self) -> impl Iterator<Item = &TransferRecord> + '_ {
-        self.transfers.iter().map(|s| &s.record)
+    pub fn transfers(&self) -> impl Iterator<Item = TransferRecord> + '_ {
+        self.transfers.iter().map(Stored::record)
     }
 
     /// The timestamp of the last event applied.
@@ -362,15 +482,14 @@ impl Ledger {
         let mut held: HashMap<u128, (u128, u128), IdBuild> = HashMap::default();
         let scheduled: HashSet<(u64, u128)> = self.expiries.iter().map(|Reverse(e)| *e).collect();
         for stored in &self.transfers {
-            if stored.record.status == Some(PendingStatus::Pending) {
-                let t = &stored.record.transfer;
-                let amount = u128::from(t.amount.get().unsigned_abs());
-                held.entry(t.debit_account_id.0).or_default().0 += amount;
-                held.entry(t.credit_account_id.0).or_default().1 += amount;
-                if let Some(at) = stored.expires_at_ns
-                    && !scheduled.contains(&(at, t.id.0))
+            if stored.is_pending() {
+                let amount = u128::from(stored.amount.unsigned_abs());
+                held.entry(stored.debit_account_id).or_default().0 += amount;
+                held.entry(stored.credit_account_id).or_default().1 += amount;
+                if let Some(at) = stored.expires_at_ns()
+                    && !scheduled.contains(&(at, stored.id))
                 {
-                    return fail(format!("hold {} is missing from the expiry index", t.id));
+                    return fail(format!("hold {} is missing from the expiry index", stored.id));
                 }
             }
         }
@@ -386,18 +505,30 @@ impl Ledger {
         Ok(())
     }
 
+    /// The position of the transfer with this id.
+    fn position(&self, id: u128) -> Option<usize> {
+        let transfers = &self.transfers;
+        self.transfer_index
+            .find(id_hash(id), |&p| transfers.get(p).is_some_and(|s| s.id == id))
+            .copied()
+    }
+
     fn stored(&self, id: u128) -> Option<&Stored> {
-        self.transfer_index.get(&id).map(|&i| &self.transfers[i])
+        self.position(id).and_then(|p| self.transfers.get(p))
     }
 
     fn stored_mut(&mut self, id: u128) -> Option<&mut Stored> {
-        self.transfer_index.get(&id).map(|&i| &mut self.transfers[i])
+        self.position(id).and_then(|p| self.transfers.get_mut(p))
     }
 
     fn append(&mut self, stored: Stored) {
-        self.transfer_index
-            .insert(stored.record.transfer.id.0, self.transfers.len());
+        let hash = id_hash(stored.id);
         self.transfers.push(stored);
+        // Pushed first, so that every position the index holds, and hashes again when it
+        // grows, is in `transfers`.
+        let transfers = &self.transfers;
+        self.transfer_index
+            .insert_unique(hash, transfers.len() - 1, |&p| position_hash(transfers, p));
     }
 
     fn remember_failure(&mut self, event: &Event, result: EventResult) {
@@ -420,21 +551,20 @@ impl Ledger {
             let Some(stored) = self.stored_mut(id) else {
                 continue;
             };
-            if stored.record.status != Some(PendingStatus::Pending) || stored.expires_at_ns != Some(at) {
+            if stored.expires_at_ns() != Some(at) {
                 continue;
             }
-            stored.record.status = Some(PendingStatus::Expired);
-            stored.expires_at_ns = None;
-            let t = stored.record.transfer;
-            self.release(&t);
+            stored.status = STATUS_EXPIRED;
+            let (amount, dr, cr) = (stored.amount, stored.debit_account_id, stored.credit_account_id);
+            self.release(amount, dr, cr);
         }
     }
 
     /// Takes a hold's amount off the pending totals of its two accounts.
-    fn release(&mut self, t: &Transfer) {
-        let amount = u128::from(t.amount.get().unsigned_abs());
-        for (id, debit) in [(t.debit_account_id, true), (t.credit_account_id, false)] {
-            if let Some(r) = self.accounts.get_mut(&id.0) {
+    fn release(&mut self, amount: i64, debit_account_id: u128, credit_account_id: u128) {
+        let amount = u128::from(amount.unsigned_abs());
+        for (id, debit) in [(debit_account_id, true), (credit_account_id, false)] {
+            if let Some(r) = self.accounts.get_mut(&id) {
                 // A hold's amount is part of the pending total it was added to.
                 if debit {
                     r.debits_pending -= amount;
@@ -477,17 +607,18 @@ impl Ledger {
                 }
                 Undo::TransferCreated(id) => {
                     // Undone in reverse order: the transfer is the last one appended.
-                    self.transfer_index.remove(&id);
+                    let transfers = &self.transfers;
+                    if let Ok(entry) = self
+                        .transfer_index
+                        .find_entry(id_hash(id), |&p| transfers.get(p).is_some_and(|s| s.id == id))
+                    {
+                        entry.remove();
+                    }
                     self.transfers.pop();
                 }
                 Undo::StatusChanged { id, status } => {
                     if let Some(s) = self.stored_mut(id) {
-                        s.record.status = status;
-                    }
-                }
-                Undo::ExpiryCleared { id, at } => {
-                    if let Some(s) = self.stored_mut(id) {
-                        s.expires_at_ns = Some(at);
+                        s.set_status(status);
                     }
                 }
             }
@@ -571,7 +702,7 @@ impl Ledger {
             return result;
         }
         if let Some(existing) = self.stored(t.id.0) {
-            return compare(&existing.record.transfer, t);
+            return compare(&existing.transfer(), t);
         }
         if !self.failed.is_empty() && self.failed.contains_key(&t.id.0) {
             return EventResult::AlreadyFailed;
@@ -625,7 +756,7 @@ impl Ledger {
             }
         }
         let expires_at_ns = if pending && t.timeout_ms > 0 {
-            match t.timeout_ms.checked_mul(NS_PER_MS).and_then(|ns| ts.checked_add(ns)) {
+            match expiry(ts, t.timeout_ms) {
                 Some(at) => Some(at),
                 None => return EventResult::OverflowsTimeout,
             }
@@ -658,15 +789,7 @@ impl Ledger {
         if let Some(at) = expires_at_ns {
             self.expiries.push(Reverse((at, t.id.0)));
         }
-        let status = pending.then_some(PendingStatus::Pending);
-        self.append(Stored {
-            record: TransferRecord {
-                transfer: *t,
-                timestamp_ns: ts,
-                status,
-            },
-            expires_at_ns,
-        });
+        self.append(Stored::new(t, ts, pending.then_some(PendingStatus::Pending)));
         EventResult::Ok
     }
 
@@ -676,7 +799,7 @@ impl Ledger {
         let Some(stored) = self.stored(pending_id.0) else {
             return EventResult::PendingTransferNotFound;
         };
-        let p = stored.record.transfer;
+        let p = stored.transfer();
         if !p.flags.contains(TransferFlags::PENDING) {
             return EventResult::PendingTransferNotPending;
         }
@@ -686,7 +809,7 @@ impl Ledger {
         if t.credit_account_id.0 != 0 && t.credit_account_id != p.credit_account_id {
             return EventResult::PendingTransferHasDifferentCreditAccountId;
         }
-        match stored.record.status {
+        match stored.status() {
             Some(PendingStatus::Posted(_)) => return EventResult::PendingTransferAlreadyPosted,
             Some(PendingStatus::Voided) => return EventResult::PendingTransferAlreadyVoided,
             Some(PendingStatus::Expired) => return EventResult::PendingTransferExpired,
@@ -704,7 +827,6 @@ impl Ledger {
             }
             p.amount
         };
-        let expires_at_ns = stored.expires_at_ns;
         let (dr, cr) = (p.debit_account_id.0, p.credit_account_id.0);
         let mut undo = undo;
         if let Some(log) = undo.as_deref_mut() {
@@ -712,10 +834,8 @@ impl Ledger {
                 id: pending_id.0,
                 status: Some(PendingStatus::Pending),
             });
+            // Its expiry, if any, comes back with the status: it is derived from it.
             log.push(Undo::TransferCreated(t.id.0));
-            if let Some(at) = expires_at_ns {
-                log.push(Undo::ExpiryCleared { id: pending_id.0, at });
-            }
         }
         // Release the hold and post what is posted, one table probe per account. Posting at
         // most what was held keeps both totals within what they were with the hold, so no
@@ -741,22 +861,14 @@ impl Ledger {
             c.credits_posted += posted;
         }
         if let Some(s) = self.stored_mut(pending_id.0) {
-            s.record.status = Some(if post {
+            s.set_status(Some(if post {
                 PendingStatus::Posted(amount)
             } else {
                 PendingStatus::Voided
-            });
-            s.expires_at_ns = None;
+            }));
         }
         // The body is kept as the caller sent it, so that a retry compares equal.
-        self.append(Stored {
-            record: TransferRecord {
-                transfer: *t,
-                timestamp_ns: ts,
-                status: None,
-            },
-            expires_at_ns: None,
-        });
+        self.append(Stored::new(t, ts, None));
         EventResult::Ok
     }
 }
@@ -767,7 +879,8 @@ impl Ledger {
     /// it does not touch the memory.
     pub fn reserve(&mut self, transfers: usize) {
         self.transfers.reserve(transfers);
-        self.transfer_index.reserve(transfers);
+        let stored = &self.transfers;
+        self.transfer_index.reserve(transfers, |&p| position_hash(stored, p));
     }
 
     /// Appends the whole state (a snapshot's body).
@@ -792,18 +905,13 @@ impl Ledger {
         }
         out.put_len(self.transfers.len());
         for s in &self.transfers {
-            put_event(out, &Event::CreateTransfer(s.record.transfer));
-            out.put_u64(s.record.timestamp_ns);
-            let (tag, posted) = match s.record.status {
-                None => (0, 0),
-                Some(PendingStatus::Pending) => (1, 0),
-                Some(PendingStatus::Posted(c)) => (2, c.get()),
-                Some(PendingStatus::Voided) => (3, 0),
-                Some(PendingStatus::Expired) => (4, 0),
-            };
-            out.put_u8(tag);
-            out.put_i64(posted);
-            out.put_opt_u64(s.expires_at_ns);
+            put_event(out, &Event::CreateTransfer(s.transfer()));
+            out.put_u64(s.timestamp_ns);
+            // The status tags are the snapshot's: 0 none, 1 pending, 2 posted, 3 voided, 4
+            // expired.
+            out.put_u8(s.status);
+            out.put_i64(s.posted);
+            out.put_opt_u64(s.expires_at_ns());
         }
         let mut failed: Vec<(u128, EventResult)> = self.failed.iter().map(|(k, v)| (*k, *v)).collect();
         failed.sort_unstable();
@@ -866,22 +974,26 @@ impl Ledger {
                 other => return Err(bad(format!("pending status {other} is unknown"))),
             };
             let expires_at_ns = r.opt_u64()?;
-            if ledger.transfer_index.contains_key(&transfer.id.0) {
+            if ledger.position(transfer.id.0).is_some() {
                 return Err(bad(format!("transfer {} appears twice in the snapshot", transfer.id)));
             }
-            if status == Some(PendingStatus::Pending)
-                && let Some(at) = expires_at_ns
-            {
+            if transfer.pending_id == Some(TransferId(0)) {
+                return Err(bad(format!(
+                    "transfer {} names transfer 0 as its pending one",
+                    transfer.id
+                )));
+            }
+            let stored = Stored::new(&transfer, timestamp_ns, status);
+            if stored.expires_at_ns() != expires_at_ns {
+                return Err(bad(format!(
+                    "transfer {}'s expiry does not follow from its time, timeout and status",
+                    transfer.id
+                )));
+            }
+            if let Some(at) = expires_at_ns {
                 ledger.expiries.push(Reverse((at, transfer.id.0)));
             }
-            ledger.append(Stored {
-                record: TransferRecord {
-                    transfer,
-                    timestamp_ns,
-                    status,
-                },
-                expires_at_ns,
-            });
+            ledger.append(stored);
         }
         let failed = r.len()?;
         for _ in 0..failed {

@@ -439,7 +439,7 @@ fn holds_are_pending_transfers_in_the_ledger() {
     let mut b = billing(false);
     b.top_up(T0, 5, 1, usd(100), CARD).unwrap();
     b.hold(T0, 10, 1, c(7), 1_000).unwrap();
-    let hold = *b.ledger().transfers().find(|t| t.status.is_some()).unwrap();
+    let hold = b.ledger().transfers().find(|t| t.status.is_some()).unwrap();
     assert_eq!(hold.status, Some(PendingStatus::Pending));
     assert_eq!(hold.transfer.user_data, 10);
     b.release(T0, 10).unwrap();

@@ -48,11 +48,7 @@ fn no_auto_snapshot() -> OpenOptions {
 
 /// What two ledgers must agree on.
 fn fingerprint(l: &Ledger) -> (Vec<AccountBalance>, Vec<TransferRecord>, u64) {
-    (
-        l.accounts().collect(),
-        l.transfers().copied().collect(),
-        l.last_timestamp_ns(),
-    )
+    (l.accounts().collect(), l.transfers().collect(), l.last_timestamp_ns())
 }
 
 /// Seeded batches of accounts, transfers, holds (with timeouts), posts, voids, retries and
