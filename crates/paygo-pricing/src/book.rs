@@ -329,15 +329,21 @@ fn invalid_book(spec: &ModelSpec, what: &str) -> PricingError {
     }
 }
 
+/// Refuses a negative price (a zero one is a free unit); `key` names where it is.
+fn check_price(spec: &ModelSpec, key: impl FnOnce() -> String, price: Decimal) -> Result<(), PricingError> {
+    if price.is_sign_negative() && !price.is_zero() {
+        return Err(PricingError::InvalidPrice {
+            model: spec.id.clone(),
+            key: key(),
+            reason: format!("{price} is negative, expected a price of zero or more"),
+        });
+    }
+    Ok(())
+}
+
 fn check_card(spec: &ModelSpec, place: &str, card: &RateCard) -> Result<(), PricingError> {
     for (component, price) in card.iter() {
-        if price.is_sign_negative() && !price.is_zero() {
-            return Err(PricingError::InvalidPrice {
-                model: spec.id.clone(),
-                key: format!("{place}.{component}"),
-                reason: format!("{price} is negative, expected a price of zero or more"),
-            });
-        }
+        check_price(spec, || format!("{place}.{component}"), price)?;
     }
     Ok(())
 }
@@ -411,13 +417,11 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
     }
     let mut variants: Vec<(Component, Box<str>, Decimal)> = Vec::with_capacity(version.variants.len());
     for v in &version.variants {
-        if v.usd_per_unit.is_sign_negative() && !v.usd_per_unit.is_zero() {
-            return Err(PricingError::InvalidPrice {
-                model: spec.id.clone(),
-                key: format!("{place}.variants.{}.{}", v.component, v.variant),
-                reason: format!("{} is negative, expected a price of zero or more", v.usd_per_unit),
-            });
-        }
+        check_price(
+            spec,
+            || format!("{place}.variants.{}.{}", v.component, v.variant),
+            v.usd_per_unit,
+        )?;
         if variants.iter().any(|(c, k, _)| *c == v.component && **k == *v.variant) {
             return Err(invalid_book(
                 spec,
@@ -509,7 +513,7 @@ pub(crate) struct FixedCard {
 /// The fixed-scale form of a card, if every price (variants included) fits 96 bits at a
 /// scale of at most 28.
 fn fixed(card: &Card, variants: &[(Component, Box<str>, Decimal)]) -> Option<FixedCard> {
-    let extra = |c: Component| if crate::usage::is_duration(c) { 3 } else { 0 };
+    let extra = crate::usage::quantity_scale;
     let scale = Component::ALL
         .into_iter()
         .filter_map(|c| card[c.index()].map(|p| p.scale() + extra(c)))

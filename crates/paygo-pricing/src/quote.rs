@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 
 use crate::book::{Card, CompiledModel, CompiledVersion, FixedCard, PriceBook};
 use crate::spec::Markup;
-use crate::usage::{Quantities, is_duration};
+use crate::usage::{Quantities, is_duration, quantity_scale};
 use crate::{Component, PricingError, ServiceTier, Usage};
 
 /// What to quote: a model, its usage, the service tier and the time of the call.
@@ -445,7 +445,7 @@ fn fixed_lines(
         let (unit_usd, factor) = if version.variants.iter().any(|(c, _, _)| *c == component) {
             // Priced by variant: scale the chosen price to the card's scale on the spot.
             let price = unit_price(model, version, card, component, usage, quantities).ok()?;
-            let extra = if is_duration(component) { 3 } else { 0 };
+            let extra = quantity_scale(component);
             let shift = decimal::pow10_checked(fixed.scale.checked_sub(price.scale() + extra)?)?;
             (price, price.mantissa().checked_mul(shift)?)
         } else {

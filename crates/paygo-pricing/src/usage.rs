@@ -152,8 +152,8 @@ pub struct CompletionTokensDetails {
 /// A usage split into a quantity per [`Component`], checked for consistency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Quantities {
+    /// Each component's quantity, as an integer at the component's [`quantity_scale`].
     pub(crate) amounts: [u64; Component::COUNT],
-    /// Quantities in thousandths (durations in ms) have scale 3; the rest scale 0.
     pub(crate) counted_prompt_tokens: u64,
     pub(crate) counted_all_tokens: u64,
 }
@@ -161,13 +161,14 @@ pub(crate) struct Quantities {
 impl Quantities {
     /// The quantity of a component as an exact decimal (seconds from milliseconds).
     pub(crate) fn decimal(&self, component: Component) -> Decimal {
-        let n = self.amounts[component.index()];
-        if is_duration(component) {
-            Decimal::from_i128_with_scale(i128::from(n), 3)
-        } else {
-            Decimal::from(n)
-        }
+        Decimal::from_i128_with_scale(i128::from(self.amounts[component.index()]), quantity_scale(component))
     }
+}
+
+/// The decimal scale of a component's integer quantity: 3 for durations (milliseconds of a
+/// per-second price), 0 for everything else. The one place this rule is written.
+pub(crate) const fn quantity_scale(component: Component) -> u32 {
+    if is_duration(component) { 3 } else { 0 }
 }
 
 /// Whether a component's quantity is a duration in milliseconds (priced per second).
