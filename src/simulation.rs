@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, FxRate, Money};
 use paygo_invoice::{
     Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
-    PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest, national_currency,
+    PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest,
 };
 use paygo_ledger::Clock as LedgerClock;
 use paygo_ledger::billing::{
@@ -487,7 +487,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         };
         // The simulated VIES confirms every VAT ID of the day.
         let vat = determine(&supply, &|_: &VatId| VatIdStatus::Valid, &NoOutsideEuRules).map_err(setup)?;
-        let national = Country::from_iso(country).map(|c| national_currency(c, at.date_naive()));
+        let national = Country::from_iso(country).map(|c| c.national_currency(at.date_naive()));
         let national_fx = national
             .filter(|c| *c != Currency::USD)
             .and_then(|c| fx_rate(c, at.date_naive()));

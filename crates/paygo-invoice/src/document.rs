@@ -5,7 +5,7 @@ use paygo_credits::{Currency, Decimal, FxRate, Money, Rounding};
 use paygo_vat::{Country, CountryCode, Determination, Reporting, Treatment, VatId, VatRate};
 use serde::{Deserialize, Serialize};
 
-use crate::party::{check_text, national_currency};
+use crate::party::check_text;
 use crate::{DocumentId, DocumentKind, DocumentNumber, InvoiceError, Party, Payment, SeriesName};
 
 /// The most lines a document may have.
@@ -535,7 +535,7 @@ pub(crate) fn national_vat(
     let Some(country) = Country::from_iso(place).filter(|c| c.is_eu()) else {
         return Ok(None);
     };
-    let national = national_currency(country, supply_date);
+    let national = country.national_currency(supply_date);
     if national == currency || vat_total.is_zero() {
         return Ok(None);
     }

@@ -110,7 +110,7 @@ pub use number::{
     DOCUMENT_ID_MAX_LEN, DocumentId, DocumentKind, DocumentNumber, SEQUENCE_MAX, SERIES_NAME_MAX_LEN, Series,
     SeriesName,
 };
-pub use party::{ADDRESS_LINES_MAX, Party, Payment, PaymentMethod, TEXT_MAX_CHARS, national_currency};
+pub use party::{ADDRESS_LINES_MAX, Party, Payment, PaymentMethod, TEXT_MAX_CHARS};
 pub use render::{TEXT_WIDTH, country_name, escape_html};
 pub use statement::{Charge, DayUsage, ModelUsage, STATEMENT_DAYS_MAX, Statement, StatementRequest, UsageTotals};
 pub use store::{

@@ -3,8 +3,7 @@
 use std::fmt;
 
 use chrono::NaiveDate;
-use paygo_credits::Currency;
-use paygo_vat::{Country, CountryCode, VatId};
+use paygo_vat::{CountryCode, VatId};
 use serde::{Deserialize, Serialize};
 
 use crate::InvoiceError;
@@ -102,27 +101,4 @@ pub struct Payment {
     pub reference: String,
     /// The day the money moved, if it has.
     pub paid_on: Option<NaiveDate>,
-}
-
-/// The national currency of a VAT jurisdiction on a date: the currency in which VAT must
-/// also be shown when an invoice is in another one (Article 230).
-///
-/// The euro area as of each date: Croatia from 2023-01-01 and Bulgaria from 2026-01-01 use
-/// the euro; before, the kuna and the lev. Northern Ireland and the UK use the pound.
-pub fn national_currency(country: Country, date: NaiveDate) -> Currency {
-    let on_or_after = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).is_some_and(|day| date >= day);
-    match country {
-        Country::Bulgaria if !on_or_after(2026, 1, 1) => Currency::BGN,
-        Country::Croatia if !on_or_after(2023, 1, 1) => Currency::HRK,
-        Country::Czechia => Currency::CZK,
-        Country::Denmark => Currency::DKK,
-        Country::Hungary => Currency::HUF,
-        Country::Poland => Currency::PLN,
-        Country::Romania => Currency::RON,
-        Country::Sweden => Currency::SEK,
-        Country::NorthernIreland | Country::UnitedKingdom => Currency::GBP,
-        Country::Switzerland => Currency::CHF,
-        Country::Norway => Currency::NOK,
-        _ => Currency::EUR,
-    }
 }

@@ -11,7 +11,7 @@ use common::*;
 use paygo_credits::{Currency, Money};
 use paygo_invoice::{
     CreditNoteDraft, DocumentId, DocumentKind, DocumentNumber, InvoiceError, Invoicing, MemorySequenceStore,
-    SequenceStore, Series, SeriesName, VatRefundDraft, national_currency,
+    SequenceStore, Series, SeriesName, VatRefundDraft,
 };
 use paygo_vat::{Country, RefundDecision, RefundPolicy, RefundRequest, VatId, VatIdStatus, decide_refund};
 
@@ -181,8 +181,8 @@ fn the_german_invoice_shows_vat_in_eur() {
     let national = doc.national_vat().unwrap();
     assert_eq!(national.vat.to_string(), "17.54 EUR"); // 19 × 0.9234 = 17.5446
     assert_eq!(national.fx.date(), day(1));
-    assert_eq!(national_currency(Country::Poland, day(2)), Currency::PLN);
-    assert_eq!(national_currency(Country::Bulgaria, day(2)), Currency::EUR);
+    assert_eq!(Country::Poland.national_currency(day(2)), Currency::PLN);
+    assert_eq!(Country::Bulgaria.national_currency(day(2)), Currency::EUR);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::NaiveDate;
+use paygo_credits::Currency;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::VatError;
@@ -227,6 +229,61 @@ impl Country {
     pub fn iso(self) -> CountryCode {
         let b = self.iso_code().as_bytes();
         CountryCode([b[0], b[1]])
+    }
+
+    /// The national currency on `date`: the currency in which an invoice in another one
+    /// must also show its VAT (Article 230 of the VAT Directive).
+    ///
+    /// The euro area as of each date: Croatia uses the euro from 2023-01-01 and Bulgaria
+    /// from 2026-01-01 (before, the kuna and the lev). Every jurisdiction is listed, so a
+    /// new one cannot fall into the euro by default.
+    ///
+    /// ```
+    /// use chrono::NaiveDate;
+    /// use paygo_credits::Currency;
+    /// use paygo_vat::Country;
+    ///
+    /// let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    /// assert_eq!(Country::Poland.national_currency(day(2026, 3, 1)), Currency::PLN);
+    /// assert_eq!(Country::Bulgaria.national_currency(day(2025, 12, 31)), Currency::BGN);
+    /// assert_eq!(Country::Bulgaria.national_currency(day(2026, 1, 1)), Currency::EUR);
+    /// ```
+    pub fn national_currency(self, date: NaiveDate) -> Currency {
+        let on_or_after = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).is_some_and(|day| date >= day);
+        match self {
+            Country::Bulgaria if !on_or_after(2026, 1, 1) => Currency::BGN,
+            Country::Croatia if !on_or_after(2023, 1, 1) => Currency::HRK,
+            Country::Czechia => Currency::CZK,
+            Country::Denmark => Currency::DKK,
+            Country::Hungary => Currency::HUF,
+            Country::Poland => Currency::PLN,
+            Country::Romania => Currency::RON,
+            Country::Sweden => Currency::SEK,
+            Country::NorthernIreland | Country::UnitedKingdom => Currency::GBP,
+            Country::Switzerland => Currency::CHF,
+            Country::Norway => Currency::NOK,
+            Country::Austria
+            | Country::Belgium
+            | Country::Bulgaria
+            | Country::Cyprus
+            | Country::Germany
+            | Country::Estonia
+            | Country::Greece
+            | Country::Spain
+            | Country::Finland
+            | Country::France
+            | Country::Croatia
+            | Country::Ireland
+            | Country::Italy
+            | Country::Lithuania
+            | Country::Luxembourg
+            | Country::Latvia
+            | Country::Malta
+            | Country::Netherlands
+            | Country::Portugal
+            | Country::Slovenia
+            | Country::Slovakia => Currency::EUR,
+        }
     }
 }
 

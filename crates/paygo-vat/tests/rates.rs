@@ -168,3 +168,35 @@ fn vat_rate_parsing_and_serde() {
     assert_eq!(serde_json::to_string(&rate).unwrap(), "\"25.5\"");
     assert_eq!(serde_json::from_str::<VatRate>("\"25.5\"").unwrap(), rate);
 }
+
+#[test]
+fn national_currencies_follow_the_euro_area_by_date() {
+    // The changeovers, the day before and the day of.
+    assert_eq!(Country::Croatia.national_currency(day("2022-12-31")), Currency::HRK);
+    assert_eq!(Country::Croatia.national_currency(day("2023-01-01")), Currency::EUR);
+    assert_eq!(Country::Bulgaria.national_currency(day("2025-12-31")), Currency::BGN);
+    assert_eq!(Country::Bulgaria.national_currency(day("2026-01-01")), Currency::EUR);
+    // Every jurisdiction outside the euro area, and the count of those in it.
+    let outside = [
+        (Country::Czechia, Currency::CZK),
+        (Country::Denmark, Currency::DKK),
+        (Country::Hungary, Currency::HUF),
+        (Country::Poland, Currency::PLN),
+        (Country::Romania, Currency::RON),
+        (Country::Sweden, Currency::SEK),
+        (Country::NorthernIreland, Currency::GBP),
+        (Country::UnitedKingdom, Currency::GBP),
+        (Country::Switzerland, Currency::CHF),
+        (Country::Norway, Currency::NOK),
+    ];
+    let today = day("2026-11-25");
+    for (country, currency) in outside {
+        assert_eq!(country.national_currency(today), currency, "{country}");
+    }
+    let euro = Country::ALL
+        .iter()
+        .filter(|c| c.national_currency(today) == Currency::EUR)
+        .count();
+    // 21 euro-area member states on 2026-01-01 (the 20 of 2023, and Bulgaria).
+    assert_eq!(euro, 21);
+}
