@@ -2,7 +2,7 @@
 //!
 //! Both come from their reference crates, `crc32c` and `blake3`, which use the processor's
 //! CRC32 instruction and its vector units where it has them (and portable code where it does
-//! not): 29 GiB/s and 7.7 GiB/s on the machine of `docs/ledger.md`, against 1.9 and 1.1 GiB/s
+//! not): 29 GiB/s and 7.9 GiB/s on the machine of `docs/ledger.md`, against 1.9 and 1.1 GiB/s
 //! for the portable CRC32C and `BLAKE2b` this crate, which forbids `unsafe`, can write itself.
 //! Replay reads and checks every record, and every durable batch is checksummed and hashed
 //! before its sync returns, so the difference is a large part of both (docs/DESIGN.md).
