@@ -494,6 +494,11 @@ impl Billing {
         &self.ledger
     }
 
+    /// Gives the ledger underneath memory for its next transfers (see [`crate::Spare`]).
+    pub(crate) fn add_ledger_spare(&mut self, spare: crate::Spare) {
+        self.ledger.add_spare(spare);
+    }
+
     /// The settings.
     pub fn config(&self) -> &BillingConfig {
         &self.config

@@ -79,6 +79,14 @@ const STATUS_VOIDED: u8 = 3;
 const STATUS_EXPIRED: u8 = 4;
 
 impl Stored {
+    fn placeholder() -> Stored {
+        Stored::new(
+            &Transfer::new(TransferId(0), AccountId(0), AccountId(0), Credits::ZERO),
+            0,
+            None,
+        )
+    }
+
     fn new(t: &Transfer, timestamp_ns: u64, status: Option<PendingStatus>) -> Stored {
         debug_assert!(
             t.pending_id != Some(TransferId(0)),
@@ -166,6 +174,26 @@ fn id_hash(id: u128) -> u64 {
 /// The hash of the transfer at position `p` (every position in the index is in `transfers`).
 fn position_hash(transfers: &[Stored], p: usize) -> u64 {
     id_hash(transfers.get(p).map_or(0, |s| s.id))
+}
+
+/// Room for a ledger's transfers, its pages touched in advance.
+///
+/// A ledger that grows into fresh memory waits for the operating system to map each page
+/// the first time it writes it: a fifth of a replay's time (docs/ledger.md). A replay
+/// prepares one of these on another thread while this one applies the first records, and
+/// hands it over with [`Ledger::add_spare`] (through
+/// [`Durable::add_spare`](crate::durable::Durable::add_spare)).
+#[derive(Debug)]
+pub struct Spare(Vec<Stored>);
+
+impl Spare {
+    /// Allocates room for `transfers` transfers and touches every page of it.
+    pub fn prepare(transfers: usize) -> Spare {
+        let mut room = Vec::with_capacity(transfers);
+        room.resize(transfers, Stored::placeholder());
+        room.clear();
+        Spare(room)
+    }
 }
 
 /// `ts` plus `timeout_ms`, if it fits.
@@ -297,12 +325,7 @@ impl Ledger {
                 .insert_unique(id_hash(i as u128), i, |&p| id_hash(p as u128));
         }
         ledger.transfer_index.clear();
-        let placeholder = Stored::new(
-            &Transfer::new(TransferId(0), AccountId(0), AccountId(0), Credits::ZERO),
-            0,
-            None,
-        );
-        ledger.transfers.resize(transfers, placeholder);
+        ledger.transfers.resize(transfers, Stored::placeholder());
         ledger.transfers.clear();
         let row = AccountRow {
             account: Account::new(AccountId(0)),
@@ -884,6 +907,19 @@ impl Ledger {
         self.transfer_index.reserve(transfers, |&p| position_hash(stored, p));
     }
 
+    /// Moves the transfers into room prepared with [`Spare::prepare`] (on another thread,
+    /// say), if it holds at least as many as the room they are in: from then on, until it
+    /// is full, appending a transfer never waits for a page to be mapped. A smaller spare
+    /// is dropped.
+    pub fn add_spare(&mut self, spare: Spare) {
+        let Spare(mut room) = spare;
+        if room.capacity() >= self.transfers.capacity() {
+            room.clear();
+            room.extend_from_slice(&self.transfers);
+            self.transfers = room;
+        }
+    }
+
     /// Appends the whole state (a snapshot's body).
     pub(crate) fn encode_state(&self, out: &mut Vec<u8>) {
         use crate::durable::codec::{Put, put_event, put_result};
@@ -1163,6 +1199,30 @@ mod tests {
         assert_eq!(
             back.transfer(TransferId(hold)).and_then(|t| t.status),
             Some(PendingStatus::Expired)
+        );
+    }
+
+    #[test]
+    fn a_spare_takes_the_transfers_over_only_if_it_is_as_large() {
+        let hold = 7;
+        let mut ledger = with_hold(hold);
+        ledger.reserve(100);
+        let before: Vec<TransferRecord> = ledger.transfers().collect();
+        // Smaller than the room the transfers are in: dropped, nothing moves.
+        ledger.add_spare(Spare::prepare(10));
+        assert!(ledger.transfers.capacity() >= 101);
+        ledger.add_spare(Spare::prepare(5_000));
+        assert!(ledger.transfers.capacity() >= 5_000);
+        assert_eq!(ledger.transfers().collect::<Vec<_>>(), before);
+        // The index still finds the hold, and the ledger goes on.
+        let post = Transfer::post(TransferId(8), TransferId(hold), Credits::new(5));
+        assert_eq!(
+            ledger.apply(2, &[Event::CreateTransfer(post)]).unwrap(),
+            [EventResult::Ok]
+        );
+        assert_eq!(
+            ledger.transfer(TransferId(hold)).and_then(|t| t.status),
+            Some(PendingStatus::Posted(Credits::new(5)))
         );
     }
 

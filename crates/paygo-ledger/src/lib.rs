@@ -54,7 +54,7 @@ mod result;
 mod shared;
 mod types;
 
-pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger};
+pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger, Spare};
 pub use result::EventResult;
 pub use shared::{Clock, ManualClock, SharedLedger, StateMachine, SystemClock};
 pub use types::{

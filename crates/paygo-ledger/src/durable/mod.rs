@@ -49,6 +49,7 @@ pub(crate) mod codec;
 mod file;
 
 use std::path::Path;
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,7 @@ pub use file::FileStore;
 
 use crate::billing::{Billing, BillingConfig, Command};
 use crate::shared::StateMachine;
-use crate::{Clock, Event, Ledger, LedgerError, SharedLedger};
+use crate::{Clock, Event, Ledger, LedgerError, SharedLedger, Spare};
 use codec::{EVENT_LEN, Put, Reader, bad};
 
 /// A state machine whose commands and state have an exact encoding, so that it can be
@@ -95,6 +96,18 @@ pub trait Durable: StateMachine + Sized {
 
     /// Called once the journal has been replayed.
     fn recovered(&mut self) {}
+
+    /// For how many transfers in all a replay of about `journal_bytes` of journal on this
+    /// state should prepare a [`Spare`] on another thread; `None` (the default) for none.
+    fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
+        let _ = journal_bytes;
+        None
+    }
+
+    /// Takes the room prepared during a replay (see [`Spare`]); dropped by default.
+    fn add_spare(&mut self, spare: Spare) {
+        drop(spare);
+    }
 }
 
 impl Durable for Ledger {
@@ -136,6 +149,15 @@ impl Durable for Ledger {
         }
         Ok(ledger)
     }
+
+    fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
+        let more = usize::try_from(journal_bytes / EVENT_LEN as u64).ok()?;
+        self.transfers_len().checked_add(more).filter(|_| more > 0)
+    }
+
+    fn add_spare(&mut self, spare: Spare) {
+        Ledger::add_spare(self, spare);
+    }
 }
 
 impl Durable for Billing {
@@ -171,6 +193,16 @@ impl Durable for Billing {
             return Err(bad("bytes are left after the billing state"));
         }
         Ok(billing)
+    }
+
+    fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
+        // As in `decode_state`: about 25 bytes of journal per transfer.
+        let more = usize::try_from(journal_bytes / 25).ok()?;
+        self.ledger().transfers_len().checked_add(more).filter(|_| more > 0)
+    }
+
+    fn add_spare(&mut self, spare: Spare) {
+        self.add_ledger_spare(spare);
     }
 
     fn recovered(&mut self) {
@@ -366,21 +398,44 @@ pub(crate) fn recover<M: Durable>(storage: &mut dyn Storage) -> Result<(Option<M
     let mut machine: Option<M> = None;
     let mut commands: Vec<M::Command> = Vec::new();
     let mut replayed = 0u64;
-    let mut recovery = storage.load(&mut |item| match item {
-        Loaded::Snapshot {
-            state, journal_bytes, ..
-        } => {
-            machine = Some(M::decode_state(state, journal_bytes)?);
-            Ok(())
-        }
-        Loaded::Record { payload, .. } => {
-            let m = machine
-                .as_mut()
-                .ok_or_else(|| bad("a record comes before any snapshot"))?;
-            replayed += replay_turn(m, payload, &mut commands)?;
-            Ok(())
-        }
-    })?;
+    // Room for the machine, prepared on another thread while this one applies the first
+    // records, and taken between two records.
+    let (give, spares) = mpsc::sync_channel::<Spare>(1);
+    let mut give = Some(give);
+    let loaded = std::thread::scope(|scope| {
+        let loaded = storage.load(&mut |item| match item {
+            Loaded::Snapshot {
+                state, journal_bytes, ..
+            } => {
+                let m = M::decode_state(state, journal_bytes)?;
+                if let Some(transfers) = m.spare_for(journal_bytes)
+                    && let Some(give) = give.take()
+                {
+                    scope.spawn(move || {
+                        // Fails only if the replay is over; the room is dropped then.
+                        let _ = give.send(Spare::prepare(transfers));
+                    });
+                }
+                machine = Some(m);
+                Ok(())
+            }
+            Loaded::Record { payload, .. } => {
+                let m = machine
+                    .as_mut()
+                    .ok_or_else(|| bad("a record comes before any snapshot"))?;
+                if let Ok(spare) = spares.try_recv() {
+                    m.add_spare(spare);
+                }
+                replayed += replay_turn(m, payload, &mut commands)?;
+                Ok(())
+            }
+        });
+        // Unblocks the preparing thread, if it is still running, before the scope waits
+        // for it.
+        drop(spares);
+        loaded
+    });
+    let mut recovery = loaded?;
     recovery.commands_replayed = replayed;
     if let Some(m) = machine.as_mut() {
         m.recovered();
