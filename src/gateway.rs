@@ -124,6 +124,16 @@ pub enum GatewayError {
     /// Exact credit arithmetic failed (an amount beyond range).
     #[error(transparent)]
     Credits(#[from] paygo_credits::CreditsError),
+    /// The call was charged (`charged` credits, recorded in the ledger; a retry of the
+    /// capture answers the same) but what the response reports about it could not be
+    /// computed: an amount beyond what the credit rate can show.
+    #[error("charged {charged} credits, but the usage could not be reported: {source}")]
+    ChargedUnreported {
+        /// The credits charged.
+        charged: Credits,
+        /// Why the report failed.
+        source: PricingError,
+    },
 }
 
 /// The gateway: a price book, a rate limiter per plan, and the billing ledger behind a
@@ -317,11 +327,16 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
             Receipt::Captured {
                 charged, auto_top_up, ..
             } => {
+                // From here on the charge is recorded: a failure says so.
+                let unreported = |source: PricingError| GatewayError::ChargedUnreported { charged, source };
                 // Non-zero only when the upstream used more than the request allowed.
-                let owed = quote.exact_credits.to_credits(paygo_credits::Rounding::Up)?;
+                let owed = quote
+                    .exact_credits
+                    .to_credits(paygo_credits::Rounding::Up)
+                    .map_err(|e| unreported(e.into()))?;
                 let shortfall = Credits::new(owed.get().saturating_sub(charged.get()).max(0));
                 Ok(Completed {
-                    usage: quote.usage_section(charged),
+                    usage: quote.usage_section(charged).map_err(unreported)?,
                     quote,
                     charged,
                     shortfall,

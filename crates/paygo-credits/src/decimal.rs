@@ -44,6 +44,10 @@ pub(crate) fn from_parts(mut mantissa: i128, mut scale: u32, operation: &'static
     if scale <= MAX_SCALE && fits(mantissa) {
         return Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| CreditsError::Overflow { operation });
     }
+    if mantissa == 0 {
+        // Zero at any scale is zero: keep as many places as a `Decimal` can.
+        return Ok(Decimal::new(0, MAX_SCALE));
+    }
     while (scale > MAX_SCALE || !fits(mantissa)) && scale > 0 && mantissa % 10 == 0 {
         mantissa /= 10;
         scale -= 1;
@@ -84,18 +88,30 @@ pub fn checked_add(a: Decimal, b: Decimal) -> Result<Decimal, CreditsError> {
                 .map_err(|_| CreditsError::Overflow { operation: OP });
         }
     }
+    // Aligned at the finer scale, which the sum keeps (so 60.00 + 11.4 is 71.40) as far as
+    // it fits.
     let scale = a.scale().max(b.scale());
-    let ma = a
-        .mantissa()
-        .checked_mul(pow10(scale - a.scale()).ok_or(CreditsError::Overflow { operation: OP })?);
-    let mb = b
-        .mantissa()
-        .checked_mul(pow10(scale - b.scale()).ok_or(CreditsError::Overflow { operation: OP })?);
-    let sum = ma
-        .zip(mb)
-        .and_then(|(x, y)| x.checked_add(y))
-        .ok_or(CreditsError::Overflow { operation: OP })?;
-    from_parts(sum, scale, OP)
+    if let Some(sum) = aligned_sum(a, b, scale) {
+        return from_parts(sum, scale, OP);
+    }
+    // A zero-padded operand (`1.000…0`, `0E-28`) can push the other past 128 bits when
+    // aligned: without trailing zeros, the finer operand's last digit is not zero, so
+    // neither is the sum's at that scale, and a sum that still does not fit has no exact
+    // `Decimal`. The places given up are put back where they fit.
+    let (na, nb) = (a.normalize(), b.normalize());
+    let reduced = na.scale().max(nb.scale());
+    let sum = aligned_sum(na, nb, reduced).ok_or(CreditsError::Overflow { operation: OP })?;
+    match pow10(scale - reduced).and_then(|f| sum.checked_mul(f)) {
+        Some(widened) => from_parts(widened, scale, OP),
+        None => from_parts(sum, reduced, OP),
+    }
+}
+
+/// `a + b` as a mantissa at `scale` (at least both operands' scales), if it fits 128 bits.
+fn aligned_sum(a: Decimal, b: Decimal, scale: u32) -> Option<i128> {
+    let ma = a.mantissa().checked_mul(pow10(scale - a.scale())?)?;
+    let mb = b.mantissa().checked_mul(pow10(scale - b.scale())?)?;
+    ma.checked_add(mb)
 }
 
 /// The exact difference `a - b`.
@@ -225,6 +241,13 @@ pub(crate) fn rescale(mantissa: i128, scale: u32, to_scale: u32, rounding: Round
 /// - idempotent: rounding a rounded value again changes nothing.
 pub fn round(value: Decimal, dp: u32, rounding: Rounding) -> Result<Decimal, CreditsError> {
     const OP: &str = "rounding";
+    if dp > MAX_SCALE {
+        return Err(CreditsError::Overflow { operation: OP });
+    }
+    if value.is_zero() {
+        // `-0` comes out as `0`, with as many places as it had, up to `dp`.
+        return Ok(Decimal::new(0, value.scale().min(dp)));
+    }
     if value.scale() <= dp {
         return Ok(value);
     }
@@ -325,6 +348,12 @@ pub(crate) fn parse(text: &str, what: &'static str, allow_exponent: bool) -> Res
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(fail("expected an integer exponent after 'e', such as 1.5e-6"));
         }
+        if mantissa == 0 {
+            // Zero times any power of ten is zero, with the places written before the 'e'.
+            return from_parts(0, u32::try_from(scale).unwrap_or(MAX_SCALE), OP);
+        }
+        // Leading zeros of the exponent are allowed (JSON allows them) and mean nothing.
+        let digits = &digits[digits.iter().take_while(|&&d| d == b'0').count()..];
         if digits.len() > 4 {
             return Err(CreditsError::Overflow { operation: OP });
         }

@@ -152,6 +152,10 @@ impl Money {
     /// `-self`.
     #[must_use]
     pub fn neg(&self) -> Money {
+        if self.amount.is_zero() {
+            // Never `-0`: zero has no sign.
+            return Money::new(Decimal::new(0, self.amount.scale()), self.currency);
+        }
         Money::new(-self.amount, self.currency)
     }
 

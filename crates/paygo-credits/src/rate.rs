@@ -160,13 +160,19 @@ impl CreditRate {
         }
         // credits / (m / 10^s) rounded to dp places = round(credits · 10^(s+dp) / m) / 10^dp
         let scale_up = pow10(self.credits_per_unit.scale() + dp).ok_or(CreditsError::Overflow { operation: OP })?;
-        let units = decimal::mul_div(
+        let Some(units) = decimal::mul_div(
             i128::from(credits.get()),
             scale_up,
             self.credits_per_unit.mantissa(),
             rounding,
-        )
-        .ok_or(CreditsError::Overflow { operation: OP })?;
+        ) else {
+            // Too many digits at `dp` places, unless the value is exact with fewer (then
+            // rounding changes nothing): $2·10^11 to 28 places is still $2·10^11.
+            return match self.to_money_exact(credits) {
+                Ok(exact) if exact.amount().scale() <= dp => Ok(exact),
+                _ => Err(CreditsError::Overflow { operation: OP }),
+            };
+        };
         decimal::from_parts(units, dp, OP).map(|a| Money::new(a, self.currency))
     }
 

@@ -341,3 +341,98 @@ fn money_equality_ignores_written_scale_and_orders_within_a_currency() {
     assert_eq!(Money::usd(d("1")).partial_cmp(&Money::new(d("2"), Currency::EUR)), None);
     assert_eq!("10.00 USD".parse::<Money>().unwrap().to_string(), "10.00 USD");
 }
+
+// Found by review (2026-11-25): sums, zeros and conversions that fit were refused, and a
+// zero could come out as `-0`.
+
+#[test]
+fn a_zero_padded_operand_does_not_make_a_sum_overflow() {
+    let padded_zero = Decimal::from_i128_with_scale(0, 28);
+    let padded_one = d("1.0000000000000000000000000000");
+    let big = Decimal::from(100_000_000_000_000_000_000i128);
+    assert_eq!(
+        decimal::checked_add(Decimal::from(100_000_000_000i64), padded_zero).unwrap(),
+        d("100000000000")
+    );
+    assert_eq!(
+        decimal::checked_add(big, padded_one).unwrap(),
+        d("100000000000000000001")
+    );
+    assert_eq!(
+        decimal::checked_sub(big, padded_one).unwrap(),
+        d("99999999999999999999")
+    );
+    // A sum whose last digit really is at 28 places and needs more than 96 bits still fails.
+    assert!(decimal::checked_add(big, d("0.0000000000000000000000000001")).is_err());
+    // The remainder carrier holding a zero remainder at 28 places takes a large cost.
+    let mut carrier = RemainderCarrier::new();
+    let exact = ExactCredits::new(Decimal::from_i128_with_scale(0, 28));
+    carrier.charge(exact).unwrap();
+    let cost = ExactCredits::new(d("20000000000.5"));
+    assert_eq!(carrier.charge(cost).unwrap(), Credits::new(20_000_000_000));
+}
+
+#[test]
+fn zero_is_never_negative_and_any_scale_of_zero_is_zero() {
+    let minus_zero = -Decimal::ZERO;
+    assert!(
+        !decimal::round(minus_zero, 2, Rounding::HalfEven)
+            .unwrap()
+            .is_sign_negative()
+    );
+    let neg = Money::usd(Decimal::ZERO).neg();
+    assert_eq!(neg.to_string(), "0 USD");
+    assert_eq!(
+        serde_json::to_string(&neg).unwrap(),
+        r#"{"amount":"0","currency":"USD"}"#
+    );
+    // A zero at a scale far beyond 28 is built at once (it used to loop once per place).
+    assert!(decimal::from_mantissa(0, u32::MAX).unwrap().is_zero());
+    assert!(decimal::checked_div_pow10(Decimal::ZERO, u32::MAX).unwrap().is_zero());
+}
+
+#[test]
+fn rounding_beyond_28_places_is_an_overflow_as_documented() {
+    assert!(matches!(
+        decimal::round(d("1.5"), 29, Rounding::Up),
+        Err(CreditsError::Overflow { .. })
+    ));
+    assert_eq!(decimal::round(d("1.5"), 28, Rounding::Up).unwrap(), d("1.5"));
+}
+
+#[test]
+fn zero_with_any_exponent_and_exponents_with_leading_zeros_parse() {
+    assert!(decimal::parse_scientific("0e39").unwrap().is_zero());
+    assert!(decimal::parse_scientific("0E+9999").unwrap().is_zero());
+    assert!(decimal::parse_scientific("-0.0e-99999").unwrap().is_zero());
+    assert_eq!(
+        decimal::parse_scientific("1e-00028").unwrap(),
+        d("0.0000000000000000000000000001")
+    );
+    assert_eq!(decimal::parse_scientific("15E+0003").unwrap(), d("15000"));
+    assert!(decimal::parse_scientific("1e").is_err());
+    assert!(matches!(
+        decimal::parse_scientific("1e99999"),
+        Err(CreditsError::Overflow { .. })
+    ));
+}
+
+#[test]
+fn credits_to_money_at_many_places_fits_when_the_value_does() {
+    let rate = CreditRate::default();
+    let money = rate
+        .to_money_dp(Credits::new(400_000_000_000_000_000), 28, Rounding::Down)
+        .unwrap();
+    assert_eq!(money.amount(), d("200000000000"));
+    // An inexact value at a rate of 3 credits per unit needs all 28 places: too many digits.
+    let three = CreditRate::new(Currency::USD, d("3")).unwrap();
+    assert!(
+        three
+            .to_money_dp(Credits::new(400_000_000_000_000_000), 28, Rounding::Down)
+            .is_err()
+    );
+    assert_eq!(
+        three.to_money_dp(Credits::new(1), 28, Rounding::Down).unwrap().amount(),
+        d("0.3333333333333333333333333333")
+    );
+}

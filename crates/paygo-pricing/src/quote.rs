@@ -147,7 +147,11 @@ fn arc_str<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::E
 impl Quote {
     /// The usage section of the API response for `credits_used` credits (usually this
     /// quote's `credits`, or what a remainder carrier charged for it).
-    pub fn usage_section(&self, credits_used: Credits) -> UsageSection {
+    ///
+    /// # Errors
+    ///
+    /// As [`UsageSection::new`].
+    pub fn usage_section(&self, credits_used: Credits) -> Result<UsageSection, PricingError> {
         UsageSection::new(credits_used, self.rate)
     }
 }
@@ -167,10 +171,11 @@ impl Quote {
 /// use paygo_credits::{CreditRate, Credits};
 /// use paygo_pricing::UsageSection;
 ///
-/// let usage = UsageSection::new(Credits::new(1892), CreditRate::default());
+/// let usage = UsageSection::new(Credits::new(1892), CreditRate::default())?;
 /// let meta = serde_json::json!({"meta": {"usage": usage}});
 /// assert_eq!(meta.to_string(), r#"{"meta":{"usage":{"credits_used":1892,"usd_spent":0.000946}}}"#);
 /// assert_eq!(usage.headers()[1], ("x-aimlapi-usd-spent", "0.000946".to_string()));
+/// # Ok::<(), paygo_pricing::PricingError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UsageSection {
@@ -182,15 +187,22 @@ pub struct UsageSection {
 
 impl UsageSection {
     /// The section for `credits_used` at `rate`.
-    pub fn new(credits_used: Credits, rate: CreditRate) -> UsageSection {
-        let usd_spent = rate
-            .to_money_exact(credits_used)
-            .or_else(|_| rate.to_money_dp(credits_used, 12, Rounding::HalfEven))
-            .map_or(Decimal::ZERO, |m| m.amount());
-        UsageSection {
+    ///
+    /// # Errors
+    ///
+    /// [`PricingError::Credits`] when the value has no exact form and does not fit 12
+    /// decimal places either (only at a rate such as 3 credits per unit, beyond about
+    /// 7.9·10^16 credits): never a made-up `usd_spent`.
+    pub fn new(credits_used: Credits, rate: CreditRate) -> Result<UsageSection, PricingError> {
+        let usd_spent = match rate.to_money_exact(credits_used) {
+            Ok(exact) => exact,
+            Err(_) => rate.to_money_dp(credits_used, 12, Rounding::HalfEven)?,
+        }
+        .amount();
+        Ok(UsageSection {
             credits_used,
             usd_spent,
-        }
+        })
     }
 
     /// The response headers, names in lower case.

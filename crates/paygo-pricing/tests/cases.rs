@@ -420,7 +420,7 @@ fn markup_is_its_own_line() {
 fn usage_section_and_headers() {
     let q = quote("gpt-4o", r#"{"prompt_tokens": 300, "completion_tokens": 114}"#).unwrap();
     assert_eq!(q.credits, Credits::new(3780));
-    let section = q.usage_section(q.credits);
+    let section = q.usage_section(q.credits).unwrap();
     let json = serde_json::to_string(&serde_json::json!({"meta": {"usage": section}})).unwrap();
     assert_eq!(json, r#"{"meta":{"usage":{"credits_used":3780,"usd_spent":0.00189}}}"#);
     assert_eq!(
@@ -430,11 +430,14 @@ fn usage_section_and_headers() {
             ("x-aimlapi-usd-spent", "0.00189".to_string())
         ]
     );
-    let odd = UsageSection::new(
-        Credits::new(1),
-        CreditRate::new(paygo_credits::Currency::USD, d("3")).unwrap(),
-    );
+    let three = CreditRate::new(paygo_credits::Currency::USD, d("3")).unwrap();
+    let odd = UsageSection::new(Credits::new(1), three).unwrap();
     assert_eq!(odd.usd_spent.to_string(), "0.333333333333");
+    // Beyond 12 places of 96 bits at an inexact rate: an error, never a made-up $0.
+    assert!(UsageSection::new(Credits::new(1_000_000_000_000_000_000), three).is_err());
+    // At the default rate every count has an exact value, the largest included.
+    let max = UsageSection::new(Credits::MAX, CreditRate::default()).unwrap();
+    assert_eq!(max.usd_spent.to_string(), "4611686018427.3879035");
 }
 
 #[test]
