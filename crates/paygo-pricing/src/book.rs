@@ -28,6 +28,10 @@ pub(crate) struct CompiledVersion {
     /// For each service tier, its block of cards (`thresholds.len() + 1` cards a block).
     pub(crate) slot: [usize; 4],
     pub(crate) cards: Vec<Card>,
+    /// For each card, the context threshold a quote reports: the highest one passed among
+    /// those of the standard tier and of the card's own service tier (the others are only
+    /// in `thresholds` because another service tier has them).
+    pub(crate) reported_above: Vec<Option<u64>>,
     /// For each card, its prices as integers at one common scale, where they fit.
     pub(crate) fixed: Vec<Option<FixedCard>>,
     pub(crate) variants: Vec<(Component, Box<str>, Decimal)>,
@@ -39,6 +43,16 @@ impl CompiledVersion {
         // Built with one block per slot and `width` cards a block; `context < width`.
         let i = self.slot[tier as usize] * width + context;
         (&self.cards[i], self.fixed[i].as_ref())
+    }
+
+    /// The threshold a quote in `tier` at context index `context` reports (see
+    /// `reported_above`).
+    pub(crate) fn reported_above(&self, tier: ServiceTier, context: usize) -> Option<u64> {
+        let width = self.thresholds.len() + 1;
+        self.reported_above
+            .get(self.slot[tier as usize] * width + context)
+            .copied()
+            .flatten()
     }
 
     /// The context tier (0 = below every threshold) that `tokens` reach.
@@ -446,6 +460,13 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
         .collect();
     let mut cards: Vec<Card> = Vec::with_capacity(width * (1 + version.service_tiers.len()));
     cards.extend(standard.iter().map(with_fallbacks));
+    // The highest of `own` thresholds passed at context index `t`.
+    let reported = |own: &[u64], t: usize| -> Option<u64> {
+        let reached = t.checked_sub(1).and_then(|i| thresholds.get(i)).copied()?;
+        own.iter().copied().filter(|&x| x <= reached).max()
+    };
+    let standard_own: Vec<u64> = version.context_tiers.iter().map(|t| t.above_tokens).collect();
+    let mut reported_above: Vec<Option<u64>> = (0..width).map(|t| reported(&standard_own, t)).collect();
     let mut slot = [0usize; 4];
     for (tier, prices) in &version.service_tiers {
         if *tier == ServiceTier::Standard {
@@ -455,6 +476,12 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
             ));
         }
         slot[*tier as usize] = cards.len() / width;
+        let own: Vec<u64> = standard_own
+            .iter()
+            .copied()
+            .chain(prices.context_tiers.iter().map(|t| t.above_tokens))
+            .collect();
+        reported_above.extend((0..width).map(|t| reported(&own, t)));
         for (t, base) in standard.iter().enumerate() {
             cards.push(with_fallbacks(&layered(
                 &prices.prices,
@@ -471,6 +498,7 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
         thresholds,
         slot,
         cards,
+        reported_above,
         fixed,
         variants,
     })

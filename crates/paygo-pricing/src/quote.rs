@@ -314,7 +314,7 @@ impl PriceBook {
         Ok(Quote {
             model: Arc::clone(&model.id),
             service_tier: request.service_tier,
-            context_tier_above_tokens: context.checked_sub(1).map(|i| version.thresholds[i]),
+            context_tier_above_tokens: version.reported_above(request.service_tier, context),
             lines,
             usd,
             exact_credits,

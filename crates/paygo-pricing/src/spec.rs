@@ -59,9 +59,47 @@ impl Serialize for RateCard {
 
 impl<'de> Deserialize<'de> for RateCard {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = BTreeMap::<Component, DecimalText>::deserialize(deserializer)?;
+        let raw: BTreeMap<Component, DecimalText> = unique_map(deserializer)?;
         Ok(RateCard(raw.into_iter().map(|(c, d)| (c, d.0)).collect()))
     }
+}
+
+/// A map in which a key given twice is an error (a JSON object may repeat a key, and the
+/// usual map would keep the last value silently: a price of 0 after the real one).
+fn unique_map<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    struct Unique<K, V>(std::marker::PhantomData<(K, V)>);
+
+    impl<'de, K, V> serde::de::Visitor<'de> for Unique<K, V>
+    where
+        K: Deserialize<'de> + Ord + std::fmt::Display,
+        V: Deserialize<'de>,
+    {
+        type Value = BTreeMap<K, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map in which each key appears once")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<K, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{key} is given twice, expected each key once"
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// A decimal written as a string in a file, parsed exactly.
@@ -220,7 +258,7 @@ pub struct PriceVersion {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context_tiers: Vec<ContextTier>,
     /// Prices of other service tiers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_map")]
     pub service_tiers: BTreeMap<ServiceTier, ServiceTierPrices>,
     /// Prices by variant (image size and quality, video resolution, search context size).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

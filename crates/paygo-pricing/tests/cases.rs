@@ -514,6 +514,23 @@ fn bad_books_are_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("unknown variant `input_tokens`"), "{err}");
+    // A key given twice is refused, not read as its last value (which would price the
+    // tokens at 0 here).
+    let err = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [{"id": "m", "provider": "p", "mode": "chat",
+        "versions": [{"valid_from": "2025-01-01T00:00:00Z",
+        "prices": {"input_token": "0.000003", "input_token": "0"}}]}]}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("input_token is given twice"), "{err}");
+    let err = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [{"id": "m", "provider": "p", "mode": "chat",
+        "versions": [{"valid_from": "2025-01-01T00:00:00Z", "prices": {"input_token": "1"},
+        "service_tiers": {"batch": {"prices": {"input_token": "0.5"}},
+                          "batch": {"prices": {"input_token": "0"}}}}]}]}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("batch is given twice"), "{err}");
 }
 
 #[test]
@@ -609,4 +626,26 @@ fn breakdown_serializes_for_the_quote_example() {
         json,
         r#"[{"component":"input_second","quantity":1.5,"unit_usd":"0.0001","usd":"0.00015"}]"#
     );
+}
+
+#[test]
+fn a_quote_reports_only_its_own_service_tier_s_context_threshold() {
+    // Only the batch tier has a context tier (above 100k); the standard tier has none.
+    let b = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [{"id": "m", "provider": "p", "mode": "chat",
+        "versions": [{"valid_from": "2025-01-01T00:00:00Z",
+        "prices": {"input_token": "0.000003"},
+        "service_tiers": {"batch": {"prices": {"input_token": "0.0000015"},
+            "context_tiers": [{"above_tokens": 100000, "prices": {"input_token": "0.000002"}}]}}}]}]}"#,
+    )
+    .unwrap();
+    let long = usage(r#"{"prompt_tokens": 150000, "completion_tokens": 0}"#);
+    let standard = b.quote(&QuoteRequest::new("m", &long, at())).unwrap();
+    assert_eq!(standard.usd.to_string(), "0.450000");
+    assert_eq!(standard.context_tier_above_tokens, None);
+    let batch = b
+        .quote(&QuoteRequest::new("m", &long, at()).with_service_tier(ServiceTier::Batch))
+        .unwrap();
+    assert_eq!(batch.usd.to_string(), "0.300000");
+    assert_eq!(batch.context_tier_above_tokens, Some(100_000));
 }
