@@ -23,15 +23,106 @@ pub const ACCOUNT_TOTAL_MAX: u128 = i128::MAX as u128;
 
 const NS_PER_MS: u64 = 1_000_000;
 
+/// An account and its balances, as the table keeps them: the [`Account`]'s fields laid out
+/// flat with the totals, 112 bytes (the `Account` inside a row, with its padding, and the id
+/// again as the key of a map, took 144).
 #[derive(Debug, Clone)]
 struct AccountRow {
-    account: Account,
-    closed: bool,
+    id: u128,
+    user_data: u128,
     debits_pending: u128,
     debits_posted: u128,
     credits_pending: u128,
     credits_posted: u128,
     timestamp_ns: u64,
+    flags: AccountFlags,
+    code: u16,
+    closed: bool,
+}
+
+// The size the docs above promise (at most; less where `u128` is aligned to 8 bytes).
+const _: () = assert!(std::mem::size_of::<AccountRow>() <= 112);
+
+impl AccountRow {
+    fn new(a: &Account, timestamp_ns: u64) -> AccountRow {
+        AccountRow {
+            id: a.id.0,
+            user_data: a.user_data,
+            debits_pending: 0,
+            debits_posted: 0,
+            credits_pending: 0,
+            credits_posted: 0,
+            timestamp_ns,
+            flags: a.flags,
+            code: a.code,
+            closed: false,
+        }
+    }
+
+    fn account(&self) -> Account {
+        Account {
+            id: AccountId(self.id),
+            flags: self.flags,
+            code: self.code,
+            user_data: self.user_data,
+        }
+    }
+}
+
+/// The accounts, found by the id in their row (a table of rows, not a map from id to row,
+/// so that the id is not stored twice).
+#[derive(Debug, Clone, Default)]
+struct Accounts(HashTable<AccountRow>);
+
+impl Accounts {
+    fn with_capacity(accounts: usize) -> Accounts {
+        Accounts(HashTable::with_capacity(accounts))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, id: &u128) -> Option<&AccountRow> {
+        self.0.find(id_hash(*id), |r| r.id == *id)
+    }
+
+    fn get_mut(&mut self, id: &u128) -> Option<&mut AccountRow> {
+        self.0.find_mut(id_hash(*id), |r| r.id == *id)
+    }
+
+    /// Both rows at once, with one probe each; the ids must differ (the table would panic).
+    fn get_disjoint_mut(&mut self, [a, b]: [&u128; 2]) -> [Option<&mut AccountRow>; 2] {
+        if a == b {
+            return [None, None];
+        }
+        let ids = [*a, *b];
+        self.0
+            .get_disjoint_mut([id_hash(*a), id_hash(*b)], |i, r| ids.get(i) == Some(&r.id))
+    }
+
+    /// Adds a row whose id is not in the table yet; `false` (nothing changed) if it is.
+    fn insert(&mut self, row: AccountRow) -> bool {
+        if self.get(&row.id).is_some() {
+            return false;
+        }
+        self.0.insert_unique(id_hash(row.id), row, |r| id_hash(r.id));
+        true
+    }
+
+    fn remove(&mut self, id: &u128) {
+        if let Ok(entry) = self.0.find_entry(id_hash(*id), |r| r.id == *id) {
+            entry.remove();
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &AccountRow> + '_ {
+        self.0.iter()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// The undo step that restores `r`'s four totals.
@@ -268,7 +359,7 @@ enum Undo {
 pub struct Ledger {
     /// Accounts by id, with their balances in the table itself (one probe per account),
     /// and their ids in creation order.
-    accounts: HashMap<u128, AccountRow, IdBuild>,
+    accounts: Accounts,
     account_order: Vec<u128>,
     /// Transfers in creation order; `transfer_index` holds their positions, found by the
     /// id in the record they point to. Appending to a vector keeps the records' writes
@@ -287,7 +378,7 @@ pub struct Ledger {
 impl Default for Ledger {
     fn default() -> Ledger {
         Ledger {
-            accounts: HashMap::default(),
+            accounts: Accounts::default(),
             account_order: Vec::new(),
             transfers: Vec::new(),
             transfer_index: HashTable::new(),
@@ -311,7 +402,7 @@ impl Ledger {
     /// table to grow. (A ledger created with [`Ledger::new`] grows as it goes.)
     pub fn with_capacity(accounts: usize, transfers: usize) -> Ledger {
         let mut ledger = Ledger {
-            accounts: HashMap::with_capacity_and_hasher(accounts, IdBuild::default()),
+            accounts: Accounts::with_capacity(accounts),
             account_order: Vec::with_capacity(accounts),
             transfers: Vec::with_capacity(transfers),
             transfer_index: HashTable::with_capacity(transfers),
@@ -327,17 +418,10 @@ impl Ledger {
         ledger.transfer_index.clear();
         ledger.transfers.resize(transfers, Stored::placeholder());
         ledger.transfers.clear();
-        let row = AccountRow {
-            account: Account::new(AccountId(0)),
-            closed: false,
-            debits_pending: 0,
-            debits_posted: 0,
-            credits_pending: 0,
-            credits_posted: 0,
-            timestamp_ns: 0,
-        };
         for i in 0..accounts {
-            ledger.accounts.insert(i as u128, row.clone());
+            ledger
+                .accounts
+                .insert(AccountRow::new(&Account::new(AccountId(i as u128)), 0));
         }
         ledger.accounts.clear();
         ledger.account_order.resize(accounts, 0);
@@ -486,16 +570,16 @@ impl Ledger {
             dpo += row.debits_posted;
             cp += row.credits_pending;
             cpo += row.credits_posted;
-            let flags = row.account.flags;
+            let flags = row.flags;
             if flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
                 && row.debits_pending + row.debits_posted > row.credits_posted
             {
-                return fail(format!("account {} has debits beyond its credits", row.account.id));
+                return fail(format!("account {} has debits beyond its credits", row.id));
             }
             if flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
                 && row.credits_pending + row.credits_posted > row.debits_posted
             {
-                return fail(format!("account {} has credits beyond its debits", row.account.id));
+                return fail(format!("account {} has credits beyond its debits", row.id));
             }
         }
         if dp != cp || dpo != cpo {
@@ -518,12 +602,9 @@ impl Ledger {
             }
         }
         for row in self.accounts.values() {
-            let (debits, credits) = held.get(&row.account.id.0).copied().unwrap_or_default();
+            let (debits, credits) = held.get(&row.id).copied().unwrap_or_default();
             if debits != row.debits_pending || credits != row.credits_pending {
-                return fail(format!(
-                    "account {}: pending totals differ from its open holds",
-                    row.account.id
-                ));
+                return fail(format!("account {}: pending totals differ from its open holds", row.id));
             }
         }
         Ok(())
@@ -673,7 +754,7 @@ impl Ledger {
             return EventResult::FlagsAreMutuallyExclusive;
         }
         if let Some(row) = self.accounts.get(&a.id.0) {
-            let existing = &row.account;
+            let existing = &row.account();
             let strip = |f: AccountFlags| AccountFlags(f.0 & !AccountFlags::LINKED.0);
             return if strip(existing.flags) != strip(a.flags) {
                 EventResult::ExistsWithDifferentFlags
@@ -686,18 +767,7 @@ impl Ledger {
             };
         }
         self.account_order.push(a.id.0);
-        self.accounts.insert(
-            a.id.0,
-            AccountRow {
-                account: *a,
-                closed: false,
-                debits_pending: 0,
-                debits_posted: 0,
-                credits_pending: 0,
-                credits_posted: 0,
-                timestamp_ns: ts,
-            },
-        );
+        self.accounts.insert(AccountRow::new(a, ts));
         if let Some(log) = undo {
             log.push(Undo::AccountCreated(a.id.0));
         }
@@ -787,12 +857,12 @@ impl Ledger {
         } else {
             None
         };
-        if d.account.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        if d.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             && d.debits_pending + d.debits_posted + amount > d.credits_posted
         {
             return EventResult::ExceedsCredits;
         }
-        if c.account.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        if c.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
             && c.credits_pending + c.credits_posted + amount > c.debits_posted
         {
             return EventResult::ExceedsDebits;
@@ -928,7 +998,7 @@ impl Ledger {
         out.put_len(self.account_order.len());
         for id in &self.account_order {
             let Some(row) = self.accounts.get(id) else { continue };
-            put_event(out, &Event::CreateAccount(row.account));
+            put_event(out, &Event::CreateAccount(row.account()));
             out.put_bool(row.closed);
             for v in [
                 row.debits_pending,
@@ -970,7 +1040,7 @@ impl Ledger {
         let total_max = r.u128()?;
         let accounts = r.len()?;
         let mut ledger = Ledger {
-            accounts: HashMap::with_capacity_and_hasher(accounts, IdBuild::default()),
+            accounts: Accounts::with_capacity(accounts),
             account_order: Vec::with_capacity(accounts),
             last_timestamp_ns,
             total_max: total_max.min(ACCOUNT_TOTAL_MAX),
@@ -984,15 +1054,15 @@ impl Ledger {
                 return Err(bad(format!("account id {} cannot have been created", account.id)));
             }
             let row = AccountRow {
-                account,
                 closed: r.bool()?,
                 debits_pending: r.u128()?,
                 debits_posted: r.u128()?,
                 credits_pending: r.u128()?,
                 credits_posted: r.u128()?,
                 timestamp_ns: r.u64()?,
+                ..AccountRow::new(&account, 0)
             };
-            if ledger.accounts.insert(account.id.0, row).is_some() {
+            if !ledger.accounts.insert(row) {
                 return Err(bad(format!("account {} appears twice in the snapshot", account.id)));
             }
             ledger.account_order.push(account.id.0);
@@ -1125,7 +1195,7 @@ fn compare(existing: &Transfer, t: &Transfer) -> EventResult {
 
 fn balance_of(row: &AccountRow) -> AccountBalance {
     AccountBalance {
-        account: row.account,
+        account: row.account(),
         closed: row.closed,
         debits_pending: row.debits_pending,
         debits_posted: row.debits_posted,
