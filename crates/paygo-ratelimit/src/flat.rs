@@ -19,10 +19,12 @@
 //! - A rebuild freezes an entry with a compare-exchange before it copies it, so a
 //!   concurrent update either lands before the freeze (and is copied) or fails (and the
 //!   check retries under the mutex).
-//! - A reader loads the state word first and the key words after it (acquire), and a
-//!   writer writes the key words before it publishes the state word (release); after a
-//!   failed compare-exchange the reader checks the key again. A compare-exchange can only
-//!   succeed on the very word the reader read.
+//! - A reader loads the state word, then the key words, then the state word again (all
+//!   acquire), and uses the word only if both loads agree; a writer writes the key words
+//!   before it publishes the state word (release). So the word a reader uses was the
+//!   slot's while the slot held its key: an answer that writes nothing (a refusal, a peek)
+//!   never reports another key's state. After a failed compare-exchange the reader checks
+//!   the key again; a compare-exchange can only succeed on the very word the reader read.
 //! - The one remaining race is a reader that read key `A`'s word `x`, stalled while the
 //!   slot was emptied and given to key `B`, and then finds `B`'s word equal to `x`. `B`'s
 //!   word is `B`'s TAT XOR `B`'s mask and `A`'s was `A`'s TAT XOR `A`'s mask, masks being
@@ -355,14 +357,20 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
         &self.shards[(hash >> 40) as usize & self.shard_mask]
     }
 
+    /// Whether the slot's identity is `id` (acquire loads, so that a state word read after
+    /// them is no older than they are).
     #[inline]
     fn matches(table: &Table, slot: usize, id: [u64; 2]) -> bool {
-        table.word(slot, Self::STRIDE, 1).load(Ordering::Relaxed) == id[0]
-            && (!K::WIDE || table.word(slot, Self::STRIDE, 2).load(Ordering::Relaxed) == id[1])
+        table.word(slot, Self::STRIDE, 1).load(Ordering::Acquire) == id[0]
+            && (!K::WIDE || table.word(slot, Self::STRIDE, 2).load(Ordering::Acquire) == id[1])
     }
 
     /// Finds `id` in `table`. The state word is read (acquire) before the identity, so the
-    /// identity read belongs to that state word or a later one.
+    /// identity read belongs to that state word or a later one; it is read again after the
+    /// identity, and only a word that has not changed is this key's. (Between the two
+    /// reads the slot may have been swept and given to this key: the first word would then
+    /// be another key's state, which an answer that writes nothing, such as a refusal,
+    /// would otherwise report.)
     #[inline]
     fn probe(table: &Table, hash: u64, id: [u64; 2]) -> Probe {
         let mut slot = hash as usize & table.mask;
@@ -372,6 +380,10 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
                 return Probe::Absent;
             }
             if word != DEAD && Self::matches(table, slot, id) {
+                if table.word(slot, Self::STRIDE, 0).load(Ordering::Acquire) != word {
+                    // Changed meanwhile: read this slot again.
+                    continue;
+                }
                 return if word & FROZEN == 0 {
                     Probe::Found(slot, word)
                 } else {

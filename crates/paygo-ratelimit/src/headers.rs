@@ -97,15 +97,25 @@ pub fn openai(unit: Unit, decision: &Decision) -> [(&'static str, String); 3] {
 }
 
 /// Every header for a set of decisions on one key: `RateLimit-Policy`, `RateLimit`,
-/// `Retry-After` (if any refused) and the OpenAI-style trio for the first limit of each
-/// unit.
+/// `Retry-After` (if any refused) and the OpenAI-style trio for the most restrictive limit
+/// of each unit: a refusing one first (the longest wait), else the one with the fewest
+/// units remaining (the later reset on a tie), so the trio never says "8 remaining" next to
+/// a refusal.
 pub fn all(items: &[(&PolicyName, Unit, &Decision)]) -> Vec<(&'static str, String)> {
     let named: Vec<_> = items.iter().map(|(n, _, d)| (*n, *d)).collect();
     let mut out = vec![ratelimit_policy(&named), ratelimit(&named)];
     let decisions: Vec<_> = items.iter().map(|(_, _, d)| *d).collect();
     out.extend(retry_after(&decisions));
     for unit in [Unit::Requests, Unit::Tokens] {
-        if let Some((_, _, d)) = items.iter().find(|(_, u, _)| *u == unit) {
+        let binding = items.iter().filter(|(_, u, _)| *u == unit).min_by_key(|(_, _, d)| {
+            (
+                d.allowed,
+                std::cmp::Reverse(d.retry_after_ns),
+                d.remaining,
+                std::cmp::Reverse(d.reset_ns),
+            )
+        });
+        if let Some((_, _, d)) = binding {
             out.extend(openai(unit, d));
         }
     }

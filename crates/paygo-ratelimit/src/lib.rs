@@ -66,7 +66,7 @@ pub use error::RateLimitError;
 pub use flat::{FlatKey, FlatStore, FlatStoreOptions};
 pub use gcra::Decision;
 pub use hash::{FoldBuildHasher, FoldHasher};
-pub use limiter::{DirectLimiter, MultiDecision, MultiLimiter, RateLimiter};
+pub use limiter::{DirectLimiter, EVICT_GRACE_NS, MultiDecision, MultiLimiter, RateLimiter};
 pub use quota::{
     CAPACITY_NS_MAX, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, PAY_AS_YOU_GO_BURST, PAY_AS_YOU_GO_LIMIT, Plan, Policy,
     PolicyName, Quota, QuotaOptions, Unit,

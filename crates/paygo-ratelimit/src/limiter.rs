@@ -330,10 +330,16 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
         removed
     }
 
-    /// Forgets every key that is full now; see [`Store::evict_full`]. Call it from a
-    /// timer; inserts also sweep their shard as it grows.
+    /// Forgets every key that has been full for [`EVICT_GRACE_NS`]; see
+    /// [`Store::evict_full`]. Call it from a timer; inserts also sweep their shard as it
+    /// grows.
+    ///
+    /// The grace is for checks running at the same moment with a clock reading taken a
+    /// little earlier: one that found its key gone would take it as full at its own time,
+    /// although its debt only ran out at the eviction's.
     pub fn evict_full(&self) -> usize {
-        self.store.evict_full(self.clock.now_ns())
+        self.store
+            .evict_full(self.clock.now_ns().saturating_sub(EVICT_GRACE_NS))
     }
 
     /// The policy's name.
@@ -388,9 +394,11 @@ impl MultiDecision {
 /// admits it, and a refusal consumes nothing.
 ///
 /// Each limit keeps its own state; a check consumes from the limits in order and, if a
-/// later one refuses, gives back what the earlier ones took. Between the two steps a
-/// concurrent check of the same key may see the earlier limits fuller than they end up:
-/// it can be refused spuriously, never admitted wrongly.
+/// later one refuses, gives back what the earlier ones took: all of it if nothing came in
+/// between, otherwise only what of its own debt is still ahead of the time (a concurrent
+/// check may have built on the key after that debt ran out, and its units are not given
+/// away). Between the two steps a concurrent check of the same key may see the earlier
+/// limits fuller than they end up: it can be refused spuriously, never admitted wrongly.
 ///
 /// ```
 /// use paygo_ratelimit::{ManualClock, MultiLimiter, Plan, Policy, PolicyName, Quota, Unit};
@@ -457,7 +465,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
         self.check_weights_at(key, &ones, self.clock.now_ns())
     }
 
-    /// Checks `weights[i]` units on limit `i`, all or nothing (weight 0 skips a limit).
+    /// Checks `weights[i]` units on limit `i`, all or nothing. A weight of 0 skips a limit:
+    /// it neither admits nor refuses (its decision reports its state, `allowed: true`).
     ///
     /// # Errors
     ///
@@ -487,28 +496,42 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
             }
         }
         let mut decisions = Vec::with_capacity(weights.len());
+        let mut taken: Vec<Taken> = Vec::with_capacity(weights.len());
         for (i, (limiter, &weight)) in self.limiters.iter().zip(weights).enumerate() {
-            let decision = match limiter.check_n_at(key, weight, now_ns) {
+            if weight == 0 {
+                decisions.push(skipped(limiter.peek_n_at(key, 0, now_ns)?));
+                continue;
+            }
+            let quota = limiter.quota_for(key);
+            let decision = match limiter.store.check_and_update(key, now_ns, &quota, weight) {
                 Ok(decision) => decision,
                 Err(error) => {
                     // A quota changed since the weights were checked: undo, then report.
-                    self.give_back(key, &weights[..i], now_ns)?;
+                    self.give_back(key, &taken, now_ns);
                     return Err(error);
                 }
             };
             if decision.allowed {
+                // An admitted check left the TAT at `now + debt` (its `reset_ns`).
+                taken.push(Taken {
+                    limit: i,
+                    written_tat: now_ns.saturating_add(decision.reset_ns),
+                    quota,
+                    weight,
+                });
                 decisions.push(decision);
                 continue;
             }
             // Give back what the earlier limits took, then report every limit unchanged.
-            self.give_back(key, &weights[..i], now_ns)?;
+            self.give_back(key, &taken, now_ns);
             let mut report = Vec::with_capacity(weights.len());
             for (limiter, &weight) in self.limiters.iter().zip(weights) {
-                let would = limiter.peek_n_at(key, weight, now_ns)?;
-                report.push(if would.allowed {
-                    limiter.peek_n_at(key, 0, now_ns)?
+                let unchanged = limiter.peek_n_at(key, 0, now_ns)?;
+                report.push(if weight == 0 {
+                    skipped(unchanged)
                 } else {
-                    would
+                    let would = limiter.peek_n_at(key, weight, now_ns)?;
+                    if would.allowed { unchanged } else { would }
                 });
             }
             return Ok(MultiDecision {
@@ -522,17 +545,16 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
         })
     }
 
-    /// Gives back `taken[i]` units to limit `i`, for every `i`, trying all of them.
-    fn give_back(&self, key: &K, taken: &[u64], now_ns: u64) -> Result<(), RateLimitError> {
-        let mut result = Ok(());
-        for (limiter, &units) in self.limiters.iter().zip(taken) {
-            // units <= burst <= 2^62, so the conversion never saturates.
-            let units = i64::try_from(units).unwrap_or(i64::MAX);
-            if let Err(error) = limiter.adjust_at(key, -units, now_ns) {
-                result = result.and(Err(error));
+    /// Gives back what the limits in `taken` took, each by at most what of its check's
+    /// debt is still ahead of the time (see [`MemoryStore`]'s undo): never units that a
+    /// concurrent check of the same key has since relied on.
+    fn give_back(&self, key: &K, taken: &[Taken], now_ns: u64) {
+        for t in taken {
+            if let Some(limiter) = self.limiters.get(t.limit) {
+                let clock = || self.clock.now_ns().max(now_ns);
+                limiter.store.give_back(key, t.written_tat, &clock, &t.quota, t.weight);
             }
         }
-        result
     }
 
     /// Adjusts limit `index` for `key` by `delta` units (reserve-then-adjust).
@@ -556,7 +578,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
 
     /// All response headers for a multi-decision: one `RateLimit-Policy` and one
     /// `RateLimit` listing every limit, `Retry-After` when refused, and the OpenAI-style
-    /// headers of the first limit of each unit.
+    /// headers of the most restrictive limit of each unit (a refusing one first).
     pub fn headers(&self, decision: &MultiDecision) -> Vec<(&'static str, String)> {
         let items: Vec<_> = self
             .limiters
@@ -565,5 +587,91 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
             .map(|(l, d)| (l.name(), l.unit(), d))
             .collect();
         headers::all(&items)
+    }
+}
+
+/// How long a key must have been full before [`RateLimiter::evict_full`] forgets it: one
+/// second, far more than two threads' clock readings can be apart.
+pub const EVICT_GRACE_NS: u64 = 1_000_000_000;
+
+/// What one limit of a multi-limit check took: enough to give it back exactly.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    limit: usize,
+    written_tat: u64,
+    quota: Quota,
+    weight: u64,
+}
+
+/// The decision of a limit a multi-limit check skipped (weight 0): its state, admitted.
+fn skipped(state: Decision) -> Decision {
+    Decision {
+        allowed: true,
+        retry_after_ns: None,
+        ..state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{ManualClock, NS_PER_SECOND, PolicyName, Unit};
+
+    fn plan(quotas: [Quota; 2]) -> Plan {
+        Plan {
+            name: "p".to_owned(),
+            policies: quotas
+                .iter()
+                .enumerate()
+                .map(|(i, &quota)| Policy {
+                    name: PolicyName::new(&format!("l{i}")).unwrap(),
+                    unit: Unit::Requests,
+                    quota,
+                })
+                .collect(),
+        }
+    }
+
+    /// Found by review (2026-11-25): giving back a refused check's units by subtracting
+    /// them all erased the units of a later check, and the key admitted twice its burst.
+    #[test]
+    fn a_late_give_back_never_erases_a_later_check() {
+        let clock = ManualClock::new(0);
+        let quotas = [Quota::per_second(10, 10).unwrap(), Quota::per_second(10, 10).unwrap()];
+        let multi: MultiLimiter<u64, ManualClock> = MultiLimiter::with_clock(&plan(quotas), clock.clone());
+        // T1, at time 0, takes the whole burst of limit 0 (T = 1 s) ...
+        let quota = multi.limiters[0].quota_for(&1);
+        let first = multi.limiters[0].store.check_and_update(&1, 0, &quota, 10).unwrap();
+        assert!(first.allowed);
+        let taken = Taken {
+            limit: 0,
+            written_tat: first.reset_ns,
+            quota,
+            weight: 10,
+        };
+        // ... and stalls. At 10 s its units have run out; T2 takes the whole burst again.
+        clock.set_ns(10 * NS_PER_SECOND);
+        assert!(multi.check_weights(&1, &[10, 0]).unwrap().allowed);
+        // T1's second limit refuses; it gives back what it took, at 10 s.
+        multi.give_back(&1, &[taken], 0);
+        // The burst is T2's: nothing more at 10 s.
+        let third = multi.check_weights(&1, &[1, 0]).unwrap();
+        assert!(!third.allowed);
+        assert_eq!(third.decisions[0].retry_after_ns, Some(NS_PER_SECOND));
+    }
+
+    #[test]
+    fn a_give_back_without_anything_in_between_restores_the_key_exactly() {
+        let clock = ManualClock::new(5 * NS_PER_SECOND);
+        let quotas = [Quota::per_second(10, 10).unwrap(), Quota::per_second(10, 3).unwrap()];
+        let multi: MultiLimiter<u64, ManualClock> = MultiLimiter::with_clock(&plan(quotas), clock.clone());
+        assert!(multi.check_weights(&1, &[4, 3]).unwrap().allowed);
+        // Limit 1 has nothing left: limit 0's 5 units go back, all of them.
+        let refused = multi.check_weights(&1, &[5, 1]).unwrap();
+        assert!(!refused.allowed);
+        assert_eq!(refused.decisions[0].remaining, 6);
+        assert!(multi.limiters[0].peek_n_at(&1, 6, 5 * NS_PER_SECOND).unwrap().allowed);
+        assert!(!multi.limiters[0].peek_n_at(&1, 7, 5 * NS_PER_SECOND).unwrap().allowed);
     }
 }

@@ -320,6 +320,38 @@ impl<K: Hash + Eq> MemoryStore<K> {
     }
 }
 
+impl<K: Hash + Eq> MemoryStore<K> {
+    /// Gives back `weight` units that a check took when it left the key's TAT at
+    /// `written_tat` (the undo of a refused multi-limit check): at most what of that
+    /// check's own debt is still ahead of the time. Subtracting the whole weight could also
+    /// take back units of a later check that built on the key after the first one's debt
+    /// had run out, and admit more than the quota (docs/ratelimit.md). The time is read
+    /// from `clock` after the state each try, so it is no earlier than that of any check
+    /// the state includes (for a clock that never goes back across threads).
+    pub(crate) fn give_back(&self, key: &K, written_tat: u64, clock: &impl Fn() -> u64, quota: &Quota, weight: u64) {
+        let guard = self.shard(key).read().unwrap_or_else(PoisonError::into_inner);
+        // An absent key is full: there is nothing to give back.
+        let Some(cell) = guard.map.get(key) else {
+            return;
+        };
+        // weight <= burst, so taken <= capacity <= 2^62.
+        let taken = weight.saturating_mul(quota.emission_interval_ns());
+        let mut current = cell.load(Ordering::Acquire);
+        loop {
+            let now_ns = clock();
+            let give = taken.min(written_tat.saturating_sub(now_ns));
+            if give == 0 || current <= now_ns {
+                return;
+            }
+            let new_tat = current.saturating_sub(give).max(now_ns);
+            match cell.compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
 impl<K: Hash + Eq + Clone + Send + Sync> Store<K> for MemoryStore<K> {
     #[inline]
     fn check_and_update(&self, key: &K, now_ns: u64, quota: &Quota, weight: u64) -> Result<Decision, RateLimitError> {

@@ -449,3 +449,69 @@ fn backwards_clock_is_safe() {
     assert!(!d.allowed);
     assert!(d.retry_after_ns.unwrap() > NS_PER_SECOND);
 }
+
+// Found by review (2026-11-25).
+
+#[test]
+fn openai_headers_of_a_refusal_come_from_the_limit_that_refused() {
+    let clock = ManualClock::new(0);
+    let plan = Plan {
+        name: "p".to_owned(),
+        policies: vec![
+            policy("second", Unit::Requests, Quota::per_second(10, 10).unwrap()),
+            policy("hour", Unit::Requests, Quota::per_hour(2, 2).unwrap()),
+        ],
+    };
+    let limiter: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+    assert!(limiter.check(&1).unwrap().allowed);
+    assert!(limiter.check(&1).unwrap().allowed);
+    let refused = limiter.check(&1).unwrap();
+    assert!(!refused.allowed);
+    let headers = limiter.headers(&refused);
+    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    assert_eq!(get("x-ratelimit-limit-requests").as_deref(), Some("2"));
+    assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("0"));
+    // While both admit, the one with fewer units left speaks: the hour limit, 1 left.
+    let other: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+    let first = other.check(&2).unwrap();
+    let headers = other.headers(&first);
+    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("1"));
+}
+
+#[test]
+fn a_weight_of_zero_skips_a_limit_even_one_in_debt() {
+    let clock = ManualClock::new(0);
+    let plan = Plan {
+        name: "p".to_owned(),
+        policies: vec![
+            policy("rpm", Unit::Requests, Quota::per_minute(60, 10).unwrap()),
+            policy("tpm", Unit::Tokens, Quota::per_minute(1_000, 1_000).unwrap()),
+        ],
+    };
+    let limiter: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+    assert!(limiter.check_weights(&1, &[1, 1_000]).unwrap().allowed);
+    // The call used far more than it reserved: the token limit is in debt.
+    limiter.adjust(&1, 1, 500).unwrap();
+    assert!(!limiter.check_weights(&1, &[1, 1]).unwrap().allowed);
+    let skipping = limiter.check_weights(&1, &[1, 0]).unwrap();
+    assert!(skipping.allowed);
+    assert!(skipping.decisions[1].allowed);
+    assert_eq!(skipping.decisions[1].remaining, 0);
+}
+
+#[test]
+fn eviction_keeps_a_grace_for_checks_with_an_older_reading() {
+    let clock = ManualClock::new(0);
+    let quota = Quota::per_second(10, 10).unwrap();
+    let limiter = manual::<u64>(quota, &clock);
+    // The whole burst: with the window bound, T is 1 s, so the key is full again at 10 s.
+    assert!(limiter.check_n(&1, 10).unwrap().allowed);
+    let full_at = 10 * NS_PER_SECOND;
+    clock.set_ns(full_at);
+    assert_eq!(limiter.evict_full(), 0);
+    clock.set_ns(full_at + paygo_ratelimit::EVICT_GRACE_NS - 1);
+    assert_eq!(limiter.evict_full(), 0);
+    clock.set_ns(full_at + paygo_ratelimit::EVICT_GRACE_NS);
+    assert_eq!(limiter.evict_full(), 1);
+}

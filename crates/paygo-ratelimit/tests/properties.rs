@@ -284,11 +284,13 @@ proptest! {
                 .map(|(q, p)| (q.burst() * p).div_ceil(100))
                 .collect();
             let before: Vec<Decision> = limiter.limiters().iter().map(|l| l.peek_n_at(&1, 0, now).unwrap()).collect();
+            // A weight of 0 skips its limit, even one in debt (the retries below admit
+            // checks at later times, which can leave a debt beyond the capacity now).
             let each_admits = limiter
                 .limiters()
                 .iter()
                 .zip(&weights)
-                .all(|(l, w)| l.peek_n_at(&1, *w, now).unwrap().allowed);
+                .all(|(l, w)| *w == 0 || l.peek_n_at(&1, *w, now).unwrap().allowed);
             let d = limiter.check_weights(&1, &weights).unwrap();
             prop_assert_eq!(d.allowed, each_admits);
             let after: Vec<Decision> = limiter.limiters().iter().map(|l| l.peek_n_at(&1, 0, now).unwrap()).collect();
