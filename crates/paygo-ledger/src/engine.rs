@@ -103,11 +103,14 @@ impl Accounts {
 
     /// Adds a row whose id is not in the table yet; `false` (nothing changed) if it is.
     fn insert(&mut self, row: AccountRow) -> bool {
-        if self.get(&row.id).is_some() {
-            return false;
+        let id = row.id;
+        match self.0.entry(id_hash(id), |r| r.id == id, |r| id_hash(r.id)) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(row);
+                true
+            }
         }
-        self.0.insert_unique(id_hash(row.id), row, |r| id_hash(r.id));
-        true
     }
 
     fn remove(&mut self, id: &u128) {

@@ -336,19 +336,12 @@ impl<K: Hash + Eq> MemoryStore<K> {
         };
         // weight <= burst, so taken <= capacity <= 2^62.
         let taken = weight.saturating_mul(quota.emission_interval_ns());
-        let mut current = cell.load(Ordering::Acquire);
-        loop {
+        // `Err` only when there is nothing to give back: nothing to do then.
+        let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
             let now_ns = clock();
             let give = taken.min(written_tat.saturating_sub(now_ns));
-            if give == 0 || current <= now_ns {
-                return;
-            }
-            let new_tat = current.saturating_sub(give).max(now_ns);
-            match cell.compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
+            (give > 0 && current > now_ns).then(|| current.saturating_sub(give).max(now_ns))
+        });
     }
 }
 

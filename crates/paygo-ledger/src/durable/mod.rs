@@ -151,8 +151,7 @@ impl Durable for Ledger {
     }
 
     fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
-        let more = usize::try_from(journal_bytes / EVENT_LEN as u64).ok()?;
-        self.transfers_len().checked_add(more).filter(|_| more > 0)
+        spare_room(self, journal_bytes / EVENT_LEN as u64)
     }
 
     fn add_spare(&mut self, spare: Spare) {
@@ -197,8 +196,7 @@ impl Durable for Billing {
 
     fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
         // As in `decode_state`: about 25 bytes of journal per transfer.
-        let more = usize::try_from(journal_bytes / 25).ok()?;
-        self.ledger().transfers_len().checked_add(more).filter(|_| more > 0)
+        spare_room(self.ledger(), journal_bytes / 25)
     }
 
     fn add_spare(&mut self, spare: Spare) {
@@ -382,6 +380,13 @@ pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerEr
 pub fn verify<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
     let store = FileStore::open(dir.as_ref(), M::KIND, false)?.audit();
     load_from(dir.as_ref(), store)
+}
+
+/// Room for the ledger's transfers and `more` from the journal; `None` when the journal
+/// adds none.
+fn spare_room(ledger: &Ledger, more: u64) -> Option<usize> {
+    let more = usize::try_from(more).ok().filter(|&m| m > 0)?;
+    ledger.transfers_len().checked_add(more)
 }
 
 /// Replays a read-only `store` of `dir`; a fresh (empty) store is a missing directory.
