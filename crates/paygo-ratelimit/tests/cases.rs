@@ -20,6 +20,23 @@ fn policy(name: &str, unit: Unit, quota: Quota) -> Policy {
     }
 }
 
+/// A multi-limiter on `clock` for a plan of `policies`.
+fn multi<K: std::hash::Hash + Eq + Clone + Send + Sync>(
+    policies: Vec<Policy>,
+    clock: &ManualClock,
+) -> MultiLimiter<K, ManualClock> {
+    let plan = Plan {
+        name: "p".to_owned(),
+        policies,
+    };
+    MultiLimiter::with_clock(&plan, clock.clone())
+}
+
+/// The value of the header `name`.
+fn header(headers: &[(&'static str, String)], name: &str) -> Option<String> {
+    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+}
+
 fn manual<K: std::hash::Hash + Eq + Clone + Send + Sync>(
     quota: Quota,
     clock: &ManualClock,
@@ -455,41 +472,37 @@ fn backwards_clock_is_safe() {
 #[test]
 fn openai_headers_of_a_refusal_come_from_the_limit_that_refused() {
     let clock = ManualClock::new(0);
-    let plan = Plan {
-        name: "p".to_owned(),
-        policies: vec![
+    let policies = || {
+        vec![
             policy("second", Unit::Requests, Quota::per_second(10, 10).unwrap()),
             policy("hour", Unit::Requests, Quota::per_hour(2, 2).unwrap()),
-        ],
+        ]
     };
-    let limiter: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+    let limiter = multi::<u64>(policies(), &clock);
     assert!(limiter.check(&1).unwrap().allowed);
     assert!(limiter.check(&1).unwrap().allowed);
     let refused = limiter.check(&1).unwrap();
     assert!(!refused.allowed);
     let headers = limiter.headers(&refused);
-    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-    assert_eq!(get("x-ratelimit-limit-requests").as_deref(), Some("2"));
-    assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("0"));
+    assert_eq!(header(&headers, "x-ratelimit-limit-requests").as_deref(), Some("2"));
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests").as_deref(), Some("0"));
     // While both admit, the one with fewer units left speaks: the hour limit, 1 left.
-    let other: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+    let other = multi::<u64>(policies(), &clock);
     let first = other.check(&2).unwrap();
     let headers = other.headers(&first);
-    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-    assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("1"));
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests").as_deref(), Some("1"));
 }
 
 #[test]
 fn a_weight_of_zero_skips_a_limit_even_one_in_debt() {
     let clock = ManualClock::new(0);
-    let plan = Plan {
-        name: "p".to_owned(),
-        policies: vec![
+    let limiter = multi::<u64>(
+        vec![
             policy("rpm", Unit::Requests, Quota::per_minute(60, 10).unwrap()),
             policy("tpm", Unit::Tokens, Quota::per_minute(1_000, 1_000).unwrap()),
         ],
-    };
-    let limiter: MultiLimiter<u64, _> = MultiLimiter::with_clock(&plan, clock.clone());
+        &clock,
+    );
     assert!(limiter.check_weights(&1, &[1, 1_000]).unwrap().allowed);
     // The call used far more than it reserved: the token limit is in debt.
     limiter.adjust(&1, 1, 500).unwrap();
