@@ -18,7 +18,7 @@
 //! it. The gateway only carries values from one to the next.
 
 use chrono::{DateTime, Utc};
-use paygo_credits::{Credits, Money};
+use paygo_credits::{Credits, Money, RemainderCarrier};
 use paygo_ledger::billing::{
     AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal, Reply,
 };
@@ -279,8 +279,13 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
             ..EstimateRequest::new(call.model, call.prompt_tokens, call.max_output_tokens, at)
         };
         let estimate = self.prices.estimate(&request)?;
-        // A charge through the remainder carrier can be one credit above its own cost.
-        let held = Credits::new(estimate.credits.get().saturating_add(1));
+        // A charge through the remainder carrier can be above its own cost.
+        let held = Credits::new(
+            estimate
+                .credits
+                .get()
+                .saturating_add(RemainderCarrier::CHARGE_ABOVE_COST_MAX.get()),
+        );
         let command = Command::Hold {
             id: call.id,
             customer: call.account,

@@ -44,6 +44,11 @@ pub struct RemainderCarrier {
 }
 
 impl RemainderCarrier {
+    /// The most a charge can be above its own cost: one credit (the remainder carried in
+    /// from earlier charges is at most half a credit, and rounding adds at most half).
+    /// A hold sized for a cost needs this much more.
+    pub const CHARGE_ABOVE_COST_MAX: Credits = Credits::new(1);
+
     /// A carrier with nothing carried.
     pub const fn new() -> RemainderCarrier {
         RemainderCarrier {

@@ -103,8 +103,14 @@ pub enum CreditsError {
     },
 }
 
-/// Cuts user-supplied text for an error message, so a huge input cannot make a huge error.
-pub(crate) fn clip(text: &str) -> String {
+/// Cuts user-supplied text for an error message, so a huge input cannot make a huge error:
+/// at most 64 characters, then `…`. The other paygo crates quote their inputs with it too.
+///
+/// ```
+/// assert_eq!(paygo_credits::clip("short"), "short");
+/// assert_eq!(paygo_credits::clip(&"x".repeat(100)).chars().count(), 65);
+/// ```
+pub fn clip(text: &str) -> String {
     const MAX_CHARS: usize = 64;
     if text.chars().count() <= MAX_CHARS {
         text.to_owned()

@@ -65,7 +65,7 @@ mod rounding;
 
 pub use carrier::{AccountCarriers, RemainderCarrier};
 pub use credits::Credits;
-pub use error::CreditsError;
+pub use error::{CreditsError, clip};
 pub use exact::ExactCredits;
 pub use iso_currency::Currency;
 pub use money::Money;

@@ -149,6 +149,15 @@ impl Money {
         decimal::checked_mul(self.amount, factor).map(|a| Money::new(a, self.currency))
     }
 
+    /// `Ok` when the amount is in `expected`.
+    ///
+    /// # Errors
+    ///
+    /// [`CreditsError::CurrencyMismatch`] naming both currencies otherwise.
+    pub fn expect_currency(&self, expected: Currency) -> Result<(), CreditsError> {
+        expect_currency(expected, self)
+    }
+
     /// `-self`.
     #[must_use]
     pub fn neg(&self) -> Money {

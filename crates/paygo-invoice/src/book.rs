@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::NaiveDate;
-use paygo_credits::Money;
+use paygo_credits::{Currency, Money};
 use paygo_vat::{Country, InvoiceFacts, RefundDecision, Reporting, Treatment};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,17 @@ pub struct Credited {
     pub credit_notes: Vec<DocumentNumber>,
 }
 
+impl Credited {
+    /// Nothing credited yet, in `currency`.
+    fn none(currency: Currency) -> Credited {
+        Credited {
+            net: Money::zero(currency),
+            vat: Money::zero(currency),
+            credit_notes: Vec::new(),
+        }
+    }
+}
+
 type Key = (SeriesName, u64);
 
 fn key(number: &DocumentNumber) -> Key {
@@ -83,11 +94,11 @@ impl State {
         };
         let original = key(&correction.original);
         let currency = doc.currency();
-        let mut entry = self.credited.get(&original).cloned().unwrap_or_else(|| Credited {
-            net: Money::zero(currency),
-            vat: Money::zero(currency),
-            credit_notes: Vec::new(),
-        });
+        let mut entry = self
+            .credited
+            .get(&original)
+            .cloned()
+            .unwrap_or_else(|| Credited::none(currency));
         entry.net = entry.net.checked_sub(&doc.totals().net)?;
         entry.vat = entry.vat.checked_sub(&doc.totals().vat)?;
         Ok(Some((original, entry)))
@@ -110,11 +121,7 @@ impl State {
         self.credited
             .get(&key(original.number()))
             .cloned()
-            .unwrap_or_else(|| Credited {
-                net: Money::zero(original.currency()),
-                vat: Money::zero(original.currency()),
-                credit_notes: Vec::new(),
-            })
+            .unwrap_or_else(|| Credited::none(original.currency()))
     }
 
     fn original(&self, number: &DocumentNumber, date: NaiveDate) -> Result<&Document, InvoiceError> {
@@ -365,15 +372,12 @@ impl<S: SequenceStore> Invoicing<S> {
         let mut state = self.lock()?;
         let series = self.series_for(&state, &draft.series, DocumentKind::CreditNote, &draft.id, issue_date)?;
         let original = state.original(&draft.original, issue_date)?;
-        // An invoice has exactly one tax line by construction (`price`).
-        let rate = original
-            .taxes()
-            .first()
-            .map_or(paygo_vat::VatRate::ZERO, crate::TaxLine::rate);
+        let rate = invoice_rate(original);
         let priced = price(original.currency(), &draft.lines, rate, original.rules())?;
         let credited = state.credited(original);
-        check_remaining(original, "net", &credited.net, &priced.totals.net)?;
-        check_remaining(original, "VAT", &credited.vat, &priced.totals.vat)?;
+        let totals = original.totals();
+        check_remaining(original, "net", &totals.net, &credited.net, &priced.totals.net)?;
+        check_remaining(original, "VAT", &totals.vat, &credited.vat, &priced.totals.vat)?;
         let doc = build_credit_note(
             original,
             CreditParts {
@@ -468,12 +472,14 @@ impl<S: SequenceStore> Invoicing<S> {
             return Err(mismatch("expected a positive VAT amount in whole minor units"));
         }
         let credited = state.credited(original);
-        check_remaining(original, "VAT", &credited.vat, &lines.vat_reversed)?;
-        // An invoice has exactly one tax line by construction (`price`).
-        let rate = original
-            .taxes()
-            .first()
-            .map_or(paygo_vat::VatRate::ZERO, crate::TaxLine::rate);
+        check_remaining(
+            original,
+            "VAT",
+            &original.totals().vat,
+            &credited.vat,
+            &lines.vat_reversed,
+        )?;
+        let rate = invoice_rate(original);
         let id = lines.customer_vat_id;
         let priced = vat_reversal(
             format!(
@@ -558,18 +564,22 @@ impl<S: SequenceStore> Invoicing<S> {
     }
 }
 
-/// `credited + requested <= original's` for the net or the VAT (all positive).
+/// The VAT rate of an invoice: it has exactly one tax line by construction (`price`).
+fn invoice_rate(invoice: &Document) -> paygo_vat::VatRate {
+    invoice
+        .taxes()
+        .first()
+        .map_or(paygo_vat::VatRate::ZERO, crate::TaxLine::rate)
+}
+
+/// `credited + requested <= total` for the original's net or VAT (`what`; all positive).
 fn check_remaining(
     original: &Document,
     what: &'static str,
+    total: &Money,
     credited: &Money,
     requested: &Money,
 ) -> Result<(), InvoiceError> {
-    let total = if what == "net" {
-        &original.totals().net
-    } else {
-        &original.totals().vat
-    };
     let remaining = total.checked_sub(credited)?;
     if requested > &remaining {
         return Err(InvoiceError::CreditExceedsRemaining {

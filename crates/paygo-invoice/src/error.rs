@@ -290,15 +290,3 @@ impl From<serde_json::Error> for InvoiceError {
         }
     }
 }
-
-/// Cuts user-supplied text for an error message.
-pub(crate) fn clip(text: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    if text.chars().count() <= MAX_CHARS {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(MAX_CHARS).collect();
-        cut.push('…');
-        cut
-    }
-}

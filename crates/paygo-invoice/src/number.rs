@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::InvoiceError;
-use crate::error::clip;
+use paygo_credits::clip;
 
 /// The longest series name.
 pub const SERIES_NAME_MAX_LEN: usize = 32;

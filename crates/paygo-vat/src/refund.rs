@@ -237,13 +237,7 @@ impl RefundDecision {
 pub fn decide_refund(request: &RefundRequest, policy: &RefundPolicy) -> Result<RefundDecision, VatError> {
     let invoice = &request.invoice;
     let remaining = invoice.vat_charged.checked_sub(&invoice.vat_already_credited)?;
-    if invoice.net.currency() != invoice.vat_charged.currency() {
-        return Err(paygo_credits::CreditsError::CurrencyMismatch {
-            expected: invoice.vat_charged.currency().code(),
-            found: invoice.net.currency().code(),
-        }
-        .into());
-    }
+    invoice.net.expect_currency(invoice.vat_charged.currency())?;
     if invoice.net.is_negative() || invoice.vat_charged.is_negative() || invoice.vat_already_credited.is_negative() {
         return Err(VatError::InvalidRequest {
             reason: "an amount is negative: expected the invoice's net, VAT charged and VAT credited, each zero or more",
