@@ -235,8 +235,12 @@ fn decode(line: &[u8]) -> Option<SequenceRecord> {
     serde_json::from_str(json).ok()
 }
 
-/// The journal's records, and the length of its valid prefix (a torn tail excluded).
-fn read_journal(path: &Path, bytes: &[u8]) -> Result<(Vec<SequenceRecord>, u64), InvoiceError> {
+/// A journal's records, the last number of each series, and the length of its valid prefix.
+type Journal = (Vec<SequenceRecord>, HashMap<SeriesName, u64>, u64);
+
+/// Reads and checks the journal (gapless per series); a torn tail is left out of the valid
+/// prefix.
+fn read_journal(path: &Path, bytes: &[u8]) -> Result<Journal, InvoiceError> {
     let mut records = Vec::new();
     let mut last: HashMap<SeriesName, u64> = HashMap::new();
     let mut valid_len = 0usize;
@@ -277,7 +281,7 @@ fn read_journal(path: &Path, bytes: &[u8]) -> Result<(Vec<SequenceRecord>, u64),
         offset = end + 1;
         valid_len = offset;
     }
-    Ok((records, valid_len as u64))
+    Ok((records, last, valid_len as u64))
 }
 
 impl FileSequenceStore {
@@ -321,15 +325,11 @@ impl FileSequenceStore {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io_error("read", &path, &e))?;
-        let (records, valid_len) = read_journal(&path, &bytes)?;
+        let (_, last, valid_len) = read_journal(&path, &bytes)?;
         if valid_len < bytes.len() as u64 {
             file.set_len(valid_len)
                 .map_err(|e| io_error("cut the torn tail of", &path, &e))?;
             file.sync_all().map_err(|e| io_error("sync", &path, &e))?;
-        }
-        let mut last = HashMap::new();
-        for record in records {
-            last.insert(record.series, record.sequence);
         }
         Ok(FileSequenceStore {
             path,
