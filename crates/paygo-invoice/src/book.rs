@@ -306,23 +306,24 @@ impl<S: SequenceStore> Invoicing<S> {
     }
 
     /// Takes the next number of `series` for `doc` and records both durably.
-    fn commit(&self, state: &mut State, series: &Series, doc: &Document) -> Result<Document, InvoiceError> {
-        let credit = state.credit_after(doc)?;
-        let mut sealed: Option<Document> = None;
-        let sequence = self.store.commit(series.name(), doc.id(), &mut |n| {
-            let mut numbered = doc.clone();
-            numbered.set_number(series.number(n)?);
-            let body = serde_json::to_string(&numbered)?;
-            sealed = Some(numbered);
-            Ok(body)
+    fn commit(&self, state: &mut State, series: &Series, mut doc: Document) -> Result<Document, InvoiceError> {
+        let credit = state.credit_after(&doc)?;
+        let id = doc.id().clone();
+        // The store seals the document with the number it takes; the last number sealed is
+        // the one the document carries.
+        let mut sealed = None;
+        let sequence = self.store.commit(series.name(), &id, &mut |n| {
+            doc.set_number(series.number(n)?);
+            sealed = Some(n);
+            Ok(serde_json::to_string(&doc)?)
         })?;
-        let doc = sealed
-            .filter(|d| d.number().sequence() == sequence)
-            .ok_or_else(|| InvoiceError::Inconsistent {
+        if sealed != Some(sequence) {
+            return Err(InvoiceError::Inconsistent {
                 series: series.name().to_string(),
                 sequence,
                 reason: "the store returned another number than it sealed".into(),
-            })?;
+            });
+        }
         state.apply(doc.clone(), credit);
         Ok(doc)
     }
@@ -352,7 +353,7 @@ impl<S: SequenceStore> Invoicing<S> {
         let mut state = self.lock()?;
         let series = self.series_for(&state, &draft.series, DocumentKind::Invoice, &draft.id, issue_date)?;
         let doc = build_invoice(draft, series.number(1)?, issue_date)?;
-        self.commit(&mut state, series, &doc)
+        self.commit(&mut state, series, doc)
     }
 
     /// Issues a credit note that reverses the given lines of an invoice, at its rate.
@@ -395,7 +396,7 @@ impl<S: SequenceStore> Invoicing<S> {
                 tax: original.tax().clone(),
             },
         )?;
-        self.commit(&mut state, series, &doc)
+        self.commit(&mut state, series, doc)
     }
 
     /// The facts of an invoice that [`paygo_vat::decide_refund`] needs, with the VAT its
@@ -519,7 +520,7 @@ impl<S: SequenceStore> Invoicing<S> {
                 },
             },
         )?;
-        self.commit(&mut state, series, &doc)
+        self.commit(&mut state, series, doc)
     }
 
     /// The document numbered `number`.
