@@ -191,10 +191,7 @@ impl VatId {
         if scratch.total == 0 {
             return Err(VatError::EmptyVatId);
         }
-        let prefix: &[u8] = match country {
-            Country::Switzerland => b"CHE",
-            _ => country.code().as_bytes(),
-        };
+        let prefix = id_prefix(country);
         let keep = country == Country::France && b.len() == 11;
         let body = match b.strip_prefix(prefix) {
             Some(body) if !keep => body,
@@ -218,10 +215,7 @@ impl VatId {
             });
         }
         let body = checks::check(country, body)?;
-        let prefix: &[u8] = match country {
-            Country::Switzerland => b"CHE",
-            _ => country.code().as_bytes(),
-        };
+        let prefix = id_prefix(country);
         let mut bytes = [0; VAT_ID_MAX_LEN];
         let len = prefix.len() + body.len;
         // Fixed-size copies (the body's unused bytes are zero): at most 3 + 13 bytes.
@@ -249,8 +243,16 @@ impl VatId {
     /// The number without its country prefix: `136695976` (for Switzerland, what follows
     /// `CHE`: `109298651MWST`).
     pub fn number(&self) -> &str {
-        let skip = if self.country == Country::Switzerland { 3 } else { 2 };
-        self.as_str().get(skip..).unwrap_or("")
+        self.as_str().get(id_prefix(self.country).len()..).unwrap_or("")
+    }
+}
+
+/// The prefix of a country's VAT numbers: its VAT code (`DE`, `EL`, `XI`), and `CHE` for
+/// Switzerland's UID.
+fn id_prefix(country: Country) -> &'static [u8] {
+    match country {
+        Country::Switzerland => b"CHE",
+        _ => country.code().as_bytes(),
     }
 }
 
