@@ -73,6 +73,7 @@ impl Default for DayOptions {
             accounts: 12,
             requests: 12_000,
             seed: 7,
+            // A valid date: the default is never used.
             day: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default(),
             prices: PriceSource::Embedded,
             upstream_failure_percent: 3,
@@ -409,6 +410,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             "no chat model with input and output token prices".into(),
         ));
     }
+    // Midnight always exists, and a day between 1970 and 2262 fits nanoseconds in a u64.
     let start = Utc.from_utc_datetime(&options.day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
     let clock = DayClock::default();
@@ -567,7 +569,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         {
             report.top_ups += 1;
             report.top_up_credits += credits.get();
-            report.top_up_cents += i64::try_from(cents).unwrap_or(0);
+            report.top_up_cents += i64::try_from(cents).map_err(setup)?;
             invoices.push(invoice_top_up(
                 &invoicing,
                 &report,
@@ -638,6 +640,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             progress(n, total);
         }
         clock.set(call.at_ns);
+        // A call is within the day: its offset fits an i64 of nanoseconds.
         let at = start + Duration::nanoseconds(i64::try_from(call.at_ns - start_ns).unwrap_or(0));
         let account = 1000 + call.account as u128;
         let report = &mut reports[call.account];
@@ -732,7 +735,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
                 Receipt::PaymentRecorded { credits, .. } if !declined => {
                     report.top_ups += 1;
                     report.top_up_credits += credits.get();
-                    report.top_up_cents += i64::try_from(request.amount.to_minor().map_err(setup)?).unwrap_or(0);
+                    report.top_up_cents += i64::try_from(request.amount.to_minor().map_err(setup)?).map_err(setup)?;
                     let profile = &PROFILES[call.account % PROFILES.len()];
                     let reference = format!("auto-{}", request.id);
                     invoices.push(invoice_top_up(

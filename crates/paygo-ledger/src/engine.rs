@@ -814,8 +814,8 @@ impl Ledger {
     fn move_amount(&mut self, t: &Transfer, ts: u64, undo: Option<&mut Vec<Undo>>) -> EventResult {
         let (dr, cr) = (t.debit_account_id.0, t.credit_account_id.0);
         if dr == cr {
-            // `validate` refused this already; checked again because `get_disjoint_mut`
-            // needs two distinct keys.
+            // `validate` refused this already; checked again so that the result stays this
+            // one (`get_disjoint_mut` answers "not found" for one id asked twice).
             return EventResult::AccountsMustBeDifferent;
         }
         // One probe per account, for the checks and the update alike.
