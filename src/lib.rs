@@ -17,7 +17,7 @@
 //! let (account, now) = (42, chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
 //! gateway.open_account(account)?;
 //! let call = Call { id: 1, account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
-//!                    service_tier: ServiceTier::Standard, units: None };
+//!                    service_tier: ServiceTier::STANDARD, units: None };
 //! // No balance: refused before the upstream is called (403).
 //! assert!(matches!(gateway.admit(&call, now), Err(Rejection::InsufficientCredits)));
 //! gateway.top_up(7, account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;

@@ -656,9 +656,9 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         // An embedding produces no completion tokens.
         let max_output_tokens = if embedding { 0 } else { 256 + rng.below(4_000) };
         let service_tier = if rng.chance(5) {
-            ServiceTier::Batch
+            ServiceTier::BATCH
         } else {
-            ServiceTier::Standard
+            ServiceTier::STANDARD
         };
         let request = Call {
             id: id(),

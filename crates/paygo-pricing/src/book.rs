@@ -8,7 +8,7 @@ use paygo_credits::{CreditRate, Rounding};
 use rust_decimal::Decimal;
 
 use crate::hash::FxBuild;
-use crate::spec::{ContextTier, Markup, ModelSpec, PriceVersion, RateCard, TierCount, TierRule};
+use crate::spec::{ContextTier, Markup, ModelSpec, PriceVersion, PriceWindow, RateCard, TierCount, TierRule};
 use crate::{Component, PricingError, ServiceTier};
 
 /// The most models one book may hold.
@@ -25,32 +25,64 @@ pub(crate) struct CompiledVersion {
     pub(crate) valid_from: DateTime<Utc>,
     /// Ascending, distinct thresholds of every tier of this version.
     pub(crate) thresholds: Vec<u64>,
-    /// For each service tier, its block of cards (`thresholds.len() + 1` cards a block).
-    pub(crate) slot: [usize; 4],
+    /// The service tiers priced besides the standard one: tier `tiers[i]` is slot `i + 1`,
+    /// the standard tier (and any tier not listed) slot 0.
+    pub(crate) tiers: Vec<ServiceTier>,
+    /// Time windows: window `windows[j]` is layer `j + 1`, no window open layer 0.
+    pub(crate) windows: Vec<PriceWindow>,
+    /// Cards at `((layer × slots) + slot) × width + context`, `width = thresholds + 1`.
     pub(crate) cards: Vec<Card>,
-    /// For each card, the context threshold a quote reports: the highest one passed among
-    /// those of the standard tier and of the card's own service tier (the others are only
-    /// in `thresholds` because another service tier has them).
+    /// For each (slot, context), the context threshold a quote reports: the highest one
+    /// passed among those of the standard tier and of the slot's own service tier (the
+    /// others are only in `thresholds` because another service tier has them).
     pub(crate) reported_above: Vec<Option<u64>>,
     /// For each card, its prices as integers at one common scale, where they fit.
     pub(crate) fixed: Vec<Option<FixedCard>>,
     pub(crate) variants: Vec<(Component, Box<str>, Decimal)>,
 }
 
+/// Where a quote's card is: the service-tier slot, the context tier and the time window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CardAt {
+    pub(crate) slot: usize,
+    pub(crate) context: usize,
+    pub(crate) layer: usize,
+}
+
 impl CompiledVersion {
-    pub(crate) fn card(&self, tier: ServiceTier, context: usize) -> (&Card, Option<&FixedCard>) {
-        let width = self.thresholds.len() + 1;
-        // Built with one block per slot and `width` cards a block; `context < width`.
-        let i = self.slot[tier as usize] * width + context;
+    fn width(&self) -> usize {
+        self.thresholds.len() + 1
+    }
+
+    /// The slot of a service tier (0 for the standard tier and for tiers not priced).
+    pub(crate) fn slot(&self, tier: ServiceTier) -> usize {
+        self.tiers.iter().position(|t| *t == tier).map_or(0, |i| i + 1)
+    }
+
+    /// The layer of the first window open at `at` (0 when none is).
+    pub(crate) fn layer(&self, at: DateTime<Utc>) -> usize {
+        self.windows.iter().position(|w| w.is_open(at)).map_or(0, |j| j + 1)
+    }
+
+    /// The name of the window of a layer.
+    pub(crate) fn window_name(&self, layer: usize) -> Option<&str> {
+        layer
+            .checked_sub(1)
+            .and_then(|j| self.windows.get(j))
+            .map(|w| w.name.as_str())
+    }
+
+    pub(crate) fn card(&self, at: CardAt) -> (&Card, Option<&FixedCard>) {
+        let i = (at.layer * (self.tiers.len() + 1) + at.slot) * self.width() + at.context;
+        // Built with one card for every (layer, slot, context); the three are in range.
         (&self.cards[i], self.fixed[i].as_ref())
     }
 
-    /// The threshold a quote in `tier` at context index `context` reports (see
+    /// The threshold a quote at this slot and context index reports (see
     /// `reported_above`).
-    pub(crate) fn reported_above(&self, tier: ServiceTier, context: usize) -> Option<u64> {
-        let width = self.thresholds.len() + 1;
+    pub(crate) fn reported_above(&self, at: CardAt) -> Option<u64> {
         self.reported_above
-            .get(self.slot[tier as usize] * width + context)
+            .get(at.slot * self.width() + at.context)
             .copied()
             .flatten()
     }
@@ -444,6 +476,7 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
         }
         variants.push((v.component, v.variant.as_str().into(), v.usd_per_unit));
     }
+    check_windows(spec, &place, version)?;
     let mut thresholds: Vec<u64> = version
         .context_tiers
         .iter()
@@ -454,12 +487,12 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
     thresholds.dedup();
     let width = thresholds.len() + 1;
 
-    // The standard tier's cards first (slot 0), then one block per other tier priced.
+    // Layer 0 (no window), slot 0 (standard), then one slot per other tier priced; each
+    // card before fallbacks, so that a window's prices are in place before they apply.
     let standard: Vec<Card> = (0..width)
         .map(|t| layered(&version.prices, &version.context_tiers, &thresholds, t, None))
         .collect();
-    let mut cards: Vec<Card> = Vec::with_capacity(width * (1 + version.service_tiers.len()));
-    cards.extend(standard.iter().map(with_fallbacks));
+    let mut raw: Vec<Card> = standard.clone();
     // The highest of `own` thresholds passed at context index `t`.
     let reported = |own: &[u64], t: usize| -> Option<u64> {
         let reached = t.checked_sub(1).and_then(|i| thresholds.get(i)).copied()?;
@@ -467,15 +500,15 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
     };
     let standard_own: Vec<u64> = version.context_tiers.iter().map(|t| t.above_tokens).collect();
     let mut reported_above: Vec<Option<u64>> = (0..width).map(|t| reported(&standard_own, t)).collect();
-    let mut slot = [0usize; 4];
+    let mut tiers = Vec::with_capacity(version.service_tiers.len());
     for (tier, prices) in &version.service_tiers {
-        if *tier == ServiceTier::Standard {
+        if tier.is_standard() {
             return Err(invalid_book(
                 spec,
                 "service_tiers must not list standard: its prices are the version's own",
             ));
         }
-        slot[*tier as usize] = cards.len() / width;
+        tiers.push(*tier);
         let own: Vec<u64> = standard_own
             .iter()
             .copied()
@@ -483,25 +516,71 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
             .collect();
         reported_above.extend((0..width).map(|t| reported(&own, t)));
         for (t, base) in standard.iter().enumerate() {
-            cards.push(with_fallbacks(&layered(
+            raw.push(layered(
                 &prices.prices,
                 &prices.context_tiers,
                 &thresholds,
                 t,
                 Some(base),
-            )));
+            ));
+        }
+    }
+    let mut cards: Vec<Card> = Vec::with_capacity(raw.len() * (1 + version.windows.len()));
+    cards.extend(raw.iter().map(with_fallbacks));
+    for window in &version.windows {
+        for card in &raw {
+            let mut open = *card;
+            for (c, price) in window.prices.iter() {
+                open[c.index()] = Some(price);
+            }
+            cards.push(with_fallbacks(&open));
         }
     }
     let fixed = cards.iter().map(|card| fixed(card, &variants)).collect();
     Ok(CompiledVersion {
         valid_from: version.valid_from,
         thresholds,
-        slot,
+        tiers,
+        windows: version.windows.clone(),
         cards,
         reported_above,
         fixed,
         variants,
     })
+}
+
+/// The most windows a version may have, and rules a window.
+pub const WINDOWS_MAX: usize = 8;
+
+fn check_windows(spec: &ModelSpec, place: &str, version: &PriceVersion) -> Result<(), PricingError> {
+    if version.windows.len() > WINDOWS_MAX {
+        return Err(invalid_book(
+            spec,
+            &format!("{place} has {} windows, at most {WINDOWS_MAX}", version.windows.len()),
+        ));
+    }
+    for (j, window) in version.windows.iter().enumerate() {
+        let here = format!("{place}.windows[{j}]");
+        check_card(spec, &format!("{here}.prices"), &window.prices)?;
+        if window.rules.is_empty() || window.rules.len() > 16 {
+            return Err(invalid_book(
+                spec,
+                &format!("{here} has {} rules, expected 1 to 16", window.rules.len()),
+            ));
+        }
+        for rule in &window.rules {
+            if rule.hours.is_empty() {
+                return Err(invalid_book(spec, &format!("{here} has a rule without hours")));
+            }
+            if let Some(day) = rule.weekdays.iter().find(|d| !(1..=7).contains(*d)) {
+                return Err(invalid_book(
+                    spec,
+                    &format!("{here} has weekday {day}, expected 1 (Monday) to 7 (Sunday)"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The card at context index `t`: the highest tier at or below `t` that prices a component

@@ -74,6 +74,38 @@ pub enum PricingError {
         /// What was expected.
         expected: &'static str,
     },
+    /// A usage object with none of the counters of the shape it is read as.
+    #[error("usage has no counter of {shape} usage (a zero usage must still say so): expected {expected}")]
+    EmptyUsage {
+        /// The shape it was read as.
+        shape: &'static str,
+        /// The counters that shape has.
+        expected: &'static str,
+    },
+    /// A usage object with a counter of another upstream's shape than the one it is read as.
+    #[error(
+        "usage field {field:?} belongs to {looks_like} usage, not {shape} usage: expected the fields of {shape} usage, or the {looks_like} shape declared"
+    )]
+    UsageShapeMismatch {
+        /// The shape it was read as.
+        shape: &'static str,
+        /// The field of another shape.
+        field: String,
+        /// The shape that field belongs to.
+        looks_like: &'static str,
+    },
+    /// A usage text that is not a JSON object of counts.
+    #[error("invalid usage: {reason}")]
+    MalformedUsage {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A service tier name that is not a name.
+    #[error("invalid service tier {name:?}: expected 1 to 23 characters of a-z, 0-9 and _")]
+    InvalidServiceTier {
+        /// The name given, cut to 40 characters.
+        name: String,
+    },
     /// A price that is negative, malformed or not a number.
     #[error("invalid price for model {model:?}, {key}: {reason}")]
     InvalidPrice {

@@ -66,17 +66,20 @@ mod error;
 mod file;
 mod hash;
 pub mod litellm;
+pub mod openrouter;
 mod quote;
+mod shape;
 mod spec;
 mod usage;
 
-pub use book::{CONTEXT_TIERS_MAX, MODELS_MAX, PriceBook};
+pub use book::{CONTEXT_TIERS_MAX, MODELS_MAX, PriceBook, WINDOWS_MAX};
 pub use component::{Component, Mode, ServiceTier};
 pub use error::PricingError;
 pub use file::PRICE_BOOK_FORMAT;
 pub use quote::{Estimate, EstimateRequest, LineKind, Quote, QuoteLine, QuoteRequest, UsageSection};
+pub use shape::UsageShape;
 pub use spec::{
-    Comparison, ContextTier, Markup, ModelSpec, PriceVersion, RateCard, ServiceTierPrices, TierCount, TierRule,
-    VariantPrice,
+    Comparison, ContextTier, HourRange, Markup, ModelSpec, PriceVersion, PriceWindow, RateCard, ServiceTierPrices,
+    TierCount, TierRule, VariantPrice, WindowRule,
 };
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};

@@ -8,7 +8,7 @@ use paygo_credits::{CreditRate, Credits, ExactCredits, Money, Rounding, decimal}
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
-use crate::book::{Card, CompiledModel, CompiledVersion, FixedCard, PriceBook};
+use crate::book::{Card, CardAt, CompiledModel, CompiledVersion, FixedCard, PriceBook};
 use crate::spec::Markup;
 use crate::usage::{Quantities, is_duration, quantity_scale};
 use crate::{Component, PricingError, ServiceTier, Usage};
@@ -32,7 +32,7 @@ impl<'a> QuoteRequest<'a> {
         QuoteRequest {
             model,
             usage,
-            service_tier: ServiceTier::Standard,
+            service_tier: ServiceTier::STANDARD,
             at,
         }
     }
@@ -116,6 +116,9 @@ pub struct Quote {
     pub service_tier: ServiceTier,
     /// The context threshold passed, if any.
     pub context_tier_above_tokens: Option<u64>,
+    /// The time window whose prices applied (`"off_peak"`), if one was open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
     /// The breakdown, in component order, the markup last.
     pub lines: Vec<QuoteLine>,
     /// The exact total in USD.
@@ -258,7 +261,7 @@ impl<'a> EstimateRequest<'a> {
             prompt_tokens,
             max_output_tokens,
             units: None,
-            service_tier: ServiceTier::Standard,
+            service_tier: ServiceTier::STANDARD,
             at,
         }
     }
@@ -301,8 +304,12 @@ impl PriceBook {
         let version = model.version_at(request.at)?;
         let quantities = request.usage.quantities()?;
         let counted = model.counted_tokens(quantities.counted_prompt_tokens, quantities.counted_all_tokens);
-        let context = version.context_index(model.rule, counted);
-        let (card, fixed) = version.card(request.service_tier, context);
+        let at = CardAt {
+            slot: version.slot(request.service_tier),
+            context: version.context_index(model.rule, counted),
+            layer: version.layer(request.at),
+        };
+        let (card, fixed) = version.card(at);
         let (mut lines, subtotal) =
             match fixed.and_then(|f| fixed_lines(model, version, card, f, request.usage, &quantities)) {
                 Some(done) => done,
@@ -314,7 +321,8 @@ impl PriceBook {
         Ok(Quote {
             model: Arc::clone(&model.id),
             service_tier: request.service_tier,
-            context_tier_above_tokens: version.reported_above(request.service_tier, context),
+            context_tier_above_tokens: version.reported_above(at),
+            window: version.window_name(at.layer).map(str::to_owned),
             lines,
             usd,
             exact_credits,
@@ -350,9 +358,14 @@ impl PriceBook {
         let all = request.prompt_tokens.saturating_add(request.max_output_tokens);
         let counted = model.counted_tokens(request.prompt_tokens, all);
         let top = version.context_index(model.rule, counted);
+        let slot = version.slot(request.service_tier);
         let mut most = Decimal::ZERO;
-        for context in 0..=top {
-            let (card, _) = version.card(request.service_tier, context);
+        // Every context tier up to the top one and every time window: the call may run
+        // into another window than the one open when it starts.
+        let cards =
+            (0..=version.windows.len()).flat_map(|layer| (0..=top).map(move |context| CardAt { slot, context, layer }));
+        for at in cards {
+            let (card, _) = version.card(at);
             let mut total = Decimal::ZERO;
             let dearest = |side: fn(Component) -> bool| {
                 Component::ALL

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -43,6 +43,11 @@ impl RateCard {
     /// Every price on the card, in component order.
     pub fn iter(&self) -> impl Iterator<Item = (Component, Decimal)> + '_ {
         self.0.iter().map(|(c, d)| (*c, *d))
+    }
+
+    /// Removes the price of `component`, returning it.
+    pub fn remove(&mut self, component: Component) -> Option<Decimal> {
+        self.0.remove(&component)
     }
 
     /// Whether the card has no price.
@@ -263,6 +268,154 @@ pub struct PriceVersion {
     /// Prices by variant (image size and quality, video resolution, search context size).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantPrice>,
+    /// Prices in force during recurring hours (off-peak discounts); the first window open at
+    /// the call's time applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<PriceWindow>,
+}
+
+/// Prices in force during recurring hours of the week, such as an off-peak discount.
+///
+/// While the window is open, each price it lists *replaces* the price that would otherwise
+/// apply, at every service tier and every context tier (the provider bills the flat
+/// off-peak rate for the whole request); components it does not list keep their prices,
+/// and the fallbacks then apply (a cache read without its own price is billed at the
+/// window's input price).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceWindow {
+    /// A name for reports and quotes (`"off_peak"`).
+    pub name: String,
+    /// The time zone `rules` are read in, as a fixed offset from UTC (`"+08:00"`,
+    /// `"+00:00"`). Zones with daylight saving time cannot be written as one offset.
+    #[serde(with = "utc_offset")]
+    pub utc_offset: FixedOffset,
+    /// When the window is open: any rule that matches opens it.
+    pub rules: Vec<WindowRule>,
+    /// The prices that replace the others while it is open.
+    pub prices: RateCard,
+}
+
+/// Days of the week and hours of those days.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowRule {
+    /// ISO weekdays, 1 (Monday) to 7 (Sunday), in the window's time zone; empty means
+    /// every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weekdays: Vec<u8>,
+    /// Ranges of the day, `"HH:MM-HH:MM"`: the start is in the window, the end is not; a
+    /// range whose end is before its start wraps past midnight, and one whose start equals
+    /// its end is the whole day.
+    pub hours: Vec<HourRange>,
+}
+
+/// A range of the day, `"10:00-00:00"`, in whole minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HourRange {
+    /// Minutes after midnight the range starts at (inclusive), below 1440.
+    pub start_minute: u16,
+    /// Minutes after midnight the range ends at (exclusive), below 1440.
+    pub end_minute: u16,
+}
+
+impl HourRange {
+    /// Whether a time of day, in seconds after midnight, is in the range.
+    pub fn contains(&self, second_of_day: u32) -> bool {
+        let start = u32::from(self.start_minute) * 60;
+        let end = u32::from(self.end_minute) * 60;
+        match start.cmp(&end) {
+            std::cmp::Ordering::Less => start <= second_of_day && second_of_day < end,
+            std::cmp::Ordering::Equal => true,
+            std::cmp::Ordering::Greater => second_of_day >= start || second_of_day < end,
+        }
+    }
+}
+
+impl std::str::FromStr for HourRange {
+    type Err = PricingError;
+
+    /// `"HH:MM-HH:MM"`, hours 00 to 23 (`24:00` is not accepted: write `00:00`).
+    fn from_str(text: &str) -> Result<HourRange, PricingError> {
+        let invalid = || PricingError::InvalidBook {
+            reason: format!(
+                "hours {:?} given, expected \"HH:MM-HH:MM\" with hours 00 to 23",
+                text.chars().take(40).collect::<String>()
+            ),
+        };
+        let minute = |part: &str| -> Option<u16> {
+            let (h, m) = part.trim().split_once(':')?;
+            if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (start, end) = text.split_once('-').ok_or_else(invalid)?;
+        Ok(HourRange {
+            start_minute: minute(start).ok_or_else(invalid)?,
+            end_minute: minute(end).ok_or_else(invalid)?,
+        })
+    }
+}
+
+impl std::fmt::Display for HourRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start_minute / 60,
+            self.start_minute % 60,
+            self.end_minute / 60,
+            self.end_minute % 60
+        )
+    }
+}
+
+impl Serialize for HourRange {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HourRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl PriceWindow {
+    /// Whether the window is open at `at`.
+    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.utc_offset);
+        let weekday = local.weekday().number_from_monday() as u8;
+        let second = local.num_seconds_from_midnight();
+        self.rules.iter().any(|rule| {
+            (rule.weekdays.is_empty() || rule.weekdays.contains(&weekday))
+                && rule.hours.iter().any(|h| h.contains(second))
+        })
+    }
+}
+
+mod utc_offset {
+    use chrono::FixedOffset;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+    pub(crate) fn serialize<S: Serializer>(value: &FixedOffset, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FixedOffset, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse::<FixedOffset>().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "utc_offset {:?} given, expected an offset such as \"+08:00\"",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
+    }
 }
 
 impl PriceVersion {
@@ -274,6 +427,7 @@ impl PriceVersion {
             context_tiers: Vec::new(),
             service_tiers: BTreeMap::new(),
             variants: Vec::new(),
+            windows: Vec::new(),
         }
     }
 }

@@ -14,8 +14,12 @@ use crate::{Component, PricingError};
 /// `completion_tokens_details`. The text tokens are what remains. A detail larger than its
 /// total is an error naming both, never a silent clamp.
 ///
-/// Unknown fields are ignored, so that new fields upstreams add do not break billing;
-/// everything that is billed is a named field here.
+/// Reading is strict where it matters and lenient where upstreams grow: an object with no
+/// counter this form knows (`{}`, or Anthropic's `{"input_tokens": ...}`) is an error, never
+/// a zero usage; a counter of another upstream's shape next to this form's own is an error
+/// too; unknown *extra* fields next to recognized ones are accepted, because upstreams add
+/// fields. Other upstreams' shapes are read by [`Usage::from_json`] with a
+/// [`UsageShape`](crate::UsageShape).
 ///
 /// # Example
 ///
@@ -31,6 +35,7 @@ use crate::{Component, PricingError};
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "crate::shape::UsageObject")]
 pub struct Usage {
     /// Prompt tokens, all kinds included.
     #[serde(default)]
@@ -47,6 +52,9 @@ pub struct Usage {
     /// The kinds of completion tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// Citation tokens, outside `prompt_tokens` (search models that bill the sources read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub citation_tokens: u64,
     /// Images given as input.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_images: u64,
@@ -83,12 +91,18 @@ pub struct Usage {
     /// Resolution of generated video (`"720p"`, `"1080p"`), for models priced by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_resolution: Option<String>,
+    /// How long the call ran, in milliseconds, for models billed per second of running time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub call_duration_ms: u64,
     /// Input characters.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_characters: u64,
     /// Output characters.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub output_characters: u64,
+    /// Text messages sent into a realtime session.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub text_messages: u64,
     /// API requests this usage covers; absent means one (a quote is for one call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
@@ -101,6 +115,12 @@ pub struct Usage {
     /// Search context size of those searches (`"low"`, `"medium"`, `"high"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_context_size: Option<String>,
+    /// Map-grounding queries the model ran.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub maps_queries: u64,
+    /// Code-interpreter sessions the model opened.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code_interpreter_sessions: u64,
     /// Pages processed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pages: u64,
@@ -115,38 +135,58 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The kinds of prompt tokens (each is part of `prompt_tokens`).
+/// The kinds of prompt tokens: each is a part of `prompt_tokens`, and no two overlap (cached
+/// audio tokens are counted in `cached_audio_tokens` only, not in `audio_tokens` or
+/// `cached_tokens`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PromptTokensDetails {
-    /// Tokens read from the prompt cache.
-    #[serde(default)]
+    /// Text tokens read from the prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_tokens: u64,
-    /// Tokens written to the prompt cache (5-minute lifetime).
-    #[serde(default, alias = "cache_creation_tokens")]
+    /// Text tokens written to the prompt cache (5-minute lifetime).
+    #[serde(default, alias = "cache_creation_tokens", skip_serializing_if = "is_zero")]
     pub cache_write_tokens: u64,
-    /// Tokens written to the prompt cache with a 1-hour lifetime.
-    #[serde(default)]
+    /// Text tokens written to the prompt cache with a 1-hour lifetime.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cache_write_1h_tokens: u64,
-    /// Audio tokens.
-    #[serde(default)]
+    /// Text tokens written to the prompt cache with a 12-hour lifetime.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_12h_tokens: u64,
+    /// Audio tokens not read from the cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub audio_tokens: u64,
-    /// Image tokens.
-    #[serde(default)]
+    /// Audio tokens read from the cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_audio_tokens: u64,
+    /// Audio tokens written to the cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_audio_tokens: u64,
+    /// Image tokens not read from the cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub image_tokens: u64,
+    /// Image tokens read from the cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_image_tokens: u64,
+    /// Video tokens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub video_tokens: u64,
 }
 
-/// The kinds of completion tokens (each is part of `completion_tokens`).
+/// The kinds of completion tokens (each is a part of `completion_tokens`; no two overlap).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CompletionTokensDetails {
     /// Reasoning tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reasoning_tokens: u64,
     /// Audio tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub audio_tokens: u64,
     /// Image tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub image_tokens: u64,
+    /// Video tokens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub video_tokens: u64,
 }
 
 /// A usage split into a quantity per [`Component`], checked for consistency.
@@ -180,6 +220,7 @@ pub(crate) const fn is_duration(component: Component) -> bool {
             | Component::InputAudioSecond
             | Component::InputVideoSecond
             | Component::OutputVideoSecond
+            | Component::CallSecond
     )
 }
 
@@ -203,29 +244,38 @@ impl Usage {
     pub(crate) fn quantities(&self) -> Result<Quantities, PricingError> {
         let p = self.prompt_tokens_details.unwrap_or_default();
         let c = self.completion_tokens_details.unwrap_or_default();
-        let prompt_parts: [(&'static str, u64); 5] = [
+        let prompt_parts: [(&'static str, u64); 10] = [
             ("prompt_tokens_details.cached_tokens", p.cached_tokens),
             ("prompt_tokens_details.cache_write_tokens", p.cache_write_tokens),
             ("prompt_tokens_details.cache_write_1h_tokens", p.cache_write_1h_tokens),
+            ("prompt_tokens_details.cache_write_12h_tokens", p.cache_write_12h_tokens),
             ("prompt_tokens_details.audio_tokens", p.audio_tokens),
+            ("prompt_tokens_details.cached_audio_tokens", p.cached_audio_tokens),
+            (
+                "prompt_tokens_details.cache_write_audio_tokens",
+                p.cache_write_audio_tokens,
+            ),
             ("prompt_tokens_details.image_tokens", p.image_tokens),
+            ("prompt_tokens_details.cached_image_tokens", p.cached_image_tokens),
+            ("prompt_tokens_details.video_tokens", p.video_tokens),
         ];
         let text_in = remainder(
             self.prompt_tokens,
             "prompt_tokens",
             &prompt_parts,
-            "the sum of prompt_tokens_details (cached, cache write, audio, image)",
+            "the sum of prompt_tokens_details",
         )?;
-        let completion_parts: [(&'static str, u64); 3] = [
+        let completion_parts: [(&'static str, u64); 4] = [
             ("completion_tokens_details.reasoning_tokens", c.reasoning_tokens),
             ("completion_tokens_details.audio_tokens", c.audio_tokens),
             ("completion_tokens_details.image_tokens", c.image_tokens),
+            ("completion_tokens_details.video_tokens", c.video_tokens),
         ];
         let text_out = remainder(
             self.completion_tokens,
             "completion_tokens",
             &completion_parts,
-            "the sum of completion_tokens_details (reasoning, audio, image)",
+            "the sum of completion_tokens_details",
         )?;
         let all_tokens =
             self.prompt_tokens
@@ -250,12 +300,19 @@ impl Usage {
         set(Component::CacheReadToken, p.cached_tokens);
         set(Component::CacheWriteToken, p.cache_write_tokens);
         set(Component::CacheWrite1hToken, p.cache_write_1h_tokens);
+        set(Component::CacheWrite12hToken, p.cache_write_12h_tokens);
         set(Component::InputAudioToken, p.audio_tokens);
+        set(Component::CacheReadAudioToken, p.cached_audio_tokens);
+        set(Component::CacheWriteAudioToken, p.cache_write_audio_tokens);
         set(Component::InputImageToken, p.image_tokens);
+        set(Component::CacheReadImageToken, p.cached_image_tokens);
+        set(Component::InputVideoToken, p.video_tokens);
         set(Component::OutputToken, text_out);
         set(Component::ReasoningToken, c.reasoning_tokens);
         set(Component::OutputAudioToken, c.audio_tokens);
         set(Component::OutputImageToken, c.image_tokens);
+        set(Component::OutputVideoToken, c.video_tokens);
+        set(Component::CitationToken, self.citation_tokens);
         set(Component::InputImage, self.input_images);
         set(Component::OutputImage, self.output_images);
         set(Component::InputPixel, self.input_pixels);
@@ -265,11 +322,15 @@ impl Usage {
         set(Component::InputAudioSecond, self.input_audio_duration_ms);
         set(Component::InputVideoSecond, self.input_video_duration_ms);
         set(Component::OutputVideoSecond, self.output_video_duration_ms);
+        set(Component::CallSecond, self.call_duration_ms);
         set(Component::InputCharacter, self.input_characters);
         set(Component::OutputCharacter, self.output_characters);
+        set(Component::TextMessage, self.text_messages);
         set(Component::Request, self.requests.unwrap_or(1));
         set(Component::Query, self.queries);
         set(Component::WebSearch, self.web_searches);
+        set(Component::MapsQuery, self.maps_queries);
+        set(Component::CodeInterpreterSession, self.code_interpreter_sessions);
         set(Component::Page, self.pages);
         set(Component::AnnotationPage, self.annotation_pages);
         Ok(Quantities {

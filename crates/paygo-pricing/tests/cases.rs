@@ -277,18 +277,18 @@ fn service_tiers_use_their_own_prices_and_the_standard_ones_for_the_rest() {
         b.quote(&QuoteRequest::new("gpt-4o", &u, at()).with_service_tier(tier))
             .unwrap()
     };
-    let batch = q(ServiceTier::Batch);
+    let batch = q(ServiceTier::BATCH);
     assert_eq!(line(&batch, Component::InputToken).1, d("1.25e-06"));
-    // gpt-4o has no batch cache price: the standard one applies.
-    assert_eq!(line(&batch, Component::CacheReadToken).1, d("1.25e-06"));
-    let priority = q(ServiceTier::Priority);
+    // gpt-4o has no batch cache price: half the standard one, the batch convention.
+    assert_eq!(line(&batch, Component::CacheReadToken).1, d("6.25e-07"));
+    let priority = q(ServiceTier::PRIORITY);
     assert_eq!(line(&priority, Component::CacheReadToken).1, d("2.125e-06"));
     // No flex prices: standard.
-    assert_eq!(q(ServiceTier::Flex).usd, q(ServiceTier::Standard).usd);
+    assert_eq!(q(ServiceTier::FLEX).usd, q(ServiceTier::STANDARD).usd);
     // A service tier's own context tier.
     let long = Usage::tokens(300_000, 0);
     let p = b
-        .quote(&QuoteRequest::new("gpt-5.4", &long, at()).with_service_tier(ServiceTier::Priority))
+        .quote(&QuoteRequest::new("gpt-5.4", &long, at()).with_service_tier(ServiceTier::PRIORITY))
         .unwrap();
     assert_eq!(line(&p, Component::InputToken).1, d("1e-05"));
 }
@@ -340,7 +340,7 @@ fn inconsistent_usage_names_the_count() {
         ),
         (
             r#"{"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 6, "audio_tokens": 5}}"#,
-            "inconsistent usage: the sum of prompt_tokens_details (cached, cache write, audio, image) (11) exceeds prompt_tokens (10)",
+            "inconsistent usage: the sum of prompt_tokens_details (11) exceeds prompt_tokens (10)",
         ),
         (
             r#"{"completion_tokens": 5, "completion_tokens_details": {"reasoning_tokens": 6}}"#,
@@ -352,7 +352,10 @@ fn inconsistent_usage_names_the_count() {
         ),
     ];
     for (json, message) in cases {
-        assert_eq!(quote("gpt-4o", json).unwrap_err().to_string(), message);
+        // Refused when the usage is read, before any quote.
+        let err = serde_json::from_str::<Usage>(json).unwrap_err().to_string();
+        assert!(err.starts_with(message), "{err}");
+        assert_eq!(Usage::from_json(json, None).unwrap_err().to_string(), message);
     }
     // null details, as some upstreams send, are no details.
     assert!(quote("gpt-4o", r#"{"prompt_tokens": 5, "prompt_tokens_details": null}"#).is_ok());
@@ -538,16 +541,29 @@ fn litellm_import_reports_what_it_does_not_understand() {
     let (b, report) = import(CATALOG, &ImportOptions::default()).unwrap();
     let skipped: Vec<&str> = report.skipped.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(skipped, ["fallback_generalizations", "last_updated", "sample_spec"]);
+    let unknown: Vec<(&str, &str)> = report
+        .unknown_keys
+        .iter()
+        .map(|n| (n.model.as_str(), n.key.as_str()))
+        .collect();
     assert_eq!(
-        report.unknown_keys,
-        [
-            ("databricks/dbrx".to_string(), "input_dbu_cost_per_token".to_string()),
-            (
-                "multimodalembedding".to_string(),
-                "input_cost_per_video_per_second_above_8s_interval".to_string()
-            ),
-        ]
+        unknown,
+        [(
+            "multimodalembedding",
+            "input_cost_per_video_per_second_above_8s_interval"
+        )]
     );
+    assert!(
+        report.unknown_keys[0].reason.contains("video length"),
+        "{}",
+        report.unknown_keys[0]
+    );
+    let not_applied: Vec<(&str, &str)> = report
+        .not_applied
+        .iter()
+        .map(|n| (n.model.as_str(), n.key.as_str()))
+        .collect();
+    assert_eq!(not_applied, [("databricks/dbrx", "input_dbu_cost_per_token")]);
     assert_eq!(report.variants_attached, 3);
     assert_eq!(b.len(), report.models);
     let strict = import(
@@ -560,7 +576,7 @@ fn litellm_import_reports_what_it_does_not_understand() {
     .unwrap_err();
     assert_eq!(
         strict.to_string(),
-        "2 price keys not understood (strict mode), first: databricks/dbrx: input_dbu_cost_per_token"
+        "1 price keys not understood (strict mode), first: multimodalembedding: input_cost_per_video_per_second_above_8s_interval: a tier by video length (above 8s intervals) is not a context tier; paygo has no usage field for it"
     );
 }
 
@@ -644,7 +660,7 @@ fn a_quote_reports_only_its_own_service_tier_s_context_threshold() {
     assert_eq!(standard.usd.to_string(), "0.450000");
     assert_eq!(standard.context_tier_above_tokens, None);
     let batch = b
-        .quote(&QuoteRequest::new("m", &long, at()).with_service_tier(ServiceTier::Batch))
+        .quote(&QuoteRequest::new("m", &long, at()).with_service_tier(ServiceTier::BATCH))
         .unwrap();
     assert_eq!(batch.usd.to_string(), "0.300000");
     assert_eq!(batch.context_tier_above_tokens, Some(100_000));

@@ -65,7 +65,7 @@ prop_compose! {
             version.context_tiers.push(ContextTier { above_tokens: threshold, prices: dearer(&base, &extra) });
         }
         if let Some(batch) = batch {
-            version.service_tiers.insert(ServiceTier::Batch, ServiceTierPrices { prices: batch, context_tiers: vec![] });
+            version.service_tiers.insert(ServiceTier::BATCH, ServiceTierPrices { prices: batch, context_tiers: vec![] });
         }
         for (k, p) in variants {
             version.variants.push(paygo_pricing::VariantPrice { component: Component::OutputImage, variant: k, usd_per_unit: p });
@@ -85,43 +85,108 @@ prop_compose! {
     }
 }
 
-/// Component amounts: text in, cached, writes 5m and 1h, audio in, image in, text out,
-/// reasoning, audio out, image out, then non-token units.
-type Amounts = [u64; 16];
+/// An amount for every component, at its index in `Component::ALL`.
+type Amounts = [u64; Component::COUNT];
 
 fn amounts() -> impl Strategy<Value = Amounts> {
-    proptest::array::uniform16(0u64..3_000)
+    proptest::collection::vec(0u64..3_000, Component::COUNT).prop_map(|v| {
+        let mut a = [0u64; Component::COUNT];
+        a.copy_from_slice(&v);
+        a
+    })
 }
 
+/// The usage whose split gives exactly these amounts (the request count included).
 fn usage_of(a: &Amounts) -> Usage {
+    let q = |c: Component| a[c.index()];
+    let side = |f: fn(Component) -> bool| Component::ALL.into_iter().filter(|c| f(*c)).map(q).sum::<u64>();
     Usage {
-        prompt_tokens: a[0] + a[1] + a[2] + a[3] + a[4] + a[5],
-        completion_tokens: a[6] + a[7] + a[8] + a[9],
+        prompt_tokens: side(Component::is_prompt_token),
+        completion_tokens: side(Component::is_completion_token),
         total_tokens: None,
         prompt_tokens_details: Some(PromptTokensDetails {
-            cached_tokens: a[1],
-            cache_write_tokens: a[2],
-            cache_write_1h_tokens: a[3],
-            audio_tokens: a[4],
-            image_tokens: a[5],
+            cached_tokens: q(Component::CacheReadToken),
+            cache_write_tokens: q(Component::CacheWriteToken),
+            cache_write_1h_tokens: q(Component::CacheWrite1hToken),
+            cache_write_12h_tokens: q(Component::CacheWrite12hToken),
+            audio_tokens: q(Component::InputAudioToken),
+            cached_audio_tokens: q(Component::CacheReadAudioToken),
+            cache_write_audio_tokens: q(Component::CacheWriteAudioToken),
+            image_tokens: q(Component::InputImageToken),
+            cached_image_tokens: q(Component::CacheReadImageToken),
+            video_tokens: q(Component::InputVideoToken),
         }),
         completion_tokens_details: Some(CompletionTokensDetails {
-            reasoning_tokens: a[7],
-            audio_tokens: a[8],
-            image_tokens: a[9],
+            reasoning_tokens: q(Component::ReasoningToken),
+            audio_tokens: q(Component::OutputAudioToken),
+            image_tokens: q(Component::OutputImageToken),
+            video_tokens: q(Component::OutputVideoToken),
         }),
-        input_images: a[10],
-        output_images: a[11],
-        input_duration_ms: a[12],
-        input_characters: a[13],
-        queries: a[14],
-        pages: a[15],
+        citation_tokens: q(Component::CitationToken),
+        input_images: q(Component::InputImage),
+        output_images: q(Component::OutputImage),
+        input_pixels: q(Component::InputPixel),
+        output_pixels: q(Component::OutputPixel),
+        input_duration_ms: q(Component::InputSecond),
+        output_duration_ms: q(Component::OutputSecond),
+        input_audio_duration_ms: q(Component::InputAudioSecond),
+        input_video_duration_ms: q(Component::InputVideoSecond),
+        output_video_duration_ms: q(Component::OutputVideoSecond),
+        call_duration_ms: q(Component::CallSecond),
+        input_characters: q(Component::InputCharacter),
+        output_characters: q(Component::OutputCharacter),
+        text_messages: q(Component::TextMessage),
+        requests: Some(q(Component::Request)),
+        queries: q(Component::Query),
+        web_searches: q(Component::WebSearch),
+        maps_queries: q(Component::MapsQuery),
+        code_interpreter_sessions: q(Component::CodeInterpreterSession),
+        pages: q(Component::Page),
+        annotation_pages: q(Component::AnnotationPage),
         ..Usage::default()
     }
 }
 
+#[test]
+fn usage_of_splits_back_into_its_amounts() {
+    // The generator above is only a test of every component if the split is exact: check
+    // it with a quote that prices each component at 1 and lists one line per component.
+    let mut card = RateCard::new();
+    for c in Component::ALL {
+        card.insert(c, Decimal::ONE);
+    }
+    let spec = ModelSpec {
+        id: "m".into(),
+        aliases: vec![],
+        provider: "p".into(),
+        mode: Mode::Chat,
+        tier_rule: TierRule::default(),
+        markup: None,
+        versions: vec![PriceVersion::new(DateTime::<Utc>::UNIX_EPOCH, card)],
+    };
+    let book = PriceBook::new(vec![spec]).unwrap();
+    let mut a = [0u64; Component::COUNT];
+    for (i, slot) in a.iter_mut().enumerate() {
+        *slot = 1000 + i as u64;
+    }
+    let q = book
+        .quote(&QuoteRequest::new("m", &usage_of(&a), DateTime::<Utc>::UNIX_EPOCH))
+        .unwrap();
+    assert_eq!(q.lines.len(), Component::COUNT);
+    for (line, c) in q.lines.iter().zip(Component::ALL) {
+        assert_eq!(line.kind, paygo_pricing::LineKind::Unit(c));
+        let expected = Decimal::from(a[c.index()])
+            / if line.quantity.scale() > 0 {
+                Decimal::from(1000)
+            } else {
+                Decimal::ONE
+            };
+        assert_eq!(line.quantity, expected, "{c}");
+    }
+}
+
 fn tier() -> impl Strategy<Value = ServiceTier> {
-    proptest::sample::select(vec![ServiceTier::Standard, ServiceTier::Batch, ServiceTier::Priority])
+    proptest::sample::select(vec![ServiceTier::STANDARD, ServiceTier::BATCH, ServiceTier::PRIORITY])
 }
 
 proptest! {
@@ -143,7 +208,7 @@ proptest! {
 
     #[test]
     fn quote_is_monotone_in_every_quantity(
-        spec in model(), a in amounts(), which in 0usize..16, more in 1u64..300_000, t in tier()
+        spec in model(), a in amounts(), which in 0usize..Component::COUNT, more in 1u64..300_000, t in tier()
     ) {
         let book = PriceBook::new(vec![spec]).unwrap();
         let base = usage_of(&a);
