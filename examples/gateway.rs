@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example gateway -- [--accounts N] [--requests N] [--seed N]
-//!     [--prices FILE --format litellm|paygo] [--out DIR] [--ledger-dir DIR] [--quiet]
+//!     [--prices FILE [--format litellm|paygo]] [--out DIR] [--ledger-dir DIR] [--quiet]
 //! ```
 //!
 //! The ledger is durable: every hold and capture is journaled and synced before it is
@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use paygo::simulation::{DayOptions, DayReport, PriceSource, run_day};
 
-const USAGE: &str = "usage: gateway [--accounts N] [--requests N] [--seed N] [--prices FILE --format litellm|paygo] [--out DIR] [--ledger-dir DIR] [--quiet]";
+const USAGE: &str = "usage: gateway [--accounts N] [--requests N] [--seed N] [--prices FILE [--format litellm|paygo]] [--out DIR] [--ledger-dir DIR] [--quiet]";
 
 struct Args {
     options: DayOptions,
@@ -35,7 +35,7 @@ fn parse() -> Result<Option<Args>, String> {
     let mut out = PathBuf::from("target/gateway-day");
     let mut quiet = false;
     let mut prices: Option<String> = None;
-    let mut format = "litellm".to_owned();
+    let mut format: Option<String> = None;
     let mut args = std::env::args().skip(1);
     let number = |value: Option<String>, name: &str| -> Result<u64, String> {
         value
@@ -53,7 +53,7 @@ fn parse() -> Result<Option<Args>, String> {
             }
             "--seed" => options.seed = number(args.next(), "--seed")?,
             "--prices" => prices = Some(args.next().ok_or(USAGE)?),
-            "--format" => format = args.next().ok_or(USAGE)?,
+            "--format" => format = Some(args.next().ok_or(USAGE)?),
             "--out" => out = PathBuf::from(args.next().ok_or(USAGE)?),
             "--ledger-dir" => options.ledger_dir = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
             "--quiet" => quiet = true,
@@ -67,13 +67,31 @@ fn parse() -> Result<Option<Args>, String> {
     if options.accounts == 0 || options.accounts > 10_000 {
         return Err(format!("--accounts must be 1 to 10000\n{USAGE}"));
     }
-    if let Some(path) = prices {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        options.prices = match format.as_str() {
-            "litellm" => PriceSource::LiteLlm(text),
-            "paygo" => PriceSource::Paygo(text),
-            other => return Err(format!("unknown format {other:?}, expected litellm or paygo")),
-        };
+    match (prices, format) {
+        (None, Some(_)) => {
+            return Err(format!(
+                "--format needs --prices FILE: it says the file's format\n{USAGE}"
+            ));
+        }
+        (None, None) => {}
+        (Some(path), format) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let format = match format {
+                Some(f) => f,
+                None => paygo::pricing::litellm::detect_format(&text)
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .to_owned(),
+            };
+            options.prices = match format.as_str() {
+                "litellm" => PriceSource::LiteLlm(text),
+                "paygo" => PriceSource::Paygo(text),
+                other => {
+                    return Err(format!(
+                        "{path}: format {other:?}, expected litellm or paygo (--format litellm|paygo)"
+                    ));
+                }
+            };
+        }
     }
     Ok(Some(Args { options, out, quiet }))
 }

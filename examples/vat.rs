@@ -17,12 +17,28 @@ use paygo::vat::{Country, CountryCode, VatId, standard_rate};
 const USAGE: &str = "usage: vat check < ids.txt\n       vat rate CC YYYY-MM-DD";
 
 fn check() -> Result<(), Box<dyn std::error::Error>> {
-    let stdin = std::io::stdin();
+    let mut stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for line in stdin.lock().lines() {
-        let input = line?;
+    let mut bytes = Vec::new();
+    // One output line per input line, always: a line that is not UTF-8 is answered with an
+    // error line too (its text shown with replacement characters), not the end of the stream.
+    while {
+        bytes.clear();
+        stdin.read_until(b'\n', &mut bytes)? > 0
+    } {
+        let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let input = String::from_utf8_lossy(line);
         // JSON strings through serde_json (escaping); the line itself in the documented order.
         let quoted = serde_json::to_string(&input)?;
+        if std::str::from_utf8(line).is_err() {
+            write!(
+                out,
+                r#"{{"input": {quoted}, "valid": false, "error": "the line is not UTF-8, expected a VAT ID in text"}}"#
+            )?;
+            out.write_all(b"\n")?;
+            continue;
+        }
         match VatId::parse(&input) {
             Ok(id) => write!(
                 out,

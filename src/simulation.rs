@@ -385,7 +385,14 @@ fn load_prices(source: &PriceSource) -> Result<PriceBook, SimulationError> {
         PriceSource::Paygo(text) => PriceBook::from_json(text),
         PriceSource::LiteLlm(text) => import(text, &ImportOptions::default()).map(|(book, _)| book),
     }
-    .map_err(|e| SimulationError::Prices(e.to_string()))
+    .map_err(|e| {
+        let format = match source {
+            PriceSource::Embedded => "the embedded book",
+            PriceSource::Paygo(_) => "paygo format",
+            PriceSource::LiteLlm(_) => "LiteLLM format",
+        };
+        SimulationError::Prices(format!("{format}: {e}"))
+    })
 }
 
 /// One planned call.

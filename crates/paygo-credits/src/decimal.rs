@@ -373,6 +373,17 @@ pub(crate) fn parse(text: &str, what: &'static str, allow_exponent: bool) -> Res
             .ok_or(CreditsError::Overflow { operation: OP })?;
         scale = 0;
     }
+    // Trailing zeros past the last place a Decimal has say nothing: drop them; a digit
+    // that is still past it is a value too small to hold, which is not an overflow.
+    while scale > i64::from(MAX_SCALE) && mantissa % 10 == 0 && mantissa != 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    if scale > i64::from(MAX_SCALE) {
+        return Err(fail(
+            "more than 28 decimal places, expected an amount of at least 1e-28 (or zero)",
+        ));
+    }
     if negative {
         mantissa = -mantissa;
     }

@@ -436,3 +436,21 @@ fn credits_to_money_at_many_places_fits_when_the_value_does() {
         d("0.3333333333333333333333333333")
     );
 }
+
+#[test]
+fn a_value_too_small_to_hold_is_not_an_overflow() {
+    use paygo_credits::decimal::parse_scientific;
+    let err = parse_scientific("1e-30").unwrap_err().to_string();
+    assert!(err.contains("more than 28 decimal places"), "{err}");
+    assert!(!err.contains("overflow"), "{err}");
+    // Trailing zeros past the 28th place are not digits of the value.
+    assert_eq!(
+        parse_scientific("1000e-31").unwrap().to_string(),
+        "0.0000000000000000000000000001"
+    );
+    assert_eq!(
+        parse_scientific("1e-28").unwrap().to_string(),
+        "0.0000000000000000000000000001"
+    );
+    assert!(parse_scientific("1e40").is_err());
+}
