@@ -1,8 +1,9 @@
 //! Benchmarks of pricing: quotes (model lookup included) and loading a catalog.
 //!
 //! Run with `cargo bench --bench pricing`. The catalog load reads LiteLLM's catalog from
-//! `PAYGO_LITELLM_CATALOG` (or `../shared/data/litellm_model_prices.json` when present) and
-//! otherwise a synthetic catalog of 3,000 models with the same kinds of keys.
+//! `PAYGO_LITELLM_CATALOG` (for example the `model_prices_and_context_window_backup.json`
+//! that `pip install litellm` ships; or `../shared/data/litellm_model_prices.json` when
+//! present) and otherwise a synthetic catalog of 3,000 models with the same kinds of keys.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
@@ -12,7 +13,7 @@ use std::hint::black_box;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use paygo::pricing::litellm::{ImportOptions, import};
-use paygo::pricing::{EstimateRequest, PriceBook, QuoteRequest, Usage};
+use paygo::pricing::{EstimateRequest, PriceBook, QuoteRequest, Usage, UsageShape};
 
 const FIXTURE: &str = include_str!("../crates/paygo-pricing/tests/fixtures/litellm_small.json");
 
@@ -90,6 +91,30 @@ fn quotes(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function(format!("chat ({what})"), |b| {
         b.iter(|| big.quote(black_box(&QuoteRequest::new(id, &chat, at))).unwrap());
+    });
+    // A model with an off-peak window: the window is looked up on every quote.
+    if big.model("deepseek-v4-flash").is_ok() {
+        group.bench_function(format!("chat_off_peak_window ({what})"), |b| {
+            b.iter(|| {
+                big.quote(black_box(&QuoteRequest::new("deepseek-v4-flash", &chat, at)))
+                    .unwrap()
+            });
+        });
+    }
+    group.finish();
+
+    // Reading an upstream's usage object strictly (the proxy does it once a call).
+    let mut group = c.benchmark_group("usage_read");
+    group.throughput(Throughput::Elements(1));
+    let openai = r#"{"prompt_tokens": 1200, "completion_tokens": 350, "total_tokens": 1550,
+        "prompt_tokens_details": {"cached_tokens": 800}, "completion_tokens_details": {"reasoning_tokens": 100}}"#;
+    let anthropic = r#"{"input_tokens": 400, "output_tokens": 350, "cache_read_input_tokens": 800,
+        "cache_creation_input_tokens": 0, "service_tier": "standard"}"#;
+    group.bench_function("openai_chat", |b| {
+        b.iter(|| Usage::from_json(black_box(openai), Some(UsageShape::OpenAiChat)).unwrap());
+    });
+    group.bench_function("anthropic", |b| {
+        b.iter(|| Usage::from_json(black_box(anthropic), Some(UsageShape::Anthropic)).unwrap());
     });
     group.finish();
 }

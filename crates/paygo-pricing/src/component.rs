@@ -330,8 +330,9 @@ impl Mode {
 /// A tier is a name, not a closed list, because providers keep adding them (`batch`,
 /// `flex`, `priority`, `ultrafast`, `balanced`, ...): 1 to [`ServiceTier::NAME_LEN_MAX`]
 /// characters of `a-z`, `0-9` and `_`, case-insensitive on input. `"default"` (OpenAI's
-/// name for the standard tier) and `"batches"` (LiteLLM's key suffix) are read as
-/// [`ServiceTier::STANDARD`] and [`ServiceTier::BATCH`]. A tier a model has no prices for
+/// name for the standard tier), `"batches"` (LiteLLM's key suffix) and `"fast"` (which
+/// LiteLLM prices at the priority tier's keys) are read as [`ServiceTier::STANDARD`],
+/// [`ServiceTier::BATCH`] and [`ServiceTier::PRIORITY`]. A tier a model has no prices for
 /// is billed at the standard tier's prices.
 ///
 /// # Example
@@ -408,6 +409,8 @@ impl ServiceTier {
         Ok(match tier.name() {
             "default" => ServiceTier::STANDARD,
             "batches" => ServiceTier::BATCH,
+            // LiteLLM prices a "fast" call at the priority tier's prices.
+            "fast" => ServiceTier::PRIORITY,
             _ => tier,
         })
     }

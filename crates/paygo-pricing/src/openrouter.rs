@@ -76,7 +76,7 @@ fn component(key: &str) -> Option<Component> {
 /// let (book, _report) = openrouter::import(r#"{"data": [{"id": "openai/gpt-4o",
 ///     "pricing": {"prompt": "0.0000025", "completion": "0.00001", "request": "0"}}]}"#,
 ///     &ImportOptions::default())?;
-/// let quote = book.quote(&QuoteRequest::new("openai/gpt-4o", &Usage::tokens(1000, 200), chrono::Utc::now()))?;
+/// let quote = book.quote(&QuoteRequest::new("openai/gpt-4o", &Usage::tokens(1000, 200), chrono::DateTime::UNIX_EPOCH))?;
 /// assert_eq!(quote.credits.get(), 9_000);
 /// # Ok::<(), paygo_pricing::PricingError>(())
 /// ```

@@ -462,9 +462,9 @@ fn fixed_lines(
 ) -> Option<(Vec<QuoteLine>, Decimal)> {
     let mut lines = Vec::with_capacity(4);
     let mut subtotal: i128 = 0;
-    for component in Component::ALL {
+    for component in quantities.used() {
         let amount = quantities.amounts[component.index()];
-        if amount == 0 || free_request(card, component) {
+        if free_request(card, component) {
             continue;
         }
         let (unit_usd, factor) = if version.variants.iter().any(|(c, _, _)| *c == component) {
@@ -498,8 +498,8 @@ fn exact_lines(
 ) -> Result<(Vec<QuoteLine>, Decimal), PricingError> {
     let mut lines = Vec::with_capacity(4);
     let mut subtotal = Decimal::ZERO;
-    for component in Component::ALL {
-        if quantities.amounts[component.index()] == 0 || free_request(card, component) {
+    for component in quantities.used() {
+        if free_request(card, component) {
             continue;
         }
         let quantity = quantities.decimal(component);

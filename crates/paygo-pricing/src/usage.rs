@@ -194,11 +194,30 @@ pub struct CompletionTokensDetails {
 pub(crate) struct Quantities {
     /// Each component's quantity, as an integer at the component's [`quantity_scale`].
     pub(crate) amounts: [u64; Component::COUNT],
+    /// Bit `i` set when component `i` has a non-zero amount (so that a quote visits only
+    /// the few components a call used, in component order).
+    pub(crate) used: u64,
     pub(crate) counted_prompt_tokens: u64,
     pub(crate) counted_all_tokens: u64,
 }
 
+// The used-components mask holds one bit a component.
+const _: () = assert!(Component::COUNT <= 64);
+
 impl Quantities {
+    /// The components with a non-zero amount, in component order.
+    pub(crate) fn used(&self) -> impl Iterator<Item = Component> + '_ {
+        let mut bits = self.used;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Component::ALL.get(i).copied()
+        })
+    }
+
     /// The quantity of a component as an exact decimal (seconds from milliseconds).
     pub(crate) fn decimal(&self, component: Component) -> Decimal {
         Decimal::from_i128_with_scale(i128::from(self.amounts[component.index()]), quantity_scale(component))
@@ -333,8 +352,13 @@ impl Usage {
         set(Component::CodeInterpreterSession, self.code_interpreter_sessions);
         set(Component::Page, self.pages);
         set(Component::AnnotationPage, self.annotation_pages);
+        let used = amounts
+            .iter()
+            .enumerate()
+            .fold(0u64, |bits, (i, &n)| if n == 0 { bits } else { bits | (1 << i) });
         Ok(Quantities {
             amounts,
+            used,
             counted_prompt_tokens: self.prompt_tokens,
             counted_all_tokens: all_tokens,
         })
