@@ -698,7 +698,7 @@ fn video_tokens_in_and_out() {
     );
 }
 
-/// `perplexity/sonar-deep-research`: citation tokens, outside prompt_tokens.
+/// `perplexity/sonar-deep-research`: citation tokens, outside `prompt_tokens`.
 #[test]
 fn citation_tokens() {
     let json = r#"{"perplexity/sonar-deep-research": {"citation_cost_per_token": 2e-06,
@@ -1363,4 +1363,85 @@ fn openrouter_reasoning_priced_zero_is_billed_as_output() {
         r#"{"prompt_tokens": 1000, "completion_tokens": 1000, "completion_tokens_details": {"reasoning_tokens": 600}}"#,
     );
     assert_eq!(q.usd, d("0.0024"), "{:?}", q.lines);
+}
+
+// ---------------------------------------------------------------------------------------
+// What the import builds survives paygo's own file and bounds estimates
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_imported_book_with_windows_tiers_and_variants_round_trips_through_paygo_s_file() {
+    let inner = |json: &str| -> String {
+        let t = json.trim();
+        t.strip_prefix('{').unwrap().strip_suffix('}').unwrap().to_owned()
+    };
+    let both = format!(
+        "{{{}, {}, {}}}",
+        inner(DEEPSEEK_V4_FLASH),
+        inner(GPT_6_SOL),
+        r#""v": {"litellm_provider": "fal_ai", "mode": "video_generation",
+               "output_cost_per_second": 0.13, "output_cost_per_second_768p": 0.06}"#
+    );
+    let (book, _) = lenient(&both);
+    let text = book.to_json();
+    let back = PriceBook::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(back.models(), book.models());
+    for at in [utc(2026, 6, 1, 0, 30, 0), utc(2026, 6, 1, 12, 0, 0)] {
+        let a = quote_at(&book, "deepseek-v4-flash", DEEPSEEK_USAGE, at, ServiceTier::STANDARD);
+        let b = quote_at(&back, "deepseek-v4-flash", DEEPSEEK_USAGE, at, ServiceTier::STANDARD);
+        assert_eq!(a, b);
+    }
+    let tier = ServiceTier::new("flex").unwrap();
+    let long = r#"{"prompt_tokens": 300000, "prompt_tokens_details": {"cache_write_12h_tokens": 1000}}"#;
+    assert_eq!(
+        quote_at(&book, "gpt-6-sol", long, monday_noon(), tier),
+        quote_at(&back, "gpt-6-sol", long, monday_noon(), tier)
+    );
+}
+
+#[test]
+fn an_estimate_covers_every_window_of_the_call() {
+    let (book, _) = lenient(DEEPSEEK_V4_FLASH);
+    // Asked inside the off-peak window, the estimate still covers the peak price: the call
+    // may end after the window closes.
+    let at = utc(2026, 6, 1, 0, 59, 59);
+    let e = book
+        .estimate(&paygo_pricing::EstimateRequest::new("deepseek-v4-flash", 1000, 500, at))
+        .unwrap();
+    for t in [at, utc(2026, 6, 1, 1, 0, 0)] {
+        let q = quote_at(
+            &book,
+            "deepseek-v4-flash",
+            r#"{"prompt_tokens": 1000, "completion_tokens": 500}"#,
+            t,
+            ServiceTier::STANDARD,
+        );
+        assert!(e.credits >= q.credits, "{} < {} at {t}", e.credits, q.credits);
+    }
+    // Per-second units are bounded by the units given.
+    let json = r#"{"c": {"cost_per_second": 0.011, "litellm_provider": "bedrock", "mode": "chat"}}"#;
+    let (book, _) = lenient(json);
+    let units = usage(r#"{"call_duration_ms": 10000}"#);
+    let mut request = paygo_pricing::EstimateRequest::new("c", 0, 0, monday_noon());
+    request.units = Some(&units);
+    let e = book.estimate(&request).unwrap();
+    assert_eq!(e.usd, d("0.11"));
+}
+
+#[test]
+fn key_notes_read_model_key_and_reason() {
+    let note = KeyNote {
+        model: "m".into(),
+        key: "k".into(),
+        reason: "why".into(),
+    };
+    assert_eq!(note.to_string(), "m: k: why");
+    let (_, report) = lenient(
+        r#"{"m": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06,
+        "guardrail_cost_per_unit": 0.00075}}"#,
+    );
+    assert_eq!(
+        report.unknown_keys[0].to_string(),
+        "m: guardrail_cost_per_unit: guardrail policy units are not a unit of the usage object"
+    );
 }
