@@ -515,14 +515,8 @@ fn compile_version(spec: &ModelSpec, version: &PriceVersion) -> Result<CompiledV
             .chain(prices.context_tiers.iter().map(|t| t.above_tokens))
             .collect();
         reported_above.extend((0..width).map(|t| reported(&own, t)));
-        for (t, base) in standard.iter().enumerate() {
-            raw.push(layered(
-                &prices.prices,
-                &prices.context_tiers,
-                &thresholds,
-                t,
-                Some(base),
-            ));
+        for t in 0..width {
+            raw.push(tier_card(version, prices, &thresholds, t, &standard[0]));
         }
     }
     let mut cards: Vec<Card> = Vec::with_capacity(raw.len() * (1 + version.windows.len()));
@@ -581,6 +575,39 @@ fn check_windows(spec: &ModelSpec, place: &str, version: &PriceVersion) -> Resul
         }
     }
     Ok(())
+}
+
+/// A service tier's card at context index `t`, before fallbacks: the standard base prices,
+/// then the tier's own base prices; then, threshold by threshold up to `t`, the standard
+/// tier's long-context prices (never below what the tier charged before: a tier without its
+/// own long-context price pays the standard long-context price, or its own if dearer) and
+/// the tier's own long-context prices (which win at their threshold).
+fn tier_card(
+    version: &PriceVersion,
+    tier: &crate::spec::ServiceTierPrices,
+    thresholds: &[u64],
+    t: usize,
+    standard_base: &Card,
+) -> Card {
+    let mut card = *standard_base;
+    for (c, price) in tier.prices.iter() {
+        card[c.index()] = Some(price);
+    }
+    let reached = if t == 0 { None } else { thresholds.get(t - 1).copied() };
+    for &threshold in thresholds.iter().take_while(|&&r| reached.is_some_and(|top| r <= top)) {
+        for ctx in version.context_tiers.iter().filter(|x| x.above_tokens == threshold) {
+            for (c, price) in ctx.prices.iter() {
+                let slot = &mut card[c.index()];
+                *slot = Some(slot.map_or(price, |before| before.max(price)));
+            }
+        }
+        for ctx in tier.context_tiers.iter().filter(|x| x.above_tokens == threshold) {
+            for (c, price) in ctx.prices.iter() {
+                card[c.index()] = Some(price);
+            }
+        }
+    }
+    card
 }
 
 /// The card at context index `t`: the highest tier at or below `t` that prices a component

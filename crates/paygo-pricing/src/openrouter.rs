@@ -14,7 +14,8 @@
 //! `cache_read_token`, `input_cache_write` → `cache_write_token`, `internal_reasoning` →
 //! `reasoning_token`, `audio` → `input_audio_token`, `image` → `input_image` (per input
 //! image), `request` → `request`, `web_search` → `web_search`. A price of `"0"` is a free
-//! unit, as the list says; a negative price (`"-1"`, `OpenRouter`'s "varies" for routers) is
+//! unit, as the list says, except `internal_reasoning: "0"`, which means reasoning is
+//! billed as completion tokens (the output price applies); a key given twice is an error; a negative price (`"-1"`, `OpenRouter`'s "varies" for routers) is
 //! not a price: the model is skipped and reported. Other pricing keys are reported as not
 //! understood (an error in strict mode). The provider is the id's prefix (`openai`).
 
@@ -36,7 +37,7 @@ struct ModelList {
 #[derive(Deserialize)]
 struct Entry {
     id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::spec::unique_map_option")]
     pricing: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     architecture: Option<Architecture>,
@@ -120,6 +121,11 @@ pub fn import(json: &str, options: &ImportOptions) -> Result<(PriceBook, ImportR
                 .as_str()
                 .ok_or_else(|| invalid(format!("{value} given, expected a decimal string")))?;
             let price: Decimal = paygo_credits::decimal::parse_scientific(text).map_err(|e| invalid(e.to_string()))?;
+            // OpenRouter lists "0" for internal reasoning when reasoning is billed as
+            // completion tokens: no price of its own, so the output price applies.
+            if c == Component::ReasoningToken && price.is_zero() {
+                continue;
+            }
             if price.is_sign_negative() && !price.is_zero() {
                 report.skipped.push((
                     entry.id.clone(),

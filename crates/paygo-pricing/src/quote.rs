@@ -106,7 +106,10 @@ fn as_string<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::
 /// - the lines sum exactly to `usd`;
 /// - `exact_credits == usd × rate` exactly, and `credits` is `exact_credits` rounded by
 ///   the book's rounding (default up);
-/// - monotone: more of any quantity never gives a lower total.
+/// - monotone: more of any quantity never gives a lower total, with one exception:
+///   generated images reported both as a count and as image tokens are charged once, by
+///   the image-token price when the model has one (so adding image tokens to a usage that
+///   had only an image count can lower it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quote {
     /// The model's id (an alias resolves to it).
@@ -400,7 +403,12 @@ impl PriceBook {
                 if component.is_prompt_token()
                     || component.is_completion_token()
                     || quantities.amounts[component.index()] == 0
-                    || free_request(card, component)
+                    || (component == Component::Request && card[component.index()].is_none())
+                    // Images of a model priced only by image tokens: max_output_tokens bounds them.
+                    || (component == Component::OutputImage
+                        && card[component.index()].is_none()
+                        && !version.variants.iter().any(|(c, _, _)| *c == component)
+                        && card[Component::OutputImageToken.index()].is_some())
                 {
                     continue;
                 }
@@ -464,7 +472,7 @@ fn fixed_lines(
     let mut subtotal: i128 = 0;
     for component in quantities.used() {
         let amount = quantities.amounts[component.index()];
-        if free_request(card, component) {
+        if not_charged(version, card, component, quantities) {
             continue;
         }
         let (unit_usd, factor) = if version.variants.iter().any(|(c, _, _)| *c == component) {
@@ -499,7 +507,7 @@ fn exact_lines(
     let mut lines = Vec::with_capacity(4);
     let mut subtotal = Decimal::ZERO;
     for component in quantities.used() {
-        if free_request(card, component) {
+        if not_charged(version, card, component, quantities) {
             continue;
         }
         let quantity = quantities.decimal(component);
@@ -516,10 +524,29 @@ fn exact_lines(
     Ok((lines, subtotal))
 }
 
-/// Every call is a request: a model without a per-request price simply charges no fee
-/// per request, so requests are the one unit whose missing price is not an error.
-fn free_request(card: &Card, component: Component) -> bool {
-    component == Component::Request && card[component.index()].is_none()
+/// Whether a used component is not charged: a request on a model without a per-request
+/// price (every call is a request, so requests are the one unit whose missing price is not
+/// an error), or one of the two measures of the same generated images when the usage has
+/// both (see [`images_counted_by_tokens`]).
+fn not_charged(version: &CompiledVersion, card: &Card, component: Component, quantities: &Quantities) -> bool {
+    match component {
+        Component::Request => card[component.index()].is_none(),
+        Component::OutputImage | Component::OutputImageToken => {
+            let both = quantities.amounts[Component::OutputImage.index()] > 0
+                && quantities.amounts[Component::OutputImageToken.index()] > 0;
+            both && (component == Component::OutputImage) == images_counted_by_tokens(version, card)
+        }
+        _ => false,
+    }
+}
+
+/// Generated images reported both as a count (`output_images`) and as image tokens are two
+/// measures of the same output, charged once: by the image-token price when the model has
+/// one, else by the per-image price.
+fn images_counted_by_tokens(version: &CompiledVersion, card: &Card) -> bool {
+    card[Component::OutputImageToken.index()].is_some()
+        || (card[Component::OutputImage.index()].is_none()
+            && !version.variants.iter().any(|(c, _, _)| *c == Component::OutputImage))
 }
 
 /// The variant key a usage names for a component, if it names one (for messages).
@@ -558,12 +585,19 @@ fn variant_matches(stored: &str, component: Component, usage: &Usage) -> bool {
                 Some((s, q)) => (s, Some(q)),
                 None => (stored, None),
             };
+            let Some(stored_wh) = split_size(stored_size) else {
+                // A size label ("1k", "0.5k", "512"): the resolution asked for, at any
+                // quality unless the variant names one.
+                return stored_size.eq_ignore_ascii_case(size)
+                    && stored_quality
+                        .is_none_or(|q| usage.image_quality.as_ref().is_some_and(|b| q.eq_ignore_ascii_case(b)));
+            };
             let same_quality = match (stored_quality, &usage.image_quality) {
                 (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
                 (None, None) => true,
                 _ => false,
             };
-            same_quality && split_size(stored_size).is_some_and(|stored| split_size(size) == Some(stored))
+            same_quality && split_size(size) == Some(stored_wh)
         }
         Component::OutputSecond => usage
             .video_resolution

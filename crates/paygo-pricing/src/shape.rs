@@ -20,11 +20,11 @@ pub enum UsageShape {
     /// OpenAI Chat Completions (`prompt_tokens`, `completion_tokens`, `*_tokens_details`),
     /// which is also paygo's normalized form with its non-token units (`output_images`,
     /// `input_duration_ms`, ...). Most OpenAI-compatible upstreams answer in it.
-    #[serde(rename = "openai_chat")]
+    #[serde(rename = "openai_chat", alias = "chat")]
     OpenAiChat,
     /// The OpenAI Responses API (`input_tokens` including cached tokens, `output_tokens`
     /// including reasoning tokens, `input_tokens_details`, `output_tokens_details`).
-    #[serde(rename = "openai_responses")]
+    #[serde(rename = "openai_responses", alias = "responses")]
     OpenAiResponses,
     /// Anthropic Messages (`input_tokens` *excluding* cached tokens,
     /// `cache_read_input_tokens`, `cache_creation_input_tokens`, `cache_creation` with
@@ -115,8 +115,9 @@ impl UsageShape {
     /// Picks the shape from unambiguous keys.
     ///
     /// Anthropic's and the Responses API's objects share `input_tokens`/`output_tokens`;
-    /// with neither's own keys present (no cache or details fields) both read the same
-    /// quantities, and Anthropic is chosen.
+    /// with neither's own keys present (no cache or details fields), a `total_tokens` means
+    /// the Responses API, and otherwise Anthropic is chosen (both read the same quantities
+    /// then).
     ///
     /// # Errors
     ///
@@ -144,11 +145,16 @@ impl UsageShape {
         if let Some((shape, _)) = found {
             return Ok(shape);
         }
+        if map.contains_key("input_tokens") || map.contains_key("output_tokens") {
+            // Only the Responses API reports a total next to them.
+            return Ok(if map.contains_key("total_tokens") {
+                UsageShape::OpenAiResponses
+            } else {
+                UsageShape::Anthropic
+            });
+        }
         if CHAT_COUNTERS.iter().any(|k| map.contains_key(*k)) {
             return Ok(UsageShape::OpenAiChat);
-        }
-        if map.contains_key("input_tokens") || map.contains_key("output_tokens") {
-            return Ok(UsageShape::Anthropic);
         }
         Err(PricingError::EmptyUsage {
             shape: "any known",
@@ -390,12 +396,101 @@ fn details<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// The prompt details of the chat form, read by hand so that the forms upstreams and
+/// LiteLLM produce are all understood:
+///
+/// - `cache_write_tokens` and its other name `cache_creation_tokens` (LiteLLM writes both;
+///   they must agree);
+/// - `cache_creation_token_details` (LiteLLM: `ephemeral_5m/30m/1h/12h_input_tokens`,
+///   counted inside the writes): the 1-hour and 12-hour parts are moved to
+///   `cache_write_1h_tokens` / `cache_write_12h_tokens`;
+/// - `cached_tokens_details` (OpenAI realtime: `text/audio/image_tokens`, counted inside
+///   both `cached_tokens` and `audio_tokens`/`image_tokens`): the audio and image parts are
+///   moved to `cached_audio_tokens` / `cached_image_tokens`,
+///
+/// so that the parts stay disjoint.
+fn chat_prompt_details(map: &Map<String, Value>) -> Result<Option<PromptTokensDetails>, PricingError> {
+    let Some(raw) = nested(map, "prompt_tokens_details")? else {
+        return Ok(None);
+    };
+    let writes = match (count(raw, "cache_write_tokens")?, count(raw, "cache_creation_tokens")?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(PricingError::InconsistentUsage {
+                detail: "prompt_tokens_details.cache_creation_tokens",
+                detail_value: b,
+                total: "prompt_tokens_details.cache_write_tokens (the same count)",
+                total_value: a,
+            });
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => 0,
+    };
+    let mut details = PromptTokensDetails {
+        cached_tokens: count0(raw, "cached_tokens")?,
+        cache_write_tokens: writes,
+        cache_write_1h_tokens: count0(raw, "cache_write_1h_tokens")?,
+        cache_write_12h_tokens: count0(raw, "cache_write_12h_tokens")?,
+        audio_tokens: count0(raw, "audio_tokens")?,
+        cached_audio_tokens: count0(raw, "cached_audio_tokens")?,
+        cache_write_audio_tokens: count0(raw, "cache_write_audio_tokens")?,
+        image_tokens: count0(raw, "image_tokens")?,
+        cached_image_tokens: count0(raw, "cached_image_tokens")?,
+        video_tokens: count0(raw, "video_tokens")?,
+    };
+    let take = |from: &mut u64, n: u64, detail: &'static str, total: &'static str| {
+        *from = from.checked_sub(n).ok_or(PricingError::InconsistentUsage {
+            detail,
+            detail_value: n,
+            total,
+            total_value: *from,
+        })?;
+        Ok::<(), PricingError>(())
+    };
+    if let Some(by_ttl) = nested(raw, "cache_creation_token_details")? {
+        let hour = count0(by_ttl, "ephemeral_1h_input_tokens")?;
+        let half_day = count0(by_ttl, "ephemeral_12h_input_tokens")?;
+        take(
+            &mut details.cache_write_tokens,
+            sum(&[hour, half_day], "cache_creation_token_details")?,
+            "cache_creation_token_details (1h + 12h)",
+            "prompt_tokens_details.cache_write_tokens",
+        )?;
+        details.cache_write_1h_tokens = sum(&[details.cache_write_1h_tokens, hour], "cache_write_1h_tokens")?;
+        details.cache_write_12h_tokens = sum(&[details.cache_write_12h_tokens, half_day], "cache_write_12h_tokens")?;
+    }
+    if let Some(cached) = nested(raw, "cached_tokens_details")? {
+        let audio = count0(cached, "audio_tokens")?;
+        let image = count0(cached, "image_tokens")?;
+        take(
+            &mut details.cached_tokens,
+            sum(&[audio, image], "cached_tokens_details")?,
+            "cached_tokens_details (audio + image)",
+            "prompt_tokens_details.cached_tokens",
+        )?;
+        take(
+            &mut details.audio_tokens,
+            audio,
+            "cached_tokens_details.audio_tokens",
+            "prompt_tokens_details.audio_tokens",
+        )?;
+        take(
+            &mut details.image_tokens,
+            image,
+            "cached_tokens_details.image_tokens",
+            "prompt_tokens_details.image_tokens",
+        )?;
+        details.cached_audio_tokens = sum(&[details.cached_audio_tokens, audio], "cached_audio_tokens")?;
+        details.cached_image_tokens = sum(&[details.cached_image_tokens, image], "cached_image_tokens")?;
+    }
+    Ok(Some(details))
+}
+
 fn read_chat(map: &Map<String, Value>) -> Result<Usage, PricingError> {
     Ok(Usage {
         prompt_tokens: count0(map, "prompt_tokens")?,
         completion_tokens: count0(map, "completion_tokens")?,
         total_tokens: count(map, "total_tokens")?,
-        prompt_tokens_details: details::<PromptTokensDetails>(map, "prompt_tokens_details")?,
+        prompt_tokens_details: chat_prompt_details(map)?,
         completion_tokens_details: details::<CompletionTokensDetails>(map, "completion_tokens_details")?,
         citation_tokens: count0(map, "citation_tokens")?,
         input_images: count0(map, "input_images")?,
@@ -428,26 +523,34 @@ fn read_chat(map: &Map<String, Value>) -> Result<Usage, PricingError> {
 fn read_responses(map: &Map<String, Value>) -> Result<Usage, PricingError> {
     let input = nested(map, "input_tokens_details")?;
     let output = nested(map, "output_tokens_details")?;
-    let cached = match input {
-        Some(d) => count0(d, "cached_tokens")?,
-        None => 0,
+    let read = |d: Option<&Map<String, Value>>, key: &'static str| match d {
+        Some(d) => count0(d, key),
+        None => Ok(0),
     };
-    let reasoning = match output {
-        Some(d) => count0(d, "reasoning_tokens")?,
-        None => 0,
-    };
+    let cached = read(input, "cached_tokens")?;
+    let input_audio = read(input, "audio_tokens")?;
+    let input_image = read(input, "image_tokens")?;
+    let reasoning = read(output, "reasoning_tokens")?;
+    let output_audio = read(output, "audio_tokens")?;
+    let output_image = read(output, "image_tokens")?;
     Ok(Usage {
         prompt_tokens: count0(map, "input_tokens")?,
         completion_tokens: count0(map, "output_tokens")?,
         total_tokens: count(map, "total_tokens")?,
-        prompt_tokens_details: (cached > 0).then_some(PromptTokensDetails {
+        prompt_tokens_details: (cached > 0 || input_audio > 0 || input_image > 0).then_some(PromptTokensDetails {
             cached_tokens: cached,
+            audio_tokens: input_audio,
+            image_tokens: input_image,
             ..PromptTokensDetails::default()
         }),
-        completion_tokens_details: (reasoning > 0).then_some(CompletionTokensDetails {
-            reasoning_tokens: reasoning,
-            ..CompletionTokensDetails::default()
-        }),
+        completion_tokens_details: (reasoning > 0 || output_audio > 0 || output_image > 0).then_some(
+            CompletionTokensDetails {
+                reasoning_tokens: reasoning,
+                audio_tokens: output_audio,
+                image_tokens: output_image,
+                ..CompletionTokensDetails::default()
+            },
+        ),
         ..Usage::default()
     })
 }
@@ -538,6 +641,10 @@ fn read_gemini(map: &Map<String, Value>) -> Result<Usage, PricingError> {
     )?;
     let candidates = count0(map, "candidatesTokenCount")?;
     let thoughts = count0(map, "thoughtsTokenCount")?;
+    // Some responses count the thoughts inside the candidates already: the total says so.
+    let thoughts_inside = count(map, "totalTokenCount")?
+        .is_some_and(|total| Some(total) == prompt.checked_add(candidates))
+        && thoughts > 0;
     let cached = count0(map, "cachedContentTokenCount")?;
     let prompt_by = modalities(map, "promptTokensDetails")?;
     let cached_by = modalities(map, "cacheTokensDetails")?;
@@ -587,43 +694,107 @@ fn read_gemini(map: &Map<String, Value>) -> Result<Usage, PricingError> {
     };
     Ok(Usage {
         prompt_tokens: prompt,
-        completion_tokens: sum(&[candidates, thoughts], "candidatesTokenCount + thoughtsTokenCount")?,
+        completion_tokens: if thoughts_inside {
+            candidates
+        } else {
+            sum(&[candidates, thoughts], "candidatesTokenCount + thoughtsTokenCount")?
+        },
         prompt_tokens_details: (details != PromptTokensDetails::default()).then_some(details),
         completion_tokens_details: (completion != CompletionTokensDetails::default()).then_some(completion),
         ..Usage::default()
     })
 }
 
-/// A JSON object in which a key given twice is an error (the usual map keeps the last
-/// value silently).
+/// A JSON object in which a key given twice is an error, at every level (the usual map
+/// keeps the last value silently: a `"prompt_tokens": 0` after the real count).
 pub(crate) struct UsageObject(pub(crate) Map<String, Value>);
+
+/// Any JSON value, with every object in it read with each key once.
+struct UniqueValue(Value);
+
+impl<'de> Deserialize<'de> for UniqueValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(UniqueValue)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value in which each key of an object appears once")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // A count that is not an integer is refused when it is read as a count.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueValue(v)) = access.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some((key, UniqueValue(value))) = access.next_entry::<String, UniqueValue>()? {
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "{key} is given twice, expected each key once"
+                )));
+            }
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
 
 impl<'de> Deserialize<'de> for UsageObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Unique;
-
-        impl<'de> Visitor<'de> for Unique {
-            type Value = UsageObject;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a usage object in which each key appears once")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UsageObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&key) {
-                        return Err(serde::de::Error::custom(format!(
-                            "{key} is given twice, expected each key once"
-                        )));
-                    }
-                    map.insert(key, value);
-                }
-                Ok(UsageObject(map))
-            }
+        match deserializer.deserialize_any(UniqueVisitor)? {
+            Value::Object(map) => Ok(UsageObject(map)),
+            other => Err(serde::de::Error::custom(format!(
+                "{} given, expected a usage object",
+                kind(&other)
+            ))),
         }
-
-        deserializer.deserialize_map(Unique)
     }
 }
 

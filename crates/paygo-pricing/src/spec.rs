@@ -107,6 +107,16 @@ where
     deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
+/// [`unique_map`] for an optional field.
+pub(crate) fn unique_map_option<'de, D, K, V>(deserializer: D) -> Result<Option<BTreeMap<K, V>>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    unique_map(deserializer).map(Some)
+}
+
 /// A decimal written as a string in a file, parsed exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DecimalText(pub(crate) Decimal);

@@ -352,17 +352,21 @@ impl Usage {
         set(Component::CodeInterpreterSession, self.code_interpreter_sessions);
         set(Component::Page, self.pages);
         set(Component::AnnotationPage, self.annotation_pages);
-        let used = amounts
-            .iter()
-            .enumerate()
-            .fold(0u64, |bits, (i, &n)| if n == 0 { bits } else { bits | (1 << i) });
         Ok(Quantities {
+            used: used_mask(&amounts),
             amounts,
-            used,
             counted_prompt_tokens: self.prompt_tokens,
             counted_all_tokens: all_tokens,
         })
     }
+}
+
+/// Bit `i` set for each non-zero amount `i`.
+fn used_mask(amounts: &[u64; Component::COUNT]) -> u64 {
+    amounts
+        .iter()
+        .enumerate()
+        .fold(0u64, |bits, (i, &n)| if n == 0 { bits } else { bits | (1 << i) })
 }
 
 /// `total - Σ parts`, or an error naming the first part (or the sum) that exceeds it.

@@ -142,7 +142,6 @@ fn openai_responses() {
 }
 
 #[test]
-#[ignore = "bug: {\"input_tokens\", \"output_tokens\", \"total_tokens\"} without details is detected as openai_chat (total_tokens is a chat counter) and then refused for its input_tokens"]
 fn responses_without_details_are_detected() {
     let text = r#"{"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}"#;
     assert_eq!(read(text, None), read(text, Some(UsageShape::OpenAiResponses)));
@@ -256,7 +255,6 @@ fn gemini_cached_content_without_modality_split_is_cached_text() {
 }
 
 #[test]
-#[ignore = "bug: LiteLLM does not add thoughtsTokenCount when promptTokenCount + candidatesTokenCount (+ toolUse) == totalTokenCount (candidates already include the thoughts); paygo always adds them, billing thoughts twice"]
 fn gemini_thoughts_already_inside_candidates_are_not_counted_twice() {
     let u = read(
         r#"{"promptTokenCount": 100, "candidatesTokenCount": 60, "thoughtsTokenCount": 20, "totalTokenCount": 160}"#,
@@ -333,6 +331,7 @@ fn an_object_without_a_counter_is_an_error_never_zero() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one table of cases
 fn a_counter_of_another_shape_is_an_error_naming_that_shape() {
     for (text, declared, field, looks_like) in [
         (
@@ -494,7 +493,6 @@ fn litellm_style_chat_usage_with_anthropic_cache_counts_is_accepted() {
 }
 
 #[test]
-#[ignore = "bug: LiteLLM's own chat-shaped usage for an Anthropic call (prompt_tokens_details with both cache_write_tokens and cache_creation_tokens, and cache_creation_token_details) is refused as a duplicate field, and the 1-hour writes in cache_creation_token_details are not read"]
 fn litellm_converted_anthropic_usage_prices_like_the_anthropic_object() {
     // Printed by litellm 1.110.2: AnthropicConfig().calculate_usage(<the object below>).
     let litellm = r#"{"completion_tokens": 200, "prompt_tokens": 1700, "total_tokens": 1900,
@@ -531,7 +529,6 @@ fn a_key_given_twice_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: duplicate keys inside nested objects (usageMetadata, prompt_tokens_details, cache_creation) keep the last value silently: {\"usageMetadata\": {\"promptTokenCount\": 1000, \"promptTokenCount\": 0, ...}} is read as 0 prompt tokens"]
 fn a_key_given_twice_inside_a_nested_object_is_refused() {
     for text in [
         r#"{"usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 5, "promptTokenCount": 0}}"#,

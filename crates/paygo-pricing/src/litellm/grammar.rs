@@ -218,9 +218,18 @@ impl PriceKey {
         Ok(parsed)
     }
 
-    /// The key in LiteLLM's canonical spelling: base, lifetime, variant, threshold, tier.
-    /// [`PriceKey::parse`] reads it back to an equal key.
+    /// The key in LiteLLM's canonical spelling: base, lifetime, variant, threshold, tier;
+    /// [`PriceKey::parse`] reads it back to an equal key. `None` when the key has no
+    /// spelling that reads back the same: a web-search price (a structure, not a key), or a
+    /// service tier whose name the grammar would read as something else (`on_demand`,
+    /// `2x`, `above`, `token` after `input_cost_per_image`, `4k` after
+    /// `output_cost_per_second`).
     pub fn to_litellm(&self) -> Option<String> {
+        let key = self.spell()?;
+        (PriceKey::parse(&key).as_ref() == Ok(self)).then_some(key)
+    }
+
+    fn spell(&self) -> Option<String> {
         let (base, lifetime) = base_of(self.component)?;
         let mut key = String::from(base);
         if let Some(l) = lifetime {

@@ -151,6 +151,17 @@ pub fn detect_format(json: &str) -> Result<&'static str, PricingError> {
     })
 }
 
+/// A format name of [`detect_format`] in a sentence.
+fn describe(looks: &str) -> String {
+    match looks {
+        "paygo" => "a paygo price book (use the paygo format)".to_owned(),
+        "openrouter" => "an OpenRouter model list (use the openrouter format)".to_owned(),
+        "litellm" => "a LiteLLM catalog".to_owned(),
+        "unknown object" => "an object without model entries".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// An object read with each key once, values kept as raw JSON text.
 struct Entries<'a>(Vec<(String, &'a RawValue)>);
 
@@ -195,10 +206,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
 /// As [`import`], except the book-building errors.
 pub fn import_specs(json: &str, options: &ImportOptions) -> Result<(Vec<ModelSpec>, ImportReport), PricingError> {
     let entries: Entries<'_> = serde_json::from_str(json).map_err(|e| {
-        let looks = detect_format(json).unwrap_or("not JSON");
-        PricingError::InvalidBook {
-            reason: format!("not a LiteLLM catalog (it looks like {looks}): {e}"),
-        }
+        let reason = match detect_format(json) {
+            Ok("litellm") => format!("LiteLLM catalog: {e}"),
+            Ok(looks) => format!("not a LiteLLM catalog (it looks like {}): {e}", describe(looks)),
+            Err(_) => format!("not a LiteLLM catalog: not JSON: {e}"),
+        };
+        PricingError::InvalidBook { reason }
     })?;
     let mut entries = entries.0;
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -269,7 +282,8 @@ pub fn import_specs(json: &str, options: &ImportOptions) -> Result<(Vec<ModelSpe
         let looks = detect_format(json).unwrap_or("not JSON");
         return Err(PricingError::InvalidBook {
             reason: format!(
-                "no model entries (objects with litellm_provider): not a LiteLLM catalog, it looks like {looks}"
+                "no model entries (objects with litellm_provider): not a LiteLLM catalog, it looks like {}",
+                describe(looks)
             ),
         });
     }
@@ -349,7 +363,18 @@ struct SizedKey {
 }
 
 impl SizedKey {
+    /// `[quality/]WxH/model`, or the same behind a provider prefix
+    /// (`fal_ai/low/1024-x-768/openai/gpt-image-2` sizes `fal_ai/openai/gpt-image-2`).
     fn parse(key: &str) -> Option<SizedKey> {
+        SizedKey::parse_bare(key).or_else(|| {
+            let (provider, rest) = key.split_once('/')?;
+            let mut inner = SizedKey::parse_bare(rest)?;
+            inner.base = format!("{provider}/{}", inner.base);
+            Some(inner)
+        })
+    }
+
+    fn parse_bare(key: &str) -> Option<SizedKey> {
         let is_size = |s: &str| {
             let mut parts = s.split("-x-");
             matches!((parts.next(), parts.next(), parts.next()), (Some(w), Some(h), None)
@@ -496,6 +521,18 @@ fn clip(text: &str) -> String {
     paygo_credits::clip(text)
 }
 
+/// The service tiers LiteLLM's catalog and cost code name; another tier suffix is imported
+/// as a tier of that name, with a warning (a misspelt suffix would otherwise be a new tier).
+const KNOWN_TIERS: [&str; 7] = [
+    "standard",
+    "batch",
+    "flex",
+    "priority",
+    "ultrafast",
+    "balanced",
+    "decisions",
+];
+
 /// The most a plausible price per token (or per character or pixel) is: $0.01, i.e.
 /// $10,000 per million. Above it, a per-million price was likely pasted into a per-token
 /// field.
@@ -568,9 +605,39 @@ fn import_prices(
             "off_peak_pricing" => import_off_peak(model, raw, &mut got, report)?,
             _ => match PriceKey::parse(key) {
                 Ok(parsed) => {
-                    let price = number(model, key, raw)?;
+                    let price = match number(model, key, raw) {
+                        Ok(p) => p,
+                        // A number paygo cannot hold exactly (a float with more than 28
+                        // decimal places) leaves the unit unpriced, so that its usage is an
+                        // error, never $0; strict mode refuses the catalog.
+                        Err(PricingError::InvalidPrice { reason, .. })
+                            if !options.strict && reason.contains("decimal places") =>
+                        {
+                            report.unknown_keys.push(note(model, key, reason));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if price.is_sign_negative() && !price.is_zero() {
+                        return Err(PricingError::InvalidPrice {
+                            model: model.to_owned(),
+                            key: key.clone(),
+                            reason: format!("{price} is negative, expected a price of zero or more"),
+                        });
+                    }
                     if let Some(reason) = plausibility(parsed.component, price) {
                         report.warnings.push(note(model, key, reason));
+                    }
+                    if !KNOWN_TIERS.contains(&parsed.service_tier.name()) {
+                        report.warnings.push(note(
+                            model,
+                            key,
+                            format!(
+                                "service tier {:?} is not one LiteLLM names ({}): a misspelt suffix?",
+                                parsed.service_tier.name(),
+                                KNOWN_TIERS.join(", ")
+                            ),
+                        ));
                     }
                     place(model, key, parsed, price, &mut got, report);
                 }
@@ -703,21 +770,27 @@ fn conventions(mode: &Mode, got: &mut Collected) {
         cards.base.insert(Component::OutputImage, p);
     }
     // Batch: a token price without its own batch price is half the standard one (the
-    // provider convention behind every _batches price in the catalog).
+    // provider convention behind every _batches price in the catalog), at the base and at
+    // each of the standard tier's context thresholds.
+    let standard_above = got
+        .tiers
+        .get(&ServiceTier::STANDARD)
+        .map(|t| t.above.clone())
+        .unwrap_or_default();
     if let Some(batch) = got.tiers.get_mut(&ServiceTier::BATCH) {
-        for c in [
-            Component::InputToken,
-            Component::OutputToken,
-            Component::CacheReadToken,
-            Component::CacheWriteToken,
-            Component::OutputImageToken,
-        ] {
-            if batch.base.get(c).is_none()
-                && let Some(p) = standard_base.get(c)
-                && let Ok(half) = paygo_credits::decimal::checked_mul(p, Decimal::new(5, 1))
-            {
-                batch.base.insert(c, half);
+        let halve = |from: &RateCard, into: &mut RateCard| {
+            for (c, p) in from.iter() {
+                if (c.is_prompt_token() || c.is_completion_token())
+                    && into.get(c).is_none()
+                    && let Ok(half) = paygo_credits::decimal::checked_mul(p, Decimal::new(5, 1))
+                {
+                    into.insert(c, half);
+                }
             }
+        };
+        halve(&standard_base, &mut batch.base);
+        for (threshold, card) in &standard_above {
+            halve(card, batch.above.entry(*threshold).or_default());
         }
     }
     // Another tier that prices output but not reasoning bills reasoning at its own output
