@@ -263,37 +263,29 @@ impl Usage {
     pub(crate) fn quantities(&self) -> Result<Quantities, PricingError> {
         let p = self.prompt_tokens_details.unwrap_or_default();
         let c = self.completion_tokens_details.unwrap_or_default();
-        let prompt_parts: [(&'static str, u64); 10] = [
-            ("prompt_tokens_details.cached_tokens", p.cached_tokens),
-            ("prompt_tokens_details.cache_write_tokens", p.cache_write_tokens),
-            ("prompt_tokens_details.cache_write_1h_tokens", p.cache_write_1h_tokens),
-            ("prompt_tokens_details.cache_write_12h_tokens", p.cache_write_12h_tokens),
-            ("prompt_tokens_details.audio_tokens", p.audio_tokens),
-            ("prompt_tokens_details.cached_audio_tokens", p.cached_audio_tokens),
-            (
-                "prompt_tokens_details.cache_write_audio_tokens",
-                p.cache_write_audio_tokens,
-            ),
-            ("prompt_tokens_details.image_tokens", p.image_tokens),
-            ("prompt_tokens_details.cached_image_tokens", p.cached_image_tokens),
-            ("prompt_tokens_details.video_tokens", p.video_tokens),
-        ];
         let text_in = remainder(
             self.prompt_tokens,
             "prompt_tokens",
-            &prompt_parts,
+            &[
+                p.cached_tokens,
+                p.cache_write_tokens,
+                p.cache_write_1h_tokens,
+                p.cache_write_12h_tokens,
+                p.audio_tokens,
+                p.cached_audio_tokens,
+                p.cache_write_audio_tokens,
+                p.image_tokens,
+                p.cached_image_tokens,
+                p.video_tokens,
+            ],
+            &PROMPT_PARTS,
             "the sum of prompt_tokens_details",
         )?;
-        let completion_parts: [(&'static str, u64); 4] = [
-            ("completion_tokens_details.reasoning_tokens", c.reasoning_tokens),
-            ("completion_tokens_details.audio_tokens", c.audio_tokens),
-            ("completion_tokens_details.image_tokens", c.image_tokens),
-            ("completion_tokens_details.video_tokens", c.video_tokens),
-        ];
         let text_out = remainder(
             self.completion_tokens,
             "completion_tokens",
-            &completion_parts,
+            &[c.reasoning_tokens, c.audio_tokens, c.image_tokens, c.video_tokens],
+            &COMPLETION_PARTS,
             "the sum of completion_tokens_details",
         )?;
         let all_tokens =
@@ -314,7 +306,11 @@ impl Usage {
             });
         }
         let mut amounts = [0u64; Component::COUNT];
-        let mut set = |component: Component, n: u64| amounts[component.index()] = n;
+        let mut used = 0u64;
+        let mut set = |component: Component, n: u64| {
+            amounts[component.index()] = n;
+            used |= u64::from(n != 0) << component.index();
+        };
         set(Component::InputToken, text_in);
         set(Component::CacheReadToken, p.cached_tokens);
         set(Component::CacheWriteToken, p.cache_write_tokens);
@@ -353,7 +349,7 @@ impl Usage {
         set(Component::Page, self.pages);
         set(Component::AnnotationPage, self.annotation_pages);
         Ok(Quantities {
-            used: used_mask(&amounts),
+            used,
             amounts,
             counted_prompt_tokens: self.prompt_tokens,
             counted_all_tokens: all_tokens,
@@ -361,38 +357,54 @@ impl Usage {
     }
 }
 
-/// Bit `i` set for each non-zero amount `i`.
-fn used_mask(amounts: &[u64; Component::COUNT]) -> u64 {
-    amounts
-        .iter()
-        .enumerate()
-        .fold(0u64, |bits, (i, &n)| if n == 0 { bits } else { bits | (1 << i) })
-}
+/// The names of the prompt details, in the order `quantities` passes their values.
+const PROMPT_PARTS: [&str; 10] = [
+    "prompt_tokens_details.cached_tokens",
+    "prompt_tokens_details.cache_write_tokens",
+    "prompt_tokens_details.cache_write_1h_tokens",
+    "prompt_tokens_details.cache_write_12h_tokens",
+    "prompt_tokens_details.audio_tokens",
+    "prompt_tokens_details.cached_audio_tokens",
+    "prompt_tokens_details.cache_write_audio_tokens",
+    "prompt_tokens_details.image_tokens",
+    "prompt_tokens_details.cached_image_tokens",
+    "prompt_tokens_details.video_tokens",
+];
+
+/// The names of the completion details, in the order `quantities` passes their values.
+const COMPLETION_PARTS: [&str; 4] = [
+    "completion_tokens_details.reasoning_tokens",
+    "completion_tokens_details.audio_tokens",
+    "completion_tokens_details.image_tokens",
+    "completion_tokens_details.video_tokens",
+];
 
 /// `total - Σ parts`, or an error naming the first part (or the sum) that exceeds it.
-fn remainder(
+fn remainder<const N: usize>(
     total: u64,
     total_name: &'static str,
-    parts: &[(&'static str, u64)],
+    parts: &[u64; N],
+    names: &[&'static str; N],
     sum_name: &'static str,
 ) -> Result<u64, PricingError> {
-    let mut sum: u64 = 0;
-    for &(name, value) in parts {
-        if value > total {
-            return Err(PricingError::InconsistentUsage {
-                detail: name,
-                detail_value: value,
-                total: total_name,
-                total_value: total,
-            });
-        }
-        sum = sum.saturating_add(value);
+    // The usual case first: the parts fit their total.
+    let fits = parts.iter().try_fold(0u64, |acc, &v| acc.checked_add(v));
+    if let Some(sum) = fits
+        && sum <= total
+    {
+        return Ok(total - sum);
     }
-    // Lazily: building and dropping an unused error on every quote is measurable.
-    #[allow(clippy::unnecessary_lazy_evaluations)]
-    total.checked_sub(sum).ok_or_else(|| PricingError::InconsistentUsage {
+    if let Some((name, &value)) = names.iter().zip(parts).find(|(_, v)| **v > total) {
+        return Err(PricingError::InconsistentUsage {
+            detail: name,
+            detail_value: value,
+            total: total_name,
+            total_value: total,
+        });
+    }
+    Err(PricingError::InconsistentUsage {
         detail: sum_name,
-        detail_value: sum,
+        detail_value: parts.iter().fold(0u64, |acc, &v| acc.saturating_add(v)),
         total: total_name,
         total_value: total,
     })
