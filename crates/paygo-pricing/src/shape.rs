@@ -74,14 +74,7 @@ impl UsageShape {
                 "cache_creation_input_tokens",
                 "cache_creation",
             ],
-            UsageShape::Gemini => &[
-                "promptTokenCount",
-                "candidatesTokenCount",
-                "thoughtsTokenCount",
-                "cachedContentTokenCount",
-                "toolUsePromptTokenCount",
-                "totalTokenCount",
-            ],
+            UsageShape::Gemini => &GEMINI_COUNTERS,
         }
     }
 
@@ -100,15 +93,8 @@ impl UsageShape {
                 "cache_creation_input_tokens",
                 "cache_creation",
             ],
-            UsageShape::Gemini => &[
-                "promptTokenCount",
-                "candidatesTokenCount",
-                "thoughtsTokenCount",
-                "cachedContentTokenCount",
-                "toolUsePromptTokenCount",
-                "totalTokenCount",
-                "usageMetadata",
-            ],
+            // Also `usageMetadata`, the wrapper: see `detect`.
+            UsageShape::Gemini => &GEMINI_COUNTERS,
         }
     }
 
@@ -125,6 +111,9 @@ impl UsageShape {
     /// [`PricingError::UsageShapeMismatch`] when keys of two shapes are mixed.
     pub fn detect(value: &Value) -> Result<UsageShape, PricingError> {
         let map = object(value)?;
+        if map.contains_key("usageMetadata") {
+            return Ok(UsageShape::Gemini);
+        }
         let mut found: Option<(UsageShape, &str)> = None;
         for shape in UsageShape::ALL {
             if let Some(key) = shape.own_keys().iter().find(|k| map.contains_key(**k)) {
@@ -168,6 +157,16 @@ impl fmt::Display for UsageShape {
         f.write_str(self.name())
     }
 }
+
+/// Gemini's counters (`usageMetadata`'s fields).
+const GEMINI_COUNTERS: [&str; 6] = [
+    "promptTokenCount",
+    "candidatesTokenCount",
+    "thoughtsTokenCount",
+    "cachedContentTokenCount",
+    "toolUsePromptTokenCount",
+    "totalTokenCount",
+];
 
 /// The chat form's counters: OpenAI's token counts and paygo's non-token units.
 const CHAT_COUNTERS: [&str; 24] = [

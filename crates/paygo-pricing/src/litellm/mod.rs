@@ -811,6 +811,36 @@ fn conventions(mode: &Mode, got: &mut Collected) {
     }
 }
 
+/// A price key inside a structure (`tiered_pricing`, `off_peak_pricing`), which must be a
+/// plain unit price: no context, tier or variant modifier (the structure is the modifier).
+fn plain_price(
+    model: &str,
+    structure: &str,
+    key: &str,
+    value: &RawValue,
+    card: &mut RateCard,
+    report: &mut ImportReport,
+) -> Result<(), PricingError> {
+    let place = format!("{structure}.{key}");
+    match PriceKey::parse(key) {
+        Ok(PriceKey {
+            component,
+            above_tokens: None,
+            service_tier,
+            variant: None,
+        }) if service_tier.is_standard() => {
+            card.insert(component, number(model, &place, value)?);
+        }
+        Ok(_) => report.unknown_keys.push(note(
+            model,
+            &place,
+            format!("a context, tier or variant modifier inside {structure}"),
+        )),
+        Err(e) => report.unknown_keys.push(note(model, &place, e.0)),
+    }
+    Ok(())
+}
+
 /// `tiered_pricing`: a list of `{"range": [start, end], <price keys>}`; a request whose
 /// prompt is above `start` (and at most `end`) is priced at that entry, so each entry with
 /// a positive start is a context tier above `start`. A tier prices every token of the
@@ -866,24 +896,7 @@ fn import_tiered(
             if key == "range" {
                 continue;
             }
-            match PriceKey::parse(key) {
-                Ok(PriceKey {
-                    component,
-                    above_tokens: None,
-                    service_tier,
-                    variant: None,
-                }) if service_tier.is_standard() => {
-                    card.insert(component, number(model, &format!("tiered_pricing.{key}"), value)?);
-                }
-                Ok(_) => report.unknown_keys.push(note(
-                    model,
-                    &format!("tiered_pricing.{key}"),
-                    "a context, tier or variant modifier inside a tiered_pricing entry",
-                )),
-                Err(e) => report
-                    .unknown_keys
-                    .push(note(model, &format!("tiered_pricing.{key}"), e.0)),
-            }
+            plain_price(model, "tiered_pricing", key, value, card, report)?;
         }
         if let Some(input) = card.get(Component::InputToken) {
             for c in [Component::CacheReadToken, Component::CacheWriteToken] {
@@ -1019,24 +1032,7 @@ fn import_off_peak(
                     });
                 }
             }
-            _ => match PriceKey::parse(key) {
-                Ok(PriceKey {
-                    component,
-                    above_tokens: None,
-                    service_tier,
-                    variant: None,
-                }) if service_tier.is_standard() => {
-                    prices.insert(component, number(model, &format!("off_peak_pricing.{key}"), value)?);
-                }
-                Ok(_) => report.unknown_keys.push(note(
-                    model,
-                    &format!("off_peak_pricing.{key}"),
-                    "a context, tier or variant modifier inside off_peak_pricing",
-                )),
-                Err(e) => report
-                    .unknown_keys
-                    .push(note(model, &format!("off_peak_pricing.{key}"), e.0)),
-            },
+            _ => plain_price(model, "off_peak_pricing", key, value, &mut prices, report)?,
         }
     }
     if rules.is_empty() {
