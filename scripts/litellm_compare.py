@@ -132,12 +132,13 @@ def token_case(rng: random.Random, prompt: int | None = None, **parts: int) -> d
     tokens), cached_audio, cached_image (subsets of cached), reasoning, audio_out, image_out,
     video_out (parts of completion).
     """
+    text_out = parts.pop("text_out", None)  # 0 means "no completion" (embeddings), not "draw one"
     u = {k: v for k, v in parts.items() if v}
     prompt_parts = sum(u.get(k, 0) for k in ("cached", "write_5m", "write_1h", "write_12h", "audio_in", "image_in", "video_in"))
     text_in = rng.randint(1, 3000)
     u["prompt"] = max(prompt if prompt is not None else prompt_parts + text_in, prompt_parts)
     completion_parts = sum(u.get(k, 0) for k in ("reasoning", "audio_out", "image_out", "video_out"))
-    u["completion"] = completion_parts + u.pop("text_out", rng.randint(0, 2000))
+    u["completion"] = completion_parts + (rng.randint(0, 2000) if text_out is None else text_out)
     return u
 
 
@@ -224,8 +225,11 @@ def token_cases(key: str, entry: dict, mode: str, rng: random.Random, per_kind: 
         add("video_in", token_case(rng, video_in=n(rng)))
     if has(entry, "output_cost_per_video_token"):
         add("video_out", token_case(rng, video_out=n(rng)))
-    if has(entry, "explicit_cache_read_input_token_cost"):
-        add("explicit_cache_read", token_case(rng, cached=n(rng)) | {"cache_type": "ephemeral"})
+    # No "explicit_cache_read" kind: LiteLLM bills `explicit_cache_read_input_token_cost` when the
+    # usage says `cache_type: "ephemeral"`, but paygo's usage has no field that tells explicit
+    # cache reads from ordinary ones (an unknown field is ignored), and its import reports the key
+    # as not understood. Such a case could only compare LiteLLM's explicit rate with paygo's
+    # ordinary cache-read rate; the ordinary cached case of the same entries is compared above.
     if has(entry, "citation_cost_per_token"):
         add("citations", token_case(rng) | {"citation_tokens": n(rng)})
     for limit in thresholds(entry):
@@ -275,8 +279,11 @@ def token_cases(key: str, entry: dict, mode: str, rng: random.Random, per_kind: 
         add("shape_gemini", token_case(rng, cached=n(rng, 0), reasoning=n(rng, 0)) | {"shape": "gemini"})
         if has(entry, "input_cost_per_audio_token"):
             add("shape_gemini_audio", token_case(rng, audio_in=n(rng), reasoning=n(rng, 0)) | {"shape": "gemini"})
-    # Per-second billing of chat-like entries without token prices (`cost_per_second`).
-    if has(entry, "cost_per_second", "input_cost_per_second", "output_cost_per_second") and mode in TOKEN_MODES:
+    # Per-second billing of chat-like entries without token prices (`cost_per_second`: the call's
+    # running time, paygo's `call_duration_ms`). Only `cost_per_second` entries: a realtime
+    # entry's `input_cost_per_second` is a second of session audio, paygo's `input_second`, which
+    # the realtime_seconds kind below compares (LiteLLM's wall-clock path skips realtime rows).
+    if has(entry, "cost_per_second") and mode in TOKEN_MODES:
         add("call_seconds", token_case(rng) | {"call_ms": n(rng, 1, 120_000)})
     if has(entry, "input_cost_per_text_message"):
         add("realtime_text_messages", {"prompt": 0, "completion": 0, "text_messages": n(rng, 1, 50)})
@@ -353,18 +360,17 @@ def other_cases(key: str, entry: dict, mode: str, rng: random.Random, per_kind: 
     elif mode == "search":
         for _ in range(per_kind):
             add("search_queries", {"queries": n(rng, 1, 5)})
-        if isinstance(entry.get("tiered_pricing"), list):
-            for t in entry["tiered_pricing"]:
-                lo, hi = t.get("max_results_range", [0, 0])
-                add("search_max_results", {"queries": n(rng, 1, 3), "max_results": int(hi)})
-            add("search_max_results_out_of_range", {"queries": 1, "max_results": 1000})
+        # No search_max_results kinds: `tiered_pricing` by `max_results_range` prices a search
+        # by the number of results asked for, and paygo's usage has no `max_results` field (an
+        # unknown field is ignored, so the case would silently become a plain query count).
     elif mode == "ocr":
         for _ in range(per_kind):
             add("ocr_pages", {"pages": n(rng, 1, 500), "annotation_pages": n(rng, 0, 50) if has(entry, "annotation_cost_per_page") else 0})
         if has(entry, "ocr_cost_per_page_batches", "annotation_cost_per_page_batches"):
             add("ocr_pages_batch", {"pages": n(rng, 1, 500), "annotation_pages": n(rng, 0, 50)}, tier="batch")
-        if has(entry, "ocr_cost_per_credit"):
-            add("ocr_credits", {"pages": n(rng, 1, 50), "credits": n(rng, 1, 500)})
+        # No ocr_credits kind: `ocr_cost_per_credit` (Reducto) is priced per credit, and credits
+        # are not a unit of paygo's usage (an unknown field is ignored, so the case would silently
+        # become a page count on an entry without a page price).
     return cases
 
 
@@ -376,9 +382,10 @@ def build_sized_index(catalog: dict) -> None:
     for key in catalog:
         m = SIZED_KEY.match(key)
         if m and not m.group("steps"):
+            # Only the model of the same provider: `fal_ai/low/1024-x-768/gpt-image-2` sizes
+            # `fal_ai/gpt-image-2`, not OpenAI's `gpt-image-2` (whose price book has no such rows).
             base = f"{m.group('prov')}/{m.group('model')}" if m.group("prov") else m.group("model")
             SIZED_INDEX.setdefault(base, []).append(key)
-            SIZED_INDEX.setdefault(m.group("model"), []).append(key)
 
 
 def generate(catalog: dict, lm_cost: dict, rng: random.Random, per_kind: int, pattern: re.Pattern | None) -> tuple[list[Case], list[str]]:
@@ -428,8 +435,9 @@ def paygo_input(c: Case) -> dict:
 
     Conventions it states (see /work/notes/litellm-conventions.md):
     - tokens: OpenAI Chat shape; cached/cache-write/audio/image/video counts are parts of
-      prompt_tokens, cached audio/image are parts of cached_tokens (OpenAI's
-      `cached_tokens_details`), audio/image tokens here are the *uncached* ones;
+      prompt_tokens; cached audio/image tokens are sent as OpenAI (realtime) and LiteLLM write
+      them: `prompt_tokens_details.cached_tokens_details.{audio,image}_tokens`, counted inside
+      both `cached_tokens` and `audio_tokens`/`image_tokens` (the same object LiteLLM prices);
     - cache writes by lifetime: cache_write_tokens (5 min), cache_write_1h_tokens,
       cache_write_12h_tokens;
     - transcription: the audio file's length is the input duration (it feeds
@@ -439,7 +447,11 @@ def paygo_input(c: Case) -> dict:
     - per-size image keys (`output_cost_per_image_1K`, `_512`): the label goes in image_size;
     - wall-clock billing (`cost_per_second`): call_duration_ms; realtime session seconds:
       input_duration_ms; xAI realtime text messages: text_messages;
-    - upstream shapes: the raw upstream usage in `usage` and its name in `usage_shape`.
+    - upstream shapes: the raw upstream usage in `usage` and its name in `usage_shape`
+      (paygo's names: openai_chat, openai_responses, anthropic, gemini);
+    - every field written is one paygo reads (crates/paygo-pricing/src/usage.rs, shape.rs):
+      paygo ignores unknown fields, so a field it lacks would silently drop a quantity. Case
+      kinds whose quantity paygo has no field for are not generated (see their comments).
     """
     u = c.u
     line: dict[str, Any] = {"model": c.model, "at": c.at.isoformat().replace("+00:00", "Z")}
@@ -448,7 +460,7 @@ def paygo_input(c: Case) -> dict:
     shape = u.get("shape")
     if shape:
         line["usage"] = upstream_usage(u)
-        line["usage_shape"] = shape
+        line["usage_shape"] = PAYGO_SHAPE[shape]
         return line
     usage: dict[str, Any] = {}
     if "prompt" in u or "completion" in u:
@@ -457,15 +469,17 @@ def paygo_input(c: Case) -> dict:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         ptd: dict[str, Any] = {}
         for src, dst in (("cached", "cached_tokens"), ("write_5m", "cache_write_tokens"), ("write_1h", "cache_write_1h_tokens"),
-                         ("write_12h", "cache_write_12h_tokens"), ("audio_in", "audio_tokens"), ("image_in", "image_tokens"),
-                         ("video_in", "video_tokens")):
+                         ("write_12h", "cache_write_12h_tokens"), ("video_in", "video_tokens")):
             if u.get(src):
                 ptd[dst] = u[src]
+        # OpenAI counts cached audio/image inside audio_tokens/image_tokens and names them in
+        # cached_tokens_details; paygo moves them out of both totals (shape.rs chat_prompt_details).
+        for uncached, cached, dst in (("audio_in", "cached_audio", "audio_tokens"), ("image_in", "cached_image", "image_tokens")):
+            if u.get(uncached) or u.get(cached):
+                ptd[dst] = u.get(uncached, 0) + u.get(cached, 0)
         ctd_cached = {k: u[s] for s, k in (("cached_audio", "audio_tokens"), ("cached_image", "image_tokens")) if u.get(s)}
         if ctd_cached:
             ptd["cached_tokens_details"] = ctd_cached
-        if u.get("cache_type"):
-            ptd["cache_type"] = u["cache_type"]
         if ptd:
             usage["prompt_tokens_details"] = ptd
         ctd = {dst: u[src] for src, dst in (("reasoning", "reasoning_tokens"), ("audio_out", "audio_tokens"), ("image_out", "image_tokens"), ("video_out", "video_tokens")) if u.get(src)}
@@ -480,9 +494,9 @@ def paygo_input(c: Case) -> dict:
             # LiteLLM reads image usage without output details as image tokens (utils.py:2154).
             usage["completion_tokens_details"] = {"image_tokens": u["completion"]}
     simple = {"characters": "input_characters", "pages": "pages", "annotation_pages": "annotation_pages",
-              "queries": "queries", "max_results": "max_results", "search_units": "queries",
+              "queries": "queries", "search_units": "queries",
               "citation_tokens": "citation_tokens", "text_messages": "text_messages", "call_ms": "call_duration_ms",
-              "session_ms": "input_duration_ms", "audio_ms": "input_duration_ms", "credits": "credits"}
+              "session_ms": "input_duration_ms", "audio_ms": "input_duration_ms"}
     for src, dst in simple.items():
         if u.get(src):
             usage[dst] = u[src]
@@ -497,6 +511,10 @@ def paygo_input(c: Case) -> dict:
             usage["video_resolution"] = u["video_resolution"]
     line["usage"] = usage
     return line
+
+
+# The harness's shape labels -> paygo's `usage_shape` names (UsageShape in shape.rs).
+PAYGO_SHAPE = {"anthropic": "anthropic", "responses": "openai_responses", "gemini": "gemini"}
 
 
 def upstream_usage(u: dict) -> dict:

@@ -611,6 +611,12 @@ fn variant_matches(stored: &str, component: Component, usage: &Usage) -> bool {
     }
 }
 
+/// The pixels of a `"WxH"` size.
+fn pixels_of(size: &str) -> Option<u64> {
+    let (w, h) = split_size(size)?;
+    w.parse::<u64>().ok()?.checked_mul(h.parse::<u64>().ok()?)
+}
+
 /// `"1024x1536"`, `"1024X1536"` or `"1024-x-1536"` as `("1024", "1536")`.
 fn split_size(size: &str) -> Option<(&str, &str)> {
     size.split_once("-x-").or_else(|| size.split_once(['x', 'X']))
@@ -642,6 +648,14 @@ fn unit_price(
     // A variant not listed, or none named, takes the component's base price if it has one.
     match card[component.index()] {
         Some(price) => Ok(price),
+        // An image of a model priced per output pixel: its pixels, from its size.
+        None if component == Component::OutputImage
+            && !has_variants
+            && let Some(per_pixel) = card[Component::OutputPixel.index()]
+            && let Some(pixels) = usage.image_size.as_deref().and_then(pixels_of) =>
+        {
+            Ok(decimal::checked_mul(per_pixel, Decimal::from(pixels))?)
+        }
         None if has_variants => Err(unknown_variant(
             model,
             version,

@@ -1459,3 +1459,31 @@ fn key_notes_read_model_key_and_reason() {
         "m: guardrail_cost_per_unit: guardrail policy units are not a unit of the usage object"
     );
 }
+
+#[test]
+fn image_generation_priced_per_pixel_bills_each_image_by_its_size() {
+    // azure_ai/FLUX.2-flex and the azure sized rows: input_cost_per_pixel is the price of each
+    // pixel made; output_cost_per_pixel 0.0 beside it is not read (LiteLLM's image cost).
+    let json = r#"{"azure/low/1024-x-1024/gpt-image-1": {"litellm_provider": "azure", "mode": "image_generation",
+        "input_cost_per_pixel": 1.0490417e-08, "output_cost_per_pixel": 0.0}}"#;
+    let (book, _) = lenient(json);
+    let id = "azure/low/1024-x-1024/gpt-image-1";
+    let usage: Usage = serde_json::from_str(r#"{"output_images": 2, "image_size": "1024x1024"}"#).unwrap();
+    let q = book
+        .quote(&QuoteRequest::new(id, &usage, chrono::DateTime::UNIX_EPOCH))
+        .unwrap();
+    // 2 × 1024 × 1024 × 1.0490417e-08 (LiteLLM: 0.021999998992384)
+    assert_eq!(q.usd, d("0.021999998992384"));
+    // Pixels given directly are priced the same, never at the listed 0.0.
+    let pixels: Usage = serde_json::from_str(r#"{"output_pixels": 2097152}"#).unwrap();
+    let p = book
+        .quote(&QuoteRequest::new(id, &pixels, chrono::DateTime::UNIX_EPOCH))
+        .unwrap();
+    assert_eq!(p.usd, q.usd);
+    // Without a size there is no pixel count: an error, never $0.
+    let no_size: Usage = serde_json::from_str(r#"{"output_images": 1}"#).unwrap();
+    assert!(
+        book.quote(&QuoteRequest::new(id, &no_size, chrono::DateTime::UNIX_EPOCH))
+            .is_err()
+    );
+}

@@ -760,6 +760,17 @@ fn conventions(mode: &Mode, got: &mut Collected) {
             cards.base.insert(Component::InputSecond, p);
         }
     }
+    // Image generation priced only per pixel: input_cost_per_pixel is the price of each
+    // pixel made (LiteLLM's image cost reads it so; output_cost_per_pixel, often 0.0 in these
+    // rows, is not read there).
+    if matches!(mode, Mode::ImageGeneration)
+        && let Some(cards) = got.tiers.get_mut(&ServiceTier::STANDARD)
+        && cards.base.get(Component::OutputImage).is_none()
+        && cards.base.get(Component::InputImage).is_none()
+        && let Some(p) = cards.base.remove(Component::InputPixel)
+    {
+        cards.base.insert(Component::OutputPixel, p);
+    }
     // Image generation priced only by input_cost_per_image: that is the price of each image
     // made (LiteLLM's reading of these entries).
     if matches!(mode, Mode::ImageGeneration)
