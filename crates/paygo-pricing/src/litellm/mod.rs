@@ -13,6 +13,7 @@
 
 mod grammar;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -162,8 +163,12 @@ fn describe(looks: &str) -> String {
     }
 }
 
-/// An object read with each key once, values kept as raw JSON text.
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
+/// An object read with each key once, values kept as raw JSON text (keys borrowed from the
+/// text where they have no escapes).
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// A key of an [`Entries`] object.
+type Key<'a> = Cow<'a, str>;
 
 impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -177,11 +182,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries: Vec<(String, &'de RawValue)> = Vec::new();
-                while let Some((key, value)) = access.next_entry::<String, &'de RawValue>()? {
+                let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                while let Some((BorrowedKey(key), value)) = access.next_entry::<BorrowedKey<'de>, &'de RawValue>()? {
                     entries.push((key, value));
                 }
-                let mut names: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+                let mut names: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
                 names.sort_unstable();
                 if let Some(twice) = names.windows(2).find_map(|p| match p {
                     [a, b] if a == b => Some(*a),
@@ -196,6 +201,37 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
         }
 
         deserializer.deserialize_map(Unique)
+    }
+}
+
+/// A JSON object key, borrowed from the text when it has no escapes.
+struct BorrowedKey<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedKey<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = BorrowedKey<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<BorrowedKey<'de>, E> {
+                Ok(BorrowedKey(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<BorrowedKey<'de>, E> {
+                Ok(BorrowedKey(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<BorrowedKey<'de>, E> {
+                Ok(BorrowedKey(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -223,28 +259,28 @@ pub fn import_specs(json: &str, options: &ImportOptions) -> Result<(Vec<ModelSpe
         if key == "sample_spec" {
             report
                 .skipped
-                .push((key.clone(), "documentation of the format, not a model".to_owned()));
+                .push((key.to_string(), "documentation of the format, not a model".to_owned()));
             continue;
         }
         if !raw.get().starts_with('{') {
-            report.skipped.push((key.clone(), "not an object".to_owned()));
+            report.skipped.push((key.to_string(), "not an object".to_owned()));
             continue;
         }
         let fields: Entries<'_> = serde_json::from_str(raw.get()).map_err(|e| PricingError::InvalidBook {
             reason: format!("model {key:?}: {e}"),
         })?;
-        let fields: BTreeMap<String, &RawValue> = fields.0.into_iter().collect();
+        let fields: BTreeMap<Key<'_>, &RawValue> = fields.0.into_iter().collect();
         if let Some(target) = fields.get("alias_of") {
             let target: String = serde_json::from_str(target.get()).map_err(|_| PricingError::InvalidBook {
                 reason: format!("model {key:?}: alias_of is not a string, expected the id of another model"),
             })?;
-            aliases.push((key.clone(), target));
+            aliases.push((key.to_string(), target));
             continue;
         }
         let Some(provider) = fields.get("litellm_provider") else {
             report
                 .skipped
-                .push((key.clone(), "no litellm_provider: not a model".to_owned()));
+                .push((key.to_string(), "no litellm_provider: not a model".to_owned()));
             continue;
         };
         let provider: String = serde_json::from_str(provider.get()).map_err(|_| PricingError::InvalidBook {
@@ -266,7 +302,7 @@ pub fn import_specs(json: &str, options: &ImportOptions) -> Result<(Vec<ModelSpe
             Comparison::Above
         };
         specs.push(ModelSpec {
-            id: key.clone(),
+            id: key.to_string(),
             aliases: Vec::new(),
             provider,
             mode,
@@ -414,7 +450,11 @@ impl SizedKey {
         {
             return Some(p);
         }
-        let per_pixel = version.prices.get(Component::InputPixel)?;
+        // Image-generation rows have their per-pixel price moved to output_pixel.
+        let per_pixel = version
+            .prices
+            .get(Component::OutputPixel)
+            .or(version.prices.get(Component::InputPixel))?;
         let (w, h) = self.size.split_once('x')?;
         let pixels = w.parse::<u64>().ok()?.checked_mul(h.parse::<u64>().ok()?)?;
         paygo_credits::decimal::checked_mul(per_pixel, Decimal::from(pixels)).ok()
@@ -459,7 +499,7 @@ fn is_metadata(key: &str) -> bool {
         "key",
     ];
     const PREFIXES: [&str; 5] = ["supports_", "supported_", "max_", "bedrock_", "token_count_"];
-    EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
+    PREFIXES.iter().any(|p| key.starts_with(p)) || EXACT.contains(&key)
 }
 
 /// Keys understood and deliberately not applied, with the reason (docs/pricing.md).
@@ -582,7 +622,7 @@ fn note(model: &str, key: &str, reason: impl Into<String>) -> KeyNote {
 fn import_prices(
     model: &str,
     mode: &Mode,
-    fields: &BTreeMap<String, &RawValue>,
+    fields: &BTreeMap<Key<'_>, &RawValue>,
     options: &ImportOptions,
     report: &mut ImportReport,
 ) -> Result<PriceVersion, PricingError> {
@@ -599,7 +639,7 @@ fn import_prices(
             report.unknown_keys.push(note(model, key, reason));
             continue;
         }
-        match key.as_str() {
+        match key.as_ref() {
             "search_context_cost_per_query" => import_search_sizes(model, key, raw, &mut got, report)?,
             "tiered_pricing" => import_tiered(model, raw, got.tiers.entry(ServiceTier::STANDARD).or_default(), report)?,
             "off_peak_pricing" => import_off_peak(model, raw, &mut got, report)?,
@@ -621,7 +661,7 @@ fn import_prices(
                     if price.is_sign_negative() && !price.is_zero() {
                         return Err(PricingError::InvalidPrice {
                             model: model.to_owned(),
-                            key: key.clone(),
+                            key: key.to_string(),
                             reason: format!("{price} is negative, expected a price of zero or more"),
                         });
                     }
@@ -869,7 +909,7 @@ fn import_tiered(
         reason: reason.to_owned(),
     };
     let entries: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| invalid("expected a list of objects"))?;
-    let mut parsed: Vec<BTreeMap<String, &RawValue>> = Vec::with_capacity(entries.len());
+    let mut parsed: Vec<BTreeMap<Key<'_>, &RawValue>> = Vec::with_capacity(entries.len());
     for entry in entries {
         let fields: Entries<'_> = serde_json::from_str(entry.get()).map_err(|e| invalid(&format!("an entry: {e}")))?;
         parsed.push(fields.0.into_iter().collect());
@@ -989,7 +1029,7 @@ fn import_off_peak(
     };
     let block: Entries<'_> =
         serde_json::from_str(raw.get()).map_err(|e| invalid(format!("expected an object: {e}")))?;
-    let block: BTreeMap<String, &RawValue> = block.0.into_iter().collect();
+    let block: BTreeMap<Key<'_>, &RawValue> = block.0.into_iter().collect();
     let zone = match block.get("weekday_timezone") {
         None => Some(FixedOffset::east_opt(0).ok_or_else(|| invalid("no UTC".to_owned()))?),
         Some(z) => serde_json::from_str::<String>(z.get())
@@ -1009,7 +1049,7 @@ fn import_off_peak(
     let mut rules = Vec::new();
     let mut prices = RateCard::new();
     for (key, value) in &block {
-        match key.as_str() {
+        match key.as_ref() {
             "weekday_timezone" => {}
             "hours_utc" => {
                 let v: serde_json::Value = serde_json::from_str(value.get()).map_err(|e| invalid(e.to_string()))?;
