@@ -15,17 +15,23 @@
 )]
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use paygo_credits::{Credits, Currency, Decimal, Money};
-use paygo_ledger::AccountId;
 use paygo_ledger::billing::{
     AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE, PROMOTIONS,
     PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
 };
+use paygo_ledger::durable::{self, OpenOptions};
+use paygo_ledger::{AccountId, LedgerError, ManualClock, SharedLedger};
 
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/faults.rs"]
+mod faults;
+use faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
 
 const RATE: i64 = 2_000_000;
 const MS: u64 = 1_000_000;
@@ -75,7 +81,7 @@ struct AHold {
 
 /// The reference model of the billing rules, written without the ledger: plain numbers per
 /// customer, lot and hold.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Auditor {
     customers: BTreeMap<u128, ACustomer>,
     holds: BTreeMap<u128, AHold>,
@@ -780,4 +786,217 @@ fn billing_matches_the_auditor() {
         .unwrap_or(30);
     let shortfalls: usize = (0..seeds).map(|seed| run(seed, 400, seed % 5 != 0)).sum();
     assert!(shortfalls > 0, "no capture cost above its hold was simulated");
+}
+
+/// Whether the billing state is the auditor's: every balance, uncollected total and
+/// carrier, the system accounts, and the payment requests waiting for an outcome.
+fn same(billing: &Billing, auditor: &Auditor) -> Result<(), String> {
+    for (customer, a) in &auditor.customers {
+        let got = (
+            billing.balance(*customer).map_err(|e| e.to_string())?.get(),
+            billing.uncollected(*customer).map_err(|e| e.to_string())?.get(),
+            billing.carrier(*customer).map_err(|e| e.to_string())?.remainder().get(),
+        );
+        if got != (auditor.balance(*customer), a.uncollected, a.carry) {
+            return Err(format!("customer {customer} differs: {got:?}"));
+        }
+    }
+    let posted = |id: AccountId| billing.ledger().account(id).map_or(0, |a| a.posted_balance());
+    let got = (posted(REVENUE), posted(BREAKAGE), posted(FUNDING), posted(PROMOTIONS));
+    let want = (
+        i128::from(auditor.revenue),
+        i128::from(auditor.breakage),
+        -i128::from(auditor.sold),
+        -i128::from(auditor.promoted),
+    );
+    if got != want {
+        return Err(format!("system accounts {got:?}, the auditor has {want:?}"));
+    }
+    let outstanding: Vec<TopUpRequest> = auditor.requests.values().copied().collect();
+    if billing.outstanding_requests() != outstanding {
+        return Err("the outstanding payment requests differ".into());
+    }
+    billing.ledger().check_invariants().map_err(|e| e.to_string())
+}
+
+/// The simulation's clock, moved by the simulation while the handle reads it.
+struct SimClock(Arc<ManualClock>);
+
+impl paygo_ledger::Clock for SimClock {
+    fn now_ns(&self) -> u64 {
+        paygo_ledger::Clock::now_ns(&*self.0)
+    }
+}
+
+const SEGMENT_BYTES: u64 = 8 << 10;
+
+fn open_faulty(
+    dir: &Path,
+    config: BillingConfig,
+    clock: &Arc<ManualClock>,
+    faults: &Arc<Mutex<Faults>>,
+) -> SharedLedger<Billing, SimClock> {
+    let options = OpenOptions {
+        snapshot_journal_bytes: Some(16 << 10),
+        segment_bytes: SEGMENT_BYTES,
+    };
+    let store = Faulty::open(dir, "billing", SEGMENT_BYTES, faults.clone());
+    SharedLedger::with_storage(
+        Box::new(store),
+        move || Billing::new(config),
+        SimClock(clock.clone()),
+        &options,
+    )
+    .unwrap_or_else(|e| panic!("reopening after a fault: {e}"))
+}
+
+/// What the faulted runs saw.
+#[derive(Debug, Default)]
+struct FaultStats {
+    faults: BTreeMap<&'static str, usize>,
+    in_doubt_kept: usize,
+    in_doubt_gone: usize,
+    detected: BTreeMap<String, usize>,
+}
+
+/// The billing simulation through a durable handle whose storage fails at seeded
+/// moments (see `tests/support/faults.rs` and the engine's `run_durable`): every reply is
+/// the auditor's; after a fault the handle refuses further work until reopened, and the
+/// reopened state is the auditor's with or without the command whose outcome was unknown;
+/// damaged copies are refused or equal the auditor.
+fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
+    let dir = std::env::temp_dir().join(format!("paygo-billing-faults-{}-{seed}", std::process::id()));
+    let copy = std::env::temp_dir().join(format!("paygo-billing-faults-copy-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut rng = Rng(seed);
+    let mut frng = Rng(seed ^ 0xFA17_5EED);
+    let config = BillingConfig {
+        bonus_enabled: true,
+        ..BillingConfig::default()
+    };
+    let mut auditor = Auditor {
+        bonus_enabled: true,
+        ..Auditor::default()
+    };
+    let mut now: u64 = 1_000_000 * MS;
+    let clock = Arc::new(ManualClock::new(now));
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let mut shared = open_faulty(&dir, config, &clock, &faults);
+    let mut next_id: u128 = 1000;
+    let mut history = Vec::new();
+    for customer in 1..=4u128 {
+        let c = Command::OpenAccount { customer };
+        assert_eq!(shared.submit(vec![c]).unwrap(), vec![auditor.execute(now, &c)]);
+    }
+    for step in 0..steps {
+        let at = format!("seed {seed}, step {step}");
+        if rng.chance(40) {
+            now += (1 + rng.below(30)) * MS + 1_000;
+        }
+        clock.set(now);
+        let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);
+        let fault = frng.chance(6).then(|| Fault::pick(&mut frng));
+        faults.lock().unwrap().next = fault;
+        match shared.submit(vec![command]) {
+            Ok(got) => {
+                assert!(fault.is_none(), "{at}: {fault:?} was not reported");
+                assert_eq!(got, vec![auditor.execute(now, &command)], "{at}: {command:?}");
+            }
+            Err(LedgerError::Unavailable { .. }) => {
+                let fault = fault.unwrap_or_else(|| panic!("{at}: refused without a fault"));
+                *stats.faults.entry(fault.name()).or_default() += 1;
+                let appends = faults.lock().unwrap().appends;
+                let again = shared.submit(vec![Command::OpenAccount { customer: 1 }]);
+                assert!(matches!(again, Err(LedgerError::Unavailable { .. })), "{at}: {again:?}");
+                assert_eq!(
+                    faults.lock().unwrap().appends,
+                    appends,
+                    "{at}: an append after the failure"
+                );
+                drop(shared);
+                let placed = faults.lock().unwrap().in_doubt.take();
+                let (whole, _) = leave(&mut frng, fault, placed.as_ref());
+                {
+                    let mut f = faults.lock().unwrap();
+                    f.failed = false;
+                    if whole {
+                        f.acked.extend(placed);
+                    }
+                }
+                shared = open_faulty(&dir, config, &clock, &faults);
+                // Its callers could not know the outcome; the test knows what the disk
+                // kept: a whole record is replayed, a torn one is cut.
+                let recovered = shared.read(Billing::clone).unwrap();
+                if whole {
+                    let _ = auditor.execute(now, &command);
+                    stats.in_doubt_kept += 1;
+                } else {
+                    stats.in_doubt_gone += 1;
+                }
+                same(&recovered, &auditor)
+                    .unwrap_or_else(|e| panic!("{at}: after {fault:?} (record whole: {whole}): {command:?}: {e}"));
+            }
+            Err(other) => panic!("{at}: {other}"),
+        }
+        auditor.emitted.clear();
+        same(&shared.read(Billing::clone).unwrap(), &auditor).unwrap_or_else(|e| panic!("{at}: {e}"));
+        if frng.chance(5) {
+            faults.lock().unwrap().snapshot_fails = frng.chance(30);
+            let _ = shared.snapshot();
+        }
+        if frng.chance(5) {
+            drop(shared);
+            shared = open_faulty(&dir, config, &clock, &faults);
+            same(&shared.read(Billing::clone).unwrap(), &auditor).unwrap_or_else(|e| panic!("{at}: restarted: {e}"));
+        }
+        if frng.chance(8) {
+            let closed = frng.chance(50);
+            if closed {
+                drop(shared);
+                copy_dir(&dir, &copy);
+                shared = open_faulty(&dir, config, &clock, &faults);
+            } else {
+                copy_dir(&dir, &copy);
+            }
+            let d = Damage::ALL[frng.below(Damage::ALL.len() as u64) as usize];
+            let acked = faults.lock().unwrap().acked.clone();
+            if damage(&mut frng, &copy, &dir, &acked, closed, d) {
+                match durable::load::<Billing>(&copy) {
+                    Err(LedgerError::Corrupt { .. }) => {}
+                    Ok((b, _)) => {
+                        same(&b, &auditor).unwrap_or_else(|e| panic!("{at}: {d:?}: load said ok with less: {e}"));
+                    }
+                    Err(e) => panic!("{at}: {d:?}: load: {e}"),
+                }
+                match durable::verify::<Billing>(&copy) {
+                    Err(LedgerError::Corrupt { .. }) => *stats.detected.entry(format!("{d:?}")).or_default() += 1,
+                    other => panic!("{at}: {d:?}: verify did not refuse the damage: {:?}", other.map(|_| ())),
+                }
+            }
+            let _ = std::fs::remove_dir_all(&copy);
+        }
+    }
+    drop(shared);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn durable_billing_survives_injected_storage_faults() {
+    let mut stats = FaultStats::default();
+    if let Ok(seed) = std::env::var("PAYGO_SIM_SEED") {
+        run_durable(seed.parse().expect("PAYGO_SIM_SEED is a number"), 2_000, &mut stats);
+        println!("{stats:#?}");
+        return;
+    }
+    let seeds: u64 = std::env::var("PAYGO_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    for seed in 0..seeds {
+        run_durable(seed, 400, &mut stats);
+    }
+    println!("{stats:#?}");
+    assert_eq!(stats.faults.len(), 4, "{stats:#?}");
+    assert!(stats.in_doubt_kept > 0 && stats.in_doubt_gone > 0, "{stats:#?}");
+    assert!(stats.detected.len() >= 6, "{stats:#?}");
 }

@@ -67,7 +67,7 @@ fn hex(hash: &[u8; HASH_LEN]) -> String {
 }
 
 fn unhex(text: &str) -> Option<[u8; HASH_LEN]> {
-    if text.len() != 2 * HASH_LEN || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if text.len() != 2 * HASH_LEN || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
     let mut out = [0u8; HASH_LEN];
@@ -124,35 +124,42 @@ impl Manifest {
             dir: dir.display().to_string(),
             why,
         };
+        let bad = |what: String| LedgerError::Corrupt {
+            file: path.display().to_string(),
+            offset: 0,
+            what,
+        };
+        // The checksum covers everything before its own line; checked first, so that a
+        // damaged manifest is corruption, not a foreign file.
+        let checksum_at = text.rfind("crc32c: ");
+        if let Some(at) = checksum_at {
+            // Exactly as written (8 lowercase hex digits), so that no change goes unseen.
+            let stored = text[at..]
+                .strip_prefix("crc32c: ")
+                .and_then(|s| s.strip_suffix('\n'))
+                .filter(|s| s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            if stored != Some(crc32c(&text.as_bytes()[..at])) {
+                return Err(bad("its checksum does not match".into()));
+            }
+        }
         let mut lines = text.lines();
         if lines.next() != Some(TITLE) {
             return Err(foreign(format!("its {MANIFEST} is not that of a paygo ledger store")));
         }
         match text.lines().find_map(|l| l.strip_prefix("format: ")) {
             Some(f) if f == FORMAT.to_string() => {}
-            Some(f) => {
+            // Formats before 3 had no checksum line.
+            Some(f) if checksum_at.is_none() => {
                 return Err(foreign(format!(
                     "it is a format {f} store, and this version reads and writes format {FORMAT} only \
                      (it refuses older formats rather than read them wrongly)"
                 )));
             }
-            None => return Err(foreign(format!("its {MANIFEST} names no format"))),
+            _ => return Err(bad("it names no format this version knows".into())),
         }
-        let bad = |what: String| LedgerError::Corrupt {
-            file: path.display().to_string(),
-            offset: 0,
-            what,
-        };
-        // The checksum covers everything before its own line.
-        let Some(at) = text.rfind("crc32c: ") else {
+        if checksum_at.is_none() {
             return Err(bad("the checksum line is missing".into()));
-        };
-        let stored = text[at..]
-            .strip_prefix("crc32c: ")
-            .and_then(|s| s.strip_suffix('\n'))
-            .and_then(|s| u32::from_str_radix(s, 16).ok());
-        if stored != Some(crc32c(&text.as_bytes()[..at])) {
-            return Err(bad("its checksum does not match".into()));
         }
         let mut m = Manifest::default();
         let expect = |name: &str, line: Option<&str>| -> Result<String, LedgerError> {
