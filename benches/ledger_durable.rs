@@ -34,6 +34,7 @@ fn bench_dir(name: &str) -> PathBuf {
 fn options() -> OpenOptions {
     OpenOptions {
         snapshot_journal_bytes: None,
+        ..OpenOptions::default()
     }
 }
 
@@ -58,12 +59,15 @@ fn transfer_batches(batches: u64, seed: u64) -> Vec<Vec<Event>> {
     workload::transfer_batches(ACCOUNTS, batches, 0, seed)
 }
 
+/// The disk space the journal takes: its blocks, since segments are allocated whole
+/// (sparse) when they are made.
 fn journal_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
-        .map(|e| e.metadata().unwrap().len())
+        .map(|e| e.metadata().unwrap().blocks() * 512)
         .sum()
 }
 

@@ -229,10 +229,17 @@ pub enum Command {
         amount: Credits,
     },
     /// Charges a held call's exact cost through the customer's remainder carrier: the
-    /// whole credits charged are the carrier's (within one credit of the cost, and within
-    /// half a credit of the exact total over all the customer's charges). A charge above
-    /// the hold is refused ([`Refusal::CaptureExceedsHold`]) and the carrier is unchanged;
-    /// it changes only when the capture succeeds.
+    /// whole credits owed are the carrier's (within one credit of the cost, and within
+    /// half a credit of the exact total over all the customer's charges).
+    ///
+    /// The call ran and cannot be un-run, so a cost above the hold (the upstream used more
+    /// than the request allowed) is **not refused**: the whole hold is captured, never
+    /// more (no overdraft), and the credits owed beyond it are the receipt's `shortfall`,
+    /// added to the customer's uncollected total ([`Billing::uncollected`]) — recorded,
+    /// never dropped. The carrier moves on as if the whole cost was owed, so that for every
+    /// customer `Σ cost = Σ charged + uncollected + carrier remainder` exactly. The carrier
+    /// and the uncollected total change only when the capture succeeds (a hold that expired
+    /// first is [`Refusal::HoldExpired`] and changes neither).
     CaptureCost {
         /// The hold.
         hold: u128,
@@ -293,6 +300,10 @@ pub enum Receipt {
         charged: Credits,
         /// Credits released.
         released: Credits,
+        /// Credits the call cost beyond what was held, and so beyond what was charged:
+        /// zero, except for a [`Command::CaptureCost`] above its hold. Recorded in the
+        /// customer's uncollected total ([`Billing::uncollected`]).
+        shortfall: Credits,
         /// What the auto top-up rule decided.
         auto_top_up: AutoTopUp,
     },
@@ -420,6 +431,9 @@ struct CustomerState {
     auto: AutoState,
     /// The sub-credit remainder of the customer's charges by exact cost.
     carrier: RemainderCarrier,
+    /// Credits owed by exact cost beyond the holds, never charged (see
+    /// [`Command::CaptureCost`]).
+    uncollected: Credits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -578,7 +592,7 @@ impl Billing {
                 amount,
                 timeout_ms,
             } => self.once(2, id, command, |b| b.hold_now(now_ns, id, customer, amount, timeout_ms)),
-            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold, amount),
+            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold, amount, Credits::ZERO),
             Command::CaptureCost { hold, cost } => self.capture_cost_now(now_ns, command, hold, cost),
             Command::Release { hold } => self.release_now(now_ns, command, hold),
             Command::GrantBonus {
@@ -819,7 +833,7 @@ impl Billing {
         Ok(Receipt::Held { amount })
     }
 
-    fn capture_now(&mut self, now_ns: u64, command: &Command, id: u128, amount: Credits) -> Reply {
+    fn capture_now(&mut self, now_ns: u64, command: &Command, id: u128, amount: Credits, shortfall: Credits) -> Reply {
         let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
         if let Some((first, reply)) = &hold.reply {
             return if first == command {
@@ -873,6 +887,7 @@ impl Billing {
                 Ok(Receipt::Captured {
                     charged: amount,
                     released,
+                    shortfall,
                     auto_top_up,
                 })
             }
@@ -900,26 +915,50 @@ impl Billing {
         let (customer, held_credits, replayed) = (hold.customer, hold.amount, hold.reply.is_some());
         if replayed {
             // A retry answers as the first time; a different body is refused there.
-            return self.capture_now(now_ns, command, id, Credits::ZERO);
+            return self.capture_now(now_ns, command, id, Credits::ZERO, Credits::ZERO);
         }
         if cost.get().is_sign_negative() && !cost.get().is_zero() {
             return Err(Refusal::InvalidAmount("a cost must not be negative"));
         }
-        let mut carrier = self.customers.get(&customer).map(|c| c.carrier).unwrap_or_default();
-        let charged = carrier
+        let state = self.customers.get(&customer);
+        let mut carrier = state.map(|c| c.carrier).unwrap_or_default();
+        let owed = carrier
             .charge(cost)
             .map_err(|_| Refusal::InvalidAmount("a cost must fit the credit range"))?;
-        // Above the hold (the upstream used more than the request allowed): the hold is
-        // charged, never more, and the carrier keeps its remainder.
-        let within = charged <= held_credits;
-        let reply = self.capture_now(now_ns, command, id, if within { charged } else { held_credits });
-        if within
-            && matches!(reply, Ok(Receipt::Captured { .. }))
+        // Above the hold: the hold is charged, never more, and the rest is recorded.
+        let (charged, shortfall) = if owed <= held_credits {
+            (owed, Credits::ZERO)
+        } else {
+            (held_credits, Credits::new(owed.get() - held_credits.get()))
+        };
+        let uncollected = state
+            .map_or(Credits::ZERO, |c| c.uncollected)
+            .get()
+            .checked_add(shortfall.get())
+            .ok_or(Refusal::InvalidAmount(
+                "the uncollected total must fit the credit range",
+            ))?;
+        let reply = self.capture_now(now_ns, command, id, charged, shortfall);
+        if matches!(reply, Ok(Receipt::Captured { .. }))
             && let Some(state) = self.customers.get_mut(&customer)
         {
             state.carrier = carrier;
+            state.uncollected = Credits::new(uncollected);
         }
         reply
+    }
+
+    /// Credits a customer owed by exact cost beyond its holds and was never charged: the
+    /// sum of the `shortfall`s of its captures (see [`Command::CaptureCost`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn uncollected(&self, customer: u128) -> Result<Credits, Refusal> {
+        self.customers
+            .get(&customer)
+            .map(|c| c.uncollected)
+            .ok_or(Refusal::UnknownAccount)
     }
 
     /// The customer's remainder carrier (the exact credits owed but not yet charged).
@@ -1219,7 +1258,7 @@ impl StateMachine for Billing {
 }
 
 /// Every reason text a [`Refusal`] may carry: a snapshot stores a reason as its position here.
-const REASONS: [&str; 16] = [
+const REASONS: [&str; 17] = [
     "prepaid cards are not accepted: pay with a credit or debit card, PayPal or crypto",
     "gift cards are not accepted: pay with a credit or debit card, PayPal or crypto",
     "top-ups are in USD",
@@ -1236,6 +1275,7 @@ const REASONS: [&str; 16] = [
     "the request window must allow at least one request",
     "a cost must not be negative",
     "a cost must fit the credit range",
+    "the uncollected total must fit the credit range",
 ];
 
 /// The exact encodings of commands, replies and the billing state, for the journal and
@@ -1484,11 +1524,13 @@ pub(crate) mod codec {
                     Receipt::Captured {
                         charged,
                         released,
+                        shortfall,
                         auto_top_up,
                     } => {
                         out.put_u8(4);
                         out.put_i64(charged.get());
                         out.put_i64(released.get());
+                        out.put_i64(shortfall.get());
                         match auto_top_up {
                             AutoTopUp::NoRule => out.put_u8(1),
                             AutoTopUp::Disabled => out.put_u8(2),
@@ -1580,6 +1622,7 @@ pub(crate) mod codec {
                 4 => Receipt::Captured {
                     charged: r.credits()?,
                     released: r.credits()?,
+                    shortfall: r.credits()?,
                     auto_top_up: match r.u8()? {
                         1 => AutoTopUp::NoRule,
                         2 => AutoTopUp::Disabled,
@@ -1676,6 +1719,7 @@ pub(crate) mod codec {
             out.put_u32(auto.declines);
             out.put_u64(auto.blocked_until_ns);
             out.put_text(&state.carrier.remainder().to_string());
+            out.put_i64(state.uncollected.get());
         }
         let holds = sorted(&b.holds);
         out.put_len(holds.len());
@@ -1774,7 +1818,19 @@ pub(crate) mod codec {
                 r.text()?.parse().map_err(|e| bad(format!("a remainder: {e}")))?;
             let carrier = paygo_credits::RemainderCarrier::from_remainder(remainder)
                 .map_err(|e| bad(format!("a remainder: {e}")))?;
-            customers.insert(id, CustomerState { lots, auto, carrier });
+            let uncollected = r.credits()?;
+            if uncollected < paygo_credits::Credits::ZERO {
+                return Err(bad(format!("an uncollected total of {uncollected} is negative")));
+            }
+            customers.insert(
+                id,
+                CustomerState {
+                    lots,
+                    auto,
+                    carrier,
+                    uncollected,
+                },
+            );
         }
         let mut holds = HashMap::new();
         for _ in 0..r.len()? {

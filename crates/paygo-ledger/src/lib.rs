@@ -90,8 +90,9 @@ pub enum LedgerError {
         /// The operating system's message.
         message: String,
     },
-    /// A file of the durable store is damaged before its tail (or a snapshot is unusable):
-    /// nothing is skipped, the store refuses to open.
+    /// A file of the durable store is damaged, truncated or missing in a way that could
+    /// hide acknowledged data (or no snapshot is usable): nothing is skipped, the store
+    /// refuses to open.
     #[error("corrupt {file} at byte {offset}: {what}")]
     Corrupt {
         /// The file.
@@ -108,11 +109,9 @@ pub enum LedgerError {
         /// What is wrong.
         what: String,
     },
-    /// Another process (or handle) has the directory open for writing, or, for a writer,
-    /// a reader has it open.
-    #[error(
-        "directory {dir} is locked: another process has it open (one writer at a time, and no reader while it writes)"
-    )]
+    /// Another process (or handle) has the directory open for writing (one writer at a
+    /// time; readers take no lock).
+    #[error("directory {dir} is locked: another process or handle has it open for writing (one writer at a time)")]
     Locked {
         /// The directory.
         dir: String,

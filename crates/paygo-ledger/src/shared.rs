@@ -181,6 +181,14 @@ struct Journal<M: StateMachine> {
     snapshot_failed: bool,
 }
 
+impl<M: StateMachine> Drop for Journal<M> {
+    fn drop(&mut self) {
+        // A clean close records where the journal ends; if it fails, the next open
+        // recovers as after a crash.
+        let _ = self.storage.close();
+    }
+}
+
 impl<M: StateMachine> Journal<M> {
     fn snapshot(&mut self, machine: &M) -> Result<Head, LedgerError> {
         self.buf.clear();
@@ -375,7 +383,7 @@ impl<M: Durable, K: Clock> SharedLedger<M, K> {
         clock: K,
         options: &OpenOptions,
     ) -> Result<SharedLedger<M, K>, LedgerError> {
-        let store = FileStore::open(dir.as_ref(), M::KIND, true)?;
+        let store = FileStore::open(dir.as_ref(), M::KIND, true)?.segment_bytes(options.segment_bytes);
         SharedLedger::with_storage(Box::new(store), init, clock, options)
     }
 

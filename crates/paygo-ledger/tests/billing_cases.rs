@@ -407,31 +407,72 @@ fn auto_top_up_amounts_must_buy_credits_like_a_top_up() {
 }
 
 #[test]
-fn a_cost_above_the_hold_charges_the_hold_and_a_retry_answers_the_same() {
+fn a_cost_above_the_hold_captures_the_hold_and_records_the_shortfall() {
+    // Issue 14: hold 1,000, exact cost 1,500.3 captured the hold and dropped the rest.
     let mut b = billing(false);
     b.top_up(T0, 5, 1, usd(100), CARD).unwrap();
-    b.hold(T0, 10, 1, c(100), 1_000).unwrap();
+    let before = b.balance(1).unwrap();
+    b.hold(T0, 10, 1, c(1_000), 1_000).unwrap();
     let capture = Command::CaptureCost {
         hold: 10,
-        cost: "250.4".parse().unwrap(),
+        cost: "1500.3".parse().unwrap(),
     };
     let first = b.execute(T0, &capture).unwrap();
-    assert!(matches!(first, Receipt::Captured { charged, released, .. } if charged == c(100) && released == c(0)));
+    assert!(
+        matches!(first, Receipt::Captured { charged, released, shortfall, .. }
+            if charged == c(1_000) && released == c(0) && shortfall == c(500)),
+        "{first:?}"
+    );
+    // Never an overdraft: the hold is what was charged.
+    assert_eq!(b.balance(1).unwrap(), Credits::new(before.get() - 1_000));
+    // Nothing dropped: cost = charged + uncollected + the carrier's remainder.
+    assert_eq!(b.uncollected(1), Ok(c(500)));
+    assert_eq!(b.carrier(1).unwrap().remainder().to_string(), "0.3");
+    // A retry answers the same and records nothing twice.
     assert_eq!(b.execute(T0, &capture), Ok(first));
-    // The carrier kept its remainder: the next exact cost is charged as if alone.
-    assert!(b.carrier(1).unwrap().remainder().get().is_zero());
+    assert_eq!(b.uncollected(1), Ok(c(500)));
+    // The carrier moved on: the next exact cost completes the credit.
     b.hold(T0, 11, 1, c(100), 1_000).unwrap();
     let next = b
         .execute(
             T0,
             &Command::CaptureCost {
                 hold: 11,
-                cost: "0.6".parse().unwrap(),
+                cost: "0.7".parse().unwrap(),
             },
         )
         .unwrap();
-    assert!(matches!(next, Receipt::Captured { charged, .. } if charged == c(1)));
-    assert_eq!(b.carrier(1).unwrap().remainder().to_string(), "-0.4");
+    assert!(
+        matches!(next, Receipt::Captured { charged, shortfall, .. } if charged == c(1) && shortfall == c(0)),
+        "{next:?}"
+    );
+    assert!(b.carrier(1).unwrap().remainder().get().is_zero());
+    // A whole-credit capture above the hold is still refused (the caller chose the amount),
+    // and changes nothing.
+    b.hold(T0, 12, 1, c(100), 1_000).unwrap();
+    assert_eq!(
+        b.capture(T0, 12, c(101)),
+        Err(Refusal::CaptureExceedsHold {
+            held: c(100),
+            requested: c(101)
+        })
+    );
+    assert_eq!(b.uncollected(1), Ok(c(500)));
+}
+
+#[test]
+fn a_cost_above_an_expired_hold_changes_neither_carrier_nor_uncollected() {
+    let mut b = billing(false);
+    b.top_up(T0, 5, 1, usd(100), CARD).unwrap();
+    b.hold(T0, 10, 1, c(100), 1).unwrap();
+    let late = T0 + 5 * MS;
+    let capture = Command::CaptureCost {
+        hold: 10,
+        cost: "150.5".parse().unwrap(),
+    };
+    assert_eq!(b.execute(late, &capture), Err(Refusal::HoldExpired));
+    assert_eq!(b.uncollected(1), Ok(c(0)));
+    assert!(b.carrier(1).unwrap().remainder().get().is_zero());
 }
 
 #[test]

@@ -43,9 +43,11 @@ fn crash_child() {
 }
 
 fn load_forever(dir: &Path) {
-    // Tiny snapshots, so that kills also land during snapshots and segment rotations.
+    // Tiny snapshots, so that kills also land during snapshots.
     let options = OpenOptions {
         snapshot_journal_bytes: Some(16 << 10),
+        // Small segments, so that kills also land during segment rolls.
+        segment_bytes: 8 << 10,
     };
     let shared = durable::open_ledger(dir, SystemClock, &options).unwrap();
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];

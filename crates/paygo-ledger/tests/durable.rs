@@ -6,7 +6,7 @@
 #![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss, clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use paygo_credits::{Credits, Money};
 use paygo_ledger::billing::{
@@ -20,29 +20,14 @@ use paygo_ledger::{
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh directory path under the system's temp dir (not created), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("paygo-durable-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "support/store.rs"]
+mod store;
+use store::{Crashing, TempDir};
 
 fn no_auto_snapshot() -> OpenOptions {
     OpenOptions {
         snapshot_journal_bytes: None,
+        ..OpenOptions::default()
     }
 }
 
@@ -309,17 +294,39 @@ fn a_reopened_billing_has_the_same_state_and_replies() {
 }
 
 #[test]
-fn a_second_writer_is_refused_and_a_reader_waits_for_none() {
+fn a_second_writer_is_refused_and_readers_work_while_the_writer_runs() {
     let dir = TempDir::new("lock");
-    let first = durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap();
-    let second = durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default());
+    let first = durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
+    let second = durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot());
     assert!(matches!(second, Err(LedgerError::Locked { .. })), "{second:?}");
-    assert!(matches!(
-        durable::load::<Ledger>(&dir.0),
-        Err(LedgerError::Locked { .. })
-    ));
+    first.submit(batches(1, 0).remove(0)).unwrap();
+    // Readers take no lock: they read up to the last whole record, while records go on
+    // being appended (and segments rolled, and snapshots taken) by the writer.
+    let all = batches(17, 300);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            for (i, batch) in all.iter().enumerate() {
+                first.submit(batch.clone()).unwrap();
+                if i % 100 == 99 {
+                    first.snapshot().unwrap();
+                }
+            }
+        });
+        let mut seen = 0;
+        while !writer.is_finished() {
+            let (loaded, _) = durable::load::<Ledger>(&dir.0).unwrap();
+            loaded.check_invariants().unwrap();
+            assert!(loaded.transfers_len() >= seen, "a later read saw fewer transfers");
+            seen = loaded.transfers_len();
+            let (verified, _) = durable::verify::<Ledger>(&dir.0).unwrap();
+            assert!(verified.transfers_len() >= seen);
+        }
+    });
+    let told = first.read(fingerprint).unwrap();
+    let (loaded, _) = durable::load::<Ledger>(&dir.0).unwrap();
+    assert_eq!(fingerprint(&loaded), told);
     drop(first);
-    durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap();
+    durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
 }
 
 #[test]
@@ -364,6 +371,7 @@ fn snapshots_rotate_the_journal_and_keep_the_previous_one() {
     let all = batches(3, 30);
     let options = OpenOptions {
         snapshot_journal_bytes: Some(2_000),
+        ..OpenOptions::default()
     };
     let mut reference = Ledger::new();
     {
@@ -398,130 +406,197 @@ fn snapshots_rotate_the_journal_and_keep_the_previous_one() {
     assert_eq!(fingerprint(&loaded), fingerprint(&reference));
 }
 
-/// A small journal of one segment, its reference states after each record, and the
-/// record boundaries in the segment file.
-fn small_journal(dir: &Path) -> (PathBuf, Vec<Ledger>, Vec<u64>) {
+/// Segments of 16 KiB in the tests that damage them byte by byte.
+const SMALL_SEGMENT: u64 = 16 << 10;
+
+/// A small journal of one segment, closed cleanly or crashed; its reference states after
+/// each record, where each record starts, and where each one's last non-zero byte ends
+/// (changing a byte before it damages the record; a record may end in zeros).
+fn small_journal(dir: &Path, crash: bool) -> (PathBuf, Vec<Ledger>, Vec<u64>, Vec<u64>) {
     let all = batches(11, 6);
     let mut reference = Ledger::new();
     let mut states = vec![reference.clone()];
-    let mut ends = Vec::new();
-    let segment = dir.join(format!("journal-{:020}.log", 0));
+    let store = durable::FileStore::open(dir, "ledger", true)
+        .unwrap()
+        .segment_bytes(SMALL_SEGMENT);
+    let mut crashing = Crashing::with(store, dir);
+    crashing.crash = crash;
+    crashing.track.store(true, Ordering::SeqCst);
+    let placements = crashing.placements.clone();
     {
-        let shared = durable::open_ledger(dir, ManualClock::new(77), &no_auto_snapshot()).unwrap();
-        ends.push(std::fs::metadata(&segment).unwrap().len());
+        let shared = SharedLedger::with_storage(
+            Box::new(crashing),
+            Ledger::new,
+            ManualClock::new(77),
+            &no_auto_snapshot(),
+        )
+        .unwrap();
         for batch in &all {
             shared.submit(batch.clone()).unwrap();
             reference.apply(77, batch).unwrap();
             states.push(reference.clone());
-            ends.push(std::fs::metadata(&segment).unwrap().len());
         }
     }
-    (segment, states, ends)
+    let placements = placements.lock().unwrap().clone();
+    let segment = placements[0].0.clone();
+    assert!(placements.iter().all(|p| p.0 == segment), "one segment");
+    let starts: Vec<u64> = placements.iter().map(|p| p.1).collect();
+    let bytes = std::fs::read(&segment).unwrap();
+    let ends = (0..starts.len())
+        .map(|i| {
+            let next = starts.get(i + 1).map_or(bytes.len(), |&n| n as usize);
+            bytes[..next].iter().rposition(|&b| b != 0).unwrap() as u64 + 1
+        })
+        .collect();
+    (segment, states, starts, ends)
+}
+
+fn copy_of(dir: &TempDir, name: &str) -> TempDir {
+    dir.copy(name)
 }
 
 #[test]
-fn a_journal_truncated_at_every_offset_recovers_the_whole_records_before_the_cut() {
-    let dir = TempDir::new("truncate");
-    let (segment, states, ends) = small_journal(&dir.0);
+fn a_tail_lost_from_any_offset_after_a_crash_recovers_the_whole_records_before_it() {
+    let dir = TempDir::new("lost-tail");
+    let (segment, states, starts, ends) = small_journal(&dir.0, true);
     let original = std::fs::read(&segment).unwrap();
-    let copy = TempDir::new("truncate-copy");
-    std::fs::create_dir_all(&copy.0).unwrap();
-    for entry in std::fs::read_dir(&dir.0).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.0.join(entry.file_name())).unwrap();
-    }
+    let copy = copy_of(&dir, "lost-tail-copy");
     let target = copy.0.join(segment.file_name().unwrap());
-    for cut in 0..original.len() {
-        std::fs::write(&target, &original[..cut]).unwrap();
+    let end = *ends.last().unwrap();
+    for cut in (starts[0]..end).filter(|c| c % 5 == 0 || starts.iter().any(|b| c.abs_diff(*b) < 60)) {
+        // What a crash leaves of unsynced writes in a preallocated segment: zeros.
+        let mut bytes = original.clone();
+        bytes[cut as usize..end as usize].fill(0);
+        std::fs::write(&target, &bytes).unwrap();
         let (loaded, recovery) = durable::load::<Ledger>(&copy.0).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-        // Whole records before the cut survive; the torn one is ignored.
-        let whole = ends.iter().filter(|&&end| end <= cut as u64).count().saturating_sub(1);
+        // The records whose bytes are all before the cut survive; the next one is torn
+        // and cut (and the ones after it are lost with it: a crash tears only the last,
+        // but zeros from here on leave nothing that could show they were written).
+        let whole = ends.iter().filter(|&&e| e <= cut).count();
         assert_eq!(recovery.records_replayed, whole as u64, "cut at {cut}");
         assert_eq!(fingerprint(&loaded), fingerprint(&states[whole]), "cut at {cut}");
         loaded.check_invariants().unwrap();
     }
-    // Writable: the torn tail is cut and writing goes on after the last whole record.
-    let cut = u64::midpoint(ends[3], ends[4]);
-    std::fs::write(&target, &original[..cut as usize]).unwrap();
+    // Writable: the torn record (garbage where its second half should be) is zeroed and
+    // writing goes on after the last whole record.
+    let cut = u64::midpoint(starts[3], starts[4]);
+    let mut bytes = original.clone();
+    bytes[cut as usize..starts[4] as usize].fill(0xAB);
+    bytes[starts[4] as usize..end as usize].fill(0);
+    std::fs::write(&target, &bytes).unwrap();
+    let (_, recovery) = durable::load::<Ledger>(&copy.0).unwrap();
+    assert_eq!(recovery.records_replayed, 3);
+    assert_eq!(recovery.torn_bytes, starts[4] - starts[3]);
     {
         let shared = durable::open_ledger(&copy.0, ManualClock::new(77), &no_auto_snapshot()).unwrap();
-        assert_eq!(shared.recovery().unwrap().torn_bytes, cut - ends[3]);
-        assert_eq!(std::fs::metadata(&target).unwrap().len(), ends[3]);
+        assert_eq!(shared.recovery().unwrap().torn_bytes, starts[4] - starts[3]);
         shared
             .submit(vec![Event::CreateAccount(Account::new(AccountId(999)))])
             .unwrap();
     }
     let (loaded, recovery) = durable::load::<Ledger>(&copy.0).unwrap();
     assert_eq!(recovery.records_replayed, 4);
+    assert_eq!(recovery.torn_bytes, 0);
     assert!(loaded.account(AccountId(999)).is_some());
 }
 
 #[test]
-fn flipped_bytes_are_an_error_naming_the_place_or_a_torn_last_record() {
-    let dir = TempDir::new("flip");
-    let (segment, states, ends) = small_journal(&dir.0);
+fn after_a_clean_close_any_lost_tail_is_corruption() {
+    let dir = TempDir::new("closed-tail");
+    let (segment, _, starts, ends) = small_journal(&dir.0, false);
     let original = std::fs::read(&segment).unwrap();
-    let copy = TempDir::new("flip-copy");
-    std::fs::create_dir_all(&copy.0).unwrap();
-    for entry in std::fs::read_dir(&dir.0).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.0.join(entry.file_name())).unwrap();
-    }
-    let target = copy.0.join(segment.file_name().unwrap());
-    let last_start = ends[ends.len() - 2];
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..300 {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let at = (s % original.len() as u64) as usize;
-        let bit = 1u8 << (s >> 61);
-        let mut damaged = original.clone();
-        damaged[at] ^= bit;
-        std::fs::write(&target, &damaged).unwrap();
-        match durable::load::<Ledger>(&copy.0) {
-            Ok((loaded, recovery)) => {
-                // Only the last record can be taken for a torn write, and then it is cut.
-                assert!(at as u64 >= last_start, "flip at {at} was not detected");
-                assert_eq!(recovery.records_replayed, states.len() as u64 - 2);
-                assert_eq!(fingerprint(&loaded), fingerprint(&states[states.len() - 2]));
+    let end = *ends.last().unwrap();
+    for cut in (starts[0]..end).step_by(7) {
+        let mut bytes = original.clone();
+        bytes[cut as usize..end as usize].fill(0);
+        std::fs::write(&segment, &bytes).unwrap();
+        match durable::load::<Ledger>(&dir.0) {
+            Err(LedgerError::Corrupt { offset, .. }) => {
+                let damaged = ends.iter().position(|&e| e > cut).unwrap();
+                assert_eq!(offset, starts[damaged], "cut at {cut}");
             }
-            Err(LedgerError::Corrupt { file, offset, .. }) => {
-                assert!(Path::new(&file).extension().is_some_and(|e| e == "log"), "{file}");
-                // The error names the start of the damaged record (or the header).
-                let record_start = ends.iter().rev().find(|&&e| e <= at as u64).copied().unwrap_or(0);
-                let expected = if (at as u64) < ends[0] { 0 } else { record_start };
-                assert_eq!(offset, expected, "flip at {at}");
-            }
-            Err(other) => panic!("flip at {at}: unexpected {other}"),
+            other => panic!("cut at {cut}: {other:?}"),
         }
     }
 }
 
 #[test]
-fn damage_in_two_last_records_is_corruption_not_a_torn_tail() {
-    // Every append is synced before the next one: only the very last record can be torn.
-    // Two damaged whole records at the end are corruption, and nothing is cut.
-    let dir = TempDir::new("two-last");
-    let (segment, _, ends) = small_journal(&dir.0);
-    let mut bytes = std::fs::read(&segment).unwrap();
-    let (second_last, last) = (ends[ends.len() - 3] as usize, ends[ends.len() - 2] as usize);
-    bytes[second_last + 60] ^= 1;
-    bytes[last + 60] ^= 1;
-    std::fs::write(&segment, &bytes).unwrap();
-    match durable::load::<Ledger>(&dir.0) {
-        Err(LedgerError::Corrupt { offset, .. }) => assert_eq!(offset, second_last as u64),
-        other => panic!("expected corruption, got {other:?}"),
+fn flipped_bits_are_an_error_naming_the_place_or_a_torn_last_record() {
+    for crash in [true, false] {
+        let dir = TempDir::new("flip");
+        let (segment, states, starts, ends) = small_journal(&dir.0, crash);
+        let original = std::fs::read(&segment).unwrap();
+        let copy = copy_of(&dir, "flip-copy");
+        let target = copy.0.join(segment.file_name().unwrap());
+        let (last_start, end) = (*starts.last().unwrap(), *ends.last().unwrap());
+        let n = states.len() - 1;
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..400 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // Most flips in the records, some in the header and the free space after.
+            let at = if round % 4 == 0 {
+                s % original.len() as u64
+            } else {
+                s % (end + 64)
+            };
+            let bit = 1u8 << (s >> 61);
+            let mut damaged = original.clone();
+            damaged[at as usize] ^= bit;
+            std::fs::write(&target, &damaged).unwrap();
+            match durable::load::<Ledger>(&copy.0) {
+                Ok((loaded, recovery)) => {
+                    assert!(at >= last_start, "flip at {at} was not detected");
+                    // A flip after the records changes nothing; one in the last record is
+                    // taken for a torn write, after a crash only, and that record is cut.
+                    let got = fingerprint(&loaded);
+                    let cut = crash && got == fingerprint(&states[n - 1]);
+                    assert!(cut || got == fingerprint(&states[n]), "flip at {at}: {recovery:?}");
+                    assert!(cut || at >= end, "flip at {at} in the last record");
+                }
+                Err(LedgerError::Corrupt { file, offset, .. }) => {
+                    assert!(Path::new(&file).extension().is_some_and(|e| e == "log"), "{file}");
+                    // The error names the start of the damaged record (or the header).
+                    let expected = starts.iter().rev().find(|&&b| b <= at).copied().unwrap_or(0);
+                    assert_eq!(offset, expected, "flip at {at}, crash {crash}");
+                    assert!(
+                        !crash || at < last_start || at < starts[0],
+                        "flip at {at}: the last record is torn, not corrupt"
+                    );
+                }
+                Err(other) => panic!("flip at {at}: unexpected {other}"),
+            }
+        }
     }
-    // A writable open refuses too, and leaves the file as it was.
-    assert!(durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).is_err());
-    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[test]
+fn damage_in_the_last_two_records_is_corruption_not_a_torn_tail() {
+    // Every append is synced before the next one: only the very last record can be torn.
+    // A damaged record with bytes written after it is corruption, and nothing is cut.
+    for crash in [true, false] {
+        let dir = TempDir::new("two-last");
+        let (segment, _, starts, _) = small_journal(&dir.0, crash);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let (second_last, last) = (starts[starts.len() - 2] as usize, starts[starts.len() - 1] as usize);
+        bytes[second_last + 60] ^= 1;
+        bytes[last + 60] ^= 1;
+        std::fs::write(&segment, &bytes).unwrap();
+        match durable::load::<Ledger>(&dir.0) {
+            Err(LedgerError::Corrupt { offset, .. }) => assert_eq!(offset, second_last as u64),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // A writable open refuses too, and leaves the file as it was.
+        assert!(durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).is_err());
+        assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+    }
 }
 
 #[test]
 fn a_damaged_only_snapshot_is_an_error_not_an_empty_ledger() {
     let dir = TempDir::new("snapshot");
-    small_journal(&dir.0);
+    small_journal(&dir.0, false);
     let path = dir.0.join(format!("snapshot-{:020}.snap", 0));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[20] ^= 1;
@@ -696,4 +771,69 @@ fn many_threads_share_records_and_replay_to_the_state_they_were_told() {
     assert_eq!(recovery.commands_replayed, 162);
     assert_eq!(fingerprint(&loaded), told);
     assert_eq!(loaded.account(AccountId(2)).unwrap().posted_balance(), 160);
+}
+
+/// Rewrites a snapshot file's state with `change`, with valid checksums.
+fn doctor_snapshot(path: &Path, change: impl Fn(&mut [u8])) {
+    let mut bytes = std::fs::read(path).unwrap();
+    change(&mut bytes[64..]);
+    let state_crc = durable::crc32c(&bytes[64..]);
+    bytes[56..60].copy_from_slice(&state_crc.to_le_bytes());
+    let header_crc = durable::crc32c(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&header_crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_refuses_a_damaged_or_untrue_newest_snapshot_that_load_passes_over() {
+    let build = |name: &str| {
+        let dir = TempDir::new(name);
+        let shared = durable::open_ledger(&dir.0, ManualClock::new(3), &no_auto_snapshot()).unwrap();
+        for (i, batch) in batches(23, 20).into_iter().enumerate() {
+            shared.submit(batch).unwrap();
+            if i % 10 == 9 {
+                shared.snapshot().unwrap();
+            }
+        }
+        let told = shared.read(fingerprint).unwrap();
+        drop(shared);
+        durable::verify::<Ledger>(&dir.0).unwrap();
+        (dir, told)
+    };
+    // Damaged: load passes over it (the older snapshot and the journal give the same
+    // state); verify names it.
+    let (dir, told) = build("verify-damaged");
+    let newest = dir.files("snapshot-").pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(&newest, bytes).unwrap();
+    let (loaded, recovery) = durable::load::<Ledger>(&dir.0).unwrap();
+    assert_eq!(fingerprint(&loaded), told);
+    assert_eq!(recovery.skipped_snapshots.len(), 1);
+    match durable::verify::<Ledger>(&dir.0) {
+        Err(LedgerError::Corrupt { file, .. }) => assert_eq!(Path::new(&file), newest),
+        other => panic!("verify: {other:?}"),
+    }
+    // Intact checksums, but a state that is not the journal's (its clock moved): only a
+    // comparison with the replay finds it.
+    let (dir, _) = build("verify-untrue");
+    let newest = dir.files("snapshot-").pop().unwrap();
+    doctor_snapshot(&newest, |state| state[0] ^= 1);
+    durable::load::<Ledger>(&dir.0).unwrap();
+    match durable::verify::<Ledger>(&dir.0) {
+        Err(LedgerError::Corrupt { file, what, .. }) => {
+            assert_eq!(Path::new(&file), newest);
+            assert!(what.contains("differs"), "{what}");
+        }
+        other => panic!("verify: {other:?}"),
+    }
+    // Missing: the same.
+    let (dir, _) = build("verify-missing");
+    let newest = dir.files("snapshot-").pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    assert!(matches!(
+        durable::verify::<Ledger>(&dir.0),
+        Err(LedgerError::Corrupt { .. })
+    ));
 }

@@ -47,6 +47,7 @@
 pub(crate) mod checksum;
 pub(crate) mod codec;
 mod file;
+mod manifest;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -249,6 +250,14 @@ pub enum Loaded<'a> {
         /// The bytes that were appended.
         payload: &'a [u8],
     },
+    /// Auditing only ([`verify`]): a later snapshot, to compare with the state replayed so
+    /// far (after the first `records` records); the visitor fails if they differ.
+    Check {
+        /// Records the snapshot covers.
+        records: u64,
+        /// Its encoded state.
+        state: &'a [u8],
+    },
 }
 
 /// What recovery found.
@@ -262,7 +271,10 @@ pub struct Recovery {
     pub records_replayed: u64,
     /// Commands replayed after it.
     pub commands_replayed: u64,
-    /// Bytes of a torn last record that were cut (or, read-only, ignored).
+    /// Bytes after the last whole record that are not journal: a torn last record (a
+    /// crash while it was being written: it was never acknowledged), or a tail that a
+    /// crash added past the segment's size. Cut when opened for writing; read-only,
+    /// ignored.
     pub torn_bytes: u64,
     /// Newer snapshots that were damaged and passed over (an older one and the journal
     /// after it rebuilt the same state), with the reason.
@@ -306,6 +318,18 @@ pub trait Storage: Send + std::fmt::Debug {
 
     /// Bytes appended since the last snapshot.
     fn bytes_since_snapshot(&self) -> u64;
+
+    /// Closes the store cleanly (the handle calls it when it is dropped): records where
+    /// the journal ends, so that the next open knows it exactly. Appends are refused
+    /// afterwards. A store that is never closed (a crash) is recovered all the same. The
+    /// default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`]; the store is then recovered as after a crash.
+    fn close(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }
 
 /// Settings of a durable handle.
@@ -317,12 +341,17 @@ pub struct OpenOptions {
     /// ledger transfers). Submissions wait while a snapshot is written (about 130 bytes of
     /// state per transfer).
     pub snapshot_journal_bytes: Option<u64>,
+    /// The size of each new journal segment, allocated whole when it is made (so that a
+    /// shorter file is detected as damage): default 64 MiB; rounded up to 4 KiB, at least
+    /// 4 KiB. A record larger than that gets a segment of its own size.
+    pub segment_bytes: u64,
 }
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
         OpenOptions {
             snapshot_journal_bytes: Some(1 << 30),
+            segment_bytes: file::SEGMENT_BYTES_DEFAULT,
         }
     }
 }
@@ -357,26 +386,29 @@ pub fn open_billing<K: Clock>(
     SharedLedger::open(dir, move || Billing::new(config), clock, options)
 }
 
-/// Loads the state stored in `dir` without writing anything (no lock is taken for writing,
-/// a torn tail is ignored, not cut): for `verify`, `balance` and `history`.
+/// Loads the state stored in `dir` without writing anything (no lock is taken, a torn
+/// tail is ignored, not cut): for `balance` and `history`. It works while a writer has
+/// the store open, and then reads up to the last whole record.
 ///
 /// # Errors
 ///
 /// [`LedgerError::MissingDirectory`] for a directory that does not exist or holds no
-/// store; [`LedgerError::Foreign`]; [`LedgerError::Locked`] while a writer has it open;
-/// [`LedgerError::Corrupt`]; [`LedgerError::Io`].
+/// store; [`LedgerError::Foreign`]; [`LedgerError::Corrupt`]; [`LedgerError::Io`].
 pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
     let store = FileStore::open(dir.as_ref(), M::KIND, false)?;
     load_from(dir.as_ref(), store)
 }
 
 /// As [`load`], but from the oldest snapshot kept, so that every record in the directory
-/// is read and its checksum and chain checked (what `verify` runs). The state is the same
-/// as [`load`]'s.
+/// is read and its checksum and chain checked, and strict about snapshots: every snapshot
+/// kept must be intact, and the newest must equal the state the journal replays to at its
+/// position (what `verify` runs). The state is the same as [`load`]'s.
 ///
 /// # Errors
 ///
-/// As [`load`].
+/// As [`load`]; also [`LedgerError::Corrupt`] naming a damaged or missing snapshot, or
+/// one that differs from the journal (where [`load`] passes over it and recovers from an
+/// older one).
 pub fn verify<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
     let store = FileStore::open(dir.as_ref(), M::KIND, false)?.audit();
     load_from(dir.as_ref(), store)
@@ -412,6 +444,8 @@ pub(crate) fn recover<M: Durable>(storage: &mut dyn Storage) -> Result<(Option<M
             Loaded::Snapshot {
                 state, journal_bytes, ..
             } => {
+                // A storage may start again (a reader racing a writer): from scratch.
+                replayed = 0;
                 let m = M::decode_state(state, journal_bytes)?;
                 if let Some(transfers) = m.spare_for(journal_bytes)
                     && let Some(give) = give.take()
@@ -432,6 +466,19 @@ pub(crate) fn recover<M: Durable>(storage: &mut dyn Storage) -> Result<(Option<M
                     m.add_spare(spare);
                 }
                 replayed += replay_turn(m, payload, &mut commands)?;
+                Ok(())
+            }
+            Loaded::Check { records, state } => {
+                let m = machine
+                    .as_ref()
+                    .ok_or_else(|| bad("a snapshot check comes before any snapshot"))?;
+                let mut mine = Vec::with_capacity(state.len());
+                m.encode_state(&mut mine)?;
+                if mine != state {
+                    return Err(bad(format!(
+                        "this snapshot differs from the state the journal replays to at record {records}"
+                    )));
+                }
                 Ok(())
             }
         });
