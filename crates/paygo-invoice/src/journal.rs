@@ -339,6 +339,8 @@ pub(crate) struct Scan {
     pub(crate) found: Acknowledged,
     /// The state after `target` records, if there were that many.
     pub(crate) at_target: Option<Acknowledged>,
+    /// The length of the last valid record line, with its line end (0 when none).
+    pub(crate) last_len: u64,
 }
 
 /// Reads the records region (`region_len` bytes from `base`) in bounded memory, checking each line's
@@ -358,6 +360,7 @@ pub(crate) fn scan(
     let mut lines = Lines::new(file, base, region_len);
     let mut found = Acknowledged::empty();
     let mut at_target = (target == 0).then(|| found.clone());
+    let mut last_len = 0;
     loop {
         let offset = lines.position();
         let line = match lines.next().map_err(io)? {
@@ -382,23 +385,41 @@ pub(crate) fn scan(
             ));
         }
         let len = line.len() as u64 + 1;
+        last_len = len;
         found.push(&record, len, sum);
         if found.count == target {
             at_target = Some(found.clone());
         }
         visit(record)?;
     }
-    Ok(Scan { found, at_target })
+    Ok(Scan {
+        found,
+        at_target,
+        last_len,
+    })
 }
 
-/// Whether the bytes of the records region from `from` to `to` can be one torn append (an
-/// unacknowledged commit): at most one line end, and nothing but zeros beyond the longest
-/// record line (a file system may leave a zero-filled tail after a crash). Reads in bounded
-/// chunks.
-pub(crate) fn torn_tail(file: &dyn StorageFile, base: u64, from: u64, to: u64) -> std::io::Result<bool> {
+/// What the bytes of the records region after the valid records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TailKind {
+    /// They can be one torn append (an unacknowledged commit): at most one line end, and
+    /// nothing but zeros beyond the longest record line (a file system may leave a
+    /// zero-filled tail after a crash).
+    pub(crate) torn: bool,
+    /// They are all zeros (or there are none): nothing was appended.
+    pub(crate) zeros: bool,
+}
+
+/// Classifies the bytes of the records region from `from` to `to`, reading in bounded
+/// chunks however long they are.
+pub(crate) fn torn_tail(file: &dyn StorageFile, base: u64, from: u64, to: u64) -> std::io::Result<TailKind> {
     let mut buf = vec![0u8; CHUNK];
     let mut at = from;
     let mut newlines = 0;
+    let mut kind = TailKind {
+        torn: true,
+        zeros: true,
+    };
     while at < to {
         let want = (to - at).min(CHUNK as u64) as usize;
         let got = file.read_at(base + at, &mut buf[..want])?;
@@ -406,17 +427,21 @@ pub(crate) fn torn_tail(file: &dyn StorageFile, base: u64, from: u64, to: u64) -
             break;
         }
         for (i, byte) in buf[..got].iter().enumerate() {
-            let offset = at - from + i as u64;
+            if *byte == 0 {
+                continue;
+            }
+            kind.zeros = false;
             if *byte == b'\n' {
                 newlines += 1;
             }
-            if newlines > 1 || (offset >= RECORD_MAX_BYTES as u64 && *byte != 0) {
-                return Ok(false);
+            if newlines > 1 || at - from + i as u64 >= RECORD_MAX_BYTES as u64 {
+                kind.torn = false;
+                return Ok(kind);
             }
         }
         at += got as u64;
     }
-    Ok(true)
+    Ok(kind)
 }
 
 pub(crate) fn io_error(operation: &'static str, path: &str, error: &std::io::Error) -> InvoiceError {

@@ -294,6 +294,8 @@ struct Recovered {
     journal_len: u64,
     /// The last acknowledged record, missing from the file, recovered from the slot.
     from_slot: Option<(SequenceRecord, Vec<u8>)>,
+    /// The length of the last record line in the file (when it is not recovered).
+    last_len: u64,
 }
 
 /// Decides, from the newest slot and a scan of the records, what was acknowledged and
@@ -335,15 +337,21 @@ fn recover(file: &dyn StorageFile, path: &str, marker: Marker, read_only: bool) 
     }
     let n = slot.acknowledged.count;
     let region = len - RECORDS_START;
-    let Scan { found, at_target } = scan(file, path, RECORDS_START, region, n, &mut |_| Ok(()))?;
+    let Scan {
+        found,
+        at_target,
+        last_len,
+    } = scan(file, path, RECORDS_START, region, n, &mut |_| Ok(()))?;
     let k = found.count;
+    let kind = torn_tail(file, RECORDS_START, found.records_len, region).map_err(io)?;
     let tail = Tail {
         from: found.records_len,
-        torn: torn_tail(file, RECORDS_START, found.records_len, region).map_err(io)?,
-        empty: found.records_len == region,
+        torn: kind.torn,
+        zeros: kind.zeros,
     };
     if k >= n {
         all_acknowledged_found(path, &slot, found, at_target.as_ref(), &tail, read_only)
+            .map(|recovered| Recovered { last_len, ..recovered })
     } else if k + 1 == n {
         last_from_slot(path, &slot, found, &tail)
     } else {
@@ -360,11 +368,11 @@ fn recover(file: &dyn StorageFile, path: &str, marker: Marker, read_only: bool) 
 }
 
 /// What follows the valid records: from where, whether it can be one torn append, whether
-/// there is nothing.
+/// it is nothing but zeros.
 struct Tail {
     from: u64,
     torn: bool,
-    empty: bool,
+    zeros: bool,
 }
 
 impl Tail {
@@ -403,7 +411,7 @@ fn all_acknowledged_found(
     }
     // A writer's slot is at most one record behind its journal; a reader may find more
     // records, appended by a writer since it read the slots.
-    if !read_only && (k > n + 1 || (k == n + 1 && !tail.empty)) {
+    if !read_only && (k > n + 1 || (k == n + 1 && !tail.zeros)) {
         return Err(damage(
             path,
             k,
@@ -423,6 +431,7 @@ fn all_acknowledged_found(
         journal_len: tail.from,
         ack: found,
         from_slot: None,
+        last_len: 0,
     })
 }
 
@@ -450,6 +459,7 @@ fn last_from_slot(path: &str, slot: &Slot, found: Acknowledged, tail: &Tail) -> 
                 journal_count: k,
                 journal_len: tail.from,
                 from_slot: Some((record, copy.clone())),
+                last_len: 0,
             })
         }
         _ => Err(damage(
@@ -556,18 +566,35 @@ impl FileSequenceStore {
                 journal_count: 0,
                 journal_len: 0,
                 from_slot: None,
+                last_len: 0,
             }
         } else {
             recover(file.as_ref(), &path, marker, false)?
         };
-        // Repairs: cut the torn tail, write back a record recovered from its copy.
+        // Repairs: cut the torn tail, write back a record recovered from its copy. Then the
+        // last record and its slot are written again and synced: a failed `fsync` before
+        // this open may have left them in the page cache only (the kernel can mark dirty
+        // pages clean after a write-back error), where this open read them.
         let end = RECORDS_START + recovered.journal_len;
-        if end < len || recovered.from_slot.is_some() {
+        if end < len {
             file.set_len(end).map_err(io("cut the torn tail of"))?;
-            if let Some((_, line)) = &recovered.from_slot {
-                file.write_at(end, line)
-                    .map_err(io("write back the recovered record of"))?;
-            }
+        }
+        if recovered.ack.count > 0 {
+            let last_line = if let Some((_, line)) = &recovered.from_slot {
+                line.clone()
+            } else {
+                let mut line = vec![0u8; usize::try_from(recovered.last_len).unwrap_or(0)];
+                let got = file.read_at(end - recovered.last_len, &mut line).map_err(io("read"))?;
+                line.truncate(got);
+                line
+            };
+            let last_at = RECORDS_START + recovered.ack.records_len - last_line.len() as u64;
+            let slot = encode_slot(&recovered.ack, recovered.store_id, &last_line)?;
+            file.write_at(last_at, &last_line)
+                .and_then(|()| file.write_at(slot_offset(recovered.ack.count), &slot))
+                .and_then(|()| file.sync_data())
+                .map_err(io("sync"))?;
+        } else if end < len {
             file.sync_data().map_err(io("sync"))?;
         }
         if marker != Marker::Id(recovered.store_id) {
