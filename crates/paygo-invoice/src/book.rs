@@ -230,7 +230,7 @@ impl<S: SequenceStore> Invoicing<S> {
             }
         }
         let mut state = State::default();
-        for record in store.records()? {
+        store.for_each_record(&mut |record| {
             let inconsistent = |reason: String| InvoiceError::Inconsistent {
                 series: record.series.to_string(),
                 sequence: record.sequence,
@@ -246,10 +246,14 @@ impl<S: SequenceStore> Invoicing<S> {
             if state.by_id.contains_key(doc.id()) {
                 return Err(inconsistent(format!("id {} is issued twice", doc.id())));
             }
+            if state.docs.contains_key(&key(doc.number())) {
+                return Err(inconsistent(format!("number {} is issued twice", doc.number())));
+            }
             doc.check().map_err(inconsistent)?;
             let credit = state.credit_after(&doc)?;
             state.apply(doc, credit);
-        }
+            Ok(())
+        })?;
         Ok(Invoicing {
             store,
             series: by_name,
@@ -322,6 +326,18 @@ impl<S: SequenceStore> Invoicing<S> {
                 series: series.name().to_string(),
                 sequence,
                 reason: "the store returned another number than it sealed".into(),
+            });
+        }
+        // A number is never handed out twice: a store that did (a damaged journal read
+        // back short) is stopped here, before the document reaches the caller.
+        if let Some(existing) = state.docs.get(&(series.name().clone(), sequence)) {
+            return Err(InvoiceError::Inconsistent {
+                series: series.name().to_string(),
+                sequence,
+                reason: format!(
+                    "the store handed out a number document {} already carries",
+                    existing.id()
+                ),
             });
         }
         state.apply(doc.clone(), credit);

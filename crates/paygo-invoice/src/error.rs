@@ -236,20 +236,30 @@ pub enum InvoiceError {
         /// The operating system's message.
         message: String,
     },
-    /// A journal that cannot be read back as written.
-    #[error("sequence journal {path} line {line}: {reason}")]
+    /// A journal that cannot be read back as written: damage that could hide an
+    /// acknowledged record (the journal cut back, emptied, deleted or damaged before its
+    /// last record). The store refuses to open and leaves its files for a person to look at.
+    #[error("sequence journal {path} record {line} (byte {offset}): {reason}")]
     Journal {
         /// The journal file.
         path: String,
-        /// The 1-based line.
+        /// The 1-based record where the damage is (0 for the header slots or the file).
         line: usize,
+        /// The byte offset in the file.
+        offset: u64,
         /// What was wrong.
         reason: String,
     },
-    /// A store that failed to undo a failed write and refuses further numbers until it
-    /// is reopened (reopening repairs the journal).
-    #[error("the sequence store failed to undo a failed write: reopen it before issuing again")]
+    /// A store whose write or sync failed: it refuses further numbers until it is reopened
+    /// (opening reads the journal back and decides whether the failed record is there).
+    #[error("the sequence store failed a write or a sync: reopen it before issuing again")]
     StorePoisoned,
+    /// A commit to a store opened read-only.
+    #[error("sequence store {path} was opened read-only: open it with FileSequenceStore::open to issue")]
+    ReadOnlyStore {
+        /// The journal file.
+        path: String,
+    },
     /// A lock poisoned by a panic in another thread.
     #[error("a lock was poisoned by a panic in another thread: expected the process to restart")]
     LockPoisoned,

@@ -82,7 +82,8 @@
 //! - [`Invoicing::issue_credit_note`] and [`Invoicing::issue_vat_refund`]: the only way to
 //!   correct an invoice; the credit notes of an invoice never exceed it ([`Credited`]).
 //! - [`SequenceStore`]: gapless numbers, each recorded with its document in one durable
-//!   step; [`MemorySequenceStore`] and [`FileSequenceStore`] (an fsync'ed journal).
+//!   step; [`MemorySequenceStore`] and [`FileSequenceStore`] (an fsync'ed journal that
+//!   detects truncation and loss, over a [`Storage`]).
 //! - [`RoundingRules`]: every amount in the currency's minor unit; VAT rounded per
 //!   invoice (default) or per line ([`TaxRounding`]).
 //! - [`Document::to_json`], [`Document::to_text`], [`Document::to_html`].
@@ -94,10 +95,12 @@
 mod book;
 mod document;
 mod error;
+mod journal;
 mod number;
 mod party;
 mod render;
 mod statement;
+mod storage;
 mod store;
 
 pub use book::{CreditNoteDraft, Credited, Invoicing, VatRefundDraft};
@@ -113,6 +116,7 @@ pub use number::{
 pub use party::{ADDRESS_LINES_MAX, Party, Payment, PaymentMethod, TEXT_MAX_CHARS};
 pub use render::{TEXT_WIDTH, country_name, escape_html};
 pub use statement::{Charge, DayUsage, ModelUsage, STATEMENT_DAYS_MAX, Statement, StatementRequest, UsageTotals};
+pub use storage::{DiskStorage, Storage, StorageFile};
 pub use store::{
     FileSequenceStore, JOURNAL_FILE_NAME, MemorySequenceStore, RECORD_MAX_BYTES, SequenceRecord, SequenceStore,
 };

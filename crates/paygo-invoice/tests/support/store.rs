@@ -1,6 +1,6 @@
 //! Helpers of the sequence store tests (`tests/store.rs` and `tests/crash.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use paygo_invoice::{DocumentId, InvoiceError, SequenceRecord, SequenceStore, SeriesName};
 
@@ -44,4 +44,23 @@ pub(crate) fn sequences(records: &[SequenceRecord], series_name: &str) -> Vec<u6
         .filter(|r| r.series.as_str() == series_name)
         .map(|r| r.sequence)
         .collect()
+}
+
+/// The byte offset in journal `path` where the record numbered `n` starts (of the last series
+/// with a record numbered `n`). The header slots at the start of the file hold copies of the
+/// last records: the record itself is the last occurrence.
+pub(crate) fn record_start(path: &Path, n: u64) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let needle = format!("\"sequence\":{n},\"key\"");
+    let at = bytes
+        .windows(needle.len())
+        .rposition(|w| w == needle.as_bytes())
+        .expect("the record is in the journal");
+    // A line is `<16 hex digits> {"series":...`.
+    let open = b"{\"series\":";
+    let json_start = bytes[..at]
+        .windows(open.len())
+        .rposition(|w| w == open)
+        .expect("the record's JSON starts before its number");
+    (json_start - 17) as u64
 }
