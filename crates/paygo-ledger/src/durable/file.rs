@@ -211,7 +211,7 @@ impl FileStore {
             Err(e) => return Err(io("read", dir, &e)),
         }
         // Read first, so that nothing is written to a foreign directory (not even LOCK).
-        let found = read_manifest(dir, kind)?;
+        let found = read_manifest(dir, Some(kind))?;
         if found.is_none() {
             // No manifest: only an empty directory (or one left by a crash while it was
             // being created) becomes a store.
@@ -237,7 +237,11 @@ impl FileStore {
         }
         // The writer then locks and reads again, so that no other writer changes it meanwhile.
         let lock = if writable { Some(lock(dir)?) } else { None };
-        let found = if writable { read_manifest(dir, kind)? } else { found };
+        let found = if writable {
+            read_manifest(dir, Some(kind))?
+        } else {
+            found
+        };
         let manifest = if let Some(m) = found {
             m
         } else {
@@ -423,7 +427,7 @@ impl FileStore {
         &mut self,
         visit: &mut dyn FnMut(Loaded<'_>) -> Result<(), LedgerError>,
     ) -> Result<Recovery, LedgerError> {
-        let manifest = read_manifest(&self.dir, &self.kind)?
+        let manifest = read_manifest(&self.dir, Some(&self.kind))?
             .ok_or_else(|| corrupt(&self.dir.join(MANIFEST), 0, "missing: the store's manifest was removed"))?;
         let names = list_names(&self.dir)?;
         let mut recovery = Recovery::default();
@@ -760,7 +764,7 @@ fn list_names(dir: &Path) -> Result<Vec<String>, LedgerError> {
     Ok(names)
 }
 
-fn read_manifest(dir: &Path, kind: &str) -> Result<Option<Manifest>, LedgerError> {
+pub(crate) fn read_manifest(dir: &Path, kind: Option<&str>) -> Result<Option<Manifest>, LedgerError> {
     let path = dir.join(MANIFEST);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
