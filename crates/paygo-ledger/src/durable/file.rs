@@ -32,9 +32,9 @@ pub(crate) const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 const SEGMENT_BYTES_MIN: u64 = 4096;
 /// Damaged regions are read in pieces of this size: memory never follows a file's size.
 const SCAN_CHUNK: usize = 1 << 20;
-/// A read-only load that meets damage while a writer may be appending tries again this
-/// many times: damage is real only if it is found twice in the same place.
-const READ_ATTEMPTS: usize = 4;
+/// A read-only load that meets damage while a writer may be appending tries again up to
+/// this many times: damage is real only if it is found twice in the same place.
+const READ_ATTEMPTS: u32 = 6;
 
 fn io(op: &str, path: &Path, e: &std::io::Error) -> LedgerError {
     LedgerError::Io {
@@ -1198,23 +1198,29 @@ impl Storage for FileStore {
             return self.load_once(visit);
         }
         // Read-only, a writer may be appending and removing files meanwhile: damage is
-        // real only if it is found twice in the same place.
-        let mut last: Option<LedgerError> = None;
-        for _ in 0..READ_ATTEMPTS {
+        // real only if it is found twice in the same place (file and offset).
+        let place = |e: &LedgerError| match e {
+            LedgerError::Corrupt { file, offset, .. } => Some((file.clone(), *offset)),
+            _ => None,
+        };
+        let mut last: Option<(String, u64)> = None;
+        for attempt in 0..READ_ATTEMPTS {
             match self.load_once(visit) {
                 Err(e @ LedgerError::Corrupt { .. }) => {
-                    if last.as_ref() == Some(&e) {
+                    if last.is_some() && last == place(&e) {
                         return Err(e);
                     }
-                    last = Some(e);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    last = place(&e);
+                    std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
                 }
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| LedgerError::Unavailable {
-            reason: "the store kept changing while it was read".into(),
-        }))
+        Err(LedgerError::Unavailable {
+            reason: format!(
+                "the store changed under each of {READ_ATTEMPTS} reads (a writer at work), each time in another place: read it again"
+            ),
+        })
     }
 
     fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {

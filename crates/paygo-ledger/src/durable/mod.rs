@@ -415,7 +415,10 @@ pub fn kind(dir: impl AsRef<Path>) -> Result<String, LedgerError> {
 /// # Errors
 ///
 /// [`LedgerError::MissingDirectory`] for a directory that does not exist or holds no
-/// store; [`LedgerError::Foreign`]; [`LedgerError::Corrupt`]; [`LedgerError::Io`].
+/// store; [`LedgerError::Foreign`]; [`LedgerError::Corrupt`] (found twice in the same
+/// place: a writer at work can make a read meet a record half written, and the read is
+/// then made again); [`LedgerError::Unavailable`] if a writer changed the store under each
+/// of several reads; [`LedgerError::Io`].
 pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
     let store = FileStore::open(dir.as_ref(), M::KIND, false)?;
     load_from(dir.as_ref(), store)
