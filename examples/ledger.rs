@@ -1,7 +1,7 @@
 //! A command-line front to the durable ledger, thin over `paygo_ledger::durable`.
 //!
 //! ```text
-//! cargo run --release --example ledger -- load --dir D --accounts N --transfers M [--batch B]
+//! cargo run --release --example ledger -- load --dir D --accounts N --transfers M [--batch B] [--segment-mib S]
 //! cargo run --release --example ledger -- verify --dir D
 //! cargo run --release --example ledger -- balance --dir D --account ID
 //! cargo run --release --example ledger -- history --dir D --account ID
@@ -12,10 +12,16 @@
 //! random accounts in batches of `B` (default 8,190), and prints `acked <id>` after each
 //! durable batch: the id of the last transfer the ledger acknowledged, so that a test
 //! killing the process knows what must have survived. Run again on the same directory, it
-//! goes on after the transfers already there. `verify`, `balance` and `history` only read:
-//! a missing, foreign or locked directory is an error, and nothing is written.
+//! goes on after the transfers already there. New journal segments are `S` MiB (default 64).
 //!
-//! Exit status: 0 on success, 1 on an error of the store, 2 on wrong arguments.
+//! `verify`, `balance` and `history` only read, take no lock (they work while a writer
+//! runs, and read up to its last whole record), and open a ledger store (what `load`
+//! writes) or a billing store (what the gateway writes; `--account` is then the customer).
+//! A missing or foreign directory is an error, and nothing is written.
+//!
+//! Exit status: 0 on success, 1 on an error of the store (or damage), 2 on wrong
+//! arguments. Output that cannot be written (a closed pipe, a full disk) is not a reason to
+//! panic: the status says what happened.
 
 #![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)] // generated amounts are below 1000
 
@@ -25,9 +31,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use paygo::credits::Credits;
-use paygo::ledger::durable::{self, OpenOptions};
+use paygo::ledger::billing::{BREAKAGE, Billing, FUNDING, PROMOTIONS, REVENUE};
+use paygo::ledger::durable::{self, OpenOptions, Recovery};
 use paygo::ledger::{
-    Account, AccountId, BATCH_EVENTS_MAX, Event, EventResult, Ledger, SystemClock, Transfer, TransferId,
+    Account, AccountBalance, AccountId, BATCH_EVENTS_MAX, Event, EventResult, Ledger, SystemClock, Transfer, TransferId,
 };
 
 /// Prints a line; a closed stdout (`| head`) is not an error of the ledger.
@@ -37,12 +44,20 @@ macro_rules! out {
     }};
 }
 
+/// Prints a line on stderr; one that cannot be written (`2>/dev/full`) is dropped, and
+/// the exit status still says what happened (`eprintln!` would panic: exit 101).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const BANK: AccountId = AccountId(u128::MAX - 1);
 /// The transfer code of `load`'s transfers (funding has code 2).
 const LOAD_CODE: u16 = 1;
 const FUNDING_CODE: u16 = 2;
 const USAGE: &str = "usage:
-  ledger load --dir D --accounts N --transfers M [--batch B]
+  ledger load --dir D --accounts N --transfers M [--batch B] [--segment-mib S]
   ledger verify --dir D
   ledger balance --dir D --account ID
   ledger history --dir D --account ID";
@@ -63,11 +78,11 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(why)) => {
-            eprintln!("error: {why}\n{USAGE}");
+            err!("error: {why}\n{USAGE}");
             ExitCode::from(2)
         }
         Err(Failure::Store(why)) => {
-            eprintln!("error: {why}");
+            err!("error: {why}");
             ExitCode::from(1)
         }
     }
@@ -119,14 +134,19 @@ fn run(args: &[String]) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage("a command is required".into()))?;
     match command.as_str() {
         "load" => {
-            let opts = options(rest, &["dir", "accounts", "transfers", "batch"])?;
+            let opts = options(rest, &["dir", "accounts", "transfers", "batch", "segment-mib"])?;
             let dir = required(&opts, "dir")?;
             let accounts = number(&opts, "accounts", 2, 10_000_000)?
                 .ok_or_else(|| Failure::Usage("--accounts is required".into()))?;
             let transfers = number(&opts, "transfers", 0, u128::from(u64::MAX))?
                 .ok_or_else(|| Failure::Usage("--transfers is required".into()))?;
             let batch = number(&opts, "batch", 1, BATCH_EVENTS_MAX as u128)?.unwrap_or(BATCH_EVENTS_MAX as u128);
-            load(dir, accounts, transfers as u64, batch as usize)
+            let segment_mib = number(&opts, "segment-mib", 1, 1 << 20)?.unwrap_or(64);
+            let options = OpenOptions {
+                segment_bytes: (segment_mib as u64) << 20,
+                ..OpenOptions::default()
+            };
+            load(dir, accounts, transfers as u64, batch as usize, &options)
         }
         "verify" => {
             let opts = options(rest, &["dir"])?;
@@ -139,23 +159,41 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 number(&opts, "account", 1, u128::MAX - 1)?
                     .ok_or_else(|| Failure::Usage("--account is required".into()))?,
             );
-            let (ledger, _) = durable::load::<Ledger>(dir)?;
+            let billing = if durable::kind(dir)? == "billing" {
+                Some(durable::load::<Billing>(dir)?.0)
+            } else {
+                None
+            };
+            let ledger = match &billing {
+                Some(_) => None,
+                None => Some(durable::load::<Ledger>(dir)?.0),
+            };
+            let ledger = billing.as_ref().map_or_else(|| ledger.as_ref(), |b| Some(b.ledger()));
+            let Some(ledger) = ledger else {
+                return Err(Failure::Store(format!("{dir} holds no ledger")));
+            };
             let Some(balance) = ledger.account(account) else {
                 return Err(Failure::Store(format!("account {account} does not exist in {dir}")));
             };
             if command == "balance" {
-                out!(
-                    "account {account}: balance {} (posted credits {} - posted debits {}), pending debits {}, pending credits {}, available {}{}",
-                    balance.posted_balance(),
-                    balance.credits_posted,
-                    balance.debits_posted,
-                    balance.debits_pending,
-                    balance.credits_pending,
-                    balance.available(),
-                    if balance.closed { ", closed" } else { "" },
-                );
+                print_balance(account, &balance);
+                if let Some(b) = &billing {
+                    // A customer of a billing store: what it can spend, and what it owes.
+                    let customer = account.0;
+                    if let (Ok(spendable), Ok(paid), Ok(uncollected), Ok(carrier)) = (
+                        b.balance(customer),
+                        b.paid_balance(customer),
+                        b.uncollected(customer),
+                        b.carrier(customer),
+                    ) {
+                        out!(
+                            "customer {customer}: spendable {spendable} (paid {paid} and bonus lots, less holds), uncollected {uncollected}, carrier remainder {}",
+                            carrier.remainder()
+                        );
+                    }
+                }
             } else {
-                history(&ledger, account);
+                history(ledger, account);
             }
             Ok(())
         }
@@ -163,8 +201,21 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn load(dir: &str, accounts: u128, transfers: u64, batch: usize) -> Result<(), Failure> {
-    let shared = durable::open_ledger(dir, SystemClock, &OpenOptions::default())?;
+fn print_balance(account: AccountId, balance: &AccountBalance) {
+    out!(
+        "account {account}: balance {} (posted credits {} - posted debits {}), pending debits {}, pending credits {}, available {}{}",
+        balance.posted_balance(),
+        balance.credits_posted,
+        balance.debits_posted,
+        balance.debits_pending,
+        balance.credits_pending,
+        balance.available(),
+        if balance.closed { ", closed" } else { "" },
+    );
+}
+
+fn load(dir: &str, accounts: u128, transfers: u64, batch: usize, options: &OpenOptions) -> Result<(), Failure> {
+    let shared = durable::open_ledger(dir, SystemClock, options)?;
     // Setup is idempotent: a rerun gets `exists` for what is there already.
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];
     for a in 1..=accounts {
@@ -220,8 +271,19 @@ fn load(dir: &str, accounts: u128, transfers: u64, batch: usize) -> Result<(), F
 
 fn verify(dir: &str) -> Result<(), Failure> {
     let start = Instant::now();
-    // From the oldest snapshot kept: every record in the directory is read and checked.
-    let (ledger, recovery) = durable::verify::<Ledger>(dir)?;
+    // From the oldest snapshot kept: every record in the directory is read and checked,
+    // and every snapshot kept is checked against the journal.
+    let (billing, ledger, recovery) = if durable::kind(dir)? == "billing" {
+        let (b, r) = durable::verify::<Billing>(dir)?;
+        (Some(b), None, r)
+    } else {
+        let (l, r) = durable::verify::<Ledger>(dir)?;
+        (None, Some(l), r)
+    };
+    let ledger = billing.as_ref().map_or_else(|| ledger.as_ref(), |b| Some(b.ledger()));
+    let Some(ledger) = ledger else {
+        return Err(Failure::Store(format!("{dir} holds no ledger")));
+    };
     ledger.check_invariants()?;
     let (mut debits, mut credits, mut pending) = (0u128, 0u128, 0u128);
     for a in ledger.accounts() {
@@ -230,9 +292,33 @@ fn verify(dir: &str) -> Result<(), Failure> {
         pending += a.debits_pending;
     }
     out!(
-        "ok: checksums, chain and invariants hold ({:.3} s)",
+        "ok: checksums, chain, snapshots and invariants hold ({:.3} s)",
         start.elapsed().as_secs_f64()
     );
+    report(&recovery);
+    out!(
+        "accounts: {}, transfers: {}",
+        ledger.accounts_len(),
+        ledger.transfers_len()
+    );
+    out!("posted debits: {debits}, posted credits: {credits}, pending: {pending}");
+    if let Some(b) = &billing {
+        let posted = |id: AccountId| ledger.account(id).map_or(0, |a| a.posted_balance());
+        let customers = ledger.accounts().filter(|a| a.account.code == 1).count();
+        out!(
+            "billing: {customers} customers; sold {} credits, revenue {}, breakage {}, promotions {}; {} payment requests outstanding",
+            -posted(FUNDING),
+            posted(REVENUE),
+            posted(BREAKAGE),
+            -posted(PROMOTIONS),
+            b.outstanding_requests().len()
+        );
+    }
+    out!("head of the chain: {}", recovery.head.hash_hex());
+    Ok(())
+}
+
+fn report(recovery: &Recovery) {
     out!(
         "records: {} ({} in the snapshot, {} replayed, {} commands)",
         recovery.head.records,
@@ -240,23 +326,12 @@ fn verify(dir: &str) -> Result<(), Failure> {
         recovery.records_replayed,
         recovery.commands_replayed
     );
-    out!(
-        "accounts: {}, transfers: {}",
-        ledger.accounts_len(),
-        ledger.transfers_len()
-    );
-    out!("posted debits: {debits}, posted credits: {credits}, pending: {pending}");
-    out!("head of the chain: {}", recovery.head.hash_hex());
     if recovery.torn_bytes > 0 {
         out!(
-            "torn tail: {} bytes after the last whole record (a crash mid-write; cut on the next open for writing)",
+            "torn tail: {} bytes after the last whole record (a crash mid-write, or a writer at work; cut on the next open for writing)",
             recovery.torn_bytes
         );
     }
-    for why in &recovery.skipped_snapshots {
-        out!("damaged snapshot passed over: {why}");
-    }
-    Ok(())
 }
 
 fn history(ledger: &Ledger, account: AccountId) {

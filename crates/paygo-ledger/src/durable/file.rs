@@ -32,9 +32,9 @@ pub(crate) const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 const SEGMENT_BYTES_MIN: u64 = 4096;
 /// Damaged regions are read in pieces of this size: memory never follows a file's size.
 const SCAN_CHUNK: usize = 1 << 20;
-/// A read-only load that meets damage while a writer may be appending tries again this
-/// many times: damage is real only if it is found twice in the same place.
-const READ_ATTEMPTS: usize = 4;
+/// A read-only load that meets damage while a writer may be appending tries again up to
+/// this many times: damage is real only if it is found twice in the same place.
+const READ_ATTEMPTS: u32 = 6;
 
 fn io(op: &str, path: &Path, e: &std::io::Error) -> LedgerError {
     LedgerError::Io {
@@ -211,7 +211,7 @@ impl FileStore {
             Err(e) => return Err(io("read", dir, &e)),
         }
         // Read first, so that nothing is written to a foreign directory (not even LOCK).
-        let found = read_manifest(dir, kind)?;
+        let found = read_manifest(dir, Some(kind))?;
         if found.is_none() {
             // No manifest: only an empty directory (or one left by a crash while it was
             // being created) becomes a store.
@@ -237,7 +237,11 @@ impl FileStore {
         }
         // The writer then locks and reads again, so that no other writer changes it meanwhile.
         let lock = if writable { Some(lock(dir)?) } else { None };
-        let found = if writable { read_manifest(dir, kind)? } else { found };
+        let found = if writable {
+            read_manifest(dir, Some(kind))?
+        } else {
+            found
+        };
         let manifest = if let Some(m) = found {
             m
         } else {
@@ -423,7 +427,7 @@ impl FileStore {
         &mut self,
         visit: &mut dyn FnMut(Loaded<'_>) -> Result<(), LedgerError>,
     ) -> Result<Recovery, LedgerError> {
-        let manifest = read_manifest(&self.dir, &self.kind)?
+        let manifest = read_manifest(&self.dir, Some(&self.kind))?
             .ok_or_else(|| corrupt(&self.dir.join(MANIFEST), 0, "missing: the store's manifest was removed"))?;
         let names = list_names(&self.dir)?;
         let mut recovery = Recovery::default();
@@ -760,7 +764,7 @@ fn list_names(dir: &Path) -> Result<Vec<String>, LedgerError> {
     Ok(names)
 }
 
-fn read_manifest(dir: &Path, kind: &str) -> Result<Option<Manifest>, LedgerError> {
+pub(crate) fn read_manifest(dir: &Path, kind: Option<&str>) -> Result<Option<Manifest>, LedgerError> {
     let path = dir.join(MANIFEST);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -1194,23 +1198,29 @@ impl Storage for FileStore {
             return self.load_once(visit);
         }
         // Read-only, a writer may be appending and removing files meanwhile: damage is
-        // real only if it is found twice in the same place.
-        let mut last: Option<LedgerError> = None;
-        for _ in 0..READ_ATTEMPTS {
+        // real only if it is found twice in the same place (file and offset).
+        let place = |e: &LedgerError| match e {
+            LedgerError::Corrupt { file, offset, .. } => Some((file.clone(), *offset)),
+            _ => None,
+        };
+        let mut last: Option<(String, u64)> = None;
+        for attempt in 0..READ_ATTEMPTS {
             match self.load_once(visit) {
                 Err(e @ LedgerError::Corrupt { .. }) => {
-                    if last.as_ref() == Some(&e) {
+                    if last.is_some() && last == place(&e) {
                         return Err(e);
                     }
-                    last = Some(e);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    last = place(&e);
+                    std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
                 }
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| LedgerError::Unavailable {
-            reason: "the store kept changing while it was read".into(),
-        }))
+        Err(LedgerError::Unavailable {
+            reason: format!(
+                "the store changed under each of {READ_ATTEMPTS} reads (a writer at work), each time in another place: read it again"
+            ),
+        })
     }
 
     fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {

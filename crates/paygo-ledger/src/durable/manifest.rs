@@ -112,14 +112,14 @@ impl Manifest {
         t
     }
 
-    /// Reads a manifest of a `kind` store.
+    /// Reads a manifest of a `kind` store (of any kind if `None`).
     ///
     /// # Errors
     ///
     /// [`LedgerError::Foreign`] for a file that is not a paygo manifest, or one of another
     /// format or kind; [`LedgerError::Corrupt`] for a damaged one.
     #[allow(clippy::too_many_lines)] // one check per line of the file, in its order
-    pub(crate) fn parse(text: &str, path: &Path, dir: &Path, kind: &str) -> Result<Manifest, LedgerError> {
+    pub(crate) fn parse(text: &str, path: &Path, dir: &Path, kind: Option<&str>) -> Result<Manifest, LedgerError> {
         let foreign = |why: String| LedgerError::Foreign {
             dir: dir.display().to_string(),
             why,
@@ -170,7 +170,9 @@ impl Manifest {
         };
         let _format = expect("format", lines.next())?;
         m.kind = expect("kind", lines.next())?;
-        if m.kind != kind {
+        if let Some(kind) = kind
+            && m.kind != kind
+        {
             return Err(foreign(format!(
                 "it holds a {} store, a {kind} store was expected",
                 m.kind
@@ -268,9 +270,9 @@ mod tests {
         let (p, d) = (Path::new("/x/MANIFEST"), Path::new("/x"));
         let m = sample();
         let text = m.render();
-        assert_eq!(Manifest::parse(&text, p, d, "ledger").unwrap(), m);
+        assert_eq!(Manifest::parse(&text, p, d, Some("ledger")).unwrap(), m);
         assert!(matches!(
-            Manifest::parse(&text, p, d, "billing"),
+            Manifest::parse(&text, p, d, Some("billing")),
             Err(LedgerError::Foreign { .. })
         ));
         // Any changed character is caught by the checksum (or the grammar).
@@ -280,10 +282,13 @@ mod tests {
             let Ok(changed) = String::from_utf8(bytes) else {
                 continue;
             };
-            assert!(Manifest::parse(&changed, p, d, "ledger").is_err(), "change at {at}");
+            assert!(
+                Manifest::parse(&changed, p, d, Some("ledger")).is_err(),
+                "change at {at}"
+            );
         }
         let old = "paygo-ledger durable store\nformat: 2\nkind: ledger\n";
-        let refused = Manifest::parse(old, p, d, "ledger");
+        let refused = Manifest::parse(old, p, d, Some("ledger"));
         assert!(
             matches!(&refused, Err(LedgerError::Foreign { why, .. }) if why.contains("format 2")),
             "{refused:?}"

@@ -386,6 +386,28 @@ pub fn open_billing<K: Clock>(
     SharedLedger::open(dir, move || Billing::new(config), clock, options)
 }
 
+/// The kind of store in `dir` ([`Durable::KIND`]: `"ledger"` or `"billing"`), read from its
+/// manifest without writing anything: for a tool that opens either.
+///
+/// # Errors
+///
+/// [`LedgerError::MissingDirectory`] for a directory that does not exist or holds no
+/// store; [`LedgerError::Foreign`] for one that holds something else (or a store of
+/// another format); [`LedgerError::Corrupt`] for a damaged manifest; [`LedgerError::Io`].
+pub fn kind(dir: impl AsRef<Path>) -> Result<String, LedgerError> {
+    let dir = dir.as_ref();
+    let missing = || LedgerError::MissingDirectory {
+        dir: dir.display().to_string(),
+    };
+    if !dir.is_dir() {
+        return Err(missing());
+    }
+    match file::read_manifest(dir, None)? {
+        Some(m) => Ok(m.kind),
+        None => Err(missing()),
+    }
+}
+
 /// Loads the state stored in `dir` without writing anything (no lock is taken, a torn
 /// tail is ignored, not cut): for `balance` and `history`. It works while a writer has
 /// the store open, and then reads up to the last whole record.
@@ -393,7 +415,10 @@ pub fn open_billing<K: Clock>(
 /// # Errors
 ///
 /// [`LedgerError::MissingDirectory`] for a directory that does not exist or holds no
-/// store; [`LedgerError::Foreign`]; [`LedgerError::Corrupt`]; [`LedgerError::Io`].
+/// store; [`LedgerError::Foreign`]; [`LedgerError::Corrupt`] (found twice in the same
+/// place: a writer at work can make a read meet a record half written, and the read is
+/// then made again); [`LedgerError::Unavailable`] if a writer changed the store under each
+/// of several reads; [`LedgerError::Io`].
 pub fn load<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), LedgerError> {
     let store = FileStore::open(dir.as_ref(), M::KIND, false)?;
     load_from(dir.as_ref(), store)
