@@ -47,10 +47,17 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("quote: {message}");
+            // Nothing more to do if even this cannot be written: the exit code says it.
+            let _ = warn(&format!("quote: {message}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes a line to standard error. A stderr that cannot be written (`2>/dev/full`) must
+/// not make the tool panic (exit 101), as `eprintln!` does: the caller gets the error.
+fn warn(line: &str) -> std::io::Result<()> {
+    writeln!(std::io::stderr(), "{line}")
 }
 
 fn run() -> Result<(), String> {
@@ -64,7 +71,7 @@ fn run() -> Result<(), String> {
             "--format" => format = args.next().ok_or(USAGE)?,
             "--strict" => strict = true,
             "-h" | "--help" => {
-                println!("{USAGE}");
+                writeln!(std::io::stdout(), "{USAGE}").map_err(|e| format!("cannot write: {e}"))?;
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -80,13 +87,14 @@ fn run() -> Result<(), String> {
                 ..ImportOptions::default()
             };
             let (book, report) = import(&text, &options).map_err(|e| e.to_string())?;
-            eprintln!(
+            warn(&format!(
                 "quote: {} models, {} image variants, {} entries skipped, {} keys not understood (see docs/pricing.md)",
                 report.models,
                 report.variants_attached,
                 report.skipped.len(),
                 report.unknown_keys.len()
-            );
+            ))
+            .map_err(|e| format!("cannot write to stderr: {e}"))?;
             book
         }
         other => return Err(format!("unknown format {other:?}, expected litellm or paygo")),
