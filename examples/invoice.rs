@@ -12,6 +12,7 @@
 //! `crates/paygo-invoice/tests/golden/`. Numbers come from an in-memory store, so every run
 //! writes the same files.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -56,18 +57,21 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<(), Box<dyn std::error::E
 
 fn run(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Not `println!`, which panics when standard output cannot be written.
+    let mut out = std::io::stdout().lock();
     for doc in scenarios::documents()? {
         let stem = doc.number().to_string();
         write(dir, &format!("{stem}.html"), &doc.to_html())?;
         write(dir, &format!("{stem}.txt"), &doc.to_text())?;
         write(dir, &format!("{stem}.json"), &doc.to_json()?)?;
-        println!("{}", summary(&doc));
+        writeln!(out, "{}", summary(&doc))?;
     }
     let statement = scenarios::statement()?;
     write(dir, "usage-statement.html", &statement.to_html())?;
     write(dir, "usage-statement.txt", &statement.to_text())?;
     write(dir, "usage-statement.json", &statement.to_json()?)?;
-    println!(
+    writeln!(
+        out,
         "{:<16} {:<12} {:<22} {} calls, {} credits, {} USD over {} models",
         "usage-statement",
         "Statement",
@@ -76,8 +80,8 @@ fn run(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         statement.total.credits,
         statement.total.cost.amount().normalize(),
         statement.per_model.len()
-    );
-    println!("wrote {}", dir.display());
+    )?;
+    writeln!(out, "wrote {}", dir.display())?;
     Ok(())
 }
 
@@ -90,7 +94,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Not `eprintln!`, which panics (exit 101) when stderr cannot be written
+            // (`2>/dev/full`): then nothing more can be said, and the exit code says it.
+            let _ = writeln!(std::io::stderr(), "error: {error}");
             ExitCode::FAILURE
         }
     }

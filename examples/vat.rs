@@ -65,7 +65,7 @@ fn rate(code: &str, date: &str) -> Result<(), Box<dyn std::error::Error>> {
         .ok_or_else(|| format!("unknown country {code}: expected a VAT prefix such as DE or EL"))?;
     let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .map_err(|e| format!("invalid date {date:?}: {e}, expected YYYY-MM-DD"))?;
-    println!("{}", standard_rate(country, date)?);
+    writeln!(std::io::stdout(), "{}", standard_rate(country, date)?)?;
     Ok(())
 }
 
@@ -79,7 +79,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Not `eprintln!`, which panics (exit 101) when stderr cannot be written
+            // (`2>/dev/full`): then nothing more can be said, and the exit code says it.
+            let _ = writeln!(std::io::stderr(), "error: {error}");
             ExitCode::FAILURE
         }
     }
