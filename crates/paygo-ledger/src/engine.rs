@@ -569,10 +569,29 @@ impl Ledger {
         let fail = |what: String| Err(LedgerError::InvariantViolated { what });
         let (mut dp, mut dpo, mut cp, mut cpo) = (0u128, 0u128, 0u128, 0u128);
         for row in self.accounts.values() {
-            dp += row.debits_pending;
-            dpo += row.debits_posted;
-            cp += row.credits_pending;
-            cpo += row.credits_posted;
+            let totals = [
+                row.debits_pending,
+                row.debits_posted,
+                row.credits_pending,
+                row.credits_posted,
+            ];
+            if totals.iter().any(|&t| t > self.total_max) {
+                return fail(format!(
+                    "account {} has a total above the limit of {}",
+                    row.id, self.total_max
+                ));
+            }
+            // Each total is at most `total_max` (≤ i128::MAX), so the sums of two below
+            // cannot overflow; the sums over all accounts can, and are checked.
+            let (Some(a), Some(b), Some(c), Some(d)) = (
+                dp.checked_add(row.debits_pending),
+                dpo.checked_add(row.debits_posted),
+                cp.checked_add(row.credits_pending),
+                cpo.checked_add(row.credits_posted),
+            ) else {
+                return fail(format!("the accounts' totals overflow at account {}", row.id));
+            };
+            (dp, dpo, cp, cpo) = (a, b, c, d);
             let flags = row.flags;
             if flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
                 && row.debits_pending + row.debits_posted > row.credits_posted
@@ -595,8 +614,16 @@ impl Ledger {
         for stored in &self.transfers {
             if stored.is_pending() {
                 let amount = u128::from(stored.amount.unsigned_abs());
-                held.entry(stored.debit_account_id).or_default().0 += amount;
-                held.entry(stored.credit_account_id).or_default().1 += amount;
+                let debits = &mut held.entry(stored.debit_account_id).or_default().0;
+                let Some(sum) = debits.checked_add(amount) else {
+                    return fail(format!("the holds on account {} overflow", stored.debit_account_id));
+                };
+                *debits = sum;
+                let credits = &mut held.entry(stored.credit_account_id).or_default().1;
+                let Some(sum) = credits.checked_add(amount) else {
+                    return fail(format!("the holds on account {} overflow", stored.credit_account_id));
+                };
+                *credits = sum;
                 if let Some(at) = stored.expires_at_ns()
                     && !scheduled.contains(&(at, stored.id))
                 {
@@ -1096,6 +1123,16 @@ impl Ledger {
             if let Some(result) = validate(&transfer) {
                 return Err(bad(format!("transfer {} fails its own checks ({result})", transfer.id)));
             }
+            // A stored post or void names a transfer stored before it (the engine refuses
+            // one whose pending transfer it cannot find, so never stores one naming 0).
+            if let Some(pending) = transfer.pending_id
+                && ledger.position(pending.0).is_none()
+            {
+                return Err(bad(format!(
+                    "transfer {} names pending transfer {pending}, which the snapshot does not hold before it",
+                    transfer.id
+                )));
+            }
             if status.is_some() != transfer.flags.contains(TransferFlags::PENDING) {
                 return Err(bad(format!(
                     "transfer {}'s pending status does not fit its flags",
@@ -1306,6 +1343,82 @@ mod tests {
         for bad_id in [0, u128::MAX] {
             let err = decode(&doctored(hold, bad_id)).unwrap_err();
             assert!(err.to_string().contains("fails its own checks"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_post_must_name_a_transfer_stored_before_it() {
+        let hold = 0x5EED_0000_0000_0000_0000_0000_0000_0001;
+        let mut ledger = with_hold(hold);
+        let post = Transfer::post(TransferId(hold + 1), TransferId(hold), Credits::new(5));
+        assert_eq!(
+            ledger.apply(2, &[Event::CreateTransfer(post)]).unwrap(),
+            [EventResult::Ok]
+        );
+        let mut bytes = Vec::new();
+        ledger.encode_state(&mut bytes);
+        assert!(decode(&bytes).is_ok());
+        // The post's pending id is the last place the hold's id is written.
+        let at = bytes.windows(16).rposition(|w| w == hold.to_le_bytes()).unwrap();
+        for named in [0, 99, hold + 1] {
+            let mut doctored = bytes.clone();
+            doctored[at..at + 16].copy_from_slice(&named.to_le_bytes());
+            let err = decode(&doctored).unwrap_err();
+            assert!(matches!(err, LedgerError::Decode { .. }), "{named}: {err}");
+        }
+    }
+
+    /// The snapshot of two accounts 0xA1 and 0xB2 (one transfer of 5 between them) with
+    /// account `id`'s four totals (pending and posted debits, pending and posted credits)
+    /// replaced.
+    fn with_totals(edits: &[(u128, [u128; 4])]) -> Vec<u8> {
+        let mut ledger = Ledger::new();
+        let events = [
+            Event::CreateAccount(Account::new(AccountId(0xA1))),
+            Event::CreateAccount(Account::new(AccountId(0xB2))),
+            Event::CreateAccount(Account::new(AccountId(0xC3))),
+            Event::CreateTransfer(Transfer::new(
+                TransferId(9),
+                AccountId(0xA1),
+                AccountId(0xB2),
+                Credits::new(5),
+            )),
+        ];
+        assert!(ledger.apply(1, &events).unwrap().iter().all(|r| r.is_ok()));
+        let mut bytes = Vec::new();
+        ledger.encode_state(&mut bytes);
+        for (id, totals) in edits {
+            // An account's totals follow its event (whose id is 8 bytes in) and its closed flag.
+            let at = bytes.windows(16).position(|w| w == id.to_le_bytes()).unwrap();
+            let mut field = at - 8 + crate::durable::codec::EVENT_LEN + 1;
+            for total in totals {
+                bytes[field..field + 16].copy_from_slice(&total.to_le_bytes());
+                field += 16;
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_snapshot_with_totals_beyond_the_limit_or_overflowing_sums_is_corrupt() {
+        // Unchanged, and a consistent edit: fine.
+        assert!(decode(&with_totals(&[])).is_ok());
+        assert!(decode(&with_totals(&[(0xA1, [0, 7, 0, 0]), (0xB2, [0, 0, 0, 7])])).is_ok());
+        let half = 1u128 << 127;
+        let max = ACCOUNT_TOTAL_MAX;
+        for edits in [
+            // Above the limit, balanced by wrapping: 2 × 2^127 debits against 0 credits.
+            vec![(0xA1, [0, half, 0, 0]), (0xB2, [0, half, 0, 0])],
+            // Each at the limit, the sum overflows.
+            vec![(0xA1, [0, max, 0, 0]), (0xB2, [0, max, 0, 0]), (0xC3, [0, max, 0, 0])],
+            vec![
+                (0xA1, [max, 0, 0, 0]),
+                (0xB2, [max, 0, max, 0]),
+                (0xC3, [max, 0, max, 0]),
+            ],
+        ] {
+            let err = decode(&with_totals(&edits)).unwrap_err();
+            assert!(matches!(err, LedgerError::InvariantViolated { .. }), "{err}");
         }
     }
 

@@ -91,8 +91,8 @@ pub trait Durable: StateMachine + Sized {
     ///
     /// # Errors
     ///
-    /// [`LedgerError::Decode`] for bytes that are not such a state, or a state whose
-    /// invariants do not hold.
+    /// [`LedgerError::Decode`] for bytes that are not such a state, and
+    /// [`LedgerError::InvariantViolated`] for a state whose invariants do not hold.
     fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Self, LedgerError>;
 
     /// Called once the journal has been replayed.
