@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example ledger -- load --dir D --accounts N --transfers M [--batch B] [--segment-mib S]
+//!     [--window-s W] [--archive yes|no] [--rss-every R]
 //! cargo run --release --example ledger -- verify --dir D
 //! cargo run --release --example ledger -- balance --dir D --account ID
 //! cargo run --release --example ledger -- history --dir D --account ID
@@ -13,6 +14,12 @@
 //! durable batch: the id of the last transfer the ledger acknowledged, so that a test
 //! killing the process knows what must have survived. Run again on the same directory, it
 //! goes on after the transfers already there. New journal segments are `S` MiB (default 64).
+//! `--window-s W` creates the store with an idempotency window of `W` seconds (see
+//! `IdWindow`; a store keeps the window it was created with) and uses time-ordered ids;
+//! `--archive yes` moves old journal segments into `archive/` instead of removing them;
+//! `--rss-every R` prints the process's resident memory after every `R` transfers
+//! (`rss <transfers> <KiB>`, read from `/proc/self/status`), to measure memory over a long
+//! run.
 //!
 //! `verify`, `balance` and `history` only read, take no lock (they work while a writer
 //! runs, and read up to its last whole record), and open a ledger store (what `load`
@@ -34,7 +41,8 @@ use paygo::credits::Credits;
 use paygo::ledger::billing::{BREAKAGE, Billing, FUNDING, PROMOTIONS, REVENUE};
 use paygo::ledger::durable::{self, OpenOptions, Recovery};
 use paygo::ledger::{
-    Account, AccountBalance, AccountId, BATCH_EVENTS_MAX, Event, EventResult, Ledger, SystemClock, Transfer, TransferId,
+    Account, AccountBalance, AccountId, BATCH_EVENTS_MAX, Clock, Event, EventResult, IdWindow, Ledger, SharedLedger,
+    SystemClock, Transfer, TransferId,
 };
 
 /// Prints a line; a closed stdout (`| head`) is not an error of the ledger.
@@ -58,6 +66,7 @@ const LOAD_CODE: u16 = 1;
 const FUNDING_CODE: u16 = 2;
 const USAGE: &str = "usage:
   ledger load --dir D --accounts N --transfers M [--batch B] [--segment-mib S]
+              [--window-s W] [--archive yes|no] [--rss-every R]
   ledger verify --dir D
   ledger balance --dir D --account ID
   ledger history --dir D --account ID";
@@ -134,7 +143,19 @@ fn run(args: &[String]) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage("a command is required".into()))?;
     match command.as_str() {
         "load" => {
-            let opts = options(rest, &["dir", "accounts", "transfers", "batch", "segment-mib"])?;
+            let opts = options(
+                rest,
+                &[
+                    "dir",
+                    "accounts",
+                    "transfers",
+                    "batch",
+                    "segment-mib",
+                    "window-s",
+                    "archive",
+                    "rss-every",
+                ],
+            )?;
             let dir = required(&opts, "dir")?;
             let accounts = number(&opts, "accounts", 2, 10_000_000)?
                 .ok_or_else(|| Failure::Usage("--accounts is required".into()))?;
@@ -142,11 +163,30 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 .ok_or_else(|| Failure::Usage("--transfers is required".into()))?;
             let batch = number(&opts, "batch", 1, BATCH_EVENTS_MAX as u128)?.unwrap_or(BATCH_EVENTS_MAX as u128);
             let segment_mib = number(&opts, "segment-mib", 1, 1 << 20)?.unwrap_or(64);
+            let window_s = number(&opts, "window-s", 1, 10 * 365 * 86_400)?;
+            let archive_journal = match opts.get("archive").copied() {
+                None | Some("no") => false,
+                Some("yes") => true,
+                Some(other) => return Err(Failure::Usage(format!("--archive {other:?}: expected yes or no"))),
+            };
+            let rss_every = number(&opts, "rss-every", 1, u128::from(u64::MAX))?.map(|n| n as u64);
             let options = OpenOptions {
                 segment_bytes: (segment_mib as u64) << 20,
+                archive_journal,
                 ..OpenOptions::default()
             };
-            load(dir, accounts, transfers as u64, batch as usize, &options)
+            let window = window_s.map(|s| IdWindow {
+                past_ns: s as u64 * 1_000_000_000,
+                ahead_ns: 60 * 1_000_000_000,
+            });
+            let run = Load {
+                accounts,
+                transfers: transfers as u64,
+                batch: batch as usize,
+                window,
+                rss_every,
+            };
+            load(dir, &run, &options)
         }
         "verify" => {
             let opts = options(rest, &["dir"])?;
@@ -214,15 +254,42 @@ fn print_balance(account: AccountId, balance: &AccountBalance) {
     );
 }
 
-fn load(dir: &str, accounts: u128, transfers: u64, batch: usize, options: &OpenOptions) -> Result<(), Failure> {
-    let shared = durable::open_ledger(dir, SystemClock, options)?;
+/// What `load` runs.
+struct Load {
+    accounts: u128,
+    transfers: u64,
+    batch: usize,
+    window: Option<IdWindow>,
+    rss_every: Option<u64>,
+}
+
+/// The resident memory of this process in KiB, from `/proc/self/status` (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
+    let Load {
+        accounts,
+        transfers,
+        batch,
+        window,
+        rss_every,
+    } = *run;
+    let init = move || match window {
+        Some(w) => Ledger::new().with_id_window(w),
+        None => Ledger::new(),
+    };
+    let shared = SharedLedger::open(dir, init, SystemClock, options)?;
+    let window = shared.read(Ledger::id_window)?;
     // Setup is idempotent: a rerun gets `exists` for what is there already.
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];
     for a in 1..=accounts {
         setup.push(Event::CreateAccount(Account::balance(AccountId(a))));
         setup.push(Event::CreateTransfer(
-            Transfer::new(TransferId(u128::MAX - 1 - a), BANK, AccountId(a), Credits::new(1 << 40))
-                .with_code(FUNDING_CODE),
+            Transfer::new(funding_id(window, a)?, BANK, AccountId(a), Credits::new(1 << 40)).with_code(FUNDING_CODE),
         ));
         if setup.len() >= BATCH_EVENTS_MAX - 1 || a == accounts {
             let results = shared.submit(std::mem::take(&mut setup))?;
@@ -249,9 +316,14 @@ fn load(dir: &str, accounts: u128, transfers: u64, batch: usize, options: &OpenO
             let debit = 1 + u128::from(x % accounts as u64);
             let credit = 1 + (debit + u128::from((x >> 32) % (accounts as u64 - 1))) % accounts;
             id += 1;
+            let tid = match window {
+                // Time-ordered: the millisecond now, the counter below it.
+                Some(_) => TransferId::from_time(SystemClock.now_ns() / 1_000_000, id)?,
+                None => TransferId(id),
+            };
             events.push(Event::CreateTransfer(
                 Transfer::new(
-                    TransferId(id),
+                    tid,
                     AccountId(debit),
                     AccountId(credit),
                     Credits::new(1 + ((x >> 48) % 1000) as i64),
@@ -262,11 +334,31 @@ fn load(dir: &str, accounts: u128, transfers: u64, batch: usize, options: &OpenO
         shared.submit(events)?;
         out!("acked {id}");
         left -= n;
+        let done = transfers - left;
+        if let Some(every) = rss_every
+            && (done / every != (done - n) / every || left == 0)
+        {
+            let held = shared.read(Ledger::transfers_in_memory)?;
+            out!(
+                "rss {done} {} KiB, {held} transfers in memory",
+                rss_kib().map_or_else(|| "unknown".into(), |k| k.to_string())
+            );
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 { transfers as f64 / seconds } else { 0.0 };
     out!("loaded {transfers} transfers in {seconds:.3} s: {rate:.0} transfers/s");
     Ok(())
+}
+
+/// The id of account `a`'s funding transfer: fixed without a window (so that a rerun
+/// finds it), time-ordered with one (a rerun outside the window is answered
+/// `id_older_than_window` for the old one and funds again with a new one).
+fn funding_id(window: Option<IdWindow>, a: u128) -> Result<TransferId, Failure> {
+    Ok(match window {
+        None => TransferId(u128::MAX - 1 - a),
+        Some(_) => TransferId::from_time(SystemClock.now_ns() / 1_000_000, (1 << 79) | a)?,
+    })
 }
 
 fn verify(dir: &str) -> Result<(), Failure> {

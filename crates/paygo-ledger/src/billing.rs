@@ -20,7 +20,18 @@ use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Remainde
 use serde::{Deserialize, Serialize};
 
 use crate::shared::StateMachine;
-use crate::{Account, AccountId, Event, EventResult, Ledger, LedgerError, Transfer, TransferFlags, TransferId};
+use crate::{
+    Account, AccountId, Event, EventResult, IdWindow, Ledger, LedgerError, Transfer, TransferFlags, TransferId,
+};
+
+/// The time of a time-ordered id, in nanoseconds since the Unix epoch.
+fn id_time_ns(id: u128) -> u128 {
+    u128::from(TransferId(id).time_ms()) * 1_000_000
+}
+
+/// With a window, the billing layer drops forgotten replies and holds from memory when it
+/// holds this many, or twice as many as after the last time, whichever is more.
+const COMPACT_MIN: usize = 1 << 14;
 
 /// The top-up funding account: credits sold come from here.
 pub const FUNDING: AccountId = AccountId(u128::MAX - 1);
@@ -383,6 +394,16 @@ pub enum Refusal {
     /// The ledger refused a transfer for a reason the billing layer does not expect.
     #[error("ledger refused the operation: {0}")]
     Ledger(EventResult),
+    /// With an idempotency window ([`BillingConfig::id_window`]): the command's id (a
+    /// top-up, hold, grant or payment request id, or the hold a capture or release names)
+    /// is older than the window, so the billing layer no longer knows its first reply;
+    /// nothing was done. A hold still open is never forgotten.
+    #[error("id is older than the idempotency window: its first reply is forgotten; nothing was done")]
+    IdOlderThanWindow,
+    /// With an idempotency window: the id's time is later than the command's time plus
+    /// the allowed skew (a client clock ahead, or an id that is not time-ordered).
+    #[error("id is ahead of the idempotency window: its time is later than now plus the allowed skew")]
+    IdAheadOfWindow,
 }
 
 /// The reply to a [`Command`].
@@ -397,6 +418,14 @@ pub struct BillingConfig {
     pub bonus_enabled: bool,
     /// The longest hold timeout, in milliseconds.
     pub hold_timeout_max_ms: u64,
+    /// The idempotency window (none by default: every reply is kept for ever). With one,
+    /// command ids must be time-ordered ([`TransferId::from_time`]: `UUIDv7` or `ULID` read as
+    /// a `u128`) and times nanoseconds since the Unix epoch; replies and closed holds
+    /// older than the window leave memory, a retry that late is refused with
+    /// [`Refusal::IdOlderThanWindow`] (never applied twice), and the ledger underneath gets
+    /// the same window. Used when the billing layer is created; a durable store keeps the
+    /// window it was created with.
+    pub id_window: Option<IdWindow>,
 }
 
 impl Default for BillingConfig {
@@ -405,6 +434,7 @@ impl Default for BillingConfig {
             credit_rate: CreditRate::default(),
             bonus_enabled: false,
             hold_timeout_max_ms: 3_600_000,
+            id_window: None,
         }
     }
 }
@@ -471,12 +501,17 @@ pub struct Billing {
     next_transfer: u128,
     next_lot: u128,
     next_request: u128,
+    /// With a window: compact when `replies` and `holds` hold this many together.
+    compact_at_len: usize,
 }
 
 impl Billing {
     /// A billing layer with the system accounts of the chart created.
     pub fn new(config: BillingConfig) -> Billing {
-        let mut ledger = Ledger::new();
+        let mut ledger = match config.id_window {
+            Some(window) => Ledger::new().with_id_window(window),
+            None => Ledger::new(),
+        };
         let system = [
             (FUNDING, codes::FUNDING),
             (REVENUE, codes::REVENUE),
@@ -500,6 +535,7 @@ impl Billing {
             next_transfer: 1,
             next_lot: 1,
             next_request: 1,
+            compact_at_len: COMPACT_MIN,
         }
     }
 
@@ -578,6 +614,7 @@ impl Billing {
     /// The [`Refusal`] of the command; nothing is changed then.
     pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
         self.sweep(now_ns);
+        self.window_check(now_ns, command)?;
         match *command {
             Command::OpenAccount { customer } => self.open(now_ns, customer),
             Command::TopUp {
@@ -682,10 +719,96 @@ impl Billing {
         reply
     }
 
-    fn next_transfer_id(&mut self) -> TransferId {
-        let id = TransferId(self.next_transfer);
+    /// A new id from `counter` at `now_ns`: the counter itself without a window,
+    /// time-ordered with one.
+    fn mint(&self, now_ns: u64, counter: u128) -> u128 {
+        match self.config.id_window {
+            None => counter,
+            Some(_) => TransferId::from_time_ns(now_ns, counter).0,
+        }
+    }
+
+    fn next_transfer_id(&mut self, now_ns: u64) -> TransferId {
+        let id = TransferId(self.mint(now_ns, self.next_transfer));
         self.next_transfer += 1;
         id
+    }
+
+    /// With a window: ids whose time is before this are forgotten (the ledger's, which
+    /// [`Billing::execute`] moves on first).
+    fn forgotten_before_ns(&self) -> u128 {
+        u128::from(self.ledger.forgotten_before_ns())
+    }
+
+    /// Whether the hold is open: not captured or released, and its pending transfers
+    /// still pending in the ledger (not expired).
+    fn hold_open(&self, id: u128) -> bool {
+        self.holds.get(&id).is_some_and(|h| {
+            h.status == HoldStatus::Open
+                && h.parts.first().is_some_and(|(pending, _, _)| {
+                    self.ledger
+                        .transfer(*pending)
+                        .is_some_and(|t| t.status == Some(crate::PendingStatus::Pending))
+                })
+        })
+    }
+
+    /// Whether a reply or hold keyed by `id` is still part of the state: always without a
+    /// window; with one, if the id is not forgotten, or it is an open hold or an
+    /// outstanding payment request.
+    fn is_kept(&self, id: u128) -> bool {
+        self.config.id_window.is_none()
+            || id_time_ns(id) >= self.forgotten_before_ns()
+            || self.hold_open(id)
+            || self.requests.contains_key(&id)
+    }
+
+    /// With a window, refuses a command whose id is forgotten or too far ahead.
+    fn window_check(&self, now_ns: u64, command: &Command) -> Result<(), Refusal> {
+        let Some(window) = self.config.id_window else {
+            return Ok(());
+        };
+        let id = match *command {
+            Command::OpenAccount { .. } | Command::SetAutoTopUp { .. } => return Ok(()),
+            Command::TopUp { id, .. } | Command::Hold { id, .. } | Command::GrantBonus { id, .. } => id,
+            Command::Capture { hold, .. } | Command::CaptureCost { hold, .. } | Command::Release { hold } => hold,
+            Command::ReportPayment { request, .. } => request,
+        };
+        if !self.is_kept(id) {
+            return Err(Refusal::IdOlderThanWindow);
+        }
+        if id_time_ns(id) > u128::from(now_ns) + u128::from(window.ahead_ns) {
+            return Err(Refusal::IdAheadOfWindow);
+        }
+        Ok(())
+    }
+
+    /// With a window ([`BillingConfig::id_window`]): drops forgotten replies and closed
+    /// holds from memory now, and compacts the ledger underneath ([`Ledger::compact`]).
+    /// Only memory changes, never a reply or the state. The billing layer does this on
+    /// its own as it grows; nothing happens without a window.
+    pub fn compact(&mut self) {
+        if self.config.id_window.is_none() {
+            return;
+        }
+        self.ledger.compact();
+        // Capacity is kept: memory stays where the window's peak put it.
+        let replies: Vec<(u8, u128)> = self
+            .replies
+            .keys()
+            .filter(|(_, id)| !self.is_kept(*id))
+            .copied()
+            .collect();
+        for key in replies {
+            self.replies.remove(&key);
+        }
+        let holds: Vec<u128> = self.holds.keys().filter(|id| !self.is_kept(**id)).copied().collect();
+        for id in holds {
+            self.holds.remove(&id);
+        }
+        self.compact_at_len = (self.replies.len() + self.holds.len())
+            .saturating_mul(2)
+            .max(COMPACT_MIN);
     }
 
     /// Applies events that the billing layer built; a batch of its own making is never
@@ -762,7 +885,7 @@ impl Billing {
     /// Moves purchased `credits` from the funding account to `customer`, tagged with the
     /// top-up (or auto top-up request) id `source`.
     fn credit_purchase(&mut self, now_ns: u64, customer: u128, credits: Credits, source: u128) -> Result<(), Refusal> {
-        let transfer = Transfer::new(self.next_transfer_id(), FUNDING, AccountId(customer), credits)
+        let transfer = Transfer::new(self.next_transfer_id(now_ns), FUNDING, AccountId(customer), credits)
             .with_code(codes::TOP_UP)
             .with_user_data(source);
         match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
@@ -806,7 +929,7 @@ impl Billing {
         let mut events = Vec::with_capacity(plan.len());
         let mut parts = Vec::with_capacity(plan.len());
         for (source, credits) in &plan {
-            let tid = self.next_transfer_id();
+            let tid = self.next_transfer_id(now_ns);
             let t = Transfer::pending(tid, *source, REVENUE, *credits, timeout_ms)
                 .with_code(codes::USAGE)
                 .with_user_data(id);
@@ -863,7 +986,7 @@ impl Billing {
             let take = if left < *held { left } else { *held };
             left = Credits::new(left.get() - take.get());
             // `next_transfer_id()` would borrow all of `self` while `hold` is borrowed.
-            let tid = TransferId(self.next_transfer);
+            let tid = TransferId(self.mint(now_ns, self.next_transfer));
             self.next_transfer += 1;
             let t = if take > Credits::ZERO {
                 Transfer::post(tid, *pending, take)
@@ -891,7 +1014,10 @@ impl Billing {
                     auto_top_up,
                 })
             }
-            Some(EventResult::PendingTransferExpired) => Err(Refusal::HoldExpired),
+            // With a window, an expired hold's pending transfers may be forgotten already.
+            Some(EventResult::PendingTransferExpired | EventResult::PendingIdOlderThanWindow) => {
+                Err(Refusal::HoldExpired)
+            }
             Some(other) => Err(Refusal::Ledger(other)),
         };
         if let Some(h) = self.holds.get_mut(&id) {
@@ -988,15 +1114,18 @@ impl Billing {
         let mut events = Vec::with_capacity(hold.parts.len());
         for (pending, _, _) in &hold.parts {
             // `next_transfer_id()` would borrow all of `self` while `hold` is borrowed.
-            let t = Transfer::void(TransferId(self.next_transfer), *pending)
+            let t = Transfer::void(TransferId(self.mint(now_ns, self.next_transfer)), *pending)
                 .with_code(codes::USAGE)
                 .with_user_data(id);
             self.next_transfer += 1;
             events.push(Event::CreateTransfer(t));
         }
         let reply = match self.apply_chain(now_ns, &mut events) {
-            // A hold that expired is released already.
-            None | Some(EventResult::PendingTransferExpired) => Ok(Receipt::Released),
+            // A hold that expired is released already (with a window, its pending
+            // transfers may be forgotten already).
+            None | Some(EventResult::PendingTransferExpired | EventResult::PendingIdOlderThanWindow) => {
+                Ok(Receipt::Released)
+            }
             Some(other) => Err(Refusal::Ledger(other)),
         };
         // Credits released back to an expired lot go to breakage at once.
@@ -1037,7 +1166,7 @@ impl Billing {
         let account = Account::balance(lot)
             .with_code(codes::LOT)
             .with_flags(crate::AccountFlags::LINKED);
-        let grant = Transfer::new(self.next_transfer_id(), PROMOTIONS, lot, amount)
+        let grant = Transfer::new(self.next_transfer_id(now_ns), PROMOTIONS, lot, amount)
             .with_code(codes::BONUS_GRANT)
             .with_user_data(customer);
         let results = self.apply(now_ns, &[Event::CreateAccount(account), Event::CreateTransfer(grant)]);
@@ -1142,7 +1271,11 @@ impl Billing {
             }
         };
         let request = TopUpRequest {
-            id: self.next_request,
+            id: match self.config.id_window {
+                None => self.next_request,
+                // `mint` would borrow all of `self` while `state` is borrowed.
+                Some(_) => TransferId::from_time_ns(now_ns, self.next_request).0,
+            },
             customer,
             amount,
             method: rule.method,
@@ -1197,6 +1330,9 @@ impl Billing {
         // An empty batch: the ledger voids the holds whose timeout has passed, so that the
         // balances read below are those of `now_ns`.
         let _ = self.ledger.apply(now_ns, &[]);
+        if self.config.id_window.is_some() && self.replies.len() + self.holds.len() >= self.compact_at_len {
+            self.compact();
+        }
         while let Some(&(at, lot)) = self.lot_expiries.first() {
             if at > now_ns {
                 break;
@@ -1217,7 +1353,7 @@ impl Billing {
             if available > 0 {
                 // A lot holds at most what was granted, an i64.
                 let t = Transfer::new(
-                    self.next_transfer_id(),
+                    self.next_transfer_id(now_ns),
                     account,
                     BREAKAGE,
                     Credits::new(available as i64),
@@ -1597,6 +1733,8 @@ pub(crate) mod codec {
                     Refusal::IdReused => out.put_u8(13),
                     Refusal::BonusPaused => out.put_u8(14),
                     Refusal::UnknownRequest => out.put_u8(15),
+                    Refusal::IdOlderThanWindow => out.put_u8(17),
+                    Refusal::IdAheadOfWindow => out.put_u8(18),
                     Refusal::Ledger(result) => {
                         out.put_u8(16);
                         put_result(out, *result);
@@ -1666,6 +1804,8 @@ pub(crate) mod codec {
                 14 => Refusal::BonusPaused,
                 15 => Refusal::UnknownRequest,
                 16 => Refusal::Ledger(r.result()?),
+                17 => Refusal::IdOlderThanWindow,
+                18 => Refusal::IdAheadOfWindow,
                 other => return Err(bad(format!("refusal {other} is unknown"))),
             }))
         }
@@ -1721,7 +1861,10 @@ pub(crate) mod codec {
             out.put_text(&state.carrier.remainder().to_string());
             out.put_i64(state.uncollected.get());
         }
-        let holds = sorted(&b.holds);
+        // Forgotten holds and replies are not part of the state (see `Billing::is_kept`):
+        // a snapshot is the same whenever the billing layer last compacted.
+        let mut holds = sorted(&b.holds);
+        holds.retain(|(id, _)| b.is_kept(*id));
         out.put_len(holds.len());
         for (id, hold) in holds {
             out.put_u128(id);
@@ -1743,7 +1886,8 @@ pub(crate) mod codec {
                 put_command_reply(out, cr)?;
             }
         }
-        let replies = sorted(&b.replies);
+        let mut replies = sorted(&b.replies);
+        replies.retain(|((_, id), _)| b.is_kept(*id));
         out.put_len(replies.len());
         for ((kind, id), cr) in replies {
             out.put_u8(kind);
@@ -1788,6 +1932,8 @@ pub(crate) mod codec {
             credit_rate,
             bonus_enabled: r.bool()?,
             hold_timeout_max_ms: r.u64()?,
+            // The ledger's state holds the window; set from it below.
+            id_window: None,
         };
         let (next_transfer, next_lot, next_request) = (r.u128()?, r.u128()?, r.u128()?);
         let mut customers = HashMap::new();
@@ -1883,6 +2029,10 @@ pub(crate) mod codec {
             lot_owner.insert(r.u128()?, r.u128()?);
         }
         let ledger = Ledger::decode_state(r, transfers_more)?;
+        let config = BillingConfig {
+            id_window: ledger.id_window(),
+            ..config
+        };
         let mut billing = Billing {
             ledger,
             config,
@@ -1897,7 +2047,11 @@ pub(crate) mod codec {
             next_transfer,
             next_lot,
             next_request,
+            compact_at_len: 0,
         };
+        billing.compact_at_len = (billing.replies.len() + billing.holds.len())
+            .saturating_mul(2)
+            .max(super::COMPACT_MIN);
         // The outbox of a restored state: the requests still waiting for their outcome.
         billing.keep_outstanding_requests();
         Ok(billing)

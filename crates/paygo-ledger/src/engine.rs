@@ -10,9 +10,19 @@ use paygo_credits::Credits;
 
 use crate::hash::IdBuild;
 use crate::{
-    Account, AccountBalance, AccountFlags, AccountId, Event, EventResult, LedgerError, PendingStatus, Transfer,
-    TransferFlags, TransferId, TransferRecord,
+    Account, AccountBalance, AccountFlags, AccountId, Event, EventResult, IdWindow, LedgerError, PendingStatus,
+    Transfer, TransferFlags, TransferId, TransferRecord,
 };
+
+/// A ledger with an [`IdWindow`] compacts its transfers when it holds this many, or twice
+/// as many as after the last compaction, whichever is more.
+const COMPACT_MIN: usize = 1 << 16;
+
+/// The time of a time-ordered id, in nanoseconds since the Unix epoch (as `u128`: 2^48 ms
+/// does not fit a `u64` of nanoseconds).
+fn id_time_ns(id: u128) -> u128 {
+    u128::from(TransferId(id).time_ms()) * u128::from(NS_PER_MS)
+}
 
 /// The most events one batch may hold (TigerBeetle's figure for a 1 MiB message).
 pub const BATCH_EVENTS_MAX: usize = 8190;
@@ -376,6 +386,14 @@ pub struct Ledger {
     expiries: BinaryHeap<Reverse<(u64, u128)>>,
     last_timestamp_ns: u64,
     total_max: u128,
+    /// The idempotency window, if any (fixed when the ledger is made; kept in snapshots).
+    window: Option<IdWindow>,
+    /// With a window: ids whose time is before this are forgotten (answered
+    /// [`EventResult::IdOlderThanWindow`]). Only grows; kept in snapshots, so that a store
+    /// reopened never remembers less or answers differently.
+    forgotten_before_ns: u64,
+    /// With a window: compact when `transfers` reaches this length.
+    compact_at_len: usize,
 }
 
 impl Default for Ledger {
@@ -389,6 +407,9 @@ impl Default for Ledger {
             expiries: BinaryHeap::new(),
             last_timestamp_ns: 0,
             total_max: ACCOUNT_TOTAL_MAX,
+            window: None,
+            forgotten_before_ns: 0,
+            compact_at_len: COMPACT_MIN,
         }
     }
 }
@@ -441,6 +462,86 @@ impl Ledger {
         self
     }
 
+    /// The same ledger with an idempotency window (see [`IdWindow`]): transfer ids must
+    /// then be time-ordered and the clock given to [`Ledger::apply`] nanoseconds since the
+    /// Unix epoch. Memory then holds the transfers of the window, open holds and accounts
+    /// (at most about twice the window's transfers between compactions), not every
+    /// transfer ever made. Set it on a new ledger: it is kept in snapshots and a durable
+    /// store keeps the window it was created with.
+    #[must_use]
+    pub fn with_id_window(mut self, window: IdWindow) -> Ledger {
+        self.window = Some(window);
+        self
+    }
+
+    /// The idempotency window, if the ledger has one.
+    pub fn id_window(&self) -> Option<IdWindow> {
+        self.window
+    }
+
+    /// With a window: ids whose time (nanoseconds since the Unix epoch) is before this are
+    /// forgotten and answered [`EventResult::IdOlderThanWindow`]; 0 without a window.
+    pub fn forgotten_before_ns(&self) -> u64 {
+        self.forgotten_before_ns
+    }
+
+    /// Whether a stored transfer is still part of the ledger's state: always without a
+    /// window; with one, if its id is not forgotten or it is an open hold.
+    fn is_kept(&self, s: &Stored) -> bool {
+        self.window.is_none() || s.is_pending() || id_time_ns(s.id) >= u128::from(self.forgotten_before_ns)
+    }
+
+    /// Drops from memory the transfers and remembered failures that are forgotten (see
+    /// [`IdWindow`]), and the expiry entries of holds no longer open. Only memory changes:
+    /// the answers to every event and the state stay the same, since forgotten ids are
+    /// answered by their time. A ledger with a window does this on its own when its
+    /// transfers double; this does it now (it takes time linear in the transfers held).
+    /// Nothing happens without a window.
+    pub fn compact(&mut self) {
+        if self.window.is_none() {
+            return;
+        }
+        let floor = u128::from(self.forgotten_before_ns);
+        self.transfers.retain(|s| s.is_pending() || id_time_ns(s.id) >= floor);
+        self.transfer_index.clear();
+        let transfers = &self.transfers;
+        for (p, s) in transfers.iter().enumerate() {
+            self.transfer_index
+                .insert_unique(id_hash(s.id), p, |&q| position_hash(transfers, q));
+        }
+        self.failed.retain(|&id, _| id_time_ns(id) >= floor);
+        let expiries = std::mem::take(&mut self.expiries).into_vec();
+        self.expiries = expiries
+            .into_iter()
+            .filter(|Reverse((at, id))| self.stored(*id).is_some_and(|s| s.expires_at_ns() == Some(*at)))
+            .collect();
+        self.compact_at_len = self.transfers.len().saturating_mul(2).max(COMPACT_MIN);
+    }
+
+    /// With a window, the answer to a transfer whose id is outside it, at event time `ts`.
+    fn window_check(&self, t: &Transfer, ts: u64) -> Option<EventResult> {
+        let window = self.window?;
+        let floor = u128::from(ts.saturating_sub(window.past_ns).max(self.forgotten_before_ns));
+        let time = id_time_ns(t.id.0);
+        if time < floor {
+            return Some(EventResult::IdOlderThanWindow);
+        }
+        if time > u128::from(ts) + u128::from(window.ahead_ns) {
+            return Some(EventResult::IdAheadOfWindow);
+        }
+        None
+    }
+
+    /// With a window, whether a new post or void at event time `ts` names a pending
+    /// transfer that is forgotten (older than the window and not an open hold).
+    fn pending_forgotten(&self, t: &Transfer, ts: u64) -> bool {
+        let (Some(window), Some(pending)) = (self.window, t.pending_id) else {
+            return false;
+        };
+        let floor = u128::from(ts.saturating_sub(window.past_ns).max(self.forgotten_before_ns));
+        id_time_ns(pending.0) < floor && !self.stored(pending.0).is_some_and(Stored::is_pending)
+    }
+
     /// Applies a batch at time `now_ns` (nanoseconds of the caller's clock) and returns one
     /// result per event, in order.
     ///
@@ -464,6 +565,12 @@ impl Ledger {
         }
         let batch_ts = now_ns.max(self.last_timestamp_ns.saturating_add(1));
         self.expire(batch_ts);
+        if let Some(window) = self.window {
+            self.forgotten_before_ns = self.forgotten_before_ns.max(batch_ts.saturating_sub(window.past_ns));
+            if self.transfers.len() >= self.compact_at_len {
+                self.compact();
+            }
+        }
         let mut results = vec![EventResult::Ok; events.len()];
         // A chain still open at the end of the batch is refused as a whole.
         let open_from = match events.last() {
@@ -521,15 +628,17 @@ impl Ledger {
         self.accounts.get(&id.0).map(balance_of)
     }
 
-    /// The transfer with this id.
+    /// The transfer with this id (with a window: `None` once forgotten, unless it is an
+    /// open hold).
     pub fn transfer(&self, id: TransferId) -> Option<TransferRecord> {
-        self.stored(id.0).map(Stored::record)
+        self.stored(id.0).filter(|s| self.is_kept(s)).map(Stored::record)
     }
 
     /// The result a transfer id failed with, if it did (so that a retry answers
-    /// [`EventResult::AlreadyFailed`]).
+    /// [`EventResult::AlreadyFailed`]); `None` once forgotten.
     pub fn failure(&self, id: TransferId) -> Option<EventResult> {
-        self.failed.get(&id.0).copied()
+        let kept = self.window.is_none() || id_time_ns(id.0) >= u128::from(self.forgotten_before_ns);
+        self.failed.get(&id.0).copied().filter(|_| kept)
     }
 
     /// How many accounts the ledger holds.
@@ -537,8 +646,17 @@ impl Ledger {
         self.accounts.len()
     }
 
-    /// How many transfers the ledger holds.
+    /// How many transfers the ledger holds (with a window: those not forgotten, and open
+    /// holds).
     pub fn transfers_len(&self) -> usize {
+        if self.window.is_none() {
+            return self.transfers.len();
+        }
+        self.transfers.iter().filter(|s| self.is_kept(s)).count()
+    }
+
+    /// How many transfers are in memory, forgotten ones not yet compacted away included.
+    pub fn transfers_in_memory(&self) -> usize {
         self.transfers.len()
     }
 
@@ -550,9 +668,10 @@ impl Ledger {
             .map(balance_of)
     }
 
-    /// Every transfer, in creation order.
+    /// Every transfer, in creation order (with a window: those not forgotten, and open
+    /// holds; the journal keeps the others).
     pub fn transfers(&self) -> impl Iterator<Item = TransferRecord> + '_ {
-        self.transfers.iter().map(Stored::record)
+        self.transfers.iter().filter(|s| self.is_kept(s)).map(Stored::record)
     }
 
     /// The timestamp of the last event applied.
@@ -825,11 +944,17 @@ impl Ledger {
         if let Some(result) = validate(t) {
             return result;
         }
+        if let Some(result) = self.window_check(t, ts) {
+            return result;
+        }
         if let Some(existing) = self.stored(t.id.0) {
             return compare(&existing.transfer(), t);
         }
         if !self.failed.is_empty() && self.failed.contains_key(&t.id.0) {
             return EventResult::AlreadyFailed;
+        }
+        if self.pending_forgotten(t, ts) {
+            return EventResult::PendingIdOlderThanWindow;
         }
         if t.flags.contains(TransferFlags::POST_PENDING) || t.flags.contains(TransferFlags::VOID_PENDING) {
             self.resolve_pending(t, ts, undo)
@@ -1025,6 +1150,17 @@ impl Ledger {
         use crate::durable::codec::{Put, put_event, put_result};
         out.put_u64(self.last_timestamp_ns);
         out.put_u128(self.total_max);
+        // The idempotency window (store format 4): a tag, then the window and the time
+        // before which ids are forgotten.
+        match self.window {
+            None => out.put_u8(0),
+            Some(window) => {
+                out.put_u8(1);
+                out.put_u64(window.past_ns);
+                out.put_u64(window.ahead_ns);
+                out.put_u64(self.forgotten_before_ns);
+            }
+        }
         out.put_len(self.account_order.len());
         for id in &self.account_order {
             let Some(row) = self.accounts.get(id) else { continue };
@@ -1040,8 +1176,10 @@ impl Ledger {
             }
             out.put_u64(row.timestamp_ns);
         }
-        out.put_len(self.transfers.len());
-        for s in &self.transfers {
+        // Forgotten transfers are not part of the state: a snapshot is the same whenever
+        // the ledger last compacted.
+        out.put_len(self.transfers_len());
+        for s in self.transfers.iter().filter(|s| self.is_kept(s)) {
             put_event(out, &Event::CreateTransfer(s.transfer()));
             out.put_u64(s.timestamp_ns);
             // The status tags are the snapshot's: 0 none, 1 pending, 2 posted, 3 voided, 4
@@ -1050,7 +1188,12 @@ impl Ledger {
             out.put_i64(s.posted);
             out.put_opt_u64(s.expires_at_ns());
         }
-        let mut failed: Vec<(u128, EventResult)> = self.failed.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut failed: Vec<(u128, EventResult)> = self
+            .failed
+            .iter()
+            .filter(|(id, _)| self.failure(TransferId(**id)).is_some())
+            .map(|(k, v)| (*k, *v))
+            .collect();
         failed.sort_unstable();
         out.put_len(failed.len());
         for (id, result) in failed {
@@ -1068,12 +1211,15 @@ impl Ledger {
         use crate::durable::codec::{EVENT_LEN, bad, get_event};
         let last_timestamp_ns = r.u64()?;
         let total_max = r.u128()?;
+        let (window, forgotten_before_ns) = get_window(r)?;
         let accounts = r.len()?;
         let mut ledger = Ledger {
             accounts: Accounts::with_capacity(accounts),
             account_order: Vec::with_capacity(accounts),
             last_timestamp_ns,
             total_max: total_max.min(ACCOUNT_TOTAL_MAX),
+            window,
+            forgotten_before_ns,
             ..Ledger::default()
         };
         for _ in 0..accounts {
@@ -1123,16 +1269,7 @@ impl Ledger {
             if let Some(result) = validate(&transfer) {
                 return Err(bad(format!("transfer {} fails its own checks ({result})", transfer.id)));
             }
-            // A stored post or void names a transfer stored before it (the engine refuses
-            // one whose pending transfer it cannot find, so never stores one naming 0).
-            if let Some(pending) = transfer.pending_id
-                && ledger.position(pending.0).is_none()
-            {
-                return Err(bad(format!(
-                    "transfer {} names pending transfer {pending}, which the snapshot does not hold before it",
-                    transfer.id
-                )));
-            }
+            ledger.check_pending_named(&transfer)?;
             if status.is_some() != transfer.flags.contains(TransferFlags::PENDING) {
                 return Err(bad(format!(
                     "transfer {}'s pending status does not fit its flags",
@@ -1143,6 +1280,12 @@ impl Ledger {
             if stored.expires_at_ns() != expires_at_ns {
                 return Err(bad(format!(
                     "transfer {}'s expiry does not follow from its time, timeout and status",
+                    transfer.id
+                )));
+            }
+            if !ledger.is_kept(&stored) {
+                return Err(bad(format!(
+                    "transfer {} is older than the window and not an open hold: it cannot have been kept",
                     transfer.id
                 )));
             }
@@ -1157,8 +1300,47 @@ impl Ledger {
             let result = r.result()?;
             ledger.failed.insert(id, result);
         }
+        ledger.compact_at_len = ledger.transfers.len().saturating_mul(2).max(COMPACT_MIN);
         ledger.check_invariants()?;
         Ok(ledger)
+    }
+}
+
+impl Ledger {
+    /// For a snapshot being read: a stored post or void names a transfer stored before it
+    /// (the engine refuses one whose pending transfer it cannot find, so never stores one
+    /// naming 0), unless, with a window, that transfer was forgotten.
+    fn check_pending_named(&self, transfer: &Transfer) -> Result<(), LedgerError> {
+        if let Some(pending) = transfer.pending_id
+            && self.position(pending.0).is_none()
+            && (pending.0 == 0
+                || self.window.is_none()
+                || id_time_ns(pending.0) >= u128::from(self.forgotten_before_ns))
+        {
+            return Err(crate::durable::codec::bad(format!(
+                "transfer {} names pending transfer {pending}, which the snapshot does not hold before it",
+                transfer.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the window part of a state: the window, if any, and the time before which ids
+/// are forgotten.
+fn get_window(r: &mut crate::durable::codec::Reader<'_>) -> Result<(Option<IdWindow>, u64), LedgerError> {
+    match r.u8()? {
+        0 => Ok((None, 0)),
+        1 => {
+            let window = IdWindow {
+                past_ns: r.u64()?,
+                ahead_ns: r.u64()?,
+            };
+            Ok((Some(window), r.u64()?))
+        }
+        other => Err(crate::durable::codec::bad(format!(
+            "window tag {other} is unknown: expected 0 or 1"
+        ))),
     }
 }
 

@@ -58,8 +58,8 @@ pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger, Spare};
 pub use result::EventResult;
 pub use shared::{Clock, ManualClock, SharedLedger, StateMachine, SystemClock};
 pub use types::{
-    Account, AccountBalance, AccountFlags, AccountId, Event, PendingStatus, Transfer, TransferFlags, TransferId,
-    TransferRecord,
+    Account, AccountBalance, AccountFlags, AccountId, Event, IdWindow, PendingStatus, Transfer, TransferFlags,
+    TransferId, TransferRecord,
 };
 
 /// Errors of the ledger's API (the results of events are [`EventResult`]s, not errors).
@@ -130,6 +130,12 @@ pub enum LedgerError {
     MissingDirectory {
         /// The directory.
         dir: String,
+    },
+    /// A time that does not fit in a time-ordered id's 48 bits of milliseconds.
+    #[error("time {unix_ms} ms does not fit a time-ordered id: expected at most 2^48 - 1 ms since the Unix epoch")]
+    IdTime {
+        /// The milliseconds given.
+        unix_ms: u64,
     },
     /// The shared handle's state machine panicked in another thread, or its storage failed:
     /// nothing more can be applied through it.

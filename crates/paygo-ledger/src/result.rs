@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// The result of one event of a batch. Every event gets exactly one.
 ///
-/// The checks run in the order of the variants below (see `docs/ledger.md`): an event that
-/// breaks several rules reports the first. Results from [`EventResult::DebitAccountNotFound`]
-/// on depend on the ledger's state; an event that fails with one of them is remembered, and
+/// The checks run in the order of the variants below (see `docs/ledger.md`), except the
+/// window results at the end, whose place their docs give: an event that breaks several
+/// rules reports the first. Results from [`EventResult::DebitAccountNotFound`] to
+/// [`EventResult::ExceedsDebits`] depend on the ledger's state; an event that fails with one of them is remembered, and
 /// a retry with the same id answers [`EventResult::AlreadyFailed`], so that a retry never
 /// flips an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, thiserror::Error)]
@@ -158,11 +159,35 @@ pub enum EventResult {
     /// debits).
     #[error("exceeds debits")]
     ExceedsDebits,
+    /// With an [`crate::IdWindow`]: the transfer's id is older than the window, so the
+    /// ledger no longer knows whether a transfer with it was applied; nothing is applied.
+    /// Checked after [`EventResult::AmountMustBePositive`] and before
+    /// [`EventResult::Exists`]. A client that retries this late must ask (by the
+    /// transfer's accounts or its own records) instead of retrying.
+    #[error(
+        "id is older than the idempotency window: a transfer with it may have been applied and forgotten; nothing was applied"
+    )]
+    IdOlderThanWindow,
+    /// With an [`crate::IdWindow`]: the id's time is further ahead of the event's time
+    /// than the window allows (a client clock that runs ahead, or not a time-ordered id).
+    /// Checked right after [`EventResult::IdOlderThanWindow`].
+    #[error("id is ahead of the idempotency window: its time is later than the event's time plus the allowed skew")]
+    IdAheadOfWindow,
+    /// With an [`crate::IdWindow`]: a post or void names a pending transfer whose id is
+    /// older than the window and which is not an open hold (open holds are always kept):
+    /// it was posted, voided or expired long ago, or never existed. Checked for a new
+    /// transfer (after [`EventResult::AlreadyFailed`]), before its pending transfer is
+    /// looked up; a retry of a post that was applied still answers
+    /// [`EventResult::Exists`] while the post's own id is inside the window.
+    #[error("pending id is older than the idempotency window and names no open hold")]
+    PendingIdOlderThanWindow,
 }
 
 impl EventResult {
-    /// Every result, in precedence order.
-    pub const ALL: [EventResult; 47] = [
+    /// Every result, in precedence order, except the three window results at the end
+    /// (added later; their place in the order is in their docs). A result's position
+    /// here is its code in the journal and snapshots.
+    pub const ALL: [EventResult; 50] = [
         EventResult::Ok,
         EventResult::LinkedEventFailed,
         EventResult::LinkedEventChainOpen,
@@ -210,6 +235,9 @@ impl EventResult {
         EventResult::OverflowsTimeout,
         EventResult::ExceedsCredits,
         EventResult::ExceedsDebits,
+        EventResult::IdOlderThanWindow,
+        EventResult::IdAheadOfWindow,
+        EventResult::PendingIdOlderThanWindow,
     ];
 
     /// Whether the event was applied.
@@ -220,6 +248,6 @@ impl EventResult {
     /// Whether this result depends on the ledger's state, so that the id is remembered as
     /// failed.
     pub const fn is_transient(self) -> bool {
-        (self as u8) >= (EventResult::DebitAccountNotFound as u8)
+        (self as u8) >= (EventResult::DebitAccountNotFound as u8) && (self as u8) <= (EventResult::ExceedsDebits as u8)
     }
 }

@@ -27,6 +27,14 @@ impl Clock for SystemClock {
     }
 }
 
+/// A shared clock: a test keeps one end of an `Arc<ManualClock>` to move the time of a
+/// handle that owns the other.
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now_ns(&self) -> u64 {
+        (**self).now_ns()
+    }
+}
+
 /// A clock that moves only when told to, for tests and simulations.
 #[derive(Debug, Default)]
 pub struct ManualClock {
@@ -383,7 +391,9 @@ impl<M: Durable, K: Clock> SharedLedger<M, K> {
         clock: K,
         options: &OpenOptions,
     ) -> Result<SharedLedger<M, K>, LedgerError> {
-        let store = FileStore::open(dir.as_ref(), M::KIND, true)?.segment_bytes(options.segment_bytes);
+        let store = FileStore::open(dir.as_ref(), M::KIND, true)?
+            .segment_bytes(options.segment_bytes)
+            .archive_journal(options.archive_journal);
         SharedLedger::with_storage(Box::new(store), init, clock, options)
     }
 

@@ -17,6 +17,63 @@ pub struct AccountId(pub u128);
 #[serde(transparent)]
 pub struct TransferId(pub u128);
 
+impl TransferId {
+    /// Bits below the millisecond time in a time-ordered id (`UUIDv7` and `ULID` lay ids out
+    /// the same way: the top 48 bits are milliseconds since the Unix epoch).
+    pub const TIME_SHIFT: u32 = 80;
+
+    /// A time-ordered id: `unix_ms` (milliseconds since the Unix epoch, at most 2^48 - 1)
+    /// in the top 48 bits and the low 80 bits of `low` below them — the layout of a
+    /// `UUIDv7` or a `ULID` read as a big-endian `u128`. A ledger with an [`IdWindow`] needs
+    /// such ids.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::LedgerError::IdTime`] when `unix_ms` does not fit in 48 bits.
+    pub fn from_time(unix_ms: u64, low: u128) -> Result<TransferId, crate::LedgerError> {
+        if unix_ms >> 48 != 0 {
+            return Err(crate::LedgerError::IdTime { unix_ms });
+        }
+        let low = low & ((1u128 << Self::TIME_SHIFT) - 1);
+        Ok(TransferId((u128::from(unix_ms) << Self::TIME_SHIFT) | low))
+    }
+
+    /// A time-ordered id at `unix_ns` nanoseconds since the Unix epoch (its millisecond,
+    /// which always fits 48 bits: `u64::MAX` ns is below 2^48 ms), with the low 80 bits of
+    /// `low` below it. See [`TransferId::from_time`].
+    pub const fn from_time_ns(unix_ns: u64, low: u128) -> TransferId {
+        let ms = unix_ns / 1_000_000;
+        TransferId(((ms as u128) << Self::TIME_SHIFT) | (low & ((1u128 << Self::TIME_SHIFT) - 1)))
+    }
+
+    /// The milliseconds since the Unix epoch in the id's top 48 bits (meaningful for
+    /// time-ordered ids, see [`TransferId::from_time`]).
+    pub const fn time_ms(self) -> u64 {
+        // 128 - 80 = 48 bits: always fits.
+        (self.0 >> Self::TIME_SHIFT) as u64
+    }
+}
+
+/// The idempotency window of a [`crate::Ledger`]: how long it remembers transfer ids.
+///
+/// With a window, transfer ids must be time-ordered ([`TransferId::from_time`]): the
+/// ledger compares an id's time (`time_ms`, as nanoseconds) with the time of the event
+/// (the caller's clock, which must then be nanoseconds since the Unix epoch). An id older
+/// than `past_ns` is answered [`crate::EventResult::IdOlderThanWindow`], whether or not a
+/// transfer with it was ever applied — so a retry that comes after the window is never
+/// applied a second time — and an id more than `ahead_ns` in the future is answered
+/// [`crate::EventResult::IdAheadOfWindow`]. Transfers, closed holds and remembered
+/// failures older than the window leave memory (they stay in the journal); open holds
+/// and account balances stay. See "Idempotency window" in `docs/ledger.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdWindow {
+    /// How far back an id is remembered, in nanoseconds (for example 24 hours).
+    pub past_ns: u64,
+    /// How far ahead of the event's time an id's time may be, in nanoseconds (for example
+    /// a minute of clock skew).
+    pub ahead_ns: u64,
+}
+
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -839,6 +839,7 @@ fn open_faulty(
     let options = OpenOptions {
         snapshot_journal_bytes: Some(16 << 10),
         segment_bytes: SEGMENT_BYTES,
+        archive_journal: false,
     };
     let store = Faulty::open(dir, "billing", SEGMENT_BYTES, faults.clone());
     SharedLedger::with_storage(

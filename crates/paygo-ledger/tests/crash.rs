@@ -48,6 +48,7 @@ fn load_forever(dir: &Path) {
         snapshot_journal_bytes: Some(16 << 10),
         // Small segments, so that kills also land during segment rolls.
         segment_bytes: 8 << 10,
+        ..OpenOptions::default()
     };
     let shared = durable::open_ledger(dir, SystemClock, &options).unwrap();
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use paygo_credits::Credits;
 use paygo_ledger::EventResult as R;
 use paygo_ledger::{
-    Account, AccountFlags, AccountId, Event, EventResult, Ledger, LedgerError, PendingStatus, Transfer, TransferFlags,
-    TransferId,
+    Account, AccountFlags, AccountId, Event, EventResult, IdWindow, Ledger, LedgerError, PendingStatus, Transfer,
+    TransferFlags, TransferId,
 };
 
 const BANK: AccountId = AccountId(1);
@@ -321,6 +321,28 @@ fn every_result_code_is_reached() {
         )
         .unwrap();
     assert_eq!(got, [R::PendingTransferExpired]);
+    seen.extend(got);
+
+    // The idempotency window (tests/window.rs has the rest).
+    let hour = 3_600_000_000_000;
+    let mut w = Ledger::new().with_id_window(IdWindow {
+        past_ns: hour,
+        ahead_ns: 60_000_000_000,
+    });
+    let now = 1_800_000_000_000_000_000; // 2027-01-15, in ns since the Unix epoch
+    let at = |ns: u64| TransferId::from_time(ns / 1_000_000, 7).unwrap();
+    let events = [
+        Event::CreateAccount(Account::new(BANK)),
+        Event::CreateAccount(Account::new(ALICE)),
+        Event::CreateTransfer(Transfer::new(at(now - 2 * hour), BANK, ALICE, c(1))),
+        Event::CreateTransfer(Transfer::new(at(now + 2 * hour), BANK, ALICE, c(1))),
+        Event::CreateTransfer(Transfer::post(at(now), at(now - 2 * hour), c(1))),
+    ];
+    let got = w.apply(now, &events).unwrap();
+    assert_eq!(
+        got[2..],
+        [R::IdOlderThanWindow, R::IdAheadOfWindow, R::PendingIdOlderThanWindow]
+    );
     seen.extend(got);
 
     let missing: Vec<_> = EventResult::ALL.iter().filter(|r| !seen.contains(r)).collect();

@@ -52,6 +52,9 @@ fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> LedgerError {
     }
 }
 
+/// The directory inside the store that archived journal segments move to.
+const ARCHIVE: &str = "archive";
+
 fn segment_name(index: u64) -> String {
     format!("journal-{index:020}.log")
 }
@@ -147,6 +150,8 @@ fn round_up(n: u64, to: u64) -> u64 {
 /// `LOCK` (held by the one writer), `journal-<n>.log` segments (preallocated) and
 /// `snapshot-<seq>.snap` snapshots. See `docs/ledger.md` for the format and the fault model.
 #[derive(Debug)]
+// Independent switches of the store (mode, state, audit, archive), each a plain yes/no.
+#[allow(clippy::struct_excessive_bools)]
 pub struct FileStore {
     dir: PathBuf,
     kind: String,
@@ -163,6 +168,8 @@ pub struct FileStore {
     /// Load from the oldest snapshot kept, so that every record kept is checked, and
     /// check every snapshot kept against the journal.
     audit: bool,
+    /// Move journal segments no longer needed into `archive/` instead of removing them.
+    archive: bool,
 }
 
 #[derive(Debug)]
@@ -259,6 +266,7 @@ impl FileStore {
             current: None,
             head: Head::default(),
             since_snapshot: 0,
+            archive: false,
             loaded: false,
             failed: None,
             audit: false,
@@ -271,6 +279,17 @@ impl FileStore {
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> FileStore {
         self.segment_bytes = round_up(bytes.max(SEGMENT_BYTES_MIN), SEGMENT_ALIGN);
+        self
+    }
+
+    /// The same store, moving the journal segments that snapshots make unnecessary into the
+    /// `archive/` directory inside the store, instead of removing them: the history of
+    /// every transfer stays on disk, for audits and for transfers a ledger with an
+    /// [`crate::IdWindow`] no longer keeps in memory. The archive is never read back by
+    /// the store; it grows with the journal (about 104 bytes a transfer).
+    #[must_use]
+    pub fn archive_journal(mut self, archive: bool) -> FileStore {
+        self.archive = archive;
         self
     }
 
@@ -1348,8 +1367,19 @@ impl Storage for FileStore {
             };
             self.manifest.closed = false;
             self.save_manifest()?;
+            let archive = self.dir.join(ARCHIVE);
             for path in &gone {
-                remove(path)?;
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if self.archive && parse_name(name, "journal-", ".log").is_some() {
+                    fs::create_dir_all(&archive).map_err(|e| io("create", &archive, &e))?;
+                    let to = archive.join(name);
+                    fs::rename(path, &to).map_err(|e| io("archive", path, &e))?;
+                } else {
+                    remove(path)?;
+                }
+            }
+            if self.archive && archive.is_dir() {
+                sync_dir(&archive)?;
             }
             sync_dir(&self.dir)
         })();

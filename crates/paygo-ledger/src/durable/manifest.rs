@@ -17,8 +17,9 @@ use crate::LedgerError;
 /// The file's name in the store's directory.
 pub(crate) const MANIFEST: &str = "MANIFEST";
 /// The format this version reads and writes (format 1 had a `BLAKE2b` chain and was never
-/// released; format 2 had no manifest positions and no preallocated segments).
-pub(crate) const FORMAT: u32 = 3;
+/// released; format 2 had no manifest positions and no preallocated segments; format 3 had
+/// no idempotency window in the ledger's state).
+pub(crate) const FORMAT: u32 = 4;
 const TITLE: &str = "paygo-ledger durable store";
 
 /// Where the journal had reached when the manifest was written.

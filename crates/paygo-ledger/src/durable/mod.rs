@@ -345,6 +345,11 @@ pub struct OpenOptions {
     /// shorter file is detected as damage): default 64 MiB; rounded up to 4 KiB, at least
     /// 4 KiB. A record larger than that gets a segment of its own size.
     pub segment_bytes: u64,
+    /// Move the journal segments that snapshots make unnecessary into `archive/` inside
+    /// the store instead of removing them (see [`FileStore::archive_journal`]); default
+    /// off. With an [`crate::IdWindow`], turn it on to keep on disk the transfers that
+    /// leave memory.
+    pub archive_journal: bool,
 }
 
 impl Default for OpenOptions {
@@ -352,6 +357,7 @@ impl Default for OpenOptions {
         OpenOptions {
             snapshot_journal_bytes: Some(1 << 30),
             segment_bytes: file::SEGMENT_BYTES_DEFAULT,
+            archive_journal: false,
         }
     }
 }
