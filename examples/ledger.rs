@@ -304,6 +304,7 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
     let done = shared.read(|l| l.transfers().filter(|t| t.transfer.code == LOAD_CODE).count())? as u64;
     let mut id = u128::from(done);
     let start = Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
     let mut left = transfers;
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ done;
     while left > 0 {
@@ -331,7 +332,9 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
                 .with_code(LOAD_CODE),
             ));
         }
+        let submitted = Instant::now();
         shared.submit(events)?;
+        slowest = slowest.max(submitted.elapsed());
         out!("acked {id}");
         left -= n;
         let done = transfers - left;
@@ -348,6 +351,8 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
     let seconds = start.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 { transfers as f64 / seconds } else { 0.0 };
     out!("loaded {transfers} transfers in {seconds:.3} s: {rate:.0} transfers/s");
+    // The longest a batch waited (an automatic snapshot's pause shows here).
+    out!("slowest batch {:.1} ms", slowest.as_secs_f64() * 1e3);
     Ok(())
 }
 

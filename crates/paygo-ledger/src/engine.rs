@@ -1148,6 +1148,19 @@ impl Ledger {
     /// Appends the whole state (a snapshot's body).
     pub(crate) fn encode_state(&self, out: &mut Vec<u8>) {
         use crate::durable::codec::{Put, put_event, put_result};
+        // Room for the whole state at once (an account is 177 bytes, a transfer 130): no
+        // copy of a growing buffer while the handle's lock is held.
+        let kept = if self.window.is_none() {
+            self.transfers.len()
+        } else {
+            self.transfers_len()
+        };
+        out.reserve(
+            64usize
+                .saturating_add(self.account_order.len().saturating_mul(177))
+                .saturating_add(kept.saturating_mul(130))
+                .saturating_add(self.failed.len().saturating_mul(17)),
+        );
         out.put_u64(self.last_timestamp_ns);
         out.put_u128(self.total_max);
         // The idempotency window (store format 4): a tag, then the window and the time

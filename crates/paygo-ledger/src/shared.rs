@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::durable::{self, Durable, FileStore, Head, OpenOptions, Recovery, Storage};
+use crate::durable::{self, Durable, FileStore, Head, OpenOptions, Recovery, SnapshotJob, Storage};
 use crate::{BATCH_EVENTS_MAX, Event, EventResult, Ledger, LedgerError};
 
 /// Where the time comes from: nanoseconds, never going back by the ledger's rules (the
@@ -187,10 +188,14 @@ struct Journal<M: StateMachine> {
     buf: Vec<u8>,
     snapshot_journal_bytes: Option<u64>,
     snapshot_failed: bool,
+    /// An automatic snapshot being written on its own thread.
+    writing: Option<JoinHandle<(SnapshotJob, Result<(), LedgerError>)>>,
 }
 
 impl<M: StateMachine> Drop for Journal<M> {
     fn drop(&mut self) {
+        // A snapshot being written is finished first (listed if it was written whole).
+        let _ = self.finish_writing(true);
         // A clean close records where the journal ends; if it fails, the next open
         // recovers as after a crash.
         let _ = self.storage.close();
@@ -198,12 +203,60 @@ impl<M: StateMachine> Drop for Journal<M> {
 }
 
 impl<M: StateMachine> Journal<M> {
+    /// Writes a snapshot of the state now, waiting for it (and for one being written).
     fn snapshot(&mut self, machine: &M) -> Result<Head, LedgerError> {
-        self.buf.clear();
-        (self.encode_state)(machine, &mut self.buf)?;
-        self.storage.save_snapshot(&self.buf)?;
-        self.buf = Vec::new();
+        self.finish_writing(true)?;
+        let mut job = self.begin(machine)?;
+        job.run()?;
+        self.storage.finish_snapshot(&job)?;
         Ok(self.storage.head())
+    }
+
+    /// Encodes the state (the only part a submission waits for) and begins a snapshot.
+    fn begin(&mut self, machine: &M) -> Result<SnapshotJob, LedgerError> {
+        let mut state = Vec::new();
+        (self.encode_state)(machine, &mut state)?;
+        self.storage.begin_snapshot(state)
+    }
+
+    /// Begins an automatic snapshot and writes it on its own thread, unless one is being
+    /// written.
+    fn snapshot_in_background(&mut self, machine: &M) {
+        if self.writing.is_some() {
+            return;
+        }
+        match self.begin(machine) {
+            Ok(mut job) => {
+                let spawned = std::thread::Builder::new()
+                    .name("paygo-snapshot".into())
+                    .spawn(move || {
+                        let written = job.run();
+                        (job, written)
+                    });
+                match spawned {
+                    Ok(handle) => self.writing = Some(handle),
+                    Err(_) => self.snapshot_failed = true,
+                }
+            }
+            Err(_) => self.snapshot_failed = true,
+        }
+    }
+
+    /// Lists the snapshot being written once it is (waiting for it if `wait`); a snapshot
+    /// that could not be written is dropped (the older ones stay in use) and no other is
+    /// begun automatically until [`SharedLedger::snapshot`] succeeds.
+    fn finish_writing(&mut self, wait: bool) -> Result<(), LedgerError> {
+        let Some(handle) = self.writing.take_if(|h| wait || h.is_finished()) else {
+            return Ok(());
+        };
+        let (job, written) = handle.join().map_err(|_| LedgerError::Unavailable {
+            reason: "the snapshot thread panicked".into(),
+        })?;
+        let listed = written.and_then(|()| self.storage.finish_snapshot(&job));
+        if listed.is_err() {
+            self.snapshot_failed = true;
+        }
+        listed
     }
 }
 
@@ -316,6 +369,10 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
             .map_err(|_| "a thread panicked while applying a batch".to_owned())?;
         let now = self.clock.now_ns();
         let Inner { machine, journal } = &mut *inner;
+        // A snapshot written since the last turn is listed now.
+        if let Some(j) = journal.as_mut() {
+            let _ = j.finish_writing(false);
+        }
         // Write-ahead: the turn's inputs are durable before any of them is applied.
         if let Some(j) = journal.as_mut() {
             durable::encode_turn(&mut j.buf, now, &group, j.encode);
@@ -332,9 +389,11 @@ impl<M: StateMachine, K: Clock> SharedLedger<M, K> {
             && !j.snapshot_failed
             && j.storage.bytes_since_snapshot() >= limit
         {
-            // The turn is durable and applied whatever happens here; a failed snapshot
-            // leaves the older one in place, and `snapshot()` reports the error.
-            j.snapshot_failed = j.snapshot(machine).is_err();
+            // The turn is durable and applied whatever happens here. The state is encoded
+            // now; its file is written and synced on another thread while turns go on, and
+            // listed by a later turn. A failed snapshot leaves the older one in place, and
+            // `snapshot()` reports the error.
+            j.snapshot_in_background(machine);
         }
         Ok(replies)
     }
@@ -417,6 +476,7 @@ impl<M: Durable, K: Clock> SharedLedger<M, K> {
             buf: Vec::new(),
             snapshot_journal_bytes: options.snapshot_journal_bytes,
             snapshot_failed: false,
+            writing: None,
         };
         let machine = if let Some(machine) = machine {
             machine

@@ -837,3 +837,124 @@ fn verify_refuses_a_damaged_or_untrue_newest_snapshot_that_load_passes_over() {
         Err(LedgerError::Corrupt { .. })
     ));
 }
+
+/// A `FileStore` whose snapshot jobs wait for the test to open a gate before they write.
+#[derive(Debug)]
+struct Gated {
+    inner: durable::FileStore,
+    gate: std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+    begun: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Storage for Gated {
+    fn load(&mut self, visit: &mut dyn FnMut(Loaded<'_>) -> Result<(), LedgerError>) -> Result<Recovery, LedgerError> {
+        self.inner.load(visit)
+    }
+    fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {
+        self.inner.append(payload)
+    }
+    fn save_snapshot(&mut self, state: &[u8]) -> Result<(), LedgerError> {
+        self.inner.save_snapshot(state)
+    }
+    fn begin_snapshot(&mut self, state: Vec<u8>) -> Result<durable::SnapshotJob, LedgerError> {
+        let mut job = self.inner.begin_snapshot(state)?;
+        let records = job.records();
+        self.begun.lock().unwrap().push(records);
+        let gate = self.gate.clone();
+        Ok(durable::SnapshotJob::new(records, move || {
+            let _ = gate.lock().unwrap().recv();
+            job.run()
+        }))
+    }
+    fn finish_snapshot(&mut self, job: &durable::SnapshotJob) -> Result<(), LedgerError> {
+        self.inner.finish_snapshot(job)
+    }
+    fn head(&self) -> Head {
+        self.inner.head()
+    }
+    fn bytes_since_snapshot(&self) -> u64 {
+        self.inner.bytes_since_snapshot()
+    }
+    fn close(&mut self) -> Result<(), LedgerError> {
+        self.inner.close()
+    }
+}
+
+fn listed_snapshots(dir: &Path) -> Vec<u64> {
+    std::fs::read_to_string(dir.join("MANIFEST"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("snapshot: "))
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_automatic_snapshot_is_written_while_submissions_go_on_and_listed_after() {
+    let dir = TempDir::new("async-snapshot");
+    let (open_gate, gate) = std::sync::mpsc::channel();
+    let begun = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = durable::FileStore::open(&dir.0, "ledger", true).unwrap();
+    let gated = Gated {
+        inner: store,
+        gate: std::sync::Arc::new(std::sync::Mutex::new(gate)),
+        begun: begun.clone(),
+    };
+    // The new store's first snapshot (record 0) is written at once: let it through.
+    open_gate.send(()).unwrap();
+    let options = OpenOptions {
+        snapshot_journal_bytes: Some(2_000),
+        ..OpenOptions::default()
+    };
+    let shared = SharedLedger::with_storage(Box::new(gated), Ledger::new, ManualClock::new(9), &options).unwrap();
+    let mut reference = Ledger::new();
+    let all = batches(5, 40);
+    let mut batches = all.iter();
+    // Until an automatic snapshot is begun.
+    while begun.lock().unwrap().len() < 2 {
+        let batch = batches.next().unwrap();
+        assert_eq!(
+            shared.submit(batch.clone()).unwrap(),
+            reference.apply(9, batch).unwrap()
+        );
+    }
+    let snapshot = begun.lock().unwrap()[1];
+    // Its file is held back: submissions still go on, and it is not listed.
+    for batch in batches.by_ref().take(5) {
+        assert_eq!(
+            shared.submit(batch.clone()).unwrap(),
+            reference.apply(9, batch).unwrap()
+        );
+    }
+    assert_eq!(listed_snapshots(&dir.0), [0]);
+    // A crash now (a copy of the files): everything acknowledged is recovered from the
+    // older snapshot and the journal.
+    let crashed = dir.copy("async-snapshot-crash");
+    let (loaded, recovery) = durable::load::<Ledger>(&crashed.0).unwrap();
+    assert_eq!(recovery.snapshot_records, 0);
+    assert_eq!(fingerprint(&loaded), fingerprint(&reference));
+    // Written: the next turn lists it.
+    open_gate.send(()).unwrap();
+    let mut listed = false;
+    for batch in batches.by_ref() {
+        assert_eq!(
+            shared.submit(batch.clone()).unwrap(),
+            reference.apply(9, batch).unwrap()
+        );
+        if listed_snapshots(&dir.0).contains(&snapshot) {
+            listed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(listed, "snapshot {snapshot} was never listed");
+    // Later snapshots are let through as they come; the reopened store starts from the
+    // newest listed one and equals the reference.
+    for _ in 0..100 {
+        let _ = open_gate.send(());
+    }
+    drop(shared);
+    let (loaded, recovery) = durable::load::<Ledger>(&dir.0).unwrap();
+    assert!(recovery.snapshot_records >= snapshot, "{recovery:?}");
+    assert_eq!(fingerprint(&loaded), fingerprint(&reference));
+}

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use super::checksum::{ChainHasher, HASH_LEN, crc32c};
 use super::manifest::{MANIFEST, Manifest, Reach, Segment};
-use super::{Head, Loaded, Recovery, Storage};
+use super::{Head, Loaded, Recovery, SnapshotJob, Storage};
 use crate::LedgerError;
 
 const LOCK: &str = "LOCK";
@@ -50,6 +50,37 @@ fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> LedgerError {
         offset,
         what: what.into(),
     }
+}
+
+/// Writes the snapshot of record `seq` (head hash `hash`) to its file: a temp file,
+/// written and synced, renamed, the directory synced. On an error the temp file is
+/// removed and nothing is listed.
+fn write_snapshot_file(dir: &Path, seq: u64, hash: &[u8; HASH_LEN], state: &[u8]) -> Result<(), LedgerError> {
+    let mut header = [0u8; SNAPSHOT_HEADER];
+    header[..8].copy_from_slice(SNAPSHOT_MAGIC);
+    header[8..16].copy_from_slice(&seq.to_le_bytes());
+    header[16..48].copy_from_slice(hash);
+    header[48..56].copy_from_slice(&(state.len() as u64).to_le_bytes());
+    header[56..60].copy_from_slice(&crc32c(state).to_le_bytes());
+    let crc = crc32c(&header[..60]);
+    header[60..64].copy_from_slice(&crc.to_le_bytes());
+    let name = snapshot_name(seq);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(&name);
+    let written = (|| {
+        let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, &e))?;
+        f.write_all(&header)
+            .and_then(|()| f.write_all(state))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io("write", &tmp, &e))?;
+        fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, &e))?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        // Not listed: the previous snapshots stay in use, and records can go on.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The directory inside the store that archived journal segments move to.
@@ -170,6 +201,8 @@ pub struct FileStore {
     audit: bool,
     /// Move journal segments no longer needed into `archive/` instead of removing them.
     archive: bool,
+    /// A snapshot begun and not listed yet: its record and size.
+    pending_snapshot: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -267,6 +300,7 @@ impl FileStore {
             head: Head::default(),
             since_snapshot: 0,
             archive: false,
+            pending_snapshot: None,
             loaded: false,
             failed: None,
             audit: false,
@@ -740,6 +774,90 @@ impl FileStore {
             gone.push(self.dir.join(segment_name(g.index)));
         }
         gone
+    }
+
+    /// Refuses to write to a store opened read-only, not loaded, or failed.
+    fn check_writable(&self) -> Result<(), LedgerError> {
+        if !self.writable || !self.loaded {
+            return Err(LedgerError::Unavailable {
+                reason: "the store is not open for writing".into(),
+            });
+        }
+        if let Some(why) = &self.failed {
+            return Err(LedgerError::Unavailable { reason: why.clone() });
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment at record `seq` (the head) unless the current one starts there
+    /// empty, and lists it. A failure fails the store closed.
+    fn rotate_for_snapshot(&mut self, seq: u64) -> Result<(), LedgerError> {
+        let rotate = match &self.current {
+            Some(c) => c.first != seq || c.end > SEGMENT_HEADER,
+            None => true,
+        };
+        if !rotate {
+            return Ok(());
+        }
+        let made = (|| {
+            let next = self.manifest.segments.last().map_or(0, |g| g.index + 1);
+            let cur = self.make_segment(next, seq, 0)?;
+            self.manifest.segments.push(Segment {
+                index: cur.index,
+                first: cur.first,
+                bytes: cur.bytes,
+            });
+            self.manifest.reach = Reach {
+                records: seq,
+                offset: SEGMENT_HEADER,
+                hash: self.head.hash,
+            };
+            self.manifest.closed = false;
+            self.current = Some(cur);
+            self.save_manifest()
+        })();
+        if let Err(e) = &made {
+            self.fail_closed("a journal segment for a snapshot could not be made", e);
+        }
+        made
+    }
+
+    /// Lists the snapshot of record `seq` (`bytes` long, written and synced), then removes
+    /// (or archives) the files it makes unnecessary. A failure fails the store closed.
+    fn list_snapshot(&mut self, seq: u64, bytes: u64) -> Result<(), LedgerError> {
+        let listed = (|| {
+            self.manifest.snapshots.retain(|s| s.0 != seq);
+            self.manifest.snapshots.push((seq, bytes));
+            let gone = self.unlist_old();
+            // Every record up to the head is durable: the journal has reached it.
+            let offset = self.current.as_ref().map_or(SEGMENT_HEADER, |c| c.end);
+            self.manifest.reach = Reach {
+                records: self.head.records,
+                offset,
+                hash: self.head.hash,
+            };
+            self.manifest.closed = false;
+            self.save_manifest()?;
+            let archive = self.dir.join(ARCHIVE);
+            for path in &gone {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if self.archive && parse_name(name, "journal-", ".log").is_some() {
+                    fs::create_dir_all(&archive).map_err(|e| io("create", &archive, &e))?;
+                    let to = archive.join(name);
+                    fs::rename(path, &to).map_err(|e| io("archive", path, &e))?;
+                } else {
+                    remove(path)?;
+                }
+            }
+            if self.archive && archive.is_dir() {
+                sync_dir(&archive)?;
+            }
+            sync_dir(&self.dir)
+        })();
+        if let Err(e) = &listed {
+            self.fail_closed("a snapshot could not be completed", e);
+        }
+        listed
     }
 
     fn fail_closed(&mut self, why: &str, e: &LedgerError) {
@@ -1302,92 +1420,42 @@ impl Storage for FileStore {
     }
 
     fn save_snapshot(&mut self, state: &[u8]) -> Result<(), LedgerError> {
-        if !self.writable || !self.loaded {
-            return Err(LedgerError::Unavailable {
-                reason: "the store is not open for writing".into(),
-            });
-        }
-        if let Some(why) = &self.failed {
-            return Err(LedgerError::Unavailable { reason: why.clone() });
-        }
+        self.check_writable()?;
         let seq = self.head.records;
-        let mut header = [0u8; SNAPSHOT_HEADER];
-        header[..8].copy_from_slice(SNAPSHOT_MAGIC);
-        header[8..16].copy_from_slice(&seq.to_le_bytes());
-        header[16..48].copy_from_slice(&self.head.hash);
-        header[48..56].copy_from_slice(&(state.len() as u64).to_le_bytes());
-        header[56..60].copy_from_slice(&crc32c(state).to_le_bytes());
-        let crc = crc32c(&header[..60]);
-        header[60..64].copy_from_slice(&crc.to_le_bytes());
-        let name = snapshot_name(seq);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let path = self.dir.join(&name);
-        let written = (|| {
-            let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, &e))?;
-            f.write_all(&header)
-                .and_then(|()| f.write_all(state))
-                .and_then(|()| f.sync_all())
-                .map_err(|e| io("write", &tmp, &e))?;
-            fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, &e))?;
-            sync_dir(&self.dir)
-        })();
-        if let Err(e) = written {
-            // Not listed: the previous snapshots stay in use, and records can go on.
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        write_snapshot_file(&self.dir, seq, &self.head.hash, state)?;
         // From here on a failure leaves the store unable to take records until reopened
         // (the next open removes the unlisted snapshot or segment).
-        let listed = (|| {
-            // A new segment at the snapshot, so that older ones can be removed later.
-            let rotate = match &self.current {
-                Some(c) => c.first != seq || c.end > SEGMENT_HEADER,
-                None => true,
-            };
-            if rotate {
-                let next = self.manifest.segments.last().map_or(0, |g| g.index + 1);
-                let cur = self.make_segment(next, seq, 0)?;
-                self.manifest.segments.push(Segment {
-                    index: cur.index,
-                    first: cur.first,
-                    bytes: cur.bytes,
-                });
-                self.current = Some(cur);
-            }
-            self.manifest.snapshots.retain(|s| s.0 != seq);
-            self.manifest
-                .snapshots
-                .push((seq, (SNAPSHOT_HEADER + state.len()) as u64));
-            let gone = self.unlist_old();
-            let offset = self.current.as_ref().map_or(SEGMENT_HEADER, |c| c.end);
-            self.manifest.reach = Reach {
-                records: seq,
-                offset,
-                hash: self.head.hash,
-            };
-            self.manifest.closed = false;
-            self.save_manifest()?;
-            let archive = self.dir.join(ARCHIVE);
-            for path in &gone {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if self.archive && parse_name(name, "journal-", ".log").is_some() {
-                    fs::create_dir_all(&archive).map_err(|e| io("create", &archive, &e))?;
-                    let to = archive.join(name);
-                    fs::rename(path, &to).map_err(|e| io("archive", path, &e))?;
-                } else {
-                    remove(path)?;
-                }
-            }
-            if self.archive && archive.is_dir() {
-                sync_dir(&archive)?;
-            }
-            sync_dir(&self.dir)
-        })();
-        if let Err(e) = &listed {
-            self.fail_closed("a snapshot could not be completed", e);
-        }
+        let listed = self
+            .rotate_for_snapshot(seq)
+            .and_then(|()| self.list_snapshot(seq, (SNAPSHOT_HEADER + state.len()) as u64));
         self.since_snapshot = 0;
         listed
+    }
+
+    fn begin_snapshot(&mut self, state: Vec<u8>) -> Result<SnapshotJob, LedgerError> {
+        self.check_writable()?;
+        let seq = self.head.records;
+        // The segment boundary at the snapshot is made and listed now, before any later
+        // record is appended: records after the snapshot go to the new segment, and older
+        // segments can be removed once the snapshot is listed.
+        self.rotate_for_snapshot(seq)?;
+        self.since_snapshot = 0;
+        let (dir, hash) = (self.dir.clone(), self.head.hash);
+        let bytes = (SNAPSHOT_HEADER + state.len()) as u64;
+        self.pending_snapshot = Some((seq, bytes));
+        Ok(SnapshotJob::new(seq, move || {
+            write_snapshot_file(&dir, seq, &hash, &state)
+        }))
+    }
+
+    fn finish_snapshot(&mut self, job: &SnapshotJob) -> Result<(), LedgerError> {
+        let Some((seq, bytes)) = self.pending_snapshot.take().filter(|p| p.0 == job.records()) else {
+            return Err(LedgerError::Unavailable {
+                reason: format!("no snapshot of record {} was begun", job.records()),
+            });
+        };
+        self.check_writable()?;
+        self.list_snapshot(seq, bytes)
     }
 
     fn head(&self) -> Head {

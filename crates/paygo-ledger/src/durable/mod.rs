@@ -283,6 +283,51 @@ pub struct Recovery {
     pub head: Head,
 }
 
+/// The part of a snapshot that can run away from the handle's lock: writing and syncing
+/// its file (see [`Storage::begin_snapshot`]).
+pub struct SnapshotJob {
+    records: u64,
+    write: Option<Box<dyn FnOnce() -> Result<(), LedgerError> + Send>>,
+}
+
+impl SnapshotJob {
+    /// A job for the snapshot of the state after `records` records, which `write` writes.
+    pub fn new(records: u64, write: impl FnOnce() -> Result<(), LedgerError> + Send + 'static) -> SnapshotJob {
+        SnapshotJob {
+            records,
+            write: Some(Box::new(write)),
+        }
+    }
+
+    /// A job with nothing left to do: the snapshot after `records` records is written.
+    pub fn done(records: u64) -> SnapshotJob {
+        SnapshotJob { records, write: None }
+    }
+
+    /// The records the snapshot covers.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Writes the snapshot (once; later calls do nothing).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`]: the snapshot is not listed, the older ones stay in use.
+    pub fn run(&mut self) -> Result<(), LedgerError> {
+        self.write.take().map_or(Ok(()), |write| write())
+    }
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotJob")
+            .field("records", &self.records)
+            .field("written", &self.write.is_none())
+            .finish()
+    }
+}
+
 /// Where a durable handle keeps its journal and snapshots: the embedded [`FileStore`], or
 /// another backend. Implementations must make an appended record durable before
 /// [`Storage::append`] returns, and keep records in order.
@@ -313,6 +358,33 @@ pub trait Storage: Send + std::fmt::Debug {
     /// [`LedgerError::Io`]; the previous snapshots stay usable.
     fn save_snapshot(&mut self, state: &[u8]) -> Result<(), LedgerError>;
 
+    /// Starts a snapshot of the state after every record appended so far, for a handle
+    /// that writes it away from its lock: does now what must happen at this position of
+    /// the journal, and returns the [`SnapshotJob`] that writes the state (run on another
+    /// thread, while records go on) and then [`Storage::finish_snapshot`], which lists it.
+    /// The default writes the whole snapshot now with [`Storage::save_snapshot`] and
+    /// returns a job with nothing left to do.
+    ///
+    /// # Errors
+    ///
+    /// As [`Storage::save_snapshot`].
+    fn begin_snapshot(&mut self, state: Vec<u8>) -> Result<SnapshotJob, LedgerError> {
+        self.save_snapshot(&state)?;
+        Ok(SnapshotJob::done(self.head().records))
+    }
+
+    /// Lists a snapshot whose job ran without error, so that recovery may start from it
+    /// and older files may go. The default does nothing (the default
+    /// [`Storage::begin_snapshot`] saved it whole).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Io`]; the store then refuses appends until loaded again.
+    fn finish_snapshot(&mut self, job: &SnapshotJob) -> Result<(), LedgerError> {
+        let _ = job;
+        Ok(())
+    }
+
     /// The head of the journal.
     fn head(&self) -> Head;
 
@@ -338,8 +410,10 @@ pub struct OpenOptions {
     /// Take a snapshot (in the combining thread, after its turn) once this many journal
     /// bytes were written since the last one, so that restart time stays bounded; `None`:
     /// only when [`SharedLedger::snapshot`] is called. Default 1 GiB (about ten million
-    /// ledger transfers). Submissions wait while a snapshot is written (about 130 bytes of
-    /// state per transfer).
+    /// ledger transfers). Submissions wait only while the state is encoded in memory (and a
+    /// journal segment is started); the snapshot's file is written and synced on a thread
+    /// of its own while turns go on, and listed by the first turn after it is done. With an
+    /// [`crate::IdWindow`], the state, and so the wait, is bounded by the window.
     pub snapshot_journal_bytes: Option<u64>,
     /// The size of each new journal segment, allocated whole when it is made (so that a
     /// shorter file is detected as damage): default 64 MiB; rounded up to 4 KiB, at least

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use paygo_ledger::LedgerError;
-use paygo_ledger::durable::{FileStore, Head, Loaded, Recovery, Storage};
+use paygo_ledger::durable::{FileStore, Head, Loaded, Recovery, SnapshotJob, Storage};
 
 use super::rng::Rng;
 
@@ -208,6 +208,27 @@ impl Storage for Faulty {
         self.inner.save_snapshot(state)
     }
 
+    /// As the `FileStore`'s (the segment boundary now, the file on the handle's snapshot
+    /// thread), with the injected failure in the job that writes the file.
+    fn begin_snapshot(&mut self, state: Vec<u8>) -> Result<SnapshotJob, LedgerError> {
+        let fails = std::mem::take(&mut self.faults.lock().unwrap().snapshot_fails);
+        let job = self.inner.begin_snapshot(state)?;
+        if fails {
+            return Ok(SnapshotJob::new(job.records(), || Err(injected("write", true))));
+        }
+        Ok(job)
+    }
+
+    fn finish_snapshot(&mut self, job: &SnapshotJob) -> Result<(), LedgerError> {
+        if self.faults.lock().unwrap().failed {
+            // As a FileStore that failed: it lists nothing more.
+            return Err(LedgerError::Unavailable {
+                reason: "a snapshot listed after a failure".into(),
+            });
+        }
+        self.inner.finish_snapshot(job)
+    }
+
     fn head(&self) -> Head {
         self.inner.head()
     }
@@ -377,7 +398,9 @@ pub(crate) fn damage(rng: &mut Rng, dir: &Path, orig: &Path, acked: &[Placement]
             std::fs::write(&path, bytes).unwrap();
         }
         Damage::FlipNewestSnapshot | Damage::DeleteNewestSnapshot => {
-            let Some(path) = files(dir, "snapshot-").pop() else {
+            // The newest snapshot the MANIFEST lists: one still being written (unlisted)
+            // holds nothing acknowledged, and the next open removes it.
+            let Some(path) = newest_listed_snapshot(dir) else {
                 return false;
             };
             if d == Damage::DeleteNewestSnapshot {
@@ -393,14 +416,31 @@ pub(crate) fn damage(rng: &mut Rng, dir: &Path, orig: &Path, acked: &[Placement]
     true
 }
 
-/// A copy of a directory, under the system's temp dir.
+/// The newest snapshot file that the store's MANIFEST lists.
+fn newest_listed_snapshot(dir: &Path) -> Option<PathBuf> {
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).ok()?;
+    let seq = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("snapshot: "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        .max()?;
+    Some(dir.join(format!("snapshot-{seq:020}.snap")))
+}
+
+/// A copy of a directory, under the system's temp dir, as a crash would leave it: a file
+/// that a snapshot thread renames or removes while it is copied is left out (the crash
+/// came before it), as its temp file would be.
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_name() != "LOCK" {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_name() != "LOCK" && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::copy(entry.path(), to.join(entry.file_name())) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("copying {}: {e}", entry.path().display()),
+            }
         }
     }
 }
