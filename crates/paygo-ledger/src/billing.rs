@@ -1936,6 +1936,20 @@ pub(crate) mod codec {
             id_window: None,
         };
         let (next_transfer, next_lot, next_request) = (r.u128()?, r.u128()?, r.u128()?);
+        // Counters a writer can reach: one a step, so below 2^64 for any ledger that ever
+        // ran (and so far from where the next id, lot account or request would overflow).
+        // Found by fuzzing (docs/fuzzing.md, L1).
+        for (name, value) in [
+            ("next transfer", next_transfer),
+            ("next lot", next_lot),
+            ("next request", next_request),
+        ] {
+            if value == 0 || value >= 1 << 64 {
+                return Err(bad(format!(
+                    "the {name} counter is {value}: expected 1 to 2^64 - 1, as a writer leaves it"
+                )));
+            }
+        }
         let mut customers = HashMap::new();
         for _ in 0..r.len()? {
             let id = r.u128()?;

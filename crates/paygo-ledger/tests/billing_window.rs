@@ -235,3 +235,30 @@ proptest! {
         prop_assert_eq!(eager.uncollected(CUSTOMER), lazy.uncollected(CUSTOMER));
     }
 }
+
+/// Found by fuzzing (docs/fuzzing.md, L1): a billing snapshot with an id counter no writer
+/// can reach is refused, instead of overflowing at the next grant or transfer.
+#[test]
+fn a_billing_snapshot_with_unreachable_counters_is_refused() {
+    let mut b = Billing::new(BillingConfig {
+        bonus_enabled: true,
+        ..BillingConfig::default()
+    });
+    b.open_account(1, 1).unwrap();
+    let mut state = Vec::new();
+    b.encode_state(&mut state).unwrap();
+    assert!(<Billing as Durable>::decode_state(&state, 0).is_ok());
+    // The settings ("USD" and "2000000" as length-prefixed texts, a bool, a u64), then
+    // the three counters.
+    let first = 8 + 3 + 8 + 7 + 1 + 8;
+    for counter in 0..3 {
+        for value in [0u128, 1 << 64, 1 << 127, u128::MAX] {
+            let mut doctored = state.clone();
+            let at = first + 16 * counter;
+            assert_eq!(u128::from_le_bytes(doctored[at..at + 16].try_into().unwrap()), 1);
+            doctored[at..at + 16].copy_from_slice(&value.to_le_bytes());
+            let err = <Billing as Durable>::decode_state(&doctored, 0).unwrap_err();
+            assert!(err.to_string().contains("counter"), "{err}");
+        }
+    }
+}

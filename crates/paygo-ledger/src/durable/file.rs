@@ -15,7 +15,7 @@ const LOCK: &str = "LOCK";
 const SEGMENT_MAGIC: &[u8; 8] = b"PGYLJRN3";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"PGYLSNP3";
 /// magic, first seq, previous hash, size, crc, reserved.
-const SEGMENT_HEADER: u64 = 64;
+pub(crate) const SEGMENT_HEADER: u64 = 64;
 /// length, payload crc, seq, previous hash, header crc.
 const RECORD_HEADER: usize = 52;
 /// magic, seq, head hash, state length, state crc, header crc.
@@ -560,11 +560,13 @@ impl FileStore {
         // the full segments, and the newest as far as it had reached.
         let mut journal_bytes = 0u64;
         for (i, g) in replayed.iter().enumerate() {
-            journal_bytes += if i + 1 == replayed.len() {
+            // The manifest's checks keep each size at least a header, and the reach within
+            // the newest segment; the sum saturates all the same.
+            journal_bytes = journal_bytes.saturating_add(if i + 1 == replayed.len() {
                 manifest.reach.offset.saturating_sub(SEGMENT_HEADER)
             } else {
-                g.bytes - SEGMENT_HEADER
-            };
+                g.bytes.saturating_sub(SEGMENT_HEADER)
+            });
         }
         recovery.snapshot_records = snap_head.records;
         let snap_path = self.dir.join(snapshot_name(snap_head.records));

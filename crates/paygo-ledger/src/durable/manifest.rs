@@ -231,6 +231,28 @@ impl Manifest {
         {
             return Err(bad("its position is before its newest segment".into()));
         }
+        // Sizes are trusted only once they fit what a writer makes: a segment holds at
+        // least its header, and the journal's position lies within the newest segment
+        // (recovery sizes its work from them).
+        if let Some(g) = m.segments.iter().find(|g| g.bytes < super::file::SEGMENT_HEADER) {
+            return Err(bad(format!(
+                "segment {} is listed with {} bytes, less than a segment header",
+                g.index, g.bytes
+            )));
+        }
+        if let Some(last) = m.segments.last()
+            && (m.reach.offset < super::file::SEGMENT_HEADER || m.reach.offset > last.bytes)
+        {
+            return Err(bad(format!(
+                "its position, byte {}, is outside its newest segment of {} bytes",
+                m.reach.offset, last.bytes
+            )));
+        }
+        if let Some((seq, bytes)) = m.snapshots.iter().find(|s| s.1 < 64) {
+            return Err(bad(format!(
+                "snapshot {seq} is listed with {bytes} bytes, less than a snapshot header"
+            )));
+        }
         Ok(m)
     }
 }
@@ -263,6 +285,25 @@ mod tests {
                 hash: [7u8; 32],
             },
             closed: true,
+        }
+    }
+
+    #[test]
+    fn sizes_a_writer_cannot_make_are_refused_even_with_a_valid_checksum() {
+        // Found by fuzzing (docs/fuzzing.md, L2 and L3): recovery sized its work from
+        // these, and overflowed or tried to allocate 2^62 bytes.
+        let (p, d) = (Path::new("/x/MANIFEST"), Path::new("/x"));
+        let mut far = sample();
+        far.reach.offset = 1 << 62;
+        let mut short = sample();
+        short.segments[0].bytes = 10;
+        let mut before = sample();
+        before.reach.offset = 10;
+        let mut tiny_snapshot = sample();
+        tiny_snapshot.snapshots[0].1 = 3;
+        for m in [far, short, before, tiny_snapshot] {
+            let err = Manifest::parse(&m.render(), p, d, Some("ledger")).unwrap_err();
+            assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
         }
     }
 
