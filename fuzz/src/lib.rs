@@ -136,3 +136,20 @@ pub fn check_book(book: &PriceBook) {
         }
     }
 }
+
+/// Whether `PAYGO_FUZZ_TRACE` is set: the targets then print what they do with an input
+/// (for reading a crash, `docs/fuzzing.md`).
+pub fn tracing() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("PAYGO_FUZZ_TRACE").is_some())
+}
+
+/// Prints when `PAYGO_FUZZ_TRACE` is set.
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if $crate::tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
