@@ -101,28 +101,30 @@ fn damage(disk: &MemDisk, b: &mut Bytes<'_>, d: &mut Damage, count: u64) {
     let delta = i64::from(b.u16().cast_signed());
     let at = base.saturating_add_signed(delta).min(len);
     paygo_fuzz::trace!("damage op {} at {at} (journal {len} bytes)", op % 9);
+    // Whether [from, to) reaches into the newest slot.
     let slot = (count % 2) * SLOT_BYTES;
-    if matches!(op % 9, 0..=3) && at < slot + SLOT_BYTES && (op % 9 == 2 || at >= slot) {
-        d.newest_slot = true;
-    }
+    let mut touch = |from: u64, to: u64| d.newest_slot |= from < slot + SLOT_BYTES && to > slot;
     match op % 9 {
         0 | 1 => {
             let x = b.u8();
             disk.change(JOURNAL_FILE_NAME, |c| {
                 let mut byte = [0u8];
                 if c.read(at, &mut byte) == 1 {
+                    touch(at, at + 1);
                     byte[0] ^= if x == 0 { 1 } else { x };
                     c.write(at, &byte);
                 }
             });
         }
         2 => {
+            touch(at, u64::MAX);
             disk.change(JOURNAL_FILE_NAME, |c| c.set_len(at));
         }
         3 => {
             let n = usize::from(b.u8()) + 1;
             disk.change(JOURNAL_FILE_NAME, |c| {
                 let end = (at + n as u64).min(c.len());
+                touch(at, end);
                 c.write(at, &vec![0u8; usize::try_from(end - at).unwrap()]);
             });
         }
