@@ -121,7 +121,8 @@ enum Damage {
     Forged,
 }
 
-/// Rewrites a manifest line chosen by the input, then its checksum line (`docs/ledger.md`).
+/// Rewrites a manifest line chosen by the input (a number in it, its removal, a copy, or
+/// text from the input), then its checksum line (`docs/ledger.md`).
 fn forge_manifest(dir: &Path, b: &mut Bytes<'_>) -> bool {
     let path = dir.join("MANIFEST");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -140,7 +141,7 @@ fn forge_manifest(dir: &Path, b: &mut Bytes<'_>) -> bool {
         _ => 4096 * u64::from(b.u8()),
     };
     let line = &mut lines[at];
-    match b.u8() % 4 {
+    match b.u8() % 5 {
         // Remove the line.
         0 => {
             lines.remove(at);
@@ -159,6 +160,10 @@ fn forge_manifest(dir: &Path, b: &mut Bytes<'_>) -> bool {
                 parts[i] = value.to_string();
                 *line = parts.join(" ");
             }
+        }
+        // Replace it with text from the input (any lines: the manifest's grammar).
+        4 => {
+            *line = String::from_utf8_lossy(b.piece()).into_owned();
         }
         // Close or reopen it.
         _ => {
