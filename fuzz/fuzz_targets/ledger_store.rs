@@ -7,7 +7,8 @@
 //! close), then how to damage the files. The store is then opened as a service would.
 //!
 //! Input: a settings byte (bit 0: ledger or billing; bits 1-2: segment size; bits 3-4:
-//! automatic snapshots; bit 5: crash instead of close), then operations, each an opcode
+//! automatic snapshots; bit 5: crash instead of close; bit 6: old segments archived), then
+//! operations, each an opcode
 //! and its bytes (see `Op`).
 //!
 //! Properties:
@@ -105,7 +106,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|it| it.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    names.retain(|p| p.file_name().is_some_and(|n| n != "LOCK"));
+    names.retain(|p| p.is_file() && p.file_name().is_some_and(|n| n != "LOCK"));
     names.sort();
     names
 }
@@ -312,12 +313,15 @@ fn write<M: Durable>(
     };
     let close = Arc::new(AtomicBool::new(settings & 0x20 == 0));
     let clock = SharedClock(Arc::new(AtomicU64::new(1_000)));
+    let archive = settings & 0x40 != 0;
     let store = FileStore::open(dir, M::KIND, true)
         .expect("a new store")
-        .segment_bytes(segment_bytes);
+        .segment_bytes(segment_bytes)
+        .archive_journal(archive);
     let options = OpenOptions {
         snapshot_journal_bytes: auto,
         segment_bytes,
+        archive_journal: archive,
     };
     let storage = Crashable {
         inner: store,
