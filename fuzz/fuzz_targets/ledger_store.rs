@@ -192,31 +192,6 @@ fn forge_manifest(dir: &Path, b: &mut Bytes<'_>) -> bool {
     std::fs::write(&path, body).is_ok()
 }
 
-/// Known ledger bugs L2 and L3 (reported, `docs/fuzzing.md`): recovery sizes its tables
-/// from the sizes a manifest lists before checking them. L2: a `reach` offset past the
-/// newest segment's size (2^62 aborts the process on a failed allocation). L3: a segment
-/// before the newest listed with fewer bytes than a segment header (`g.bytes -
-/// SEGMENT_HEADER` overflows). Says whether the manifest is such, so that the target passes
-/// over it until recovery refuses it.
-fn manifest_sizes_unchecked(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("MANIFEST")) else {
-        return false;
-    };
-    let number = |line: &str, i: usize| line.split(' ').nth(i).and_then(|n| n.parse::<u64>().ok());
-    let segments: Vec<Option<u64>> = text
-        .lines()
-        .filter(|l| l.starts_with("segment: "))
-        .map(|l| number(l, 3))
-        .collect();
-    let reach = text
-        .lines()
-        .find(|l| l.starts_with("reach: "))
-        .and_then(|l| number(l, 2));
-    let l2 = matches!((segments.last(), reach), (Some(Some(bytes)), Some(offset)) if offset > *bytes);
-    let l3 = segments.iter().any(|bytes| bytes.is_some_and(|b| b < 64));
-    l2 || l3
-}
-
 /// Applies one damage operation to the files.
 fn damage(dir: &Path, op: u8, b: &mut Bytes<'_>) -> Damage {
     if op % 8 == 7 {
@@ -387,10 +362,6 @@ fn run<M: Durable>(settings: u8, b: &mut Bytes<'_>, init: fn() -> M, command: fn
     let crash = settings & 0x20 != 0;
     let written = write(&dir.0, settings, b, init, command);
     let (damaged, manifest_removed) = damage_all(&dir.0, b);
-    if damaged == Damage::Forged && manifest_sizes_unchecked(&dir.0) {
-        // Known ledger bugs L2 and L3 (docs/fuzzing.md): remove once recovery refuses these.
-        return;
-    }
 
     let (state, head, fresh) = match open_rw(&dir.0, init) {
         Ok(found) => found,

@@ -404,25 +404,3 @@ pub fn gen_command(b: &mut crate::Bytes<'_>) -> Command {
         },
     }
 }
-
-/// Known ledger bug L1 (reported, `docs/fuzzing.md`): a billing snapshot is accepted with
-/// counters (`next_transfer`, `next_lot`, `next_request`) so large that the next transfer,
-/// bonus lot or top-up request overflows them (`LOT_BASE + next_lot` in `grant_now`, a panic
-/// in debug builds, a wrapped account id in release). Reads the counters from the state's
-/// encoding (`put_state`: two texts, a bool, a u64, then the three u128) and says whether
-/// one is beyond what any real history reaches (2^64), so that the targets can pass over
-/// such states until decoding refuses them.
-pub fn billing_counters_overflow(state: &[u8]) -> bool {
-    let mut b = crate::Bytes::new(state);
-    for _ in 0..2 {
-        let n = usize::try_from(b.u64()).unwrap_or(usize::MAX);
-        b.take(n);
-    }
-    b.u8();
-    b.u64();
-    // Each u128 is little-endian: a high half that is not zero is 2^64 or more.
-    (0..3).any(|_| {
-        b.u64();
-        b.u64() != 0
-    })
-}
