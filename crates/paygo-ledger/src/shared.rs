@@ -226,6 +226,12 @@ impl<M: StateMachine> Journal<M> {
             return;
         }
         match self.begin(machine) {
+            // Saved whole already (a storage without the split): listed now, no thread.
+            Ok(job) if job.is_done() => {
+                if self.storage.finish_snapshot(&job).is_err() {
+                    self.snapshot_failed = true;
+                }
+            }
             Ok(mut job) => {
                 let spawned = std::thread::Builder::new()
                     .name("paygo-snapshot".into())

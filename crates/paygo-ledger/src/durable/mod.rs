@@ -309,6 +309,12 @@ impl SnapshotJob {
         self.records
     }
 
+    /// Whether nothing is left to write (a storage that saved the snapshot whole in
+    /// [`Storage::begin_snapshot`], or a job that ran).
+    pub fn is_done(&self) -> bool {
+        self.write.is_none()
+    }
+
     /// Writes the snapshot (once; later calls do nothing).
     ///
     /// # Errors
