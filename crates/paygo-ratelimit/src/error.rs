@@ -90,6 +90,12 @@ pub enum RateLimitError {
         /// What was wrong and what was expected.
         reason: &'static str,
     },
+    /// A quota changed while a check was under way (see
+    /// [`Store::check_and_update_checked`](crate::Store::check_and_update_checked)): the
+    /// store wrote nothing. The limiters check again under the new quota and never
+    /// return it.
+    #[error("the quota changed during the check: expected the check to be made again")]
+    QuotaChanged,
     /// A shared store (for example Redis) could not answer.
     #[error("rate-limit store unavailable: {message}")]
     StoreUnavailable {

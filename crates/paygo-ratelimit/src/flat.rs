@@ -8,9 +8,11 @@
 //! the clock, hashes the key, probes, and updates the state word with one
 //! compare-exchange: no lock, and no shared cache line is written except the key's own.
 //!
-//! The state word is the key's TAT XOR a mask derived from the key's hash (`word = tat ^
-//! mask`), with the top bit clear; TATs are below 2^63 ns (292 years). Words with the top
-//! bit set are markers: `EMPTY` (ends a probe), `DEAD` (an evicted key's slot, a tombstone
+//! The state word is the key's TAT XOR a mask derived from the key's hash (`word = (tat |
+//! stamp) ^ mask`), with the top bit clear; bit 62 is the change stamp, which a quota change
+//! flips in every entry it rewrites (a check that read the entry before then fails its
+//! compare-exchange), so TATs are below 2^62 ns (146 years). Words with the top bit set are
+//! markers: `EMPTY` (ends a probe), `DEAD` (an evicted key's slot, a tombstone
 //! probes pass over and inserts reuse) and *frozen* (`word | 2^63`: the entry is being moved
 //! by a rebuild). Inserts, sweeps and rebuilds take the shard's mutex; a check that finds
 //! its key absent, frozen or moved takes it too and looks again.
@@ -36,6 +38,7 @@
 //!
 //! Strings are stored as a 128-bit keyed fingerprint, not as text (see [`FlatKey`]).
 
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -146,8 +149,12 @@ impl Default for FlatStoreOptions {
 const EMPTY: u64 = u64::MAX;
 const DEAD: u64 = u64::MAX - 1;
 const FROZEN: u64 = 1 << 63;
-/// The largest TAT a [`FlatStore`] holds (2^63 - 1 ns, 292 years).
-const TAT_MAX: u64 = FROZEN - 1;
+/// The change stamp: a quota change flips it in every entry it converts, so that a check
+/// that read an entry before the change fails its compare-exchange (even where the
+/// conversion leaves the TAT as it was) and reads the entry, and the quota, again.
+const STAMP: u64 = 1 << 62;
+/// The largest TAT a [`FlatStore`] holds (2^62 - 1 ns, 146 years).
+pub(crate) const TAT_MAX: u64 = STAMP - 1;
 /// Slots per shard of a new store.
 const SLOTS_MIN: usize = 16;
 /// Tables per shard: the last one has `SLOTS_MIN << (LEVELS - 1)` slots, far beyond memory.
@@ -398,24 +405,27 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
     /// compare-exchange loop. `None` when the slot stopped being this key's (look again
     /// under the mutex).
     #[inline]
-    fn update(
+    fn update<R>(
         table: &Table,
         slot: usize,
         mut word: u64,
         mask: u64,
         id: [u64; 2],
-        op: &impl Fn(u64) -> Result<(Option<u64>, Decision), RateLimitError>,
-    ) -> Option<Result<Decision, RateLimitError>> {
+        op: &impl Fn(u64) -> Result<(Option<u64>, R), RateLimitError>,
+        flip: u64,
+    ) -> Option<Result<R, RateLimitError>> {
         let cell = table.word(slot, Self::STRIDE, 0);
         loop {
-            let (new_tat, decision) = match op(word ^ mask) {
+            let raw = word ^ mask;
+            let (new_tat, decision) = match op(raw & TAT_MAX) {
                 Ok(outcome) => outcome,
                 Err(error) => return Some(Err(error)),
             };
             let Some(new_tat) = new_tat else {
                 return Some(Ok(decision));
             };
-            match cell.compare_exchange_weak(word, new_tat ^ mask, Ordering::AcqRel, Ordering::Acquire) {
+            let new_word = (new_tat | ((raw & STAMP) ^ flip)) ^ mask;
+            match cell.compare_exchange_weak(word, new_word, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(Ok(decision)),
                 Err(actual) => {
                     if actual & FROZEN != 0 || !Self::matches(table, slot, id) {
@@ -430,13 +440,14 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
     /// The whole operation on `key`: the lock-free path, then the mutex path that inserts
     /// the key if `op` changes a fresh (full) key's state.
     #[inline]
-    fn run(
+    fn run<R>(
         &self,
         key: &K,
         now_ns: u64,
-        op: impl Fn(u64) -> Result<(Option<u64>, Decision), RateLimitError>,
-    ) -> Result<Decision, RateLimitError> {
-        // The state word holds TATs below 2^63.
+        flip: u64,
+        op: impl Fn(u64) -> Result<(Option<u64>, R), RateLimitError>,
+    ) -> Result<R, RateLimitError> {
+        // The state word holds TATs below 2^62.
         let op = |tat| {
             let (new_tat, decision) = op(tat)?;
             if new_tat > Some(TAT_MAX) {
@@ -451,7 +462,7 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
         if let Some(table) = shard.table() {
             match Self::probe(table, hash, id) {
                 Probe::Found(slot, word) => {
-                    if let Some(result) = Self::update(table, slot, word, mask, id, &op) {
+                    if let Some(result) = Self::update(table, slot, word, mask, id, &op, flip) {
                         return result;
                     }
                 }
@@ -459,25 +470,24 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
                 Probe::Absent | Probe::Busy => {}
             }
         }
-        self.run_locked(shard, hash, mask, id, now_ns, &op)
+        self.run_locked(shard, (hash, mask, id), now_ns, &op, flip)
     }
 
     /// The mutex path: nothing moves while it runs, so the probe is final.
     #[cold]
-    fn run_locked(
+    fn run_locked<R>(
         &self,
         shard: &Shard,
-        hash: u64,
-        mask: u64,
-        id: [u64; 2],
+        (hash, mask, id): (u64, u64, [u64; 2]),
         now_ns: u64,
-        op: &impl Fn(u64) -> Result<(Option<u64>, Decision), RateLimitError>,
-    ) -> Result<Decision, RateLimitError> {
+        op: &impl Fn(u64) -> Result<(Option<u64>, R), RateLimitError>,
+        flip: u64,
+    ) -> Result<R, RateLimitError> {
         let mut counts = shard.lock();
         let table = Self::current_table(shard)?;
         if let Probe::Found(slot, word) = Self::probe(table, hash, id) {
             // Fast-path checks may still race with us, but nothing can move the slot.
-            return Self::update(table, slot, word, mask, id, op).unwrap_or_else(|| Err(Self::unavailable()));
+            return Self::update(table, slot, word, mask, id, op, flip).unwrap_or_else(|| Err(Self::unavailable()));
         }
         let (new_tat, decision) = op(0)?;
         let Some(new_tat) = new_tat else {
@@ -608,7 +618,7 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
                 },
             ];
             let mask = self.word_mask(self.hash(id));
-            while word & FROZEN == 0 && gcra::is_full(word ^ mask, cutoff_ns) {
+            while word & FROZEN == 0 && gcra::is_full((word ^ mask) & TAT_MAX, cutoff_ns) {
                 match cell.compare_exchange_weak(word, DEAD, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         dropped += 1;
@@ -647,6 +657,54 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
             .sum()
     }
 
+    /// Rewrites every live entry of the current tables (under each shard's mutex, so no
+    /// rebuild moves them) to `convert(tat)`, except the identities in `except`.
+    fn convert_all(
+        &self,
+        except: &HashSet<[u64; 2], FoldBuildHasher>,
+        convert: &dyn Fn(u64) -> u64,
+    ) -> Result<usize, RateLimitError> {
+        let mut converted = 0;
+        for shard in &self.shards {
+            let _counts = shard.lock();
+            let table = Self::current_table(shard)?;
+            for slot in 0..table.slots() {
+                let cell = table.word(slot, Self::STRIDE, 0);
+                // Markers (EMPTY, DEAD, frozen) have the top bit set; under the mutex a
+                // live entry of the current table is never frozen, nor given another key.
+                let mut word = cell.load(Ordering::Acquire);
+                if word & FROZEN != 0 {
+                    continue;
+                }
+                let id = [
+                    table.word(slot, Self::STRIDE, 1).load(Ordering::Acquire),
+                    if K::WIDE {
+                        table.word(slot, Self::STRIDE, 2).load(Ordering::Acquire)
+                    } else {
+                        0
+                    },
+                ];
+                if except.contains(&id) {
+                    continue;
+                }
+                let mask = self.word_mask(self.hash(id));
+                while word & FROZEN == 0 {
+                    // Every entry gets a new stamp, whether its TAT changes or not.
+                    let raw = word ^ mask;
+                    let new = convert(raw & TAT_MAX).min(TAT_MAX) | ((raw & STAMP) ^ STAMP);
+                    match cell.compare_exchange_weak(word, new ^ mask, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => {
+                            converted += 1;
+                            break;
+                        }
+                        Err(actual) => word = actual,
+                    }
+                }
+            }
+        }
+        Ok(converted)
+    }
+
     /// Forgets every key that is full at `now_ns`; returns how many were dropped. Their
     /// slots are reused by later inserts.
     pub fn evict_full(&self, now_ns: u64) -> usize {
@@ -667,11 +725,90 @@ impl<K: FlatKey + ?Sized> FlatStore<K> {
     /// Everything but the common case, kept out of line so the common case stays small.
     #[cold]
     #[inline(never)]
-    fn check_slow(&self, key: &K, now_ns: u64, quota: &Quota, weight: u64) -> Result<Decision, RateLimitError> {
-        self.run(key, now_ns, |tat| {
+    fn check_slow(
+        &self,
+        key: &K,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        let result = self.run(key, now_ns, 0, |tat| {
+            if !valid() {
+                return Err(RateLimitError::QuotaChanged);
+            }
             let outcome = gcra::check(tat, now_ns, quota, weight)?;
             Ok((outcome.new_tat, outcome.decision))
-        })
+        });
+        match result {
+            Err(RateLimitError::QuotaChanged) => again(),
+            result => result,
+        }
+    }
+
+    /// A check that asks `valid` after reading the key's entry and before answering or
+    /// writing; a change that starts later flips the entry's stamp, which fails the
+    /// exchange (see [`Store::check_and_update_checked`]).
+    #[inline]
+    fn check_checked(
+        &self,
+        key: &K,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        // The common case written out: a present key, checked and updated in place (the
+        // same arithmetic as `gcra::check`, which the general path below runs). The time
+        // is read once the key's slot is found, so the clock's latency overlaps the probe.
+        if weight <= quota.burst() && weight > 0 {
+            let id = key.flat_id(&self.seeds);
+            let hash = self.hash(id);
+            if let Some(table) = self.shard(hash).table()
+                && let Probe::Found(slot, mut word) = Self::probe(table, hash, id)
+            {
+                let now_ns = clock();
+                // After the entry was read (acquire): an entry a change has converted
+                // makes `valid` false.
+                if !valid() {
+                    return again();
+                }
+                let mask = self.word_mask(hash);
+                let cell = table.word(slot, Self::STRIDE, 0);
+                // weight <= burst, so cost <= capacity <= 2^62.
+                let cost = weight * quota.emission_interval_ns();
+                let room = quota.capacity_ns() - cost;
+                loop {
+                    // No floor here: a change writes its floor into every entry it holds,
+                    // and the slow path stores a new key at the floor or later.
+                    let raw = word ^ mask;
+                    let debt = (raw & TAT_MAX).saturating_sub(now_ns);
+                    if debt > room {
+                        return Ok(gcra::decision(quota, false, debt, Some(debt - room)));
+                    }
+                    let new_debt = debt + cost;
+                    let Some(new_tat) = now_ns.checked_add(new_debt).filter(|t| *t <= TAT_MAX) else {
+                        return self.check_slow(key, now_ns, quota, weight, valid, again);
+                    };
+                    // The stamp is kept: a change flips it, which fails this exchange.
+                    let new_word = (new_tat | (raw & STAMP)) ^ mask;
+                    match cell.compare_exchange_weak(word, new_word, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => return Ok(gcra::decision(quota, true, new_debt, None)),
+                        // The entry changed: a change may have converted it (new stamp).
+                        Err(actual) if actual & FROZEN == 0 && Self::matches(table, slot, id) => {
+                            if !valid() {
+                                return again();
+                            }
+                            word = actual;
+                        }
+                        Err(_) => return self.check_slow(key, now_ns, quota, weight, valid, again),
+                    }
+                }
+            }
+        }
+        self.check_slow(key, clock(), quota, weight, valid, again)
     }
 }
 
@@ -689,49 +826,30 @@ impl<K: FlatKey + ?Sized> Store<K> for FlatStore<K> {
         quota: &Quota,
         weight: u64,
     ) -> Result<Decision, RateLimitError> {
-        // The common case written out: a present key, checked and updated in place (the
-        // same arithmetic as `gcra::check`, which the general path below runs). The time
-        // is read once the key's slot is found, so the clock's latency overlaps the probe.
-        if weight <= quota.burst() && weight > 0 {
-            let id = key.flat_id(&self.seeds);
-            let hash = self.hash(id);
-            if let Some(table) = self.shard(hash).table()
-                && let Probe::Found(slot, mut word) = Self::probe(table, hash, id)
-            {
-                let now_ns = clock();
-                let mask = self.word_mask(hash);
-                let cell = table.word(slot, Self::STRIDE, 0);
-                // weight <= burst, so cost <= capacity <= 2^62.
-                let cost = weight * quota.emission_interval_ns();
-                let room = quota.capacity_ns() - cost;
-                loop {
-                    let debt = (word ^ mask).saturating_sub(now_ns);
-                    if debt > room {
-                        return Ok(gcra::decision(quota, false, debt, Some(debt - room)));
-                    }
-                    let new_debt = debt + cost;
-                    let Some(new_tat) = now_ns.checked_add(new_debt).filter(|t| *t <= TAT_MAX) else {
-                        return self.check_slow(key, now_ns, quota, weight);
-                    };
-                    match cell.compare_exchange_weak(word, new_tat ^ mask, Ordering::AcqRel, Ordering::Acquire) {
-                        Ok(_) => return Ok(gcra::decision(quota, true, new_debt, None)),
-                        Err(actual) if actual & FROZEN == 0 && Self::matches(table, slot, id) => word = actual,
-                        Err(_) => return self.check_slow(key, now_ns, quota, weight),
-                    }
-                }
-            }
-        }
-        self.check_slow(key, clock(), quota, weight)
+        self.check_checked(key, clock, quota, weight, || true, || Err(RateLimitError::QuotaChanged))
+    }
+
+    #[inline]
+    fn check_and_update_checked(
+        &self,
+        key: &K,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        self.check_checked(key, clock, quota, weight, valid, again)
     }
 
     fn peek(&self, key: &K, now_ns: u64, quota: &Quota, weight: u64) -> Result<Decision, RateLimitError> {
-        self.run(key, now_ns, |tat| {
+        self.run(key, now_ns, 0, |tat| {
             Ok((None, gcra::check(tat, now_ns, quota, weight)?.decision))
         })
     }
 
     fn adjust(&self, key: &K, now_ns: u64, quota: &Quota, delta: i64) -> Result<Decision, RateLimitError> {
-        self.run(key, now_ns, |tat| {
+        self.run(key, now_ns, 0, |tat| {
             let (new_tat, decision) = gcra::adjust(tat, now_ns, quota, delta)?;
             // Giving back to a full key changes nothing: do not insert it.
             let changes = new_tat != tat && (new_tat > now_ns || tat > now_ns);
@@ -741,5 +859,32 @@ impl<K: FlatKey + ?Sized> Store<K> for FlatStore<K> {
 
     fn evict_full(&self, now_ns: u64) -> usize {
         FlatStore::evict_full(self, now_ns)
+    }
+
+    fn requota(&self, _now_ns: u64, except: &[&K], convert: &dyn Fn(u64) -> u64) -> Result<usize, RateLimitError> {
+        let except: HashSet<[u64; 2], FoldBuildHasher> = except.iter().map(|k| k.flat_id(&self.seeds)).collect();
+        self.convert_all(&except, convert)
+    }
+
+    fn requota_key(&self, key: &K, now_ns: u64, convert: &dyn Fn(u64) -> u64) -> Result<(), RateLimitError> {
+        // A held key is rewritten with a new stamp even if its TAT stays (an absent key
+        // reads as 0 and is stored only if the new TAT is in debt; a held key has a TAT
+        // of 0 only if it was given back to a clock reading of 0).
+        self.run(key, now_ns, STAMP, |tat| {
+            let new = convert(tat).min(TAT_MAX);
+            Ok(((new > now_ns || tat != 0).then_some(new), ()))
+        })
+    }
+
+    fn give_back(
+        &self,
+        key: &K,
+        written_tat: u64,
+        clock: &dyn Fn() -> u64,
+        taken_ns: u64,
+    ) -> Result<(), RateLimitError> {
+        self.run(key, 0, 0, |tat| {
+            Ok((crate::store::given_back(tat, written_tat, clock(), taken_ns), ()))
+        })
     }
 }

@@ -5,7 +5,9 @@
 //! sustained rate the key is. A check of `n` units costs `n x T`; it is admitted if
 //! `debt + n x T <= burst x T` (the capacity), and then `TAT = now + debt + n x T`.
 //! A TAT of 0 (or any TAT at or before `now`) means "full", which is why a fresh key and
-//! an evicted key are the same thing.
+//! an evicted key are the same thing. Every function reads a key's TAT as at least the
+//! quota's floor ([`Quota::floor_tat_ns`], 0 unless a runtime change set one), so a
+//! floor applies to every key of a class alike, stored or not.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +83,7 @@ pub(crate) fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result
             burst: quota.burst(),
         });
     }
-    let debt = tat.saturating_sub(now_ns);
+    let debt = tat.max(quota.floor_tat_ns()).saturating_sub(now_ns);
     // weight <= burst, so cost <= capacity <= 2^62.
     let cost = weight * quota.emission_interval_ns();
     let room = quota.capacity_ns() - cost;
@@ -104,7 +106,7 @@ pub(crate) fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result
 
 /// Adds `delta` units of debt (or, negative, returns them) unconditionally: the
 /// reserve-then-adjust step of weighted limits. The debt may exceed the capacity; it
-/// never goes below zero.
+/// never goes below zero (nor below the floor: what is given back is the key's own).
 ///
 /// # Errors
 ///
@@ -112,7 +114,7 @@ pub(crate) fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result
 /// 64 bits.
 #[inline]
 pub(crate) fn adjust(tat: u64, now_ns: u64, quota: &Quota, delta: i64) -> Result<(u64, Decision), RateLimitError> {
-    let base = tat.max(now_ns);
+    let base = tat.max(quota.floor_tat_ns()).max(now_ns);
     let amount = delta
         .unsigned_abs()
         .checked_mul(quota.emission_interval_ns())
@@ -121,7 +123,7 @@ pub(crate) fn adjust(tat: u64, now_ns: u64, quota: &Quota, delta: i64) -> Result
         base.checked_add(amount)
             .ok_or(RateLimitError::AdjustmentTooLarge { delta })?
     } else {
-        base.saturating_sub(amount).max(now_ns)
+        base.saturating_sub(amount).max(now_ns).max(quota.floor_tat_ns())
     };
     Ok((new_tat, decision(quota, true, new_tat - now_ns, None)))
 }

@@ -2,9 +2,11 @@
 //!
 //! A GCRA (generic cell rate algorithm) limiter: each key's whole state is one atomic
 //! 64-bit word, its theoretical arrival time, kept in a sharded map. Quotas are data, can
-//! differ per key and change at runtime; several limits can apply to one request (a
-//! per-second burst, the hourly quota, tokens per minute), all or nothing; weighted
-//! checks reserve tokens before a call and adjust after it. Every decision carries the
+//! differ per key and change at runtime (each key's state is carried into the new quota,
+//! so that a window that contains a change admits at most what the more generous quota
+//! allows); several limits can apply to one request (a per-second burst, the hourly
+//! quota, tokens per minute), all or nothing; weighted checks reserve tokens before a call
+//! and adjust after it. Every decision carries the
 //! limit, the remaining units, the reset time and the retry-after, and renders the IETF
 //! `RateLimit` headers and the OpenAI-style `x-ratelimit-*` headers.
 //!
@@ -59,6 +61,7 @@ mod hash;
 pub mod headers;
 mod limiter;
 mod quota;
+mod requota;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::RateLimitError;
@@ -13,7 +13,35 @@ use crate::gcra::{self, Decision};
 use crate::hash::FoldBuildHasher;
 use crate::headers;
 use crate::quota::{AtomicQuota, Plan, Policy, PolicyName, Quota, Unit};
+use crate::requota::{Conversion, History};
 use crate::store::{MemoryStore, Store};
+
+/// What an adjustment that raced with a quota change adds afterwards, in units of the
+/// new quota (rounded up): the difference between the two intervals, in the direction
+/// that can only add debt. An addition counted at the old interval lacks
+/// `delta x (T_new - T_old)` if it landed after the conversion; a give-back counted at the
+/// old interval gave `|delta| x (T_old - T_new)` too much. Either way, had it landed
+/// before, the conversion carried the units at no less than the smaller interval.
+fn raced_adjustment_units(delta: i64, stale: &Quota, current: &Quota) -> i64 {
+    let (old, new) = (stale.emission_interval_ns(), current.emission_interval_ns());
+    let gap = if delta >= 0 {
+        new.saturating_sub(old)
+    } else {
+        old.saturating_sub(new)
+    };
+    let ns = u128::from(delta.unsigned_abs()) * u128::from(gap);
+    i64::try_from(ns.div_ceil(u128::from(new))).unwrap_or(i64::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The change stamp of a [`DirectLimiter`]'s word (see `FlatStore`'s): its TAT is the
+/// other 63 bits.
+const DIRECT_STAMP: u64 = 1 << 63;
+/// The largest TAT a [`DirectLimiter`] holds (2^63 - 1 ns, 292 years).
+const DIRECT_TAT_MAX: u64 = DIRECT_STAMP - 1;
 
 /// One limit shared by every caller (no key): a single atomic word.
 ///
@@ -32,6 +60,7 @@ use crate::store::{MemoryStore, Store};
 pub struct DirectLimiter<C = SystemClock> {
     tat: AtomicU64,
     quota: AtomicQuota,
+    history: Mutex<History>,
     clock: C,
 }
 
@@ -45,8 +74,10 @@ impl DirectLimiter<SystemClock> {
 impl<C: Clock> DirectLimiter<C> {
     /// A limiter on the given clock.
     pub fn with_clock(quota: Quota, clock: C) -> Self {
+        let quota = quota.without_floor();
         DirectLimiter {
             tat: AtomicU64::new(0),
+            history: Mutex::new(History::new(&quota)),
             quota: AtomicQuota::new(quota),
             clock,
         }
@@ -80,30 +111,49 @@ impl<C: Clock> DirectLimiter<C> {
     /// As [`DirectLimiter::check_n`].
     #[inline]
     pub fn check_n_at(&self, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
-        let quota = self.quota.load();
-        self.check_from(self.tat.load(Ordering::Acquire), weight, now_ns, &quota)
+        loop {
+            let (quota, seq) = self.quota.load();
+            match self.check_from(self.tat.load(Ordering::Acquire), weight, now_ns, &quota, seq) {
+                // A quota change ran meanwhile: check again under the new quota.
+                Err(RateLimitError::QuotaChanged) => {}
+                result => return result,
+            }
+        }
     }
 
-    /// The compare-exchange loop, from a TAT already loaded.
+    /// The compare-exchange loop, from a word already loaded.
+    /// [`RateLimitError::QuotaChanged`] when a quota change started since `seq` was read:
+    /// nothing was written.
     #[inline]
     fn check_from(
         &self,
-        mut current: u64,
+        mut word: u64,
         weight: u64,
         now_ns: u64,
         quota: &Quota,
+        seq: u64,
     ) -> Result<Decision, RateLimitError> {
         loop {
-            let outcome = gcra::check(current, now_ns, quota, weight)?;
+            // After the word was read (acquire): a word a change has converted makes this
+            // false; a word read before the change fails the exchange (the stamp).
+            if !self.quota.unchanged_since(seq) {
+                return Err(RateLimitError::QuotaChanged);
+            }
+            let outcome = gcra::check(word & DIRECT_TAT_MAX, now_ns, quota, weight)?;
             let Some(new_tat) = outcome.new_tat else {
                 return Ok(outcome.decision);
             };
-            match self
-                .tat
-                .compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire)
-            {
+            if new_tat > DIRECT_TAT_MAX {
+                return Err(RateLimitError::TimeOverflow { now_ns });
+            }
+            match self.tat.compare_exchange_weak(
+                word,
+                new_tat | (word & DIRECT_STAMP),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Ok(outcome.decision),
-                Err(actual) => current = actual,
+                Err(actual) => word = actual,
             }
         }
     }
@@ -115,28 +165,59 @@ impl<C: Clock> DirectLimiter<C> {
     /// [`RateLimitError::AdjustmentTooLarge`].
     pub fn adjust(&self, delta: i64) -> Result<Decision, RateLimitError> {
         let now_ns = self.clock.now_ns();
-        let quota = self.quota.load();
-        let mut current = self.tat.load(Ordering::Acquire);
+        let (quota, seq) = self.quota.load();
+        let decision = self.adjust_with(delta, now_ns, &quota)?;
+        if self.quota.unchanged_since(seq) {
+            return Ok(decision);
+        }
+        // It raced with a change: add what the new interval says it lacks.
+        let (current, _) = self.quota.load();
+        self.adjust_with(raced_adjustment_units(delta, &quota, &current), now_ns, &current)
+    }
+
+    fn adjust_with(&self, delta: i64, now_ns: u64, quota: &Quota) -> Result<Decision, RateLimitError> {
+        let mut word = self.tat.load(Ordering::Acquire);
         loop {
-            let (new_tat, decision) = gcra::adjust(current, now_ns, &quota, delta)?;
-            match self
-                .tat
-                .compare_exchange_weak(current, new_tat, Ordering::AcqRel, Ordering::Acquire)
-            {
+            let (new_tat, decision) = gcra::adjust(word & DIRECT_TAT_MAX, now_ns, quota, delta)?;
+            if new_tat > DIRECT_TAT_MAX {
+                return Err(RateLimitError::AdjustmentTooLarge { delta });
+            }
+            match self.tat.compare_exchange_weak(
+                word,
+                new_tat | (word & DIRECT_STAMP),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Ok(decision),
-                Err(actual) => current = actual,
+                Err(actual) => word = actual,
             }
         }
     }
 
     /// The quota in force.
     pub fn quota(&self) -> Quota {
-        self.quota.load()
+        self.quota.load().0
     }
 
-    /// Replaces the quota; the next check uses it. The state (the debt) is kept.
+    /// Replaces the quota; the next check uses it. The state is carried into the new
+    /// quota so that every window that contains the change admits at most what the most
+    /// generous quota in force during it allows (`docs/ratelimit.md`, "Changing a quota
+    /// at runtime"): a raise of the burst fills at the new rate instead of arriving at
+    /// once, and a lowering never hands out a fresh burst. Checks wait while it converts.
     pub fn set_quota(&self, quota: Quota) {
-        self.quota.store(quota);
+        let quota = quota.without_floor();
+        let change = self.quota.begin();
+        let now_ns = self.clock.now_ns();
+        let mut history = lock(&self.history);
+        let conversion = Conversion::new(&history, &quota, now_ns);
+        // A new stamp, whether the TAT changes or not, so that a check that read the word
+        // before fails its exchange. `fetch_update` never fails here (always `Some`).
+        let _ = self.tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let tat = conversion.tat(word & DIRECT_TAT_MAX).min(DIRECT_TAT_MAX);
+            Some(tat | ((word & DIRECT_STAMP) ^ DIRECT_STAMP))
+        });
+        *history = history.then(&quota);
+        change.publish(quota);
     }
 }
 
@@ -144,8 +225,11 @@ impl<C: Clock> DirectLimiter<C> {
 /// quota changes at runtime, over a [`Store`].
 ///
 /// The key is any `Hash + Eq + Clone` type: account ids as `u64` or `u128`, API keys as
-/// `String`. Quota changes take effect on the next check; a key's state (its debt) is
-/// kept across a change, so lowering a quota cannot hand out a fresh burst.
+/// `String`. Quota changes take effect on the next check, and carry every key's state
+/// into the new quota: a window that contains a change admits at most what the most
+/// generous quota in force during it allows, so raising a burst does not hand a greedy
+/// key a second allowance and lowering a quota does not hand out a fresh burst
+/// (`docs/ratelimit.md`, "Changing a quota at runtime").
 ///
 /// ```
 /// use paygo_ratelimit::{ManualClock, MemoryStore, Policy, PolicyName, Quota, RateLimiter, Unit};
@@ -173,7 +257,7 @@ impl<C: Clock> DirectLimiter<C> {
 /// );
 ///
 /// // A custom contract for account 8.
-/// limiter.set_key_quota(8, Quota::per_hour(100_000, 1_000)?);
+/// limiter.set_key_quota(8, Quota::per_hour(100_000, 1_000)?)?;
 /// assert_eq!(limiter.check_n(&8, 1_000)?.allowed, true);
 /// # Ok::<(), paygo_ratelimit::RateLimitError>(())
 /// ```
@@ -181,12 +265,22 @@ impl<C: Clock> DirectLimiter<C> {
 pub struct RateLimiter<K, C = SystemClock, S = MemoryStore<K>> {
     name: PolicyName,
     unit: Unit,
+    /// The default quota, with its floor; its sequence number counts every change.
     quota: AtomicQuota,
-    overrides: RwLock<HashMap<K, Quota, FoldBuildHasher>>,
+    /// The default quota's history, for conversions (only changes touch it).
+    history: Mutex<History>,
+    overrides: RwLock<HashMap<K, Override, FoldBuildHasher>>,
     override_count: AtomicUsize,
     store: S,
     clock: C,
     key: PhantomData<fn(&K)>,
+}
+
+/// A key's own quota and the history its conversions respect.
+#[derive(Debug, Clone, Copy)]
+struct Override {
+    quota: Quota,
+    history: History,
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync> RateLimiter<K, SystemClock, MemoryStore<K>> {
@@ -199,10 +293,12 @@ impl<K: Hash + Eq + Clone + Send + Sync> RateLimiter<K, SystemClock, MemoryStore
 impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C, S> {
     /// A limiter on the given clock and store.
     pub fn with_clock_and_store(policy: Policy, clock: C, store: S) -> Self {
+        let quota = policy.quota.without_floor();
         RateLimiter {
             name: policy.name,
             unit: policy.unit,
-            quota: AtomicQuota::new(policy.quota),
+            history: Mutex::new(History::new(&quota)),
+            quota: AtomicQuota::new(quota),
             overrides: RwLock::new(HashMap::with_hasher(FoldBuildHasher::new())),
             override_count: AtomicUsize::new(0),
             store,
@@ -224,15 +320,26 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// Checks and, if admitted, consumes `weight` units for `key` now (a token limit's
     /// reservation is `check_n(key, estimate)`).
     ///
+    /// A check that finds a quota change under way waits for it; one that read the quota
+    /// just before a change and reaches the key after it checks again under the new
+    /// quota (with an in-process store), so every decision is one quota's decision on a
+    /// state in that quota's terms.
+    ///
     /// # Errors
     ///
     /// [`RateLimitError::WeightExceedsBurst`] when `weight` exceeds the key's burst;
     /// [`RateLimitError::TimeOverflow`]; [`RateLimitError::StoreUnavailable`].
     #[inline]
     pub fn check_n(&self, key: &K, weight: u64) -> Result<Decision, RateLimitError> {
-        let quota = self.quota_for(key);
-        self.store
-            .check_and_update_with(key, &|| self.clock.now_ns(), &quota, weight)
+        let (quota, seq) = self.quota_and_seq(key);
+        self.store.check_and_update_checked(
+            key,
+            || self.clock.now_ns(),
+            &quota,
+            weight,
+            || self.quota.unchanged_since(seq),
+            || self.check_again(key, weight, None),
+        )
     }
 
     /// Checks `weight` units at a time the caller read from this limiter's clock.
@@ -242,8 +349,34 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// As [`RateLimiter::check_n`].
     #[inline]
     pub fn check_n_at(&self, key: &K, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
-        let quota = self.quota_for(key);
-        self.store.check_and_update(key, now_ns, &quota, weight)
+        let (quota, seq) = self.quota_and_seq(key);
+        self.store.check_and_update_checked(
+            key,
+            || now_ns,
+            &quota,
+            weight,
+            || self.quota.unchanged_since(seq),
+            || self.check_again(key, weight, Some(now_ns)),
+        )
+    }
+
+    /// A check that met a quota change: again, until no change starts meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn check_again(&self, key: &K, weight: u64, at_ns: Option<u64>) -> Result<Decision, RateLimitError> {
+        loop {
+            let (quota, seq) = self.quota_and_seq(key);
+            let valid = || self.quota.unchanged_since(seq);
+            let clock = || at_ns.unwrap_or_else(|| self.clock.now_ns());
+            let again = || Err(RateLimitError::QuotaChanged);
+            match self
+                .store
+                .check_and_update_checked(key, clock, &quota, weight, valid, again)
+            {
+                Err(RateLimitError::QuotaChanged) => {}
+                result => return result,
+            }
+        }
     }
 
     /// What a check of `weight` units would answer now, consuming nothing.
@@ -261,7 +394,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     ///
     /// As [`RateLimiter::check_n`].
     pub fn peek_n_at(&self, key: &K, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
-        let quota = self.quota_for(key);
+        let (quota, _) = self.quota_and_seq(key);
         self.store.peek(key, now_ns, &quota, weight)
     }
 
@@ -283,51 +416,134 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     ///
     /// As [`RateLimiter::adjust`].
     pub fn adjust_at(&self, key: &K, delta: i64, now_ns: u64) -> Result<Decision, RateLimitError> {
-        let quota = self.quota_for(key);
-        self.store.adjust(key, now_ns, &quota, delta)
+        let (quota, seq) = self.quota_and_seq(key);
+        let decision = self.store.adjust(key, now_ns, &quota, delta)?;
+        if self.quota.unchanged_since(seq) {
+            return Ok(decision);
+        }
+        // It raced with a change: add what the new interval says it lacks (nothing when
+        // the change made no difference to it), and report the key after that.
+        let (current, _) = self.quota_and_seq(key);
+        self.store
+            .adjust(key, now_ns, &current, raced_adjustment_units(delta, &quota, &current))
     }
 
     /// The quota in force for `key`: its override, or the default.
     #[inline]
     pub fn quota_for(&self, key: &K) -> Quota {
+        self.quota_and_seq(key).0.without_floor()
+    }
+
+    /// The quota a check of `key` uses (with the default's floor) and the change
+    /// sequence number it was read at.
+    #[inline]
+    fn quota_and_seq(&self, key: &K) -> (Quota, u64) {
+        let (default, seq) = self.quota.load();
         if self.override_count.load(Ordering::Acquire) > 0
             && let Some(quota) = self.override_for(key)
         {
-            return quota;
+            return (quota, seq);
         }
-        self.quota.load()
+        (default, seq)
     }
 
     #[cold]
     fn override_for(&self, key: &K) -> Option<Quota> {
         let overrides = self.overrides.read().unwrap_or_else(PoisonError::into_inner);
-        overrides.get(key).copied()
+        overrides.get(key).map(|o| o.quota)
     }
 
     /// The default quota.
     pub fn quota(&self) -> Quota {
-        self.quota.load()
+        self.quota.load().0.without_floor()
     }
 
     /// Replaces the default quota; the next check of every key without an override uses
-    /// it.
-    pub fn set_quota(&self, quota: Quota) {
-        self.quota.store(quota);
+    /// it. Every such key's state is carried into the new quota (`docs/ratelimit.md`,
+    /// "Changing a quota at runtime"): the store's keys that are in debt are rewritten,
+    /// and the keys it does not hold (or holds as full) get the new quota's floor, which
+    /// is how a raised burst fills at the new rate for every key alike. Checks of this
+    /// limiter wait while the store's keys are rewritten (one pass over the store).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::StoreUnavailable`] when the store could not rewrite every key.
+    /// The new quota is in force even then; the keys the store did not rewrite keep
+    /// their state as it was, in the old quota's terms.
+    pub fn set_quota(&self, quota: Quota) -> Result<(), RateLimitError> {
+        let quota = quota.without_floor();
+        let change = self.quota.begin();
+        let now_ns = self.clock.now_ns();
+        let floor = change.current().floor_tat_ns();
+        let mut history = lock(&self.history);
+        let conversion = Conversion::new(&history, &quota, now_ns);
+        let overrides = self.overrides.read().unwrap_or_else(PoisonError::into_inner);
+        let except: Vec<&K> = overrides.keys().collect();
+        let swept = self
+            .store
+            .requota(now_ns, &except, &|tat| conversion.swept_tat(tat, floor));
+        *history = history.then(&quota);
+        change.publish(quota.with_floor(conversion.floor(floor)));
+        swept.map(|_| ())
     }
 
-    /// Gives `key` its own quota (a custom contract) from the next check on.
-    pub fn set_key_quota(&self, key: K, quota: Quota) {
+    /// Gives `key` its own quota (a custom contract) from the next check on, carrying
+    /// its state into it (`docs/ratelimit.md`, "Changing a quota at runtime").
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::StoreUnavailable`]; [`RateLimitError::TimeOverflow`] when the
+    /// store cannot hold the converted state. The key keeps its quota then.
+    pub fn set_key_quota(&self, key: K, quota: Quota) -> Result<(), RateLimitError> {
+        let quota = quota.without_floor();
+        let change = self.quota.begin();
+        let now_ns = self.clock.now_ns();
+        let default = change.current();
         let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
-        overrides.insert(key, quota);
+        let (history, floor) = match overrides.get(&key) {
+            Some(own) => (own.history, 0),
+            None => (*lock(&self.history), default.floor_tat_ns()),
+        };
+        let conversion = Conversion::new(&history, &quota, now_ns);
+        // The key's state in full: a key has no floor of its own.
+        self.store
+            .requota_key(&key, now_ns, &|tat| conversion.tat(tat.max(floor)))?;
+        overrides.insert(
+            key,
+            Override {
+                quota,
+                history: history.then(&quota),
+            },
+        );
         self.override_count.store(overrides.len(), Ordering::Release);
+        Ok(())
     }
 
-    /// Removes `key`'s own quota, returning it; the key is back on the default.
-    pub fn remove_key_quota(&self, key: &K) -> Option<Quota> {
+    /// Removes `key`'s own quota, returning it; the key is back on the default, its
+    /// state carried into it, and the default's history now also covers the key's (so
+    /// later changes of the default charge every key as if it might have had that quota).
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::set_key_quota`]; the key keeps its own quota then.
+    pub fn remove_key_quota(&self, key: &K) -> Result<Option<Quota>, RateLimitError> {
+        let change = self.quota.begin();
+        let now_ns = self.clock.now_ns();
+        let default = change.current();
         let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
-        let removed = overrides.remove(key);
+        let Some(own) = overrides.get(key).copied() else {
+            return Ok(None);
+        };
+        let conversion = Conversion::new(&own.history, &default, now_ns);
+        // At least the default's floor, as every key of the default class it holds.
+        let floor = default.floor_tat_ns();
+        self.store
+            .requota_key(key, now_ns, &|tat| conversion.tat(tat).max(floor))?;
+        overrides.remove(key);
         self.override_count.store(overrides.len(), Ordering::Release);
-        removed
+        let mut history = lock(&self.history);
+        *history = history.union(&own.history.then(&default));
+        Ok(Some(own.quota))
     }
 
     /// Forgets every key that has been full for [`EVICT_GRACE_NS`]; see
@@ -489,24 +705,65 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
                 given: weights.len(),
             });
         }
-        for (limiter, &weight) in self.limiters.iter().zip(weights) {
-            let burst = limiter.quota_for(key).burst();
-            if weight > burst {
+        loop {
+            let quotas: Vec<(Quota, u64)> = self.limiters.iter().map(|l| l.quota_and_seq(key)).collect();
+            match self.attempt(key, weights, now_ns, &quotas) {
+                Ok(Some(decision)) => return Ok(decision),
+                Err(error)
+                    if self
+                        .limiters
+                        .iter()
+                        .zip(&quotas)
+                        .all(|(l, (_, seq))| l.quota.unchanged_since(*seq)) =>
+                {
+                    return Err(error);
+                }
+                // A quota changed meanwhile (what was taken is given back): again.
+                _ => {}
+            }
+        }
+    }
+
+    /// One all-or-nothing attempt with the quotas read at its start. `None` when a limit's
+    /// quota changed meanwhile: what the earlier limits took is given back.
+    fn attempt(
+        &self,
+        key: &K,
+        weights: &[u64],
+        now_ns: u64,
+        quotas: &[(Quota, u64)],
+    ) -> Result<Option<MultiDecision>, RateLimitError> {
+        for ((quota, _), &weight) in quotas.iter().zip(weights) {
+            if weight > quota.burst() {
+                let burst = quota.burst();
                 return Err(RateLimitError::WeightExceedsBurst { weight, burst });
             }
         }
         let mut decisions = Vec::with_capacity(weights.len());
         let mut taken: Vec<Taken> = Vec::with_capacity(weights.len());
-        for (i, (limiter, &weight)) in self.limiters.iter().zip(weights).enumerate() {
+        for (i, ((limiter, &weight), (quota, seq))) in self.limiters.iter().zip(weights).zip(quotas).enumerate() {
             if weight == 0 {
-                decisions.push(skipped(limiter.peek_n_at(key, 0, now_ns)?));
+                match limiter.store.peek(key, now_ns, quota, 0) {
+                    Ok(state) => decisions.push(skipped(state)),
+                    Err(error) => {
+                        self.give_back(key, &taken, now_ns);
+                        return Err(error);
+                    }
+                }
                 continue;
             }
-            let quota = limiter.quota_for(key);
-            let decision = match limiter.store.check_and_update(key, now_ns, &quota, weight) {
+            let valid = || limiter.quota.unchanged_since(*seq);
+            let again = || Err(RateLimitError::QuotaChanged);
+            let decision = match limiter
+                .store
+                .check_and_update_checked(key, || now_ns, quota, weight, valid, again)
+            {
                 Ok(decision) => decision,
+                Err(RateLimitError::QuotaChanged) => {
+                    self.give_back(key, &taken, now_ns);
+                    return Ok(None);
+                }
                 Err(error) => {
-                    // A quota changed since the weights were checked: undo, then report.
                     self.give_back(key, &taken, now_ns);
                     return Err(error);
                 }
@@ -516,7 +773,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
                 taken.push(Taken {
                     limit: i,
                     written_tat: now_ns.saturating_add(decision.reset_ns),
-                    quota,
+                    quota: *quota,
                     weight,
                 });
                 decisions.push(decision);
@@ -524,35 +781,50 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
             }
             // Give back what the earlier limits took, then report every limit unchanged.
             self.give_back(key, &taken, now_ns);
-            let mut report = Vec::with_capacity(weights.len());
-            for (limiter, &weight) in self.limiters.iter().zip(weights) {
-                let unchanged = limiter.peek_n_at(key, 0, now_ns)?;
-                report.push(if weight == 0 {
-                    skipped(unchanged)
-                } else {
-                    let would = limiter.peek_n_at(key, weight, now_ns)?;
-                    if would.allowed { unchanged } else { would }
-                });
-            }
-            return Ok(MultiDecision {
-                allowed: false,
-                decisions: report,
+            return self.report_refusal(key, weights, now_ns, quotas).map(Some);
+        }
+        Ok(Some(MultiDecision {
+            allowed: true,
+            decisions,
+        }))
+    }
+
+    /// Every limit's state after a refusal: unchanged where it would admit, its
+    /// retry-after where it refuses.
+    fn report_refusal(
+        &self,
+        key: &K,
+        weights: &[u64],
+        now_ns: u64,
+        quotas: &[(Quota, u64)],
+    ) -> Result<MultiDecision, RateLimitError> {
+        let mut report = Vec::with_capacity(weights.len());
+        for ((limiter, &weight), (quota, _)) in self.limiters.iter().zip(weights).zip(quotas) {
+            let unchanged = limiter.store.peek(key, now_ns, quota, 0)?;
+            report.push(if weight == 0 {
+                skipped(unchanged)
+            } else {
+                let would = limiter.store.peek(key, now_ns, quota, weight)?;
+                if would.allowed { unchanged } else { would }
             });
         }
         Ok(MultiDecision {
-            allowed: true,
-            decisions,
+            allowed: false,
+            decisions: report,
         })
     }
 
     /// Gives back what the limits in `taken` took, each by at most what of its check's
-    /// debt is still ahead of the time (see [`MemoryStore`]'s undo): never units that a
+    /// debt is still ahead of the time (see [`Store::give_back`]): never units that a
     /// concurrent check of the same key has since relied on.
     fn give_back(&self, key: &K, taken: &[Taken], now_ns: u64) {
         for t in taken {
             if let Some(limiter) = self.limiters.get(t.limit) {
                 let clock = || self.clock.now_ns().max(now_ns);
-                limiter.store.give_back(key, t.written_tat, &clock, &t.quota, t.weight);
+                // weight <= burst, so this is at most the capacity (2^62).
+                let taken_ns = t.weight * t.quota.emission_interval_ns();
+                // A `MemoryStore` gives back infallibly.
+                let _ = limiter.store.give_back(key, t.written_tat, &clock, taken_ns);
             }
         }
     }

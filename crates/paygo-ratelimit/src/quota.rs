@@ -82,6 +82,9 @@ pub struct Quota {
     burst: u64,
     emission_interval_ns: u64,
     window_bound: bool,
+    /// The class floor a runtime raise leaves behind (0 for every quota built from
+    /// options): see [`Quota::floor_tat_ns`].
+    floor_tat_ns: u64,
 }
 
 /// The serialized form of a [`Quota`]: its options and whether it keeps the promise.
@@ -214,6 +217,7 @@ impl Quota {
             // ceil(3_600_000_000_000 / (18_000 - 60 + 1)); a test checks it against Quota::new.
             emission_interval_ns: 200_657_712,
             window_bound: true,
+            floor_tat_ns: 0,
         }
     }
 
@@ -230,6 +234,7 @@ impl Quota {
                 burst: options.burst,
                 emission_interval_ns,
                 window_bound,
+                floor_tat_ns: 0,
             }),
             _ => Err(too_large),
         }
@@ -273,6 +278,29 @@ impl Quota {
     /// Whether this quota keeps the rolling-window promise (made by [`Quota::new`]).
     pub fn keeps_window_bound(&self) -> bool {
         self.window_bound
+    }
+
+    /// The TAT every key is treated as having at least: 0 for every quota built from
+    /// options or read with serde, so it changes nothing.
+    ///
+    /// A [`RateLimiter`](crate::RateLimiter) whose default quota is changed at runtime to
+    /// one with a larger burst per unit of rate passes its checks a quota with a floor:
+    /// keys it cannot see (never checked, or forgotten once full) may have used the old
+    /// quota fully just before the change, so their new burst fills up at the new rate
+    /// from the time of the change (`docs/ratelimit.md`, "Changing a quota at runtime").
+    /// A [`Store`](crate::Store) computes every decision from `max(TAT, floor)`.
+    pub fn floor_tat_ns(&self) -> u64 {
+        self.floor_tat_ns
+    }
+
+    /// This quota with a floor (the limiter's view of a default quota after a change).
+    pub(crate) fn with_floor(self, floor_tat_ns: u64) -> Self {
+        Quota { floor_tat_ns, ..self }
+    }
+
+    /// This quota without a floor (what the limiter reports to its callers).
+    pub(crate) fn without_floor(self) -> Self {
+        self.with_floor(0)
     }
 
     /// The most units this quota can admit in one half-open window of `period_ns`:
@@ -428,12 +456,57 @@ impl Plan {
 
 /// A [`Quota`] that many threads read on every check and an operator replaces at
 /// runtime: a sequence lock over atomics, so readers never write shared memory.
+///
+/// The sequence number also tells a check whether a quota change started since it read
+/// the quota: a change holds it odd from before it converts any key's state until the new
+/// quota is published, readers wait while it is odd (spinning briefly, then on the
+/// writer's mutex), and a check asks again after reading its key's state, before it
+/// decides (see `Store::check_and_update_checked`).
 #[derive(Debug)]
 pub(crate) struct AtomicQuota {
     seq: AtomicU64,
-    fields: [AtomicU64; 5],
+    fields: [AtomicU64; 6],
     writer: Mutex<()>,
 }
+
+/// A quota change in progress: holds the writer's mutex and an odd sequence number; the
+/// number becomes even again when it is dropped.
+pub(crate) struct Change<'a> {
+    quota: &'a AtomicQuota,
+    _guard: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Change<'_> {
+    /// The quota in force (readers are held off, so this is the last published one).
+    pub(crate) fn current(&self) -> Quota {
+        self.quota.read_fields()
+    }
+
+    /// Writes the new quota; readers see it once the change is dropped.
+    pub(crate) fn publish(&self, quota: Quota) {
+        let values = [
+            quota.limit,
+            quota.period_ns,
+            quota.burst,
+            quota.emission_interval_ns,
+            u64::from(quota.window_bound),
+            quota.floor_tat_ns,
+        ];
+        for (field, value) in self.quota.fields.iter().zip(values) {
+            field.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        // Odd to even: the fields written while odd are visible to a reader that sees it.
+        self.quota.seq.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// How many times a reader spins on an odd sequence before it waits on the mutex.
+const SPINS_MAX: u32 = 64;
 
 impl AtomicQuota {
     pub(crate) fn new(quota: Quota) -> Self {
@@ -445,48 +518,80 @@ impl AtomicQuota {
                 AtomicU64::new(quota.burst),
                 AtomicU64::new(quota.emission_interval_ns),
                 AtomicU64::new(u64::from(quota.window_bound)),
+                AtomicU64::new(quota.floor_tat_ns),
             ],
             writer: Mutex::new(()),
         }
     }
 
     #[inline]
-    pub(crate) fn load(&self) -> Quota {
+    fn read_fields(&self) -> Quota {
+        let [
+            limit,
+            period_ns,
+            burst,
+            emission_interval_ns,
+            window_bound,
+            floor_tat_ns,
+        ] = self.fields.each_ref().map(|f| f.load(Ordering::Relaxed));
+        Quota {
+            limit,
+            period_ns,
+            burst,
+            emission_interval_ns,
+            window_bound: window_bound != 0,
+            floor_tat_ns,
+        }
+    }
+
+    /// The quota and the (even) sequence number it was read at.
+    #[inline]
+    pub(crate) fn load(&self) -> (Quota, u64) {
         loop {
             let before = self.seq.load(Ordering::Acquire);
             if before & 1 == 0 {
-                let [limit, period_ns, burst, emission_interval_ns, window_bound] =
-                    self.fields.each_ref().map(|f| f.load(Ordering::Relaxed));
+                let quota = self.read_fields();
                 fence(Ordering::Acquire);
                 if self.seq.load(Ordering::Relaxed) == before {
-                    return Quota {
-                        limit,
-                        period_ns,
-                        burst,
-                        emission_interval_ns,
-                        window_bound: window_bound != 0,
-                    };
+                    return (quota, before);
                 }
+            } else {
+                self.wait_for_change();
             }
             std::hint::spin_loop();
         }
     }
 
-    pub(crate) fn store(&self, quota: Quota) {
-        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let seq = self.seq.load(Ordering::Relaxed);
-        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
-        fence(Ordering::Release);
-        let values = [
-            quota.limit,
-            quota.period_ns,
-            quota.burst,
-            quota.emission_interval_ns,
-            u64::from(quota.window_bound),
-        ];
-        for (field, value) in self.fields.iter().zip(values) {
-            field.store(value, Ordering::Relaxed);
+    /// A change is under way: spin a little (a key's conversion is short), then wait
+    /// on the writer's mutex (a store's conversion is one pass over its keys).
+    #[cold]
+    #[inline(never)]
+    fn wait_for_change(&self) {
+        for _ in 0..SPINS_MAX {
+            if self.seq.load(Ordering::Acquire) & 1 == 0 {
+                return;
+            }
+            std::hint::spin_loop();
         }
-        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+        drop(self.writer.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Whether no change started since `seq` was read. Acquire: a check that read a key
+    /// state written by a change's conversion sees the change's odd number here.
+    #[inline]
+    pub(crate) fn unchanged_since(&self, seq: u64) -> bool {
+        self.seq.load(Ordering::Acquire) == seq
+    }
+
+    /// Starts a change: takes the writer's mutex and makes the sequence number odd.
+    /// Before the change writes any key's state, so that a check that reads such a state
+    /// (acquire) sees the odd number.
+    pub(crate) fn begin(&self) -> Change<'_> {
+        let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        Change {
+            quota: self,
+            _guard: guard,
+        }
     }
 }

@@ -15,9 +15,12 @@ use crate::quota::Quota;
 /// Every method is one atomic step on one key's state (its theoretical arrival time, a
 /// single 64-bit number), which is exactly what a Redis Lua script (`GET` the TAT,
 /// compute, `SET` it with `PX` = the debt) or a compare-and-set loop can do. The quota
-/// is an argument, not state, so a quota change takes effect on the next call and a
-/// shared store needs no configuration of its own. A store shared by several nodes may
-/// use its own time (Redis `TIME`) instead of `now_ns` so that nodes' clocks need not
+/// is an argument, not state, so a shared store needs no configuration of its own; every
+/// decision reads the TAT as at least [`Quota::floor_tat_ns`]. A limiter that changes a
+/// quota at runtime converts the keys' states with [`Store::requota`] and
+/// [`Store::requota_key`] (`docs/ratelimit.md`, "Changing a quota at runtime").
+///
+/// A store shared by several nodes may use its own time (Redis `TIME`) instead of `now_ns` so that nodes' clocks need not
 /// agree; it must then use that time for every key.
 ///
 /// The in-process implementations are [`FlatStore`](crate::FlatStore) (integer ids and
@@ -53,6 +56,40 @@ pub trait Store<K: ?Sized>: Send + Sync {
         self.check_and_update(key, clock(), quota, weight)
     }
 
+    /// [`Store::check_and_update_with`] for a limiter whose quota may change meanwhile:
+    /// `valid` is asked after the key's state is read and before the answer is made or
+    /// anything written, and again on every retry; when it is false nothing is written
+    /// and the answer is `again()` (the limiter reads its quota again and checks again;
+    /// a store may instead answer [`RateLimitError::QuotaChanged`], which a limiter
+    /// treats alike).
+    ///
+    /// A store must make sure that a state a quota change converted after `valid` said
+    /// yes is not then updated from its old value (the in-process stores: a change flips
+    /// a stamp in every entry of a `FlatStore`, and holds a `MemoryStore` shard's write
+    /// lock). The default asks nothing and answers the check as it finds it: a check that
+    /// races with a change may then be judged by the old quota.
+    ///
+    /// # Errors
+    ///
+    /// What `again` answers; [`RateLimitError::QuotaChanged`]; as
+    /// [`Store::check_and_update`].
+    #[inline]
+    fn check_and_update_checked(
+        &self,
+        key: &K,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError>
+    where
+        Self: Sized,
+    {
+        let _ = (valid, again);
+        self.check_and_update_with(key, &clock, quota, weight)
+    }
+
     /// What [`Store::check_and_update`] would answer, without consuming anything.
     ///
     /// # Errors
@@ -74,6 +111,62 @@ pub trait Store<K: ?Sized>: Send + Sync {
     /// returns how many were dropped. A shared store may expire keys by itself instead
     /// and return 0.
     fn evict_full(&self, now_ns: u64) -> usize;
+
+    /// Rewrites the TAT of every key the store holds, except the keys in `except`, to
+    /// `convert(tat)`, each in one atomic step (a key updated meanwhile is converted from
+    /// its new TAT). `convert` returns the TAT unchanged for the keys it leaves alone.
+    /// Returns how many keys were rewritten.
+    ///
+    /// A limiter calls it while it holds its checks off, to carry every key of its
+    /// default quota into a new one; keys the store does not hold are full, and the
+    /// limiter covers them with the new quota's floor.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::StoreUnavailable`]: the store could not rewrite every key; some
+    /// may be converted and others not.
+    fn requota(&self, now_ns: u64, except: &[&K], convert: &dyn Fn(u64) -> u64) -> Result<usize, RateLimitError>;
+
+    /// Rewrites the TAT of `key` (0 when the store does not hold it) to `convert(tat)`
+    /// in one atomic step, storing the key if the new TAT is after `now_ns`.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::StoreUnavailable`]; [`RateLimitError::TimeOverflow`] for a TAT
+    /// the store cannot hold. Nothing is written then.
+    fn requota_key(&self, key: &K, now_ns: u64, convert: &dyn Fn(u64) -> u64) -> Result<(), RateLimitError>;
+
+    /// Gives back `taken_ns` of debt (units times an emission interval) that a check took
+    /// when it left the key's TAT at `written_tat`: at most what of that check's own debt
+    /// is still ahead of the time, read from `clock` after the key's state each try (so
+    /// no earlier than any check the state includes), and never below the time.
+    /// Subtracting it all could also take back the units of a later check that built on
+    /// the key after the first one's debt had run out (`docs/ratelimit.md`).
+    ///
+    /// The undo of a refused multi-limit check. The default gives nothing back, which is
+    /// safe: the key keeps the units as debt.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::StoreUnavailable`].
+    fn give_back(
+        &self,
+        key: &K,
+        written_tat: u64,
+        clock: &dyn Fn() -> u64,
+        taken_ns: u64,
+    ) -> Result<(), RateLimitError> {
+        let _ = (key, written_tat, clock, taken_ns);
+        Ok(())
+    }
+}
+
+/// The new TAT when `taken_ns` of debt that left the TAT at `written_tat` is given back
+/// from `current` at `now_ns`, if anything changes (see [`Store::give_back`]).
+#[inline]
+pub(crate) fn given_back(current: u64, written_tat: u64, now_ns: u64, taken_ns: u64) -> Option<u64> {
+    let give = taken_ns.min(written_tat.saturating_sub(now_ns));
+    (give > 0 && current > now_ns).then(|| current.saturating_sub(give).max(now_ns))
 }
 
 /// Options of a [`MemoryStore`].
@@ -320,28 +413,74 @@ impl<K: Hash + Eq> MemoryStore<K> {
     }
 }
 
-impl<K: Hash + Eq> MemoryStore<K> {
-    /// Gives back `weight` units that a check took when it left the key's TAT at
-    /// `written_tat` (the undo of a refused multi-limit check): at most what of that
-    /// check's own debt is still ahead of the time. Subtracting the whole weight could also
-    /// take back units of a later check that built on the key after the first one's debt
-    /// had run out, and admit more than the quota (docs/ratelimit.md). The time is read
-    /// from `clock` after the state each try, so it is no earlier than that of any check
-    /// the state includes (for a clock that never goes back across threads).
-    pub(crate) fn give_back(&self, key: &K, written_tat: u64, clock: &impl Fn() -> u64, quota: &Quota, weight: u64) {
-        let guard = self.shard(key).read().unwrap_or_else(PoisonError::into_inner);
-        // An absent key is full: there is nothing to give back.
-        let Some(cell) = guard.map.get(key) else {
-            return;
-        };
-        // weight <= burst, so taken <= capacity <= 2^62.
-        let taken = weight.saturating_mul(quota.emission_interval_ns());
-        // `Err` only when there is nothing to give back: nothing to do then.
-        let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-            let now_ns = clock();
-            let give = taken.min(written_tat.saturating_sub(now_ns));
-            (give > 0 && current > now_ns).then(|| current.saturating_sub(give).max(now_ns))
-        });
+/// Rewrites one cell to `convert(tat)`, under its shard's write lock (no one else touches
+/// it meanwhile); whether it changed.
+fn convert_cell(cell: &AtomicU64, convert: &dyn Fn(u64) -> u64) -> bool {
+    let current = cell.load(Ordering::Acquire);
+    let new = convert(current);
+    cell.store(new, Ordering::Release);
+    new != current
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync> MemoryStore<K> {
+    /// A check that asks `valid` under the shard's lock, before it answers or writes: a
+    /// quota change converts a shard under its write lock, so no change can convert the
+    /// key between the question and the update.
+    #[inline]
+    fn check_checked(
+        &self,
+        key: &K,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        let shard = self.shard(key);
+        {
+            let guard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cell) = guard.map.get(key) {
+                if valid() {
+                    return update(cell, now_ns, quota, weight);
+                }
+            } else if valid() {
+                drop(guard);
+                return self.check_fresh(key, now_ns, quota, weight, valid, again);
+            }
+        }
+        again()
+    }
+
+    /// The rest of [`MemoryStore::check_checked`] for a key it does not hold yet.
+    #[cold]
+    fn check_fresh(
+        &self,
+        key: &K,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        // A fresh key is full: insert it only if the check changes its state.
+        let fresh = gcra::check(0, now_ns, quota, weight)?;
+        if fresh.new_tat.is_none() {
+            return Ok(fresh.decision);
+        }
+        match self.with_cell(
+            key,
+            now_ns,
+            || key.clone(),
+            |cell| {
+                if !valid() {
+                    return Err(RateLimitError::QuotaChanged);
+                }
+                update(cell, now_ns, quota, weight)
+            },
+        ) {
+            Err(RateLimitError::QuotaChanged) => again(),
+            result => result,
+        }
     }
 }
 
@@ -361,6 +500,19 @@ impl<K: Hash + Eq + Clone + Send + Sync> Store<K> for MemoryStore<K> {
             return Ok(fresh.decision);
         }
         self.with_cell(key, now_ns, || key.clone(), |cell| update(cell, now_ns, quota, weight))
+    }
+
+    #[inline]
+    fn check_and_update_checked(
+        &self,
+        key: &K,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<Decision, RateLimitError>,
+    ) -> Result<Decision, RateLimitError> {
+        self.check_checked(key, clock(), quota, weight, valid, again)
     }
 
     fn peek(&self, key: &K, now_ns: u64, quota: &Quota, weight: u64) -> Result<Decision, RateLimitError> {
@@ -388,5 +540,54 @@ impl<K: Hash + Eq + Clone + Send + Sync> Store<K> for MemoryStore<K> {
 
     fn evict_full(&self, now_ns: u64) -> usize {
         MemoryStore::evict_full(self, now_ns)
+    }
+
+    fn requota(&self, _now_ns: u64, except: &[&K], convert: &dyn Fn(u64) -> u64) -> Result<usize, RateLimitError> {
+        let except: std::collections::HashSet<&K, FoldBuildHasher> = except.iter().copied().collect();
+        let mut converted = 0;
+        for shard in &self.shards {
+            // The write lock: a check holds the read lock from its question to its update
+            // (see `check_and_update_checked`), so none is halfway through on this shard.
+            let guard = shard.0.write().unwrap_or_else(PoisonError::into_inner);
+            for (key, cell) in &guard.map {
+                if !except.contains(key) && convert_cell(cell, convert) {
+                    converted += 1;
+                }
+            }
+        }
+        Ok(converted)
+    }
+
+    fn requota_key(&self, key: &K, now_ns: u64, convert: &dyn Fn(u64) -> u64) -> Result<(), RateLimitError> {
+        // The write lock, as for `requota`.
+        let mut guard = self.shard(key).write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cell) = guard.map.get(key) {
+            convert_cell(cell, convert);
+        } else {
+            let tat = convert(0);
+            // Absent and still full: nothing to store.
+            if tat > now_ns {
+                guard.map.insert(key.clone(), AtomicU64::new(tat));
+            }
+        }
+        Ok(())
+    }
+
+    fn give_back(
+        &self,
+        key: &K,
+        written_tat: u64,
+        clock: &dyn Fn() -> u64,
+        taken_ns: u64,
+    ) -> Result<(), RateLimitError> {
+        let guard = self.shard(key).read().unwrap_or_else(PoisonError::into_inner);
+        // An absent key is full: there is nothing to give back.
+        if let Some(cell) = guard.map.get(key) {
+            // `Err` only when there is nothing to give back: nothing to do then.
+            let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                given_back(current, written_tat, clock(), taken_ns)
+            });
+        }
+        Ok(())
     }
 }

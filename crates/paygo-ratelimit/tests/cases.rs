@@ -137,25 +137,35 @@ fn quota_changes_take_effect_on_the_next_check() {
     let limiter = manual::<u64>(Quota::per_second(10, 1).unwrap(), &clock);
     assert!(limiter.check(&1).unwrap().allowed);
     assert!(!limiter.check(&1).unwrap().allowed);
-    limiter.set_quota(Quota::per_second(10, 5).unwrap());
-    assert!(limiter.check(&1).unwrap().allowed);
-    assert_eq!(limiter.quota(), Quota::per_second(10, 5).unwrap());
+    // A larger burst (T = 166,666,667 ns, 5 at once) fills at the new rate: key 1 owes
+    // its unit in the new units plus the 4 units of new burst, 5 x T, the whole burst.
+    let raised = Quota::per_second(10, 5).unwrap();
+    limiter.set_quota(raised).unwrap();
+    assert_eq!(limiter.quota(), raised);
+    let refused = limiter.check(&1).unwrap();
+    assert_eq!(refused.retry_after_ns, Some(166_666_667));
+    // So does every other key: one never seen may have used the old quota fully.
+    let fresh = limiter.check(&4).unwrap();
+    assert_eq!((fresh.allowed, fresh.remaining), (true, 0));
+    clock.advance_ns(4 * 166_666_667);
+    assert_eq!(limiter.peek_n(&4, 0).unwrap().remaining, 4);
 
     // A per-key override (custom contract), then back to the default.
     let contract = Quota::per_second(1_000, 100).unwrap();
-    limiter.set_key_quota(2, contract);
+    limiter.set_key_quota(2, contract).unwrap();
     assert_eq!(limiter.quota_for(&2), contract);
     assert_eq!(limiter.check_n(&2, 100).unwrap().limit, 1_000);
     assert_eq!(
         limiter.check_n(&3, 100),
         Err(RateLimitError::WeightExceedsBurst { weight: 100, burst: 5 })
     );
-    assert_eq!(limiter.remove_key_quota(&2), Some(contract));
+    assert_eq!(limiter.remove_key_quota(&2).unwrap(), Some(contract));
     assert_eq!(limiter.quota_for(&2).limit(), 10);
-    // Its debt is kept: 100 units at T = 1,109,878 ns (1000 per second, 100 at once) are
-    // 110,987,800 ns of debt, so the default (T = 166,666,667 ns, 5 at once) has one fewer.
-    assert_eq!(limiter.check(&2).unwrap().remaining, 3);
-    assert_eq!(limiter.check(&4).unwrap().remaining, 4);
+    // Key 2 took its 100 at this instant: the default (5 at once) has nothing left for
+    // it, or one instant would hold 105 where no quota in force allows more than 100.
+    let after = limiter.check(&2).unwrap();
+    assert!(!after.allowed);
+    assert_eq!(after.reset_ns, 5 * 166_666_667);
 }
 
 #[test]
@@ -450,8 +460,13 @@ fn direct_limiter_runtime_change_and_adjust() {
     assert!(!limiter.check().unwrap().allowed);
     assert_eq!(limiter.adjust(-1).unwrap().remaining, 1);
     assert!(limiter.check().unwrap().allowed);
+    // per_second(100, 100) keeps its promise with T = 1 s: 100 at once, then 1 a
+    // second, slower than the old 3 a second. The key may have used the old rate, so
+    // the new burst fills at the new rate: 2 units owed become the whole new burst.
     limiter.set_quota(Quota::per_second(100, 100).unwrap());
     assert_eq!(limiter.quota().limit(), 100);
+    assert_eq!(limiter.check_n(90).unwrap().retry_after_ns, Some(90 * NS_PER_SECOND));
+    clock.advance_ns(90 * NS_PER_SECOND);
     assert!(limiter.check_n(90).unwrap().allowed);
 }
 

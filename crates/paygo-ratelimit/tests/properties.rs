@@ -12,7 +12,7 @@ use proptest::test_runner::FileFailurePersistence;
 
 #[path = "support/model.rs"]
 mod model;
-use model::Model;
+use model::{Model, Timelines};
 
 /// Failures are recorded next to this file (committed), and replayed first on every run.
 fn config(cases: u32) -> ProptestConfig {
@@ -223,7 +223,7 @@ proptest! {
 
     /// The limiter agrees with a reference model, a leaky bucket of "debt" written
     /// independently in 128-bit arithmetic, through checks, peeks, adjustments and
-    /// quota changes at runtime.
+    /// quota changes at runtime (which convert the debt; `tests/requota.rs` has more).
     #[test]
     fn matches_the_reference_model(
         quotas in prop::collection::vec(any_quota(), 1..4),
@@ -232,10 +232,14 @@ proptest! {
         let clock = ManualClock::new(0);
         let limiter = limiter(quotas[0], &clock);
         let mut model = Model { debt_ns: 0, at_ns: 0 };
+        // A key never checked: what the class floor stands for.
+        let mut unseen = model;
         let mut quota = quotas[0];
+        let mut timelines = Timelines::new(quota);
         for (gap, op, percent, q) in ops {
             let now = clock.advance_ns(gap);
             model.drain(now);
+            unseen.drain(now);
             let weight = (quota.burst() * percent).div_ceil(100);
             match op {
                 0..=5 => {
@@ -252,12 +256,15 @@ proptest! {
                     let signed = i64::try_from(weight).unwrap();
                     let delta = if op == 7 { -signed } else { signed };
                     let got = limiter.adjust(&11, delta).unwrap();
-                    model.adjust(&quota, delta);
+                    model.adjust_above(&quota, delta, unseen.debt_ns);
                     prop_assert_eq!(got.reset_ns, model.debt_ns as u64);
                 }
                 _ => {
                     quota = quotas[q % quotas.len()];
-                    limiter.set_quota(quota);
+                    limiter.set_quota(quota).unwrap();
+                    model.debt_ns = timelines.converted(model.debt_ns, &quota);
+                    unseen.debt_ns = timelines.converted(unseen.debt_ns, &quota);
+                    timelines = timelines.then(quota);
                 }
             }
         }
