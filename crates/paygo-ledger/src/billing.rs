@@ -19,15 +19,11 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, RemainderCarrier, Rounding};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::id_time_ns;
 use crate::shared::StateMachine;
 use crate::{
     Account, AccountId, Event, EventResult, IdWindow, Ledger, LedgerError, Transfer, TransferFlags, TransferId,
 };
-
-/// The time of a time-ordered id, in nanoseconds since the Unix epoch.
-fn id_time_ns(id: u128) -> u128 {
-    u128::from(TransferId(id).time_ms()) * 1_000_000
-}
 
 /// With a window, the billing layer drops forgotten replies and holds from memory when it
 /// holds this many, or twice as many as after the last time, whichever is more.

@@ -20,7 +20,7 @@ const COMPACT_MIN: usize = 1 << 16;
 
 /// The time of a time-ordered id, in nanoseconds since the Unix epoch (as `u128`: 2^48 ms
 /// does not fit a `u64` of nanoseconds).
-fn id_time_ns(id: u128) -> u128 {
+pub(crate) fn id_time_ns(id: u128) -> u128 {
     u128::from(TransferId(id).time_ms()) * u128::from(NS_PER_MS)
 }
 
@@ -532,12 +532,17 @@ impl Ledger {
         }
     }
 
+    /// With `window`, the time (ns) before which ids are forgotten at event time `ts`.
+    fn floor_ns(&self, window: IdWindow, ts: u64) -> u128 {
+        u128::from(ts.saturating_sub(window.past_ns).max(self.forgotten_before_ns))
+    }
+
     /// With a window, the answer to a transfer whose id is outside it, at event time `ts`.
     #[cold]
     #[inline(never)]
     fn window_check(&self, t: &Transfer, ts: u64) -> Option<EventResult> {
         let window = self.window?;
-        let floor = u128::from(ts.saturating_sub(window.past_ns).max(self.forgotten_before_ns));
+        let floor = self.floor_ns(window, ts);
         let time = id_time_ns(t.id.0);
         if time < floor {
             return Some(EventResult::IdOlderThanWindow);
@@ -556,8 +561,7 @@ impl Ledger {
         let (Some(window), Some(pending)) = (self.window, t.pending_id) else {
             return false;
         };
-        let floor = u128::from(ts.saturating_sub(window.past_ns).max(self.forgotten_before_ns));
-        id_time_ns(pending.0) < floor && !self.stored(pending.0).is_some_and(Stored::is_pending)
+        id_time_ns(pending.0) < self.floor_ns(window, ts) && !self.stored(pending.0).is_some_and(Stored::is_pending)
     }
 
     /// Applies a batch at time `now_ns` (nanoseconds of the caller's clock) and returns one

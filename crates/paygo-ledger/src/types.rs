@@ -34,16 +34,19 @@ impl TransferId {
         if unix_ms >> 48 != 0 {
             return Err(crate::LedgerError::IdTime { unix_ms });
         }
-        let low = low & ((1u128 << Self::TIME_SHIFT) - 1);
-        Ok(TransferId((u128::from(unix_ms) << Self::TIME_SHIFT) | low))
+        Ok(Self::from_ms(unix_ms, low))
     }
 
     /// A time-ordered id at `unix_ns` nanoseconds since the Unix epoch (its millisecond,
     /// which always fits 48 bits: `u64::MAX` ns is below 2^48 ms), with the low 80 bits of
     /// `low` below it. See [`TransferId::from_time`].
     pub const fn from_time_ns(unix_ns: u64, low: u128) -> TransferId {
-        let ms = unix_ns / 1_000_000;
-        TransferId(((ms as u128) << Self::TIME_SHIFT) | (low & ((1u128 << Self::TIME_SHIFT) - 1)))
+        Self::from_ms(unix_ns / 1_000_000, low)
+    }
+
+    /// `unix_ms` (at most 2^48 - 1) above the low 80 bits of `low`.
+    const fn from_ms(unix_ms: u64, low: u128) -> TransferId {
+        TransferId(((unix_ms as u128) << Self::TIME_SHIFT) | (low & ((1u128 << Self::TIME_SHIFT) - 1)))
     }
 
     /// The milliseconds since the Unix epoch in the id's top 48 bits (meaningful for
