@@ -37,8 +37,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use paygo::billing::{BREAKAGE, Billing, FUNDING, PROMOTIONS, REVENUE};
 use paygo::credits::Credits;
-use paygo::ledger::billing::{BREAKAGE, Billing, FUNDING, PROMOTIONS, REVENUE};
 use paygo::ledger::durable::{self, OpenOptions, Recovery};
 use paygo::ledger::{
     Account, AccountBalance, AccountId, BATCH_EVENTS_MAX, Clock, Event, EventResult, IdWindow, Ledger, SharedLedger,

@@ -4,7 +4,7 @@
 //!    with `Retry-After` and `RateLimit` headers.
 //! 2. **Estimate** the most the call can cost from its prompt size and `max_tokens`
 //!    ([`paygo_pricing::PriceBook::estimate`]), and **hold** that many credits
-//!    ([`paygo_ledger::billing`]): without balance the call is refused (403).
+//!    ([`paygo_billing`]): without balance the call is refused (403).
 //! 3. The upstream call runs.
 //! 4. On success, **quote** the actual usage and **capture** its exact cost from the hold:
 //!    the ledger charges it in whole credits through the account's remainder carrier
@@ -18,10 +18,10 @@
 //! it. The gateway only carries values from one to the next.
 
 use chrono::{DateTime, Utc};
-use paygo_credits::{Credits, Money, RemainderCarrier};
-use paygo_ledger::billing::{
+use paygo_billing::{
     AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal, Reply,
 };
+use paygo_credits::{Credits, Money, RemainderCarrier};
 use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
 use paygo_pricing::{EstimateRequest, PriceBook, PricingError, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
 use paygo_ratelimit::{Clock as RateClock, Decision, MemoryStore, Policy, RateLimiter};

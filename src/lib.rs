@@ -35,12 +35,15 @@
 //! |---|---|
 //! | [`credits`] | integer credits, exact money, conversions with named rounding, allocation, remainder carrying |
 //! | [`pricing`] | price books, exact quotes and estimates, LiteLLM catalog import |
-//! | [`ledger`] | the double-entry credit ledger and the billing operations on it |
+//! | [`ledger`] | the double-entry credit ledger, its durable journal and snapshots |
+//! | [`billing`] | accounts, top-ups, holds and captures, bonus lots, auto top-up, on the ledger |
 //! | [`ratelimit`] | keyed limits per plan, exact over any rolling window |
 //! | [`vat`] | VAT IDs, rates, tax determination, refund rules |
 //! | [`invoice`] | gapless invoices and credit notes, usage statements |
 //! | [`gateway`] | the flow of a call through all of them |
 
+#[cfg(feature = "billing")]
+pub use paygo_billing as billing;
 #[cfg(feature = "credits")]
 pub use paygo_credits as credits;
 #[cfg(feature = "invoice")]
@@ -63,11 +66,11 @@ pub mod simulation;
 #[cfg(feature = "gateway")]
 pub mod prelude {
     pub use crate::gateway::{Admitted, Call, Completed, Gateway, GatewayError, Rejection};
-    pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
-    pub use paygo_ledger::billing::{
+    pub use paygo_billing::{
         AutoTopUp, AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, Receipt,
         Refusal, TopUpAmount,
     };
+    pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
     pub use paygo_ledger::{ManualClock as LedgerManualClock, SharedLedger, SystemClock as LedgerSystemClock};
     pub use paygo_pricing::{EstimateRequest, PriceBook, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
     pub use paygo_ratelimit::{ManualClock as RateManualClock, Plan, SystemClock as RateSystemClock};

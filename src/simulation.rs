@@ -11,16 +11,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use paygo_billing::{
+    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, FUNDING, PaymentMethod, PaymentOutcome,
+    REVENUE, Receipt, Refusal, TopUpAmount,
+};
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, FxRate, Money};
 use paygo_invoice::{
     Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
     PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest,
 };
 use paygo_ledger::Clock as LedgerClock;
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, FUNDING, PaymentMethod, PaymentOutcome,
-    REVENUE, Receipt, Refusal, TopUpAmount,
-};
 use paygo_pricing::litellm::{ImportOptions, import};
 use paygo_pricing::{Mode, PriceBook, ServiceTier, Usage};
 use paygo_ratelimit::Plan;
@@ -423,7 +423,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     let clock = DayClock::default();
     clock.set(start_ns);
     let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
-    let ledger = paygo_ledger::durable::open_billing(
+    let ledger = paygo_billing::open_billing(
         ledger_dir.path(),
         BillingConfig::default(),
         clock.clone(),

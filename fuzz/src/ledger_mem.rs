@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use paygo_ledger::billing::{
+use paygo_billing::{
     AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, TopUpAmount,
 };
 use paygo_ledger::durable::{Durable, Head, Loaded, OpenOptions, Recovery, Storage};

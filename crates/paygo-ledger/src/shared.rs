@@ -68,7 +68,7 @@ impl Clock for ManualClock {
 }
 
 /// A deterministic state machine that applies batches of commands at a given time: the
-/// [`Ledger`], or the [`crate::billing::Billing`] layer on top of it.
+/// [`Ledger`], or a layer built on it (the billing layer of `paygo-billing`).
 pub trait StateMachine: Send {
     /// What a batch holds.
     type Command: Clone + Send;

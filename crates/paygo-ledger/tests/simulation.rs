@@ -24,12 +24,8 @@ use paygo_ledger::{
     SharedLedger, Transfer, TransferFlags, TransferId,
 };
 
-#[path = "support/rng.rs"]
-mod rng;
-use rng::Rng;
-#[path = "support/faults.rs"]
-mod faults;
-use faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::rng::Rng;
 
 #[derive(Clone, Debug)]
 struct MAccount {

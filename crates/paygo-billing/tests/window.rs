@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
 use paygo_credits::{Credits, Currency, Decimal, ExactCredits, Money};
-use paygo_ledger::billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
-use paygo_ledger::durable::{self, Durable, OpenOptions};
+use paygo_ledger::durable::{Durable, OpenOptions};
 use paygo_ledger::{IdWindow, ManualClock, SharedLedger, TransferId};
 use proptest::prelude::*;
 
@@ -136,7 +136,7 @@ fn a_durable_billing_store_keeps_its_window() {
         assert!(reply[0].is_ok());
     }
     let clock = ManualClock::new(START + 120 * SECOND);
-    let handle = durable::open_billing(&dir, BillingConfig::default(), clock, &options).unwrap();
+    let handle = paygo_billing::open_billing(&dir, BillingConfig::default(), clock, &options).unwrap();
     assert_eq!(handle.read(|b| b.config().id_window).unwrap(), Some(WINDOW));
     let late = handle
         .submit(vec![Command::TopUp {
@@ -229,7 +229,7 @@ proptest! {
         // Credits sold (the funding account's debits) are the distinct top-ups' credits:
         // no retry, early or late, credited twice.
         let sold: i64 = credited.values().sum();
-        let funding = lazy.ledger().account(paygo_ledger::billing::FUNDING).unwrap();
+        let funding = lazy.ledger().account(paygo_billing::FUNDING).unwrap();
         prop_assert_eq!(funding.debits_posted, u128::try_from(sold).unwrap());
         prop_assert_eq!(eager.balance(CUSTOMER), lazy.balance(CUSTOMER));
         prop_assert_eq!(eager.uncollected(CUSTOMER), lazy.uncollected(CUSTOMER));

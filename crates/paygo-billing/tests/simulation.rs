@@ -18,20 +18,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use paygo_credits::{Credits, Currency, Decimal, Money};
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE, PROMOTIONS,
-    PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
+use paygo_billing::{
+    AmountRule, AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE,
+    PROMOTIONS, PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
 };
+use paygo_credits::{Credits, Currency, Decimal, Money};
 use paygo_ledger::durable::{self, OpenOptions};
 use paygo_ledger::{AccountId, LedgerError, ManualClock, SharedLedger};
 
-#[path = "support/rng.rs"]
-mod rng;
-use rng::Rng;
-#[path = "support/faults.rs"]
-mod faults;
-use faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::rng::Rng;
 
 const RATE: i64 = 2_000_000;
 const MS: u64 = 1_000_000;
@@ -162,15 +158,15 @@ impl Auditor {
 
     fn credits_for(amount: &Money) -> Result<i64, Refusal> {
         if amount.currency() != Currency::USD {
-            return Err(Refusal::InvalidAmount("top-ups are in USD"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotUsd));
         }
         let cents = amount.amount() * Decimal::from(100);
         if cents.fract() != Decimal::ZERO {
-            return Err(Refusal::InvalidAmount("a top-up is whole cents"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotWholeCents));
         }
         let credits = i64::try_from(cents.mantissa() / 10i128.pow(cents.scale())).unwrap() * (RATE / 100);
         if credits <= 0 {
-            return Err(Refusal::InvalidAmount("a top-up must be positive"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotPositive));
         }
         Ok(credits)
     }
@@ -217,7 +213,7 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 };
                 if amount.get() <= 0 {
-                    return Err(Refusal::InvalidAmount("a hold must be positive"));
+                    return Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive));
                 }
                 if timeout_ms == 0 || timeout_ms > 3_600_000 {
                     return Err(Refusal::InvalidTimeout);
@@ -283,7 +279,7 @@ impl Auditor {
                     };
                 }
                 if cost.get().is_sign_negative() && !cost.get().is_zero() {
-                    return Err(Refusal::InvalidAmount("a cost must not be negative"));
+                    return Err(Refusal::InvalidAmount(AmountRule::CostNegative));
                 }
                 // The carrier, written out: round half to even, carry the rest.
                 let total = self.customers[&h.customer].carry + cost.get();
@@ -335,10 +331,10 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 };
                 if amount.get() <= 0 {
-                    return Err(Refusal::InvalidAmount("a bonus must be positive"));
+                    return Err(Refusal::InvalidAmount(AmountRule::BonusNotPositive));
                 }
                 if expires_at_ns <= now {
-                    return Err(Refusal::InvalidAmount("a bonus must expire in the future"));
+                    return Err(Refusal::InvalidAmount(AmountRule::BonusExpiryNotFuture));
                 }
                 a.next_lot += 1;
                 let account = LOT_BASE + a.next_lot;
@@ -417,7 +413,7 @@ impl Auditor {
             };
         }
         if amount.get() < 0 {
-            return Err(Refusal::InvalidAmount("a capture must not be negative"));
+            return Err(Refusal::InvalidAmount(AmountRule::CaptureNegative));
         }
         if amount.get() > h.amount {
             return Err(Refusal::CaptureExceedsHold {

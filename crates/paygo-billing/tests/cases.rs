@@ -10,11 +10,11 @@
     clippy::similar_names
 )]
 
-use paygo_credits::{Credits, Currency, Decimal, Money};
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, PROMOTIONS, PaymentMethod,
-    PaymentOutcome, REVENUE, Receipt, Refusal, TopUpAmount, codes,
+use paygo_billing::{
+    AmountRule, AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, PROMOTIONS,
+    PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, TopUpAmount, codes,
 };
+use paygo_credits::{Credits, Currency, Decimal, Money};
 use paygo_ledger::{PendingStatus, TransferId};
 
 const MS: u64 = 1_000_000;
@@ -55,7 +55,8 @@ fn no_free_plan_and_top_ups_by_accepted_methods_only() {
         let reply = b.top_up(T0, id, 1, usd(100), method);
         assert_eq!(reply.is_ok(), accepted, "{method:?}: {reply:?}");
         if let Err(Refusal::PaymentMethodRefused(reason)) = reply {
-            assert!(reason.contains("not accepted"), "{reason}");
+            assert_eq!(Some(reason), method.refusal());
+            assert!(reason.to_string().contains("not accepted"), "{reason}");
         }
     }
     assert_eq!(b.balance(1), Ok(c(8_000_000))); // four accepted $1 top-ups
@@ -63,11 +64,11 @@ fn no_free_plan_and_top_ups_by_accepted_methods_only() {
     let bad = [
         (
             Money::new(Decimal::new(1001, 3), Currency::USD),
-            "a top-up is whole cents",
+            AmountRule::TopUpNotWholeCents,
         ),
-        (Money::from_minor(100, Currency::EUR).unwrap(), "top-ups are in USD"),
-        (usd(0), "a top-up must be positive"),
-        (usd(-100), "a top-up must be positive"),
+        (Money::from_minor(100, Currency::EUR).unwrap(), AmountRule::TopUpNotUsd),
+        (usd(0), AmountRule::TopUpNotPositive),
+        (usd(-100), AmountRule::TopUpNotPositive),
     ];
     for (i, (amount, why)) in bad.into_iter().enumerate() {
         assert_eq!(
@@ -126,7 +127,7 @@ fn hold_capture_release_and_expiry() {
     assert_eq!(b.balance(1), Ok(c(1_876_544)));
     assert_eq!(
         b.hold(T0, 13, 1, c(0), 50),
-        Err(Refusal::InvalidAmount("a hold must be positive"))
+        Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive))
     );
     assert_eq!(b.hold(T0, 14, 1, c(1), 0), Err(Refusal::InvalidTimeout));
     assert_eq!(b.capture(T0, 77, c(1)), Err(Refusal::UnknownHold));
@@ -391,7 +392,7 @@ fn auto_top_up_amounts_must_buy_credits_like_a_top_up() {
                 rule: Some(sub_cent)
             }
         ),
-        Err(Refusal::InvalidAmount("a top-up is whole cents"))
+        Err(Refusal::InvalidAmount(AmountRule::TopUpNotWholeCents))
     );
     let huge = rule(1, TopUpAmount::Fixed(usd(1_000_000_000_000_000)));
     assert_eq!(
@@ -402,7 +403,7 @@ fn auto_top_up_amounts_must_buy_credits_like_a_top_up() {
                 rule: Some(huge)
             }
         ),
-        Err(Refusal::InvalidAmount("a top-up must fit the credit range"))
+        Err(Refusal::InvalidAmount(AmountRule::TopUpOutOfRange))
     );
 }
 
