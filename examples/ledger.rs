@@ -221,10 +221,10 @@ fn run(args: &[String]) -> Result<(), Failure> {
                     // A customer of a billing store: what it can spend, and what it owes.
                     let customer = account.0;
                     if let (Ok(spendable), Ok(paid), Ok(uncollected), Ok(carrier)) = (
-                        b.balance(customer),
-                        b.paid_balance(customer),
-                        b.uncollected(customer),
-                        b.carrier(customer),
+                        b.balance(paygo::billing::CustomerId(customer)),
+                        b.paid_balance(paygo::billing::CustomerId(customer)),
+                        b.uncollected(paygo::billing::CustomerId(customer)),
+                        b.carrier(paygo::billing::CustomerId(customer)),
                     ) {
                         out!(
                             "customer {customer}: spendable {spendable} (paid {paid} and bonus lots, less holds), uncollected {uncollected}, carrier remainder {}",

@@ -19,7 +19,8 @@
 
 use chrono::{DateTime, Utc};
 use paygo_billing::{
-    AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal, Reply,
+    AutoTopUp, AutoTopUpRule, Billing, Command, CustomerId, HoldId, PaymentMethod, PaymentOutcome, Receipt, Refusal,
+    Reply, RequestId, TopUpId,
 };
 use paygo_credits::{Credits, Money, RemainderCarrier};
 use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
@@ -30,9 +31,9 @@ use paygo_ratelimit::{Clock as RateClock, Decision, MemoryStore, Policy, RateLim
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call<'a> {
     /// The call's id (the hold's idempotency key).
-    pub id: u128,
+    pub id: HoldId,
     /// The calling account.
-    pub account: u128,
+    pub account: CustomerId,
     /// The model asked for.
     pub model: &'a str,
     /// Prompt tokens of the request.
@@ -50,9 +51,9 @@ pub struct Call<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
     /// The call's id, which is its hold's id.
-    pub id: u128,
+    pub id: HoldId,
     /// The account.
-    pub account: u128,
+    pub account: CustomerId,
     /// The model.
     pub model: String,
     /// The service tier.
@@ -140,7 +141,7 @@ pub enum GatewayError {
 /// shared handle (in memory, or durable with `paygo_ledger::durable::open_billing`).
 pub struct Gateway<R: RateClock, L: LedgerClock> {
     prices: PriceBook,
-    limiter: RateLimiter<u128, R, MemoryStore<u128>>,
+    limiter: RateLimiter<CustomerId, R, MemoryStore<CustomerId>>,
     ledger: SharedLedger<Billing, L>,
     hold_timeout_ms: u64,
 }
@@ -181,7 +182,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     }
 
     /// The rate limiter.
-    pub fn limiter(&self) -> &RateLimiter<u128, R, MemoryStore<u128>> {
+    pub fn limiter(&self) -> &RateLimiter<CustomerId, R, MemoryStore<CustomerId>> {
         &self.limiter
     }
 
@@ -211,7 +212,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn open_account(&self, account: u128) -> Result<Receipt, GatewayError> {
+    pub fn open_account(&self, account: CustomerId) -> Result<Receipt, GatewayError> {
         self.execute(Command::OpenAccount { customer: account })
     }
 
@@ -222,8 +223,8 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// As [`Gateway::execute`] (a refused payment method among the refusals).
     pub fn top_up(
         &self,
-        id: u128,
-        account: u128,
+        id: TopUpId,
+        account: CustomerId,
         amount: Money,
         method: PaymentMethod,
     ) -> Result<Receipt, GatewayError> {
@@ -240,7 +241,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn set_auto_top_up(&self, account: u128, rule: Option<AutoTopUpRule>) -> Result<Receipt, GatewayError> {
+    pub fn set_auto_top_up(&self, account: CustomerId, rule: Option<AutoTopUpRule>) -> Result<Receipt, GatewayError> {
         self.execute(Command::SetAutoTopUp {
             customer: account,
             rule,
@@ -252,7 +253,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn report_payment(&self, request: u128, outcome: PaymentOutcome) -> Result<Receipt, GatewayError> {
+    pub fn report_payment(&self, request: RequestId, outcome: PaymentOutcome) -> Result<Receipt, GatewayError> {
         self.execute(Command::ReportPayment { request, outcome })
     }
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use paygo_billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, FUNDING, PaymentMethod, PaymentOutcome,
-    REVENUE, Receipt, Refusal, TopUpAmount,
+    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, CustomerId, FUNDING, HoldId, PaymentMethod,
+    PaymentOutcome, REVENUE, Receipt, Refusal, TopUpAmount, TopUpId,
 };
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, FxRate, Money};
 use paygo_invoice::{
@@ -548,12 +548,12 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             country: profile.country.into(),
             ..AccountReport::default()
         };
-        gateway.open_account(account).map_err(setup)?;
+        gateway.open_account(CustomerId(account)).map_err(setup)?;
         // Someone always tries a prepaid card first: refused, with the reason.
         if k == 2 {
             match gateway.top_up(
-                id(),
-                account,
+                TopUpId(id()),
+                CustomerId(account),
                 Money::from_minor(1000, Currency::USD).map_err(setup)?,
                 PaymentMethod::Card(CardKind::Prepaid),
             ) {
@@ -571,7 +571,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         let amount = Money::from_minor(cents, Currency::USD).map_err(setup)?;
         let top_up_id = id();
         if let Receipt::ToppedUp { credits } = gateway
-            .top_up(top_up_id, account, amount, profile.method)
+            .top_up(TopUpId(top_up_id), CustomerId(account), amount, profile.method)
             .map_err(setup)?
         {
             report.top_ups += 1;
@@ -601,7 +601,9 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
                 backoff_ms: 60_000,
                 backoff_max_ms: 900_000,
             };
-            gateway.set_auto_top_up(account, Some(rule)).map_err(setup)?;
+            gateway
+                .set_auto_top_up(CustomerId(account), Some(rule))
+                .map_err(setup)?;
         }
         exact.insert(account, ExactCredits::ZERO);
         charges.insert(account, Vec::new());
@@ -668,8 +670,8 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             ServiceTier::STANDARD
         };
         let request = Call {
-            id: id(),
-            account,
+            id: HoldId(id()),
+            account: CustomerId(account),
             model,
             prompt_tokens,
             max_output_tokens,
@@ -765,7 +767,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     for report in &mut reports {
         let balance = gateway
             .ledger()
-            .read(|b| b.balance(report.id))
+            .read(|b| b.balance(CustomerId(report.id)))
             .map_err(setup)?
             .map_err(|e| setup(format!("account {}: {e}", report.id)))?;
         report.balance = balance.get();
@@ -785,7 +787,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     let (reopened, _) = paygo_ledger::durable::load::<Billing>(ledger_dir.path()).map_err(setup)?;
     let same = reports
         .iter()
-        .all(|r| reopened.balance(r.id).map(paygo_credits::Credits::get) == Ok(r.balance));
+        .all(|r| reopened.balance(CustomerId(r.id)).map(paygo_credits::Credits::get) == Ok(r.balance));
     let revenue = reopened.ledger().account(REVENUE).map_or(0, |a| a.posted_balance());
     let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
     checks.push(Check {

@@ -120,21 +120,23 @@ fn a_billing_store_written_as_the_gateway_writes_it_can_be_inspected() {
         .unwrap();
         shared
             .submit(vec![
-                Billing::OpenAccount { customer: 42 },
+                Billing::OpenAccount {
+                    customer: paygo::billing::CustomerId(42),
+                },
                 Billing::TopUp {
-                    id: 1,
-                    customer: 42,
+                    id: paygo::billing::TopUpId(1),
+                    customer: paygo::billing::CustomerId(42),
                     amount: Money::usd("10.00".parse().unwrap()),
                     method: PaymentMethod::Card(CardKind::Credit),
                 },
                 Billing::Hold {
-                    id: 2,
-                    customer: 42,
+                    id: paygo::billing::HoldId(2),
+                    customer: paygo::billing::CustomerId(42),
                     amount: Credits::new(1_000),
                     timeout_ms: 60_000,
                 },
                 Billing::CaptureCost {
-                    hold: 2,
+                    hold: paygo::billing::HoldId(2),
                     cost: "1500.3".parse().unwrap(),
                 },
             ])

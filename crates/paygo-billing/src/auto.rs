@@ -8,6 +8,7 @@ use paygo_ledger::TransferId;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{AmountRule, Receipt, Refusal, Reply};
+use crate::ids::{CustomerId, RequestId};
 use crate::machine::Billing;
 use crate::payment::{PaymentMethod, PaymentOutcome};
 
@@ -50,9 +51,9 @@ pub struct AutoTopUpRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TopUpRequest {
     /// The request's id (what the outcome is reported against).
-    pub id: u128,
+    pub id: RequestId,
     /// The customer.
-    pub customer: u128,
+    pub customer: CustomerId,
     /// The amount to charge.
     pub amount: Money,
     /// How.
@@ -77,7 +78,7 @@ pub enum AutoTopUp {
     /// A request is outstanding already; no second one.
     Outstanding {
         /// The outstanding request.
-        request: u128,
+        request: RequestId,
     },
     /// Declined payments: waiting before asking again.
     BackingOff {
@@ -137,7 +138,7 @@ impl Billing {
     }
 
     pub(crate) fn decide_top_up(&mut self, now_ns: u64, customer: u128) -> AutoTopUp {
-        let balance = self.balance(customer).unwrap_or(Credits::ZERO);
+        let balance = self.balance(CustomerId(customer)).unwrap_or(Credits::ZERO);
         let rate = self.config.credit_rate;
         let Some(state) = self.customers.get_mut(&customer) else {
             return AutoTopUp::NoRule;
@@ -153,7 +154,9 @@ impl Billing {
             return AutoTopUp::NotNeeded;
         }
         if let Some(request) = auto.outstanding {
-            return AutoTopUp::Outstanding { request };
+            return AutoTopUp::Outstanding {
+                request: RequestId(request),
+            };
         }
         if now_ns < auto.blocked_until_ns {
             return AutoTopUp::BackingOff {
@@ -186,19 +189,19 @@ impl Billing {
         };
         let request = TopUpRequest {
             id: match self.config.id_window {
-                None => self.next_request,
+                None => RequestId(self.next_request),
                 // `mint` would borrow all of `self` while `state` is borrowed.
-                Some(_) => TransferId::from_time_ns(now_ns, self.next_request).0,
+                Some(_) => RequestId(TransferId::from_time_ns(now_ns, self.next_request).0),
             },
-            customer,
+            customer: CustomerId(customer),
             amount,
             method: rule.method,
             at_ns: now_ns,
         };
         self.next_request += 1;
-        auto.outstanding = Some(request.id);
+        auto.outstanding = Some(request.id.0);
         auto.recent_ns.push_back(now_ns);
-        self.requests.insert(request.id, request);
+        self.requests.insert(request.id.0, request);
         self.outbox.push(request);
         AutoTopUp::Requested(request)
     }
@@ -210,14 +213,14 @@ impl Billing {
         let credits = match outcome {
             PaymentOutcome::Succeeded => {
                 let credits = self.credits_for(&req.amount)?;
-                self.credit_purchase(now_ns, req.customer, credits, request)?;
+                self.credit_purchase(now_ns, req.customer.0, credits, request)?;
                 credits
             }
             PaymentOutcome::Declined => Credits::ZERO,
         };
         self.requests.remove(&request);
         let mut retry_after_ns = None;
-        if let Some(state) = self.customers.get_mut(&req.customer) {
+        if let Some(state) = self.customers.get_mut(&req.customer.0) {
             let auto = &mut state.auto;
             auto.outstanding = None;
             match outcome {

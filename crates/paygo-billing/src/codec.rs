@@ -12,7 +12,7 @@ use crate::Command;
 use crate::auto::{AutoState, AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
 use crate::command::{AmountRule, MethodRefusal, Receipt, Refusal, Reply};
 use crate::config::BillingConfig;
-use crate::machine::{Billing, COMPACT_MIN, CustomerState, Hold, HoldStatus, Lot};
+use crate::machine::{Billing, COMPACT_MIN, CustomerState, Hold, HoldStatus, IdKind, Lot};
 use crate::payment::{CardKind, PaymentMethod, PaymentOutcome};
 
 fn put_method(out: &mut Vec<u8>, m: PaymentMethod) {
@@ -80,7 +80,7 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
     match c {
         Command::OpenAccount { customer } => {
             out.put_u8(1);
-            out.put_u128(*customer);
+            out.put_u128(customer.0);
         }
         Command::TopUp {
             id,
@@ -89,8 +89,8 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
             method,
         } => {
             out.put_u8(2);
-            out.put_u128(*id);
-            out.put_u128(*customer);
+            out.put_u128(id.0);
+            out.put_u128(customer.0);
             put_money(out, amount);
             put_method(out, *method);
         }
@@ -101,23 +101,23 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
             timeout_ms,
         } => {
             out.put_u8(3);
-            out.put_u128(*id);
-            out.put_u128(*customer);
+            out.put_u128(id.0);
+            out.put_u128(customer.0);
             out.put_i64(amount.get());
             out.put_u64(*timeout_ms);
         }
         Command::Capture { hold, amount } => {
             out.put_u8(4);
-            out.put_u128(*hold);
+            out.put_u128(hold.0);
             out.put_i64(amount.get());
         }
         Command::Release { hold } => {
             out.put_u8(5);
-            out.put_u128(*hold);
+            out.put_u128(hold.0);
         }
         Command::CaptureCost { hold, cost } => {
             out.put_u8(9);
-            out.put_u128(*hold);
+            out.put_u128(hold.0);
             out.put_text(&cost.to_string());
         }
         Command::GrantBonus {
@@ -127,14 +127,14 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
             expires_at_ns,
         } => {
             out.put_u8(6);
-            out.put_u128(*id);
-            out.put_u128(*customer);
+            out.put_u128(id.0);
+            out.put_u128(customer.0);
             out.put_i64(amount.get());
             out.put_u64(*expires_at_ns);
         }
         Command::SetAutoTopUp { customer, rule } => {
             out.put_u8(7);
-            out.put_u128(*customer);
+            out.put_u128(customer.0);
             out.put_bool(rule.is_some());
             if let Some(rule) = rule {
                 put_rule(out, rule);
@@ -142,7 +142,7 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
         }
         Command::ReportPayment { request, outcome } => {
             out.put_u8(8);
-            out.put_u128(*request);
+            out.put_u128(request.0);
             out.put_bool(*outcome == PaymentOutcome::Succeeded);
         }
     }
@@ -151,36 +151,38 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
 /// Reads one command.
 pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
     Ok(match r.u8()? {
-        1 => Command::OpenAccount { customer: r.u128()? },
+        1 => Command::OpenAccount {
+            customer: r.u128()?.into(),
+        },
         2 => Command::TopUp {
-            id: r.u128()?,
-            customer: r.u128()?,
+            id: r.u128()?.into(),
+            customer: r.u128()?.into(),
             amount: r.money()?,
             method: method(r)?,
         },
         3 => Command::Hold {
-            id: r.u128()?,
-            customer: r.u128()?,
+            id: r.u128()?.into(),
+            customer: r.u128()?.into(),
             amount: r.credits()?,
             timeout_ms: r.u64()?,
         },
         4 => Command::Capture {
-            hold: r.u128()?,
+            hold: r.u128()?.into(),
             amount: r.credits()?,
         },
-        5 => Command::Release { hold: r.u128()? },
+        5 => Command::Release { hold: r.u128()?.into() },
         6 => Command::GrantBonus {
-            id: r.u128()?,
-            customer: r.u128()?,
+            id: r.u128()?.into(),
+            customer: r.u128()?.into(),
             amount: r.credits()?,
             expires_at_ns: r.u64()?,
         },
         7 => Command::SetAutoTopUp {
-            customer: r.u128()?,
+            customer: r.u128()?.into(),
             rule: if r.bool()? { Some(rule(r)?) } else { None },
         },
         8 => Command::ReportPayment {
-            request: r.u128()?,
+            request: r.u128()?.into(),
             outcome: if r.bool()? {
                 PaymentOutcome::Succeeded
             } else {
@@ -188,7 +190,7 @@ pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
             },
         },
         9 => Command::CaptureCost {
-            hold: r.u128()?,
+            hold: r.u128()?.into(),
             cost: r.text()?.parse().map_err(|e| bad(format!("a cost: {e}")))?,
         },
         other => return Err(bad(format!("command tag {other} is unknown"))),
@@ -196,8 +198,8 @@ pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
 }
 
 fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
-    out.put_u128(q.id);
-    out.put_u128(q.customer);
+    out.put_u128(q.id.0);
+    out.put_u128(q.customer.0);
     put_money(out, &q.amount);
     put_method(out, q.method);
     out.put_u64(q.at_ns);
@@ -205,8 +207,8 @@ fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
 
 fn request(r: &mut Reader<'_>) -> Result<TopUpRequest, LedgerError> {
     Ok(TopUpRequest {
-        id: r.u128()?,
-        customer: r.u128()?,
+        id: r.u128()?.into(),
+        customer: r.u128()?.into(),
         amount: r.money()?,
         method: method(r)?,
         at_ns: r.u64()?,
@@ -267,7 +269,7 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                         }
                         AutoTopUp::Outstanding { request } => {
                             out.put_u8(5);
-                            out.put_u128(*request);
+                            out.put_u128(request.0);
                         }
                         AutoTopUp::BackingOff { until_ns } => {
                             out.put_u8(6);
@@ -355,7 +357,9 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
                     2 => AutoTopUp::Disabled,
                     3 => AutoTopUp::NotNeeded,
                     4 => AutoTopUp::Requested(request(r)?),
-                    5 => AutoTopUp::Outstanding { request: r.u128()? },
+                    5 => AutoTopUp::Outstanding {
+                        request: r.u128()?.into(),
+                    },
                     6 => AutoTopUp::BackingOff { until_ns: r.u64()? },
                     7 => AutoTopUp::WindowLimitReached { until_ns: r.u64()? },
                     other => return Err(bad(format!("auto top-up decision {other} is unknown"))),
@@ -479,7 +483,7 @@ pub(crate) fn put_state(out: &mut Vec<u8>, b: &Billing) {
     replies.retain(|((_, id), _)| b.is_kept(*id));
     out.put_len(replies.len());
     for ((kind, id), cr) in replies {
-        out.put_u8(kind);
+        out.put_u8(kind as u8);
         out.put_u128(id);
         put_command_reply(out, cr);
     }
@@ -608,14 +612,15 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
     }
     let mut replies = HashMap::new();
     for _ in 0..r.len()? {
-        let kind = r.u8()?;
+        let code = r.u8()?;
+        let kind = IdKind::from_code(code).ok_or_else(|| bad(format!("id kind {code} is unknown")))?;
         let id = r.u128()?;
         replies.insert((kind, id), command_reply(r)?);
     }
     let mut requests = HashMap::new();
     for _ in 0..r.len()? {
         let q = request(r)?;
-        requests.insert(q.id, q);
+        requests.insert(q.id.0, q);
     }
     let mut lot_expiries = BTreeSet::new();
     for _ in 0..r.len()? {

@@ -5,6 +5,7 @@ use paygo_ledger::{AccountId, EventResult};
 use serde::{Deserialize, Serialize};
 
 use crate::auto::{AutoTopUp, AutoTopUpRule};
+use crate::ids::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
 use crate::payment::{PaymentMethod, PaymentOutcome};
 
 /// One billing operation. Operations with an id are idempotent: a retry with the same
@@ -16,14 +17,14 @@ pub enum Command {
     /// Opens a customer account with 0 credits (no free plan).
     OpenAccount {
         /// The customer id, `1 ..= 2^127 - 1`.
-        customer: u128,
+        customer: CustomerId,
     },
     /// Buys credits.
     TopUp {
         /// The top-up's id.
-        id: u128,
+        id: TopUpId,
         /// The customer.
-        customer: u128,
+        customer: CustomerId,
         /// What was paid, in USD.
         amount: Money,
         /// How.
@@ -32,9 +33,9 @@ pub enum Command {
     /// Holds credits before a call.
     Hold {
         /// The hold's id.
-        id: u128,
+        id: HoldId,
         /// The customer.
-        customer: u128,
+        customer: CustomerId,
         /// The most the call can cost.
         amount: Credits,
         /// When a forgotten hold expires, in milliseconds.
@@ -43,7 +44,7 @@ pub enum Command {
     /// Charges the actual cost of a call, at most what was held; the rest is released.
     Capture {
         /// The hold.
-        hold: u128,
+        hold: HoldId,
         /// The actual cost.
         amount: Credits,
     },
@@ -61,21 +62,21 @@ pub enum Command {
     /// first is [`Refusal::HoldExpired`] and changes neither).
     CaptureCost {
         /// The hold.
-        hold: u128,
+        hold: HoldId,
         /// The exact cost, in credits.
         cost: ExactCredits,
     },
     /// Releases a hold: the call failed and costs nothing.
     Release {
         /// The hold.
-        hold: u128,
+        hold: HoldId,
     },
     /// Grants bonus credits that expire (only when bonuses are enabled).
     GrantBonus {
         /// The grant's id.
-        id: u128,
+        id: GrantId,
         /// The customer.
-        customer: u128,
+        customer: CustomerId,
         /// The credits.
         amount: Credits,
         /// When what is left of them expires.
@@ -84,14 +85,14 @@ pub enum Command {
     /// Sets or removes a customer's auto top-up rule.
     SetAutoTopUp {
         /// The customer.
-        customer: u128,
+        customer: CustomerId,
         /// The rule, or none.
         rule: Option<AutoTopUpRule>,
     },
     /// Reports the outcome of an auto top-up payment.
     ReportPayment {
         /// The request.
-        request: u128,
+        request: RequestId,
         /// What happened.
         outcome: PaymentOutcome,
     },

@@ -5,6 +5,7 @@ use paygo_ledger::{AccountId, Event, EventResult, Transfer, TransferId};
 
 use crate::chart::{REVENUE, codes};
 use crate::command::{AmountRule, Command, Receipt, Refusal, Reply};
+use crate::ids::CustomerId;
 use crate::machine::{Billing, Hold, HoldStatus};
 
 impl Billing {
@@ -255,9 +256,9 @@ impl Billing {
     /// # Errors
     ///
     /// [`Refusal::UnknownAccount`].
-    pub fn uncollected(&self, customer: u128) -> Result<Credits, Refusal> {
+    pub fn uncollected(&self, customer: CustomerId) -> Result<Credits, Refusal> {
         self.customers
-            .get(&customer)
+            .get(&customer.0)
             .map(|c| c.uncollected)
             .ok_or(Refusal::UnknownAccount)
     }
@@ -267,9 +268,9 @@ impl Billing {
     /// # Errors
     ///
     /// [`Refusal::UnknownAccount`].
-    pub fn carrier(&self, customer: u128) -> Result<RemainderCarrier, Refusal> {
+    pub fn carrier(&self, customer: CustomerId) -> Result<RemainderCarrier, Refusal> {
         self.customers
-            .get(&customer)
+            .get(&customer.0)
             .map(|c| c.carrier)
             .ok_or(Refusal::UnknownAccount)
     }

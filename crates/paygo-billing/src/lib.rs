@@ -4,23 +4,24 @@
 //!
 //! ```
 //! use paygo_credits::{Credits, Money};
-//! use paygo_billing::{Billing, BillingConfig, CardKind, PaymentMethod, Refusal};
+//! use paygo_billing::{Billing, BillingConfig, CardKind, CustomerId, HoldId, PaymentMethod, Refusal, TopUpId};
 //!
 //! let mut billing = Billing::new(BillingConfig::default());
-//! let (customer, t) = (42, 1_000_000_000);
+//! let (customer, t) = (CustomerId(42), 1_000_000_000);
 //! billing.open_account(t, customer)?;
 //! // No free plan: a hold without balance is refused (the API answers 403).
-//! assert_eq!(billing.hold(t, 1, customer, Credits::new(10), 60_000), Err(Refusal::InsufficientCredits));
+//! let refused = billing.hold(t, HoldId(1), customer, Credits::new(10), 60_000);
+//! assert_eq!(refused, Err(Refusal::InsufficientCredits));
 //!
 //! // A $10 top-up by card is 20,000,000 credits.
 //! let card = PaymentMethod::Card(CardKind::Credit);
-//! billing.top_up(t, 7, customer, Money::usd("10.00".parse()?), card)?;
+//! billing.top_up(t, TopUpId(7), customer, Money::usd("10.00".parse()?), card)?;
 //! // Hold the estimate before the call, capture the actual cost after it.
-//! billing.hold(t, 2, customer, Credits::new(5_000), 60_000)?;
-//! billing.capture(t, 2, Credits::new(1_892))?;
+//! billing.hold(t, HoldId(2), customer, Credits::new(5_000), 60_000)?;
+//! billing.capture(t, HoldId(2), Credits::new(1_892))?;
 //! assert_eq!(billing.balance(customer)?, Credits::new(20_000_000 - 1_892));
 //! // A retried capture charges nothing more.
-//! billing.capture(t, 2, Credits::new(1_892))?;
+//! billing.capture(t, HoldId(2), Credits::new(1_892))?;
 //! assert_eq!(billing.balance(customer)?, Credits::new(19_998_108));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -56,6 +57,7 @@ mod command;
 mod config;
 mod durable;
 mod holds;
+mod ids;
 mod lots;
 mod machine;
 mod payment;
@@ -66,5 +68,6 @@ pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
 pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
+pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
 pub use payment::{CardKind, PaymentMethod, PaymentOutcome};

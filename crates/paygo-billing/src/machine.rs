@@ -11,7 +11,27 @@ use crate::auto::{AutoState, TopUpRequest};
 use crate::chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
 use crate::command::{AmountRule, Command, Receipt, Refusal, Reply};
 use crate::config::BillingConfig;
+use crate::ids::{CustomerId, HoldId, TopUpId};
 use crate::payment::PaymentMethod;
+
+/// The kinds of idempotent operation, each with ids of its own: a top-up and a hold may
+/// share an id without meaning the same operation. The discriminants are the store's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum IdKind {
+    TopUp = 1,
+    Hold = 2,
+    Grant = 3,
+    Payment = 4,
+}
+
+impl IdKind {
+    /// The kind stored as `code`.
+    pub(crate) fn from_code(code: u8) -> Option<IdKind> {
+        [IdKind::TopUp, IdKind::Hold, IdKind::Grant, IdKind::Payment]
+            .into_iter()
+            .find(|k| *k as u8 == code)
+    }
+}
 
 /// With a window, the billing layer drops forgotten replies and holds from memory when it
 /// holds this many, or twice as many as after the last time, whichever is more.
@@ -61,7 +81,7 @@ pub struct Billing {
     pub(crate) config: BillingConfig,
     pub(crate) customers: HashMap<u128, CustomerState>,
     pub(crate) holds: HashMap<u128, Hold>,
-    pub(crate) replies: HashMap<(u8, u128), (Command, Reply)>,
+    pub(crate) replies: HashMap<(IdKind, u128), (Command, Reply)>,
     pub(crate) requests: HashMap<u128, TopUpRequest>,
     pub(crate) lot_expiries: BTreeSet<(u64, u128)>,
     pub(crate) expired_lots: BTreeSet<u128>,
@@ -129,7 +149,8 @@ impl Billing {
     /// # Errors
     ///
     /// [`Refusal::UnknownAccount`].
-    pub fn balance(&self, customer: u128) -> Result<Credits, Refusal> {
+    pub fn balance(&self, customer: CustomerId) -> Result<Credits, Refusal> {
+        let customer = customer.0;
         let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
         let mut total = self.available(AccountId(customer));
         for lot in &state.lots {
@@ -143,7 +164,8 @@ impl Billing {
     /// # Errors
     ///
     /// [`Refusal::UnknownAccount`].
-    pub fn paid_balance(&self, customer: u128) -> Result<Credits, Refusal> {
+    pub fn paid_balance(&self, customer: CustomerId) -> Result<Credits, Refusal> {
+        let customer = customer.0;
         if !self.customers.contains_key(&customer) {
             return Err(Refusal::UnknownAccount);
         }
@@ -165,32 +187,38 @@ impl Billing {
         self.sweep(now_ns);
         self.window_check(now_ns, command)?;
         match *command {
-            Command::OpenAccount { customer } => self.open(now_ns, customer),
+            Command::OpenAccount { customer } => self.open(now_ns, customer.0),
             Command::TopUp {
                 id,
                 customer,
                 amount,
                 method,
-            } => self.once(1, id, command, |b| b.top_up_now(now_ns, id, customer, amount, method)),
+            } => self.once(IdKind::TopUp, id.0, command, |b| {
+                b.top_up_now(now_ns, id.0, customer.0, amount, method)
+            }),
             Command::Hold {
                 id,
                 customer,
                 amount,
                 timeout_ms,
-            } => self.once(2, id, command, |b| b.hold_now(now_ns, id, customer, amount, timeout_ms)),
-            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold, amount, Credits::ZERO),
-            Command::CaptureCost { hold, cost } => self.capture_cost_now(now_ns, command, hold, cost),
-            Command::Release { hold } => self.release_now(now_ns, command, hold),
+            } => self.once(IdKind::Hold, id.0, command, |b| {
+                b.hold_now(now_ns, id.0, customer.0, amount, timeout_ms)
+            }),
+            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold.0, amount, Credits::ZERO),
+            Command::CaptureCost { hold, cost } => self.capture_cost_now(now_ns, command, hold.0, cost),
+            Command::Release { hold } => self.release_now(now_ns, command, hold.0),
             Command::GrantBonus {
                 id,
                 customer,
                 amount,
                 expires_at_ns,
-            } => self.once(3, id, command, |b| b.grant_now(now_ns, customer, amount, expires_at_ns)),
-            Command::SetAutoTopUp { customer, rule } => self.set_rule(customer, rule),
-            Command::ReportPayment { request, outcome } => {
-                self.once(4, request, command, |b| b.report_now(now_ns, request, outcome))
-            }
+            } => self.once(IdKind::Grant, id.0, command, |b| {
+                b.grant_now(now_ns, customer.0, amount, expires_at_ns)
+            }),
+            Command::SetAutoTopUp { customer, rule } => self.set_rule(customer.0, rule),
+            Command::ReportPayment { request, outcome } => self.once(IdKind::Payment, request.0, command, |b| {
+                b.report_now(now_ns, request.0, outcome)
+            }),
         }
     }
 
@@ -199,7 +227,7 @@ impl Billing {
     /// # Errors
     ///
     /// The [`Refusal`] of the command.
-    pub fn open_account(&mut self, now_ns: u64, customer: u128) -> Reply {
+    pub fn open_account(&mut self, now_ns: u64, customer: CustomerId) -> Reply {
         self.execute(now_ns, &Command::OpenAccount { customer })
     }
 
@@ -208,7 +236,14 @@ impl Billing {
     /// # Errors
     ///
     /// The [`Refusal`] of the command.
-    pub fn top_up(&mut self, now_ns: u64, id: u128, customer: u128, amount: Money, method: PaymentMethod) -> Reply {
+    pub fn top_up(
+        &mut self,
+        now_ns: u64,
+        id: TopUpId,
+        customer: CustomerId,
+        amount: Money,
+        method: PaymentMethod,
+    ) -> Reply {
         self.execute(
             now_ns,
             &Command::TopUp {
@@ -225,7 +260,7 @@ impl Billing {
     /// # Errors
     ///
     /// The [`Refusal`] of the command; [`Refusal::InsufficientCredits`] without balance.
-    pub fn hold(&mut self, now_ns: u64, id: u128, customer: u128, amount: Credits, timeout_ms: u64) -> Reply {
+    pub fn hold(&mut self, now_ns: u64, id: HoldId, customer: CustomerId, amount: Credits, timeout_ms: u64) -> Reply {
         self.execute(
             now_ns,
             &Command::Hold {
@@ -242,7 +277,7 @@ impl Billing {
     /// # Errors
     ///
     /// The [`Refusal`] of the command.
-    pub fn capture(&mut self, now_ns: u64, hold: u128, amount: Credits) -> Reply {
+    pub fn capture(&mut self, now_ns: u64, hold: HoldId, amount: Credits) -> Reply {
         self.execute(now_ns, &Command::Capture { hold, amount })
     }
 
@@ -251,13 +286,13 @@ impl Billing {
     /// # Errors
     ///
     /// The [`Refusal`] of the command.
-    pub fn release(&mut self, now_ns: u64, hold: u128) -> Reply {
+    pub fn release(&mut self, now_ns: u64, hold: HoldId) -> Reply {
         self.execute(now_ns, &Command::Release { hold })
     }
 
     pub(crate) fn once(
         &mut self,
-        kind: u8,
+        kind: IdKind,
         id: u128,
         command: &Command,
         run: impl FnOnce(&mut Billing) -> Reply,

@@ -3,7 +3,7 @@
 use paygo_ledger::TransferId;
 
 use crate::command::{Command, Refusal};
-use crate::machine::{Billing, COMPACT_MIN, HoldStatus};
+use crate::machine::{Billing, COMPACT_MIN, HoldStatus, IdKind};
 
 impl Billing {
     /// A new id from `counter` at `now_ns`: the counter itself without a window,
@@ -57,9 +57,11 @@ impl Billing {
         };
         let id = match *command {
             Command::OpenAccount { .. } | Command::SetAutoTopUp { .. } => return Ok(()),
-            Command::TopUp { id, .. } | Command::Hold { id, .. } | Command::GrantBonus { id, .. } => id,
-            Command::Capture { hold, .. } | Command::CaptureCost { hold, .. } | Command::Release { hold } => hold,
-            Command::ReportPayment { request, .. } => request,
+            Command::TopUp { id, .. } => id.0,
+            Command::Hold { id, .. } => id.0,
+            Command::GrantBonus { id, .. } => id.0,
+            Command::Capture { hold, .. } | Command::CaptureCost { hold, .. } | Command::Release { hold } => hold.0,
+            Command::ReportPayment { request, .. } => request.0,
         };
         if !self.is_kept(id) {
             return Err(Refusal::IdOlderThanWindow);
@@ -80,7 +82,7 @@ impl Billing {
         }
         self.ledger.compact();
         // Capacity is kept: memory stays where the window's peak put it.
-        let replies: Vec<(u8, u128)> = self
+        let replies: Vec<(IdKind, u128)> = self
             .replies
             .keys()
             .filter(|(_, id)| !self.is_kept(*id))

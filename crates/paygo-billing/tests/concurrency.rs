@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
+use paygo_billing::{CustomerId, HoldId, TopUpId};
 use paygo_credits::{Credits, Currency, Money};
 use paygo_ledger::{SharedLedger, SystemClock};
 
@@ -19,10 +20,12 @@ fn hammering_billing_charges_exactly_what_threads_were_told() {
     for customer in 1..=THREADS {
         let replies = shared
             .submit(vec![
-                Command::OpenAccount { customer },
+                Command::OpenAccount {
+                    customer: CustomerId(customer),
+                },
                 Command::TopUp {
-                    id: customer,
-                    customer,
+                    id: TopUpId(customer),
+                    customer: CustomerId(customer),
                     amount: usd(100),
                     method: PaymentMethod::Card(CardKind::Debit),
                 },
@@ -39,8 +42,8 @@ fn hammering_billing_charges_exactly_what_threads_were_told() {
                     let hold = customer * 1_000_000 + i;
                     let held = shared
                         .submit(vec![Command::Hold {
-                            id: hold,
-                            customer,
+                            id: HoldId(hold),
+                            customer: CustomerId(customer),
                             amount: Credits::new(5_000),
                             timeout_ms: 60_000,
                         }])
@@ -49,7 +52,10 @@ fn hammering_billing_charges_exactly_what_threads_were_told() {
                         continue;
                     }
                     let cost = Credits::new(1 + (i as i64 * 37) % 5_000);
-                    let capture = Command::Capture { hold, amount: cost };
+                    let capture = Command::Capture {
+                        hold: HoldId(hold),
+                        amount: cost,
+                    };
                     // The capture is sent twice, as a client retrying after a timeout would.
                     let first = shared.submit(vec![capture]).unwrap();
                     let again = shared.submit(vec![capture]).unwrap();
@@ -66,7 +72,7 @@ fn hammering_billing_charges_exactly_what_threads_were_told() {
     let billing = Arc::try_unwrap(shared).unwrap().into_inner().unwrap();
     for (customer, charged) in results {
         assert_eq!(
-            billing.balance(customer).unwrap().get(),
+            billing.balance(CustomerId(customer)).unwrap().get(),
             2_000_000 - charged,
             "customer {customer}"
         );

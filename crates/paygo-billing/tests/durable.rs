@@ -8,6 +8,7 @@
 use paygo_billing::{
     AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, TopUpAmount,
 };
+use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
 use paygo_credits::{Credits, Money};
 use paygo_ledger::durable::{self, OpenOptions};
 use paygo_ledger::{AccountBalance, Ledger, LedgerError, ManualClock, StateMachine, TransferRecord};
@@ -42,33 +43,37 @@ fn billing_commands() -> Vec<Vec<Command>> {
         backoff_max_ms: 8_000,
     };
     let mut out = vec![vec![
-        Command::OpenAccount { customer: 1 },
-        Command::OpenAccount { customer: 2 },
+        Command::OpenAccount {
+            customer: CustomerId(1),
+        },
+        Command::OpenAccount {
+            customer: CustomerId(2),
+        },
         Command::TopUp {
-            id: 1,
-            customer: 1,
+            id: TopUpId(1),
+            customer: CustomerId(1),
             amount: usd("3.10"),
             method: card,
         },
         Command::TopUp {
-            id: 2,
-            customer: 2,
+            id: TopUpId(2),
+            customer: CustomerId(2),
             amount: usd("1.00"),
             method: PaymentMethod::GiftCard,
         },
         Command::TopUp {
-            id: 3,
-            customer: 2,
+            id: TopUpId(3),
+            customer: CustomerId(2),
             amount: usd("1.001"),
             method: PaymentMethod::PayPal,
         },
         Command::SetAutoTopUp {
-            customer: 1,
+            customer: CustomerId(1),
             rule: Some(rule),
         },
         Command::GrantBonus {
-            id: 4,
-            customer: 1,
+            id: GrantId(4),
+            customer: CustomerId(1),
             amount: Credits::new(100),
             expires_at_ns: u64::MAX,
         },
@@ -77,22 +82,22 @@ fn billing_commands() -> Vec<Vec<Command>> {
         let hold = 100 + k;
         out.push(vec![
             Command::Hold {
-                id: hold,
-                customer: 1,
+                id: HoldId(hold),
+                customer: CustomerId(1),
                 amount: Credits::new(400_000),
                 timeout_ms: 1 + (k as u64 % 3),
             },
             Command::Capture {
-                hold,
+                hold: HoldId(hold),
                 amount: Credits::new(100_000 + k as i64),
             },
             Command::Capture {
-                hold,
+                hold: HoldId(hold),
                 amount: Credits::new(900_000),
             },
-            Command::Release { hold: hold - 1 },
+            Command::Release { hold: HoldId(hold - 1) },
             Command::ReportPayment {
-                request: k / 2,
+                request: RequestId(k / 2),
                 outcome: if k % 3 == 0 {
                     PaymentOutcome::Declined
                 } else {
@@ -143,8 +148,8 @@ fn a_reopened_billing_has_the_same_state_and_replies() {
     );
     for customer in [1, 2] {
         assert_eq!(
-            shared.read(|b| b.balance(customer)).unwrap(),
-            reference.balance(customer)
+            shared.read(|b| b.balance(CustomerId(customer))).unwrap(),
+            reference.balance(CustomerId(customer))
         );
     }
     assert_eq!(
