@@ -49,18 +49,27 @@
 //! - [`open_billing`]: a durable, shared handle in a directory (the ledger's journal,
 //!   snapshots and recovery, `paygo_ledger::durable`).
 //! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule and its decisions.
+//! - [`BillingStore`]: where billing state lives, as an async trait that shared stores (a
+//!   database several gateway replicas write) implement with the same rules;
+//!   [`EmbeddedStore`] is the embedded one (the machine in this process, durable through
+//!   the ledger's journal). The trait's contract is a suite of cases every store runs
+//!   (`contract`, feature `contract`).
 
 mod auto;
 mod chart;
 mod codec;
 mod command;
 mod config;
+#[cfg(feature = "contract")]
+pub mod contract;
 mod durable;
+mod embedded;
 mod holds;
 mod ids;
 mod lots;
 mod machine;
 mod payment;
+mod store;
 mod window;
 
 pub use auto::{AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
@@ -68,6 +77,11 @@ pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
 pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
+pub use embedded::{EmbeddedStore, block_on};
 pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
 pub use payment::{CardKind, PaymentMethod, PaymentOutcome};
+pub use store::{
+    Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
+    history_of,
+};
