@@ -49,14 +49,16 @@
 //! - [`Store`]: where keyed state lives. [`FlatStore`] is the in-process store for integer
 //!   ids and strings (lock-free checks); [`MemoryStore`] takes any hashable key (a
 //!   sharded map); a shared store (Redis) fits the same trait.
-//! - [`Clock`], with [`SystemClock`] and [`ManualClock`].
+//! - [`Clock`], with [`SystemClock`] and [`ManualClock`]: re-exported from `paygo-time`,
+//!   the workspace's one story of time (nanoseconds since the Unix epoch).
+//! - [`gcra`]: the step functions every store computes with, public so that a store in
+//!   another language (a Redis Lua script) can be tested against them.
 //!
 //! Everything serializes with serde (always on); quotas are validated when read.
 
-mod clock;
 mod error;
 mod flat;
-mod gcra;
+pub mod gcra;
 mod hash;
 pub mod headers;
 mod limiter;
@@ -64,12 +66,12 @@ mod quota;
 mod requota;
 mod store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RateLimitError;
 pub use flat::{FlatKey, FlatStore, FlatStoreOptions};
 pub use gcra::Decision;
 pub use hash::{FoldBuildHasher, FoldHasher};
 pub use limiter::{DirectLimiter, EVICT_GRACE_NS, MultiDecision, MultiLimiter, RateLimiter};
+pub use paygo_time::{Clock, ManualClock, SystemClock};
 pub use quota::{
     CAPACITY_NS_MAX, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, PAY_AS_YOU_GO_BURST, PAY_AS_YOU_GO_LIMIT, Plan, Policy,
     PolicyName, Quota, QuotaOptions, Unit,

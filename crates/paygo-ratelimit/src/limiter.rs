@@ -7,7 +7,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::RateLimitError;
 use crate::gcra::{self, Decision};
 use crate::hash::FoldBuildHasher;
@@ -15,6 +14,7 @@ use crate::headers;
 use crate::quota::{AtomicQuota, Plan, Policy, PolicyName, Quota, Unit};
 use crate::requota::{Conversion, History};
 use crate::store::{MemoryStore, Store};
+use paygo_time::{Clock, SystemClock};
 
 /// What an adjustment that raced with a quota change adds afterwards, in units of the
 /// new quota (rounded up): the difference between the two intervals, in the direction
@@ -40,7 +40,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The change stamp of a [`DirectLimiter`]'s word (see `FlatStore`'s): its TAT is the
 /// other 63 bits.
 const DIRECT_STAMP: u64 = 1 << 63;
-/// The largest TAT a [`DirectLimiter`] holds (2^63 - 1 ns, 292 years).
+/// The largest TAT a [`DirectLimiter`] holds (2^63 - 1 ns after 1970: the year 2262).
 const DIRECT_TAT_MAX: u64 = DIRECT_STAMP - 1;
 
 /// One limit shared by every caller (no key): a single atomic word.
@@ -87,7 +87,8 @@ impl<C: Clock> DirectLimiter<C> {
     ///
     /// # Errors
     ///
-    /// [`RateLimitError::TimeOverflow`] after 584 years of uptime.
+    /// [`RateLimitError::TimeOverflow`] for a time plus debt past 2^63 ns after 1970 (the
+    /// year 2262).
     #[inline]
     pub fn check(&self) -> Result<Decision, RateLimitError> {
         self.check_n(1)
