@@ -83,6 +83,14 @@ pub enum RateLimitError {
         /// Number of limits.
         len: usize,
     },
+    /// A plan that names a limit the store does not have.
+    #[error("the plan names the limit {name:?}, which the store does not have: expected one of {known}")]
+    NoSuchPolicy {
+        /// The name given.
+        name: String,
+        /// The store's limits, comma-separated.
+        known: String,
+    },
     /// A policy name that cannot appear in a `RateLimit-Policy` header.
     #[error("invalid policy name {name:?}: {reason}")]
     InvalidPolicyName {
