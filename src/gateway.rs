@@ -23,9 +23,9 @@ use paygo_billing::{
     Reply, RequestId, TopUpId,
 };
 use paygo_credits::{Credits, Money, RemainderCarrier};
-use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
+use paygo_ledger::{Clock, LedgerError, SharedLedger};
 use paygo_pricing::{EstimateRequest, PriceBook, PricingError, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
-use paygo_ratelimit::{Clock as RateClock, Decision, MemoryStore, Policy, RateLimiter};
+use paygo_ratelimit::{Decision, MemoryStore, Policy, RateLimiter};
 
 /// One API call as the gateway receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,14 +139,14 @@ pub enum GatewayError {
 
 /// The gateway: a price book, a rate limiter per plan, and the billing ledger behind a
 /// shared handle (in memory, or durable with `paygo_ledger::durable::open_billing`).
-pub struct Gateway<R: RateClock, L: LedgerClock> {
+pub struct Gateway<R: Clock, L: Clock> {
     prices: PriceBook,
     limiter: RateLimiter<CustomerId, R, MemoryStore<CustomerId>>,
     ledger: SharedLedger<Billing, L>,
     hold_timeout_ms: u64,
 }
 
-impl<R: RateClock, L: LedgerClock> std::fmt::Debug for Gateway<R, L> {
+impl<R: Clock, L: Clock> std::fmt::Debug for Gateway<R, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("models", &self.prices.len())
@@ -154,7 +154,7 @@ impl<R: RateClock, L: LedgerClock> std::fmt::Debug for Gateway<R, L> {
     }
 }
 
-impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
+impl<R: Clock, L: Clock> Gateway<R, L> {
     /// A gateway over these parts; holds expire after `hold_timeout_ms`.
     pub fn new(
         prices: PriceBook,

@@ -10,10 +10,10 @@
 //! ```
 //! use paygo::prelude::*;
 //!
-//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), LedgerManualClock::new(1));
+//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), ManualClock::new(1));
 //! let prices = PriceBook::from_json(paygo::simulation::DEFAULT_PRICES)?;
 //! let policy = Plan::pay_as_you_go().policies.remove(0); // 18,000 calls in any rolling hour
-//! let gateway = Gateway::new(prices, policy, RateManualClock::new(0), ledger, 600_000);
+//! let gateway = Gateway::new(prices, policy, ManualClock::new(0), ledger, 600_000);
 //! let (account, now) = (CustomerId(42), chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
 //! gateway.open_account(account)?;
 //! let call = Call { id: HoldId(1), account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
@@ -71,9 +71,10 @@ pub mod prelude {
         PaymentOutcome, Receipt, Refusal, RequestId, TopUpAmount, TopUpId,
     };
     pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
-    pub use paygo_ledger::{ManualClock as LedgerManualClock, SharedLedger, SystemClock as LedgerSystemClock};
+    pub use paygo_ledger::SharedLedger;
     pub use paygo_pricing::{EstimateRequest, PriceBook, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
-    pub use paygo_ratelimit::{ManualClock as RateManualClock, Plan, SystemClock as RateSystemClock};
+    pub use paygo_ratelimit::Plan;
+    pub use paygo_time::{Clock, ManualClock, SystemClock, WallClock};
 }
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.

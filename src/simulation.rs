@@ -20,7 +20,7 @@ use paygo_invoice::{
     Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
     PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest,
 };
-use paygo_ledger::Clock as LedgerClock;
+use paygo_ledger::{Clock, ManualClock};
 use paygo_pricing::litellm::{ImportOptions, import};
 use paygo_pricing::{Mode, PriceBook, ServiceTier, Usage};
 use paygo_ratelimit::Plan;
@@ -234,28 +234,6 @@ impl Rng {
     }
 }
 
-/// One clock for the day, read by the rate limiter and the ledger.
-#[derive(Debug, Clone, Default)]
-pub struct DayClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl DayClock {
-    fn set(&self, ns: u64) {
-        self.0.store(ns, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl LedgerClock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl paygo_ratelimit::Clock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// A customer of the day.
 struct Profile {
     name: &'static str,
@@ -420,8 +398,9 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     // Midnight always exists, and a day between 1970 and 2262 fits nanoseconds in a u64.
     let start = Utc.from_utc_datetime(&options.day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-    let clock = DayClock::default();
-    clock.set(start_ns);
+    // One clock for the day, read by the rate limiter and the ledger.
+    let clock = ManualClock::new(0);
+    clock.set_ns(start_ns);
     let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
     let ledger = paygo_billing::open_billing(
         ledger_dir.path(),
@@ -648,7 +627,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         if n % 256 == 0 {
             progress(n, total);
         }
-        clock.set(call.at_ns);
+        clock.set_ns(call.at_ns);
         // A call is within the day: its offset fits an i64 of nanoseconds.
         let at = start + Duration::nanoseconds(i64::try_from(call.at_ns - start_ns).unwrap_or(0));
         let account = 1000 + call.account as u128;
@@ -847,7 +826,7 @@ impl Drop for LedgerDir {
     }
 }
 
-fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(
+fn check_day<R: Clock, L: Clock>(
     gateway: &Gateway<R, L>,
     reports: &[AccountReport],
     invoices: &[paygo_invoice::Document],

@@ -911,7 +911,7 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
         if rng.chance(40) {
             now += (1 + rng.below(30)) * MS + 1_000;
         }
-        clock.set(now);
+        clock.set_ns(now);
         let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);
         let fault = frng.chance(6).then(|| Fault::pick(&mut frng));
         faults.lock().unwrap().next = fault;
