@@ -4,7 +4,7 @@
 //!    with `Retry-After` and `RateLimit` headers.
 //! 2. **Estimate** the most the call can cost from its prompt size and `max_tokens`
 //!    ([`paygo_pricing::PriceBook::estimate`]), and **hold** that many credits
-//!    ([`paygo_ledger::billing`]): without balance the call is refused (403).
+//!    ([`paygo_billing`]): without balance the call is refused (403).
 //! 3. The upstream call runs.
 //! 4. On success, **quote** the actual usage and **capture** its exact cost from the hold:
 //!    the ledger charges it in whole credits through the account's remainder carrier
@@ -18,21 +18,22 @@
 //! it. The gateway only carries values from one to the next.
 
 use chrono::{DateTime, Utc};
-use paygo_credits::{Credits, Money, RemainderCarrier};
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, Billing, Command, PaymentMethod, PaymentOutcome, Receipt, Refusal, Reply,
+use paygo_billing::{
+    AutoTopUp, AutoTopUpRule, Billing, Command, CustomerId, HoldId, PaymentMethod, PaymentOutcome, Receipt, Refusal,
+    Reply, RequestId, TopUpId,
 };
-use paygo_ledger::{Clock as LedgerClock, LedgerError, SharedLedger};
+use paygo_credits::{Credits, Money, RemainderCarrier};
+use paygo_ledger::{Clock, LedgerError, SharedLedger};
 use paygo_pricing::{EstimateRequest, PriceBook, PricingError, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
-use paygo_ratelimit::{Clock as RateClock, Decision, MemoryStore, Policy, RateLimiter};
+use paygo_ratelimit::{Decision, MemoryStore, Policy, RateLimiter};
 
 /// One API call as the gateway receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call<'a> {
     /// The call's id (the hold's idempotency key).
-    pub id: u128,
+    pub id: HoldId,
     /// The calling account.
-    pub account: u128,
+    pub account: CustomerId,
     /// The model asked for.
     pub model: &'a str,
     /// Prompt tokens of the request.
@@ -50,9 +51,9 @@ pub struct Call<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
     /// The call's id, which is its hold's id.
-    pub id: u128,
+    pub id: HoldId,
     /// The account.
-    pub account: u128,
+    pub account: CustomerId,
     /// The model.
     pub model: String,
     /// The service tier.
@@ -138,14 +139,14 @@ pub enum GatewayError {
 
 /// The gateway: a price book, a rate limiter per plan, and the billing ledger behind a
 /// shared handle (in memory, or durable with `paygo_ledger::durable::open_billing`).
-pub struct Gateway<R: RateClock, L: LedgerClock> {
+pub struct Gateway<R: Clock, L: Clock> {
     prices: PriceBook,
-    limiter: RateLimiter<u128, R, MemoryStore<u128>>,
+    limiter: RateLimiter<CustomerId, R, MemoryStore<CustomerId>>,
     ledger: SharedLedger<Billing, L>,
     hold_timeout_ms: u64,
 }
 
-impl<R: RateClock, L: LedgerClock> std::fmt::Debug for Gateway<R, L> {
+impl<R: Clock, L: Clock> std::fmt::Debug for Gateway<R, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("models", &self.prices.len())
@@ -153,7 +154,7 @@ impl<R: RateClock, L: LedgerClock> std::fmt::Debug for Gateway<R, L> {
     }
 }
 
-impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
+impl<R: Clock, L: Clock> Gateway<R, L> {
     /// A gateway over these parts; holds expire after `hold_timeout_ms`.
     pub fn new(
         prices: PriceBook,
@@ -181,7 +182,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     }
 
     /// The rate limiter.
-    pub fn limiter(&self) -> &RateLimiter<u128, R, MemoryStore<u128>> {
+    pub fn limiter(&self) -> &RateLimiter<CustomerId, R, MemoryStore<CustomerId>> {
         &self.limiter
     }
 
@@ -211,7 +212,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn open_account(&self, account: u128) -> Result<Receipt, GatewayError> {
+    pub fn open_account(&self, account: CustomerId) -> Result<Receipt, GatewayError> {
         self.execute(Command::OpenAccount { customer: account })
     }
 
@@ -222,8 +223,8 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// As [`Gateway::execute`] (a refused payment method among the refusals).
     pub fn top_up(
         &self,
-        id: u128,
-        account: u128,
+        id: TopUpId,
+        account: CustomerId,
         amount: Money,
         method: PaymentMethod,
     ) -> Result<Receipt, GatewayError> {
@@ -240,7 +241,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn set_auto_top_up(&self, account: u128, rule: Option<AutoTopUpRule>) -> Result<Receipt, GatewayError> {
+    pub fn set_auto_top_up(&self, account: CustomerId, rule: Option<AutoTopUpRule>) -> Result<Receipt, GatewayError> {
         self.execute(Command::SetAutoTopUp {
             customer: account,
             rule,
@@ -252,7 +253,7 @@ impl<R: RateClock, L: LedgerClock> Gateway<R, L> {
     /// # Errors
     ///
     /// As [`Gateway::execute`].
-    pub fn report_payment(&self, request: u128, outcome: PaymentOutcome) -> Result<Receipt, GatewayError> {
+    pub fn report_payment(&self, request: RequestId, outcome: PaymentOutcome) -> Result<Receipt, GatewayError> {
         self.execute(Command::ReportPayment { request, outcome })
     }
 

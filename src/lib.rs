@@ -10,19 +10,19 @@
 //! ```
 //! use paygo::prelude::*;
 //!
-//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), LedgerManualClock::new(1));
+//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), ManualClock::new(1));
 //! let prices = PriceBook::from_json(paygo::simulation::DEFAULT_PRICES)?;
 //! let policy = Plan::pay_as_you_go().policies.remove(0); // 18,000 calls in any rolling hour
-//! let gateway = Gateway::new(prices, policy, RateManualClock::new(0), ledger, 600_000);
-//! let (account, now) = (42, chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
+//! let gateway = Gateway::new(prices, policy, ManualClock::new(0), ledger, 600_000);
+//! let (account, now) = (CustomerId(42), chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
 //! gateway.open_account(account)?;
-//! let call = Call { id: 1, account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
+//! let call = Call { id: HoldId(1), account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
 //!                    service_tier: ServiceTier::STANDARD, units: None };
 //! // No balance: refused before the upstream is called (403).
 //! assert!(matches!(gateway.admit(&call, now), Err(Rejection::InsufficientCredits)));
-//! gateway.top_up(7, account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;
+//! gateway.top_up(TopUpId(7), account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;
 //! // Rate limit, estimate and hold; then the upstream call; then quote and capture.
-//! let admitted = gateway.admit(&Call { id: 2, ..call }, now)?;
+//! let admitted = gateway.admit(&Call { id: HoldId(2), ..call }, now)?;
 //! let usage: Usage = serde_json::from_str(r#"{"prompt_tokens": 1000, "completion_tokens": 120}"#)?;
 //! let done = gateway.complete(&admitted, &usage, now)?;
 //! assert_eq!(done.charged, Credits::new(7_400)); // 1,000 × $2.50/M + 120 × $10/M = $0.0037
@@ -35,12 +35,15 @@
 //! |---|---|
 //! | [`credits`] | integer credits, exact money, conversions with named rounding, allocation, remainder carrying |
 //! | [`pricing`] | price books, exact quotes and estimates, LiteLLM catalog import |
-//! | [`ledger`] | the double-entry credit ledger and the billing operations on it |
+//! | [`ledger`] | the double-entry credit ledger, its durable journal and snapshots |
+//! | [`billing`] | accounts, top-ups, holds and captures, bonus lots, auto top-up, on the ledger |
 //! | [`ratelimit`] | keyed limits per plan, exact over any rolling window |
 //! | [`vat`] | VAT IDs, rates, tax determination, refund rules |
 //! | [`invoice`] | gapless invoices and credit notes, usage statements |
 //! | [`gateway`] | the flow of a call through all of them |
 
+#[cfg(feature = "billing")]
+pub use paygo_billing as billing;
 #[cfg(feature = "credits")]
 pub use paygo_credits as credits;
 #[cfg(feature = "invoice")]
@@ -63,14 +66,15 @@ pub mod simulation;
 #[cfg(feature = "gateway")]
 pub mod prelude {
     pub use crate::gateway::{Admitted, Call, Completed, Gateway, GatewayError, Rejection};
-    pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
-    pub use paygo_ledger::billing::{
-        AutoTopUp, AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, Receipt,
-        Refusal, TopUpAmount,
+    pub use paygo_billing::{
+        AutoTopUp, AutoTopUpRule, Billing, BillingConfig, CardKind, Command, CustomerId, HoldId, PaymentMethod,
+        PaymentOutcome, Receipt, Refusal, RequestId, TopUpAmount, TopUpId,
     };
-    pub use paygo_ledger::{ManualClock as LedgerManualClock, SharedLedger, SystemClock as LedgerSystemClock};
+    pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
+    pub use paygo_ledger::SharedLedger;
     pub use paygo_pricing::{EstimateRequest, PriceBook, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
-    pub use paygo_ratelimit::{ManualClock as RateManualClock, Plan, SystemClock as RateSystemClock};
+    pub use paygo_ratelimit::Plan;
+    pub use paygo_time::{Clock, ManualClock, SystemClock, WallClock};
 }
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.

@@ -11,16 +11,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use paygo_billing::{
+    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, CustomerId, FUNDING, HoldId, PaymentMethod,
+    PaymentOutcome, REVENUE, Receipt, Refusal, TopUpAmount, TopUpId,
+};
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, FxRate, Money};
 use paygo_invoice::{
     Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
     PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest,
 };
-use paygo_ledger::Clock as LedgerClock;
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, FUNDING, PaymentMethod, PaymentOutcome,
-    REVENUE, Receipt, Refusal, TopUpAmount,
-};
+use paygo_ledger::{Clock, ManualClock};
 use paygo_pricing::litellm::{ImportOptions, import};
 use paygo_pricing::{Mode, PriceBook, ServiceTier, Usage};
 use paygo_ratelimit::Plan;
@@ -234,28 +234,6 @@ impl Rng {
     }
 }
 
-/// One clock for the day, read by the rate limiter and the ledger.
-#[derive(Debug, Clone, Default)]
-pub struct DayClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl DayClock {
-    fn set(&self, ns: u64) {
-        self.0.store(ns, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl LedgerClock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl paygo_ratelimit::Clock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// A customer of the day.
 struct Profile {
     name: &'static str,
@@ -420,10 +398,11 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     // Midnight always exists, and a day between 1970 and 2262 fits nanoseconds in a u64.
     let start = Utc.from_utc_datetime(&options.day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-    let clock = DayClock::default();
-    clock.set(start_ns);
+    // One clock for the day, read by the rate limiter and the ledger.
+    let clock = ManualClock::new(0);
+    clock.set_ns(start_ns);
     let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
-    let ledger = paygo_ledger::durable::open_billing(
+    let ledger = paygo_billing::open_billing(
         ledger_dir.path(),
         BillingConfig::default(),
         clock.clone(),
@@ -548,12 +527,12 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             country: profile.country.into(),
             ..AccountReport::default()
         };
-        gateway.open_account(account).map_err(setup)?;
+        gateway.open_account(CustomerId(account)).map_err(setup)?;
         // Someone always tries a prepaid card first: refused, with the reason.
         if k == 2 {
             match gateway.top_up(
-                id(),
-                account,
+                TopUpId(id()),
+                CustomerId(account),
                 Money::from_minor(1000, Currency::USD).map_err(setup)?,
                 PaymentMethod::Card(CardKind::Prepaid),
             ) {
@@ -571,7 +550,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         let amount = Money::from_minor(cents, Currency::USD).map_err(setup)?;
         let top_up_id = id();
         if let Receipt::ToppedUp { credits } = gateway
-            .top_up(top_up_id, account, amount, profile.method)
+            .top_up(TopUpId(top_up_id), CustomerId(account), amount, profile.method)
             .map_err(setup)?
         {
             report.top_ups += 1;
@@ -601,7 +580,9 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
                 backoff_ms: 60_000,
                 backoff_max_ms: 900_000,
             };
-            gateway.set_auto_top_up(account, Some(rule)).map_err(setup)?;
+            gateway
+                .set_auto_top_up(CustomerId(account), Some(rule))
+                .map_err(setup)?;
         }
         exact.insert(account, ExactCredits::ZERO);
         charges.insert(account, Vec::new());
@@ -646,7 +627,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
         if n % 256 == 0 {
             progress(n, total);
         }
-        clock.set(call.at_ns);
+        clock.set_ns(call.at_ns);
         // A call is within the day: its offset fits an i64 of nanoseconds.
         let at = start + Duration::nanoseconds(i64::try_from(call.at_ns - start_ns).unwrap_or(0));
         let account = 1000 + call.account as u128;
@@ -668,8 +649,8 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             ServiceTier::STANDARD
         };
         let request = Call {
-            id: id(),
-            account,
+            id: HoldId(id()),
+            account: CustomerId(account),
             model,
             prompt_tokens,
             max_output_tokens,
@@ -765,7 +746,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     for report in &mut reports {
         let balance = gateway
             .ledger()
-            .read(|b| b.balance(report.id))
+            .read(|b| b.balance(CustomerId(report.id)))
             .map_err(setup)?
             .map_err(|e| setup(format!("account {}: {e}", report.id)))?;
         report.balance = balance.get();
@@ -785,7 +766,7 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     let (reopened, _) = paygo_ledger::durable::load::<Billing>(ledger_dir.path()).map_err(setup)?;
     let same = reports
         .iter()
-        .all(|r| reopened.balance(r.id).map(paygo_credits::Credits::get) == Ok(r.balance));
+        .all(|r| reopened.balance(CustomerId(r.id)).map(paygo_credits::Credits::get) == Ok(r.balance));
     let revenue = reopened.ledger().account(REVENUE).map_or(0, |a| a.posted_balance());
     let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
     checks.push(Check {
@@ -845,7 +826,7 @@ impl Drop for LedgerDir {
     }
 }
 
-fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(
+fn check_day<R: Clock, L: Clock>(
     gateway: &Gateway<R, L>,
     reports: &[AccountReport],
     invoices: &[paygo_invoice::Document],

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use paygo::billing::{BillingConfig, CardKind, Command as Billing, PaymentMethod};
 use paygo::credits::{Credits, Money};
-use paygo::ledger::billing::{BillingConfig, CardKind, Command as Billing, PaymentMethod};
 use paygo::ledger::durable::{self, OpenOptions};
 use paygo::ledger::{Account, AccountId, Event, ManualClock, Transfer, TransferId};
 
@@ -111,7 +111,7 @@ fn output_that_cannot_be_written_is_not_a_panic() {
 fn a_billing_store_written_as_the_gateway_writes_it_can_be_inspected() {
     let dir = TempDir::new("billing");
     {
-        let shared = durable::open_billing(
+        let shared = paygo::billing::open_billing(
             &dir.0,
             BillingConfig::default(),
             ManualClock::new(1_000),
@@ -120,21 +120,23 @@ fn a_billing_store_written_as_the_gateway_writes_it_can_be_inspected() {
         .unwrap();
         shared
             .submit(vec![
-                Billing::OpenAccount { customer: 42 },
+                Billing::OpenAccount {
+                    customer: paygo::billing::CustomerId(42),
+                },
                 Billing::TopUp {
-                    id: 1,
-                    customer: 42,
+                    id: paygo::billing::TopUpId(1),
+                    customer: paygo::billing::CustomerId(42),
                     amount: Money::usd("10.00".parse().unwrap()),
                     method: PaymentMethod::Card(CardKind::Credit),
                 },
                 Billing::Hold {
-                    id: 2,
-                    customer: 42,
+                    id: paygo::billing::HoldId(2),
+                    customer: paygo::billing::CustomerId(42),
                     amount: Credits::new(1_000),
                     timeout_ms: 60_000,
                 },
                 Billing::CaptureCost {
-                    hold: 2,
+                    hold: paygo::billing::HoldId(2),
                     cost: "1500.3".parse().unwrap(),
                 },
             ])

@@ -13,11 +13,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use paygo_billing::Billing;
 use paygo_credits::CreditRate;
 use paygo_fuzz::ledger_mem::{MemStore, billing_commands, encode, ledger_events, new_billing, open};
 use paygo_invoice::{DocumentId, SequenceRecord, SeriesName};
 use paygo_ledger::Ledger;
-use paygo_ledger::billing::Billing;
 use paygo_ledger::durable::Durable;
 use paygo_pricing::PriceBook;
 use paygo_pricing::litellm::{ImportOptions, import};

@@ -18,9 +18,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use paygo_billing::Billing;
 use paygo_fuzz::Bytes;
 use paygo_fuzz::ledger_mem::{MemStore, encode, encode_shared, new_billing, open, snapshot_round_trip};
-use paygo_ledger::billing::Billing;
 use paygo_ledger::durable::Durable;
 use paygo_ledger::{Ledger, StateMachine};
 

@@ -11,10 +11,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use paygo_billing::Billing;
 use paygo_fuzz::Bytes;
 use paygo_fuzz::ledger_mem::{encode, snapshot_round_trip};
 use paygo_ledger::Ledger;
-use paygo_ledger::billing::Billing;
 use paygo_ledger::durable::Durable;
 
 fn check<M: Durable>(state: &[u8], count: usize, commands: &[u8], now_ns: u64, ledger: fn(&M) -> &Ledger) {

@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
+use paygo_billing::Billing;
 use paygo_fuzz::Bytes;
 use paygo_fuzz::ledger_mem::{encode, gen_command, gen_event, new_billing};
-use paygo_ledger::billing::Billing;
 use paygo_ledger::durable::{self, Durable, FileStore, Head, Loaded, OpenOptions, Recovery, Storage};
 use paygo_ledger::{Clock, Ledger, LedgerError, ManualClock, SharedLedger};
 

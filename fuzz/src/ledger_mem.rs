@@ -5,9 +5,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use paygo_ledger::billing::{
+use paygo_billing::{
     AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, TopUpAmount,
 };
+use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
 use paygo_ledger::durable::{Durable, Head, Loaded, OpenOptions, Recovery, Storage};
 use paygo_ledger::{
     Account, AccountFlags, AccountId, Event, Ledger, LedgerError, ManualClock, SharedLedger, Transfer, TransferFlags,
@@ -224,49 +225,53 @@ pub fn ledger_events() -> Vec<Event> {
 pub fn billing_commands() -> Vec<Command> {
     let usd = |text: &str| paygo_credits::Money::usd(text.parse().unwrap());
     vec![
-        Command::OpenAccount { customer: 1 },
-        Command::OpenAccount { customer: 2 },
+        Command::OpenAccount {
+            customer: CustomerId(1),
+        },
+        Command::OpenAccount {
+            customer: CustomerId(2),
+        },
         Command::TopUp {
-            id: 100,
-            customer: 1,
+            id: TopUpId(100),
+            customer: CustomerId(1),
             amount: usd("10.00"),
             method: PaymentMethod::PayPal,
         },
         Command::TopUp {
-            id: 101,
-            customer: 2,
+            id: TopUpId(101),
+            customer: CustomerId(2),
             amount: usd("0.50"),
             method: PaymentMethod::Crypto,
         },
         Command::Hold {
-            id: 200,
-            customer: 1,
+            id: HoldId(200),
+            customer: CustomerId(1),
             amount: paygo_credits::Credits::new(5_000),
             timeout_ms: 60_000,
         },
         Command::Hold {
-            id: 201,
-            customer: 1,
+            id: HoldId(201),
+            customer: CustomerId(1),
             amount: paygo_credits::Credits::new(7_000),
             timeout_ms: 1,
         },
         Command::Capture {
-            hold: 200,
+            hold: HoldId(200),
             amount: paygo_credits::Credits::new(1_234),
         },
         Command::CaptureCost {
-            hold: 201,
+            hold: HoldId(201),
             cost: "1.5".parse().unwrap(),
         },
         Command::Hold {
-            id: 202,
-            customer: 2,
+            id: HoldId(202),
+            customer: CustomerId(2),
             amount: paygo_credits::Credits::new(100),
             timeout_ms: 60_000,
         },
-        Command::Release { hold: 202 },
+        Command::Release { hold: HoldId(202) },
         Command::SetAutoTopUp {
-            customer: 1,
+            customer: CustomerId(1),
             rule: Some(AutoTopUpRule {
                 enabled: true,
                 threshold: paygo_credits::Credits::new(19_990_000),
@@ -279,18 +284,18 @@ pub fn billing_commands() -> Vec<Command> {
             }),
         },
         Command::Hold {
-            id: 203,
-            customer: 1,
+            id: HoldId(203),
+            customer: CustomerId(1),
             amount: paygo_credits::Credits::new(9_000),
             timeout_ms: 60_000,
         },
         Command::Capture {
-            hold: 203,
+            hold: HoldId(203),
             amount: paygo_credits::Credits::new(9_000),
         },
         Command::GrantBonus {
-            id: 300,
-            customer: 2,
+            id: GrantId(300),
+            customer: CustomerId(2),
             amount: paygo_credits::Credits::new(777),
             expires_at_ns: 5_000_000_000,
         },
@@ -356,33 +361,38 @@ pub fn gen_command(b: &mut crate::Bytes<'_>) -> Command {
     };
     let amount = paygo_credits::Credits::new(i64::from(b.u16()));
     match op % 11 {
-        0 => Command::OpenAccount { customer },
+        0 => Command::OpenAccount {
+            customer: CustomerId(customer),
+        },
         1 => Command::TopUp {
-            id,
-            customer,
+            id: TopUpId(id),
+            customer: CustomerId(customer),
             amount: paygo_credits::Money::usd(rust_decimal::Decimal::new(i64::from(b.u16()), 2)),
             method,
         },
         2 | 3 => Command::Hold {
-            id,
-            customer,
+            id: HoldId(id),
+            customer: CustomerId(customer),
             amount,
             timeout_ms: u64::from(b.u8()) * 100,
         },
-        4 => Command::Capture { hold: id, amount },
+        4 => Command::Capture {
+            hold: HoldId(id),
+            amount,
+        },
         5 => Command::CaptureCost {
-            hold: id,
+            hold: HoldId(id),
             cost: paygo_credits::ExactCredits::new(rust_decimal::Decimal::new(i64::from(b.u32()), 3)),
         },
-        6 => Command::Release { hold: id },
+        6 => Command::Release { hold: HoldId(id) },
         7 => Command::GrantBonus {
-            id,
-            customer,
+            id: GrantId(id),
+            customer: CustomerId(customer),
             amount,
             expires_at_ns: u64::from(b.u16()) * 1_000_000,
         },
         8 => Command::SetAutoTopUp {
-            customer,
+            customer: CustomerId(customer),
             rule: (b.u8() & 1 == 1).then(|| AutoTopUpRule {
                 enabled: true,
                 threshold: amount,
@@ -395,7 +405,7 @@ pub fn gen_command(b: &mut crate::Bytes<'_>) -> Command {
             }),
         },
         _ => Command::ReportPayment {
-            request: u128::from(b.u8() % 8),
+            request: RequestId(u128::from(b.u8() % 8)),
             outcome: if b.u8() & 1 == 0 {
                 PaymentOutcome::Succeeded
             } else {

@@ -21,7 +21,7 @@ const COMPACT_MIN: usize = 1 << 16;
 /// The time of a time-ordered id, in nanoseconds since the Unix epoch (as `u128`: 2^48 ms
 /// does not fit a `u64` of nanoseconds).
 pub(crate) fn id_time_ns(id: u128) -> u128 {
-    u128::from(TransferId(id).time_ms()) * u128::from(NS_PER_MS)
+    TransferId(id).time_ns()
 }
 
 /// The most events one batch may hold (TigerBeetle's figure for a 1 MiB message).
@@ -1166,8 +1166,11 @@ impl Ledger {
         }
     }
 
-    /// Appends the whole state (a snapshot's body).
-    pub(crate) fn encode_state(&self, out: &mut Vec<u8>) {
+    /// Appends the whole state (a snapshot's body), as [`Durable::encode_state`] does; a
+    /// machine built on the ledger embeds it in its own state with this.
+    ///
+    /// [`Durable::encode_state`]: crate::durable::Durable::encode_state
+    pub fn write_state(&self, out: &mut Vec<u8>) {
         use crate::durable::codec::{Put, put_event, put_result};
         // Room for the whole state at once (an account is 177 bytes, a transfer 130): no
         // copy of a growing buffer while the handle's lock is held.
@@ -1236,12 +1239,14 @@ impl Ledger {
         }
     }
 
-    /// Reads a state written by [`Ledger::encode_state`], with room for `transfers_more`
-    /// transfers beyond it, and checks its invariants.
-    pub(crate) fn decode_state(
-        r: &mut crate::durable::codec::Reader<'_>,
-        transfers_more: usize,
-    ) -> Result<Ledger, LedgerError> {
+    /// Reads a state written by [`Ledger::write_state`] from `r`, with room for
+    /// `transfers_more` transfers beyond it, and checks its invariants.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] for bytes that are not such a state, and
+    /// [`LedgerError::InvariantViolated`] for a state whose invariants do not hold.
+    pub fn read_state(r: &mut crate::durable::codec::Reader<'_>, transfers_more: usize) -> Result<Ledger, LedgerError> {
         use crate::durable::codec::{EVENT_LEN, bad, get_event};
         let last_timestamp_ns = r.u64()?;
         let total_max = r.u128()?;
@@ -1491,13 +1496,13 @@ mod tests {
     }
 
     fn decode(bytes: &[u8]) -> Result<Ledger, LedgerError> {
-        Ledger::decode_state(&mut Reader::new(bytes), 0)
+        Ledger::read_state(&mut Reader::new(bytes), 0)
     }
 
     /// The snapshot of `with_hold(hold)` with the hold's 16 id bytes replaced.
     fn doctored(hold: u128, new_id: u128) -> Vec<u8> {
         let mut bytes = Vec::new();
-        with_hold(hold).encode_state(&mut bytes);
+        with_hold(hold).write_state(&mut bytes);
         let at = bytes.windows(16).position(|w| w == hold.to_le_bytes()).unwrap();
         bytes[at..at + 16].copy_from_slice(&new_id.to_le_bytes());
         bytes
@@ -1508,7 +1513,7 @@ mod tests {
         let hold = 0x5EED_0000_0000_0000_0000_0000_0000_0001;
         let ledger = with_hold(hold);
         let mut bytes = Vec::new();
-        ledger.encode_state(&mut bytes);
+        ledger.write_state(&mut bytes);
         let mut back = decode(&bytes).unwrap();
         assert_eq!(
             back.transfers().collect::<Vec<_>>(),
@@ -1572,7 +1577,7 @@ mod tests {
             [EventResult::Ok]
         );
         let mut bytes = Vec::new();
-        ledger.encode_state(&mut bytes);
+        ledger.write_state(&mut bytes);
         assert!(decode(&bytes).is_ok());
         // The post's pending id is the last place the hold's id is written.
         let at = bytes.windows(16).rposition(|w| w == hold.to_le_bytes()).unwrap();
@@ -1602,7 +1607,7 @@ mod tests {
         ];
         assert!(ledger.apply(1, &events).unwrap().iter().all(|r| r.is_ok()));
         let mut bytes = Vec::new();
-        ledger.encode_state(&mut bytes);
+        ledger.write_state(&mut bytes);
         for (id, totals) in edits {
             // An account's totals follow its event (whose id is 8 bytes in) and its closed flag.
             let at = bytes.windows(16).position(|w| w == id.to_le_bytes()).unwrap();
@@ -1642,7 +1647,7 @@ mod tests {
     fn a_snapshot_whose_status_does_not_fit_the_flags_is_corrupt() {
         let hold = 0x5EED_0000_0000_0000_0000_0000_0000_0001;
         let mut bytes = Vec::new();
-        with_hold(hold).encode_state(&mut bytes);
+        with_hold(hold).write_state(&mut bytes);
         // The status tag follows the transfer's event and timestamp: pending (1) becomes none.
         let at = bytes.windows(16).position(|w| w == hold.to_le_bytes()).unwrap();
         let event_start = at - 8;

@@ -1,5 +1,5 @@
-//! A double-entry credit ledger for paygo, on TigerBeetle's data model, and the billing
-//! operations of a pay-as-you-go API on top of it.
+//! A double-entry credit ledger for paygo, on TigerBeetle's data model, with a durable
+//! journal.
 //!
 //! The [`Ledger`] is a deterministic state machine: accounts and immutable transfers with
 //! caller-chosen 128-bit ids, two-phase transfers (hold, post in part or whole, void,
@@ -7,46 +7,44 @@
 //! that never flip an outcome, and one typed [`EventResult`] per event. Time is an input.
 //!
 //! ```
-//! use paygo_credits::{Credits, Money};
-//! use paygo_ledger::billing::{Billing, BillingConfig, PaymentMethod, CardKind, Refusal};
+//! use paygo_credits::Credits;
+//! use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, Transfer, TransferId};
 //!
-//! let mut billing = Billing::new(BillingConfig::default());
-//! let (customer, t) = (42, 1_000_000_000);
-//! billing.open_account(t, customer)?;
-//! // No free plan: a hold without balance is refused (the API answers 403).
-//! assert_eq!(billing.hold(t, 1, customer, Credits::new(10), 60_000), Err(Refusal::InsufficientCredits));
-//!
-//! // A $10 top-up by card is 20,000,000 credits.
-//! let card = PaymentMethod::Card(CardKind::Credit);
-//! billing.top_up(t, 7, customer, Money::usd("10.00".parse()?), card)?;
-//! // Hold the estimate before the call, capture the actual cost after it.
-//! billing.hold(t, 2, customer, Credits::new(5_000), 60_000)?;
-//! billing.capture(t, 2, Credits::new(1_892))?;
-//! assert_eq!(billing.balance(customer)?, Credits::new(20_000_000 - 1_892));
-//! // A retried capture charges nothing more.
-//! billing.capture(t, 2, Credits::new(1_892))?;
-//! assert_eq!(billing.balance(customer)?, Credits::new(19_998_108));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let (funding, customer, revenue) = (AccountId(1), AccountId(42), AccountId(2));
+//! let mut ledger = Ledger::new();
+//! let t = 1_000_000_000; // nanoseconds: time is an input
+//! ledger.apply(t, &[
+//!     Event::CreateAccount(Account::new(funding)),
+//!     // A customer's balance may not go below zero.
+//!     Event::CreateAccount(Account::balance(customer)),
+//!     Event::CreateAccount(Account::new(revenue)),
+//!     Event::CreateTransfer(Transfer::new(TransferId(1), funding, customer, Credits::new(10_000))),
+//! ])?;
+//! // Hold 5,000 for a call (60 s timeout), then post the 1,892 it cost: the rest is released.
+//! let hold = Transfer::pending(TransferId(2), customer, revenue, Credits::new(5_000), 60_000);
+//! let post = Transfer::post(TransferId(3), TransferId(2), Credits::new(1_892));
+//! let results = ledger.apply(t, &[Event::CreateTransfer(hold), Event::CreateTransfer(post)])?;
+//! assert_eq!(results, [EventResult::Ok, EventResult::Ok]);
+//! assert_eq!(ledger.account(customer).map(|a| a.available()), Some(10_000 - 1_892));
+//! // A retried post changes nothing.
+//! assert_eq!(ledger.apply(t, &[Event::CreateTransfer(post)])?, [EventResult::Exists]);
+//! # Ok::<(), paygo_ledger::LedgerError>(())
 //! ```
 //!
 //! # The parts
 //!
 //! - [`Ledger`]: the engine; [`Event`], [`Transfer`], [`Account`], [`EventResult`].
-//! - [`billing`]: the chart of accounts, top-ups (non-refundable, payment method checked),
-//!   holds and captures, bonus lots with expiry and spend order (paused by default), and
-//!   auto top-up.
 //! - [`SharedLedger`]: a `Send + Sync` handle that many request threads share; their
-//!   operations are combined into batches.
+//!   operations are combined into batches. It runs any [`StateMachine`]: the ledger, or a
+//!   layer built on it (the billing operations of `paygo-billing`).
 //! - [`durable`]: the write-ahead journal (group commit, a CRC32C per record, a `BLAKE3`
-//!   chain), snapshots and crash recovery behind a [`durable::Storage`] trait;
-//!   [`durable::open_billing`] and [`durable::open_ledger`] open a durable handle in a
+//!   chain), snapshots and crash recovery behind a [`durable::Storage`] trait, for any
+//!   [`durable::Durable`] machine; [`durable::open_ledger`] opens a durable handle in a
 //!   directory.
 //!
-//! `docs/ledger.md` documents the model, the result codes and their precedence, the chart
-//! of accounts, the spend order, the auto top-up rules, and the durable store's format and
-//! promise.
+//! `docs/ledger.md` documents the model, the result codes and their precedence, and the
+//! durable store's format, fault model and promise.
 
-pub mod billing;
 pub mod durable;
 mod engine;
 mod hash;
@@ -55,8 +53,9 @@ mod shared;
 mod types;
 
 pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger, Spare};
+pub use paygo_time::{Clock, ManualClock, WallClock};
 pub use result::EventResult;
-pub use shared::{Clock, ManualClock, SharedLedger, StateMachine, SystemClock};
+pub use shared::{SharedLedger, StateMachine};
 pub use types::{
     Account, AccountBalance, AccountFlags, AccountId, Event, IdWindow, PendingStatus, Transfer, TransferFlags,
     TransferId, TransferRecord,

@@ -55,6 +55,12 @@ impl TransferId {
         // 128 - 80 = 48 bits: always fits.
         (self.0 >> Self::TIME_SHIFT) as u64
     }
+
+    /// [`TransferId::time_ms`] in nanoseconds (as `u128`: 2^48 ms does not fit a `u64` of
+    /// nanoseconds).
+    pub const fn time_ns(self) -> u128 {
+        self.time_ms() as u128 * 1_000_000
+    }
 }
 
 /// The idempotency window of a [`crate::Ledger`]: how long it remembers transfer ids.

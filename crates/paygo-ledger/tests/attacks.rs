@@ -18,9 +18,7 @@ use paygo_credits::Credits;
 use paygo_ledger::durable::{self, OpenOptions};
 use paygo_ledger::{Account, AccountId, Event, Ledger, LedgerError, ManualClock, SharedLedger, Transfer, TransferId};
 
-#[path = "support/store.rs"]
-mod store;
-use store::{Crashing, TempDir};
+use paygo_testkit::store::{Crashing, TempDir};
 
 const BATCH: u128 = 5;
 

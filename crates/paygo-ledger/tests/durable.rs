@@ -8,21 +8,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use paygo_credits::{Credits, Money};
-use paygo_ledger::billing::{
-    AutoTopUpRule, Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentOutcome, TopUpAmount,
-};
+use paygo_credits::Credits;
 use paygo_ledger::durable::{self, Head, Loaded, OpenOptions, Recovery, Storage};
 use paygo_ledger::{
-    Account, AccountBalance, AccountId, Event, Ledger, LedgerError, ManualClock, SharedLedger, StateMachine, Transfer,
-    TransferFlags, TransferId, TransferRecord,
+    Account, AccountBalance, AccountId, Event, Ledger, LedgerError, ManualClock, SharedLedger, Transfer, TransferFlags,
+    TransferId, TransferRecord,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-#[path = "support/store.rs"]
-mod store;
-use store::{Crashing, TempDir};
+use paygo_testkit::store::{Crashing, TempDir};
 
 fn no_auto_snapshot() -> OpenOptions {
     OpenOptions {
@@ -151,146 +146,12 @@ fn time_and_expiry_replay_exactly() {
                 shared.submit(batch.clone()).unwrap(),
                 reference.apply(now, batch).unwrap()
             );
-            clock.advance(1_000_000);
+            clock.advance_ns(1_000_000);
         }
     }
     let (loaded, recovery) = durable::load::<Ledger>(&dir.0).unwrap();
     assert_eq!(recovery.records_replayed, all.len() as u64);
     assert_eq!(fingerprint(&loaded), fingerprint(&reference));
-}
-
-fn usd(text: &str) -> Money {
-    Money::usd(text.parse().unwrap())
-}
-
-fn billing_commands() -> Vec<Vec<Command>> {
-    let card = PaymentMethod::Card(CardKind::Credit);
-    let rule = AutoTopUpRule {
-        enabled: true,
-        threshold: Credits::new(5_000_000),
-        amount: TopUpAmount::Fixed(usd("5.00")),
-        method: card,
-        requests_per_window_max: 3,
-        window_ms: 60_000,
-        backoff_ms: 1_000,
-        backoff_max_ms: 8_000,
-    };
-    let mut out = vec![vec![
-        Command::OpenAccount { customer: 1 },
-        Command::OpenAccount { customer: 2 },
-        Command::TopUp {
-            id: 1,
-            customer: 1,
-            amount: usd("3.10"),
-            method: card,
-        },
-        Command::TopUp {
-            id: 2,
-            customer: 2,
-            amount: usd("1.00"),
-            method: PaymentMethod::GiftCard,
-        },
-        Command::TopUp {
-            id: 3,
-            customer: 2,
-            amount: usd("1.001"),
-            method: PaymentMethod::PayPal,
-        },
-        Command::SetAutoTopUp {
-            customer: 1,
-            rule: Some(rule),
-        },
-        Command::GrantBonus {
-            id: 4,
-            customer: 1,
-            amount: Credits::new(100),
-            expires_at_ns: u64::MAX,
-        },
-    ]];
-    for k in 0..30u128 {
-        let hold = 100 + k;
-        out.push(vec![
-            Command::Hold {
-                id: hold,
-                customer: 1,
-                amount: Credits::new(400_000),
-                timeout_ms: 1 + (k as u64 % 3),
-            },
-            Command::Capture {
-                hold,
-                amount: Credits::new(100_000 + k as i64),
-            },
-            Command::Capture {
-                hold,
-                amount: Credits::new(900_000),
-            },
-            Command::Release { hold: hold - 1 },
-            Command::ReportPayment {
-                request: k / 2,
-                outcome: if k % 3 == 0 {
-                    PaymentOutcome::Declined
-                } else {
-                    PaymentOutcome::Succeeded
-                },
-            },
-        ]);
-    }
-    out
-}
-
-#[test]
-fn a_reopened_billing_has_the_same_state_and_replies() {
-    let dir = TempDir::new("billing");
-    let all = billing_commands();
-    let now = 2_000_000_000;
-    let mut reference = Billing::new(BillingConfig::default());
-    {
-        let shared = durable::open_billing(
-            &dir.0,
-            BillingConfig::default(),
-            ManualClock::new(now),
-            &no_auto_snapshot(),
-        )
-        .unwrap();
-        for (i, commands) in all.iter().enumerate() {
-            assert_eq!(
-                shared.submit(commands.clone()).unwrap(),
-                reference.apply_batch(now, commands).unwrap()
-            );
-            if i % 10 == 5 {
-                // Snapshots hold replies, holds, lots and rules: replay after them too.
-                shared.snapshot().unwrap();
-            }
-        }
-    }
-    // A different config is ignored: the stored one is the one the commands ran with.
-    let other = BillingConfig {
-        bonus_enabled: true,
-        ..BillingConfig::default()
-    };
-    let shared = durable::open_billing(&dir.0, other, ManualClock::new(now), &no_auto_snapshot()).unwrap();
-    assert_eq!(shared.read(|b| *b.config()).unwrap(), BillingConfig::default());
-    // The auto top-up requests still waiting for a payment outcome survive the restart.
-    assert_eq!(
-        shared.read(Billing::outstanding_requests).unwrap(),
-        reference.outstanding_requests()
-    );
-    for customer in [1, 2] {
-        assert_eq!(
-            shared.read(|b| b.balance(customer)).unwrap(),
-            reference.balance(customer)
-        );
-    }
-    assert_eq!(
-        shared.read(|b| fingerprint(b.ledger())).unwrap(),
-        fingerprint(reference.ledger())
-    );
-    for commands in &all {
-        assert_eq!(
-            shared.submit(commands.clone()).unwrap(),
-            reference.apply_batch(now, commands).unwrap()
-        );
-    }
 }
 
 #[test]
@@ -353,16 +214,6 @@ fn foreign_missing_and_mismatched_directories_are_refused_untouched() {
         "{loaded:?}"
     );
     assert!(!missing.0.exists(), "reading never creates the directory");
-
-    let kind = TempDir::new("kind");
-    drop(durable::open_ledger(&kind.0, ManualClock::new(1), &OpenOptions::default()).unwrap());
-    let as_billing = durable::open_billing(
-        &kind.0,
-        BillingConfig::default(),
-        ManualClock::new(1),
-        &OpenOptions::default(),
-    );
-    assert!(matches!(as_billing, Err(LedgerError::Foreign { .. })), "{as_billing:?}");
 }
 
 #[test]
@@ -740,7 +591,7 @@ fn verify_reads_every_record_kept_and_agrees_with_load() {
 fn many_threads_share_records_and_replay_to_the_state_they_were_told() {
     let dir = TempDir::new("group");
     let shared =
-        std::sync::Arc::new(durable::open_ledger(&dir.0, paygo_ledger::SystemClock, &no_auto_snapshot()).unwrap());
+        std::sync::Arc::new(durable::open_ledger(&dir.0, paygo_ledger::WallClock, &no_auto_snapshot()).unwrap());
     shared
         .submit(vec![
             Event::CreateAccount(Account::new(AccountId(1))),

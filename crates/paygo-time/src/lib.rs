@@ -5,6 +5,10 @@
 //!   read against about 20 ns for `std::time::Instant`) anchored once per process at the
 //!   Unix epoch with `SystemTime::now()`: monotonic within a process, cheap, and comparable
 //!   across machines up to their clock synchronisation (see its docs for the limits).
+//! - [`WallClock`]: the wall clock read at every call (`SystemTime::now()`), which follows
+//!   the operating system's time corrections: for timestamps that must be wall time for a
+//!   process's whole life (the ledger's), and that may step back (the ledger keeps its own
+//!   increasing).
 //! - [`ManualClock`]: a clock that moves only when told to, shared by its clones, for
 //!   exact tests.
 //!
@@ -216,5 +220,32 @@ impl Clock for ManualClock {
     #[inline]
     fn now_ns(&self) -> u64 {
         self.now_ns.load(Ordering::Acquire)
+    }
+}
+
+/// The wall clock, read at every call: `SystemTime::now()` as nanoseconds since the Unix
+/// epoch. It follows the operating system's corrections (NTP slews and steps), so it stays
+/// on the same time as other machines over a process's whole life, and it **may go
+/// backwards** after a step: use it where a timestamp must be the wall time (the ledger's
+/// timestamps, which an invoice or a statement shows and which the ledger itself keeps
+/// increasing), and [`SystemClock`] where a reading must be cheap and monotonic (rate
+/// limits). A reading costs about what `std::time::Instant` does (a vDSO call).
+///
+/// ```
+/// use paygo_time::{Clock, WallClock};
+///
+/// let now = WallClock.now_ns();
+/// // After 2020-01-01 and before 2200.
+/// assert!(now > 1_577_836_800_000_000_000 && now < 7_258_118_400_000_000_000);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ns(&self) -> u64 {
+        // Before 1970 reads as 1970; after 2554 saturates.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 }

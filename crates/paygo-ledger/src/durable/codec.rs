@@ -1,24 +1,54 @@
 //! Exact binary encodings: little-endian integers, fixed-size ledger events, and money as
 //! its decimal text (never a float).
+//!
+//! Public for the [`Durable`](super::Durable) machines built on the ledger in other crates
+//! (the billing layer writes its state with these and embeds the ledger's with
+//! [`Ledger::write_state`](crate::Ledger::write_state) and
+//! [`Ledger::read_state`](crate::Ledger::read_state)), so that every machine's bytes follow
+//! one set of rules: fixed-width little-endian integers, lengths as `u64`, text as UTF-8
+//! after its length, money as its decimal text.
+//!
+//! ```
+//! use paygo_ledger::durable::codec::{Put, Reader};
+//!
+//! let mut out = Vec::new();
+//! out.put_u64(42);
+//! out.put_text("usd");
+//! let mut r = Reader::new(&out);
+//! assert_eq!(r.u64()?, 42);
+//! assert_eq!(r.text()?, "usd");
+//! assert!(r.is_empty());
+//! # Ok::<(), paygo_ledger::LedgerError>(())
+//! ```
 
 use paygo_credits::{Credits, Money};
 
 use crate::{Account, AccountFlags, AccountId, Event, EventResult, LedgerError, Transfer, TransferFlags, TransferId};
 
 /// The size of one encoded [`Event`], in bytes.
-pub(crate) const EVENT_LEN: usize = 104;
+pub const EVENT_LEN: usize = 104;
 
 /// Appends little-endian values to a buffer.
-pub(crate) trait Put {
+pub trait Put {
+    /// One byte.
     fn put_u8(&mut self, v: u8);
+    /// A `u32`, 4 bytes little-endian.
     fn put_u32(&mut self, v: u32);
+    /// A `u64`, 8 bytes little-endian.
     fn put_u64(&mut self, v: u64);
+    /// A `u128`, 16 bytes little-endian.
     fn put_u128(&mut self, v: u128);
+    /// An `i64`, 8 bytes little-endian.
     fn put_i64(&mut self, v: i64);
+    /// A boolean as one byte, 0 or 1.
     fn put_bool(&mut self, v: bool);
+    /// Text: its length in bytes (as [`Put::put_len`]), then its UTF-8.
     fn put_text(&mut self, text: &str);
+    /// An optional `u64`: a boolean, then the value (0 when absent).
     fn put_opt_u64(&mut self, v: Option<u64>);
+    /// An optional `u128`: a boolean, then the value (0 when absent).
     fn put_opt_u128(&mut self, v: Option<u128>);
+    /// A length, as a `u64`.
     fn put_len(&mut self, n: usize);
 }
 
@@ -60,25 +90,33 @@ impl Put for Vec<u8> {
 
 /// Reads what [`Put`] wrote; every read is bounds-checked.
 #[derive(Debug)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-pub(crate) fn bad(what: impl Into<String>) -> LedgerError {
+/// A [`LedgerError::Decode`] saying what is wrong.
+pub fn bad(what: impl Into<String>) -> LedgerError {
     LedgerError::Decode { what: what.into() }
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+    /// Reads `bytes` from the start.
+    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { bytes, pos: 0 }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
         self.pos == self.bytes.len()
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], LedgerError> {
+    /// The next `n` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], LedgerError> {
         let end = self
             .pos
             .checked_add(n)
@@ -95,29 +133,64 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, LedgerError> {
+    /// One byte.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn u8(&mut self) -> Result<u8, LedgerError> {
         Ok(self.array::<1>()?[0])
     }
-    pub(crate) fn u32(&mut self) -> Result<u32, LedgerError> {
+    /// A `u32`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn u32(&mut self) -> Result<u32, LedgerError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    pub(crate) fn u64(&mut self) -> Result<u64, LedgerError> {
+    /// A `u64`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn u64(&mut self) -> Result<u64, LedgerError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    pub(crate) fn u128(&mut self) -> Result<u128, LedgerError> {
+    /// A `u128`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn u128(&mut self) -> Result<u128, LedgerError> {
         Ok(u128::from_le_bytes(self.array()?))
     }
-    pub(crate) fn i64(&mut self) -> Result<i64, LedgerError> {
+    /// An `i64`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn i64(&mut self) -> Result<i64, LedgerError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
-    pub(crate) fn bool(&mut self) -> Result<bool, LedgerError> {
+    /// A boolean (0 or 1; anything else is an error).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn bool(&mut self) -> Result<bool, LedgerError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             b => Err(bad(format!("a boolean is 0 or 1, found {b}"))),
         }
     }
-    pub(crate) fn len(&mut self) -> Result<usize, LedgerError> {
+    /// A length, which cannot exceed the bytes left (each item takes at least one).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn len(&mut self) -> Result<usize, LedgerError> {
         let n = self.u64()?;
         // A length can never exceed what is left to read (each item is at least a byte).
         usize::try_from(n)
@@ -125,29 +198,59 @@ impl<'a> Reader<'a> {
             .filter(|&n| n <= self.bytes.len() - self.pos)
             .ok_or_else(|| bad(format!("a length of {n} is beyond the data")))
     }
-    pub(crate) fn text(&mut self) -> Result<&'a str, LedgerError> {
+    /// Text written by [`Put::put_text`].
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn text(&mut self) -> Result<&'a str, LedgerError> {
         let n = self.len()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| bad("text is not UTF-8"))
     }
-    pub(crate) fn opt_u64(&mut self) -> Result<Option<u64>, LedgerError> {
+    /// An optional `u64`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn opt_u64(&mut self) -> Result<Option<u64>, LedgerError> {
         let some = self.bool()?;
         let v = self.u64()?;
         Ok(some.then_some(v))
     }
-    pub(crate) fn opt_u128(&mut self) -> Result<Option<u128>, LedgerError> {
+    /// An optional `u128`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn opt_u128(&mut self) -> Result<Option<u128>, LedgerError> {
         let some = self.bool()?;
         let v = self.u128()?;
         Ok(some.then_some(v))
     }
-    pub(crate) fn credits(&mut self) -> Result<Credits, LedgerError> {
+    /// Credits, as an `i64`.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn credits(&mut self) -> Result<Credits, LedgerError> {
         Ok(Credits::new(self.i64()?))
     }
-    pub(crate) fn money(&mut self) -> Result<Money, LedgerError> {
+    /// Money written by [`put_money`].
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn money(&mut self) -> Result<Money, LedgerError> {
         let text = self.text()?;
         text.parse::<Money>()
             .map_err(|e| bad(format!("money {text:?} does not parse: {e}")))
     }
-    pub(crate) fn result(&mut self) -> Result<EventResult, LedgerError> {
+    /// An [`EventResult`] written by [`put_result`].
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Decode`] when the data ends first or the bytes are not such a value.
+    pub fn result(&mut self) -> Result<EventResult, LedgerError> {
         let i = self.u8()?;
         EventResult::ALL
             .get(usize::from(i))
@@ -156,11 +259,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(crate) fn put_money(out: &mut Vec<u8>, money: &Money) {
+/// Money as its decimal text with its currency (exact; never a float).
+pub fn put_money(out: &mut Vec<u8>, money: &Money) {
     out.put_text(&money.to_string());
 }
 
-pub(crate) fn put_result(out: &mut Vec<u8>, result: EventResult) {
+/// An [`EventResult`] as one byte: its position in [`EventResult::ALL`].
+pub fn put_result(out: &mut Vec<u8>, result: EventResult) {
     // `ALL` lists every result, so the position is always found.
     let i = EventResult::ALL.iter().position(|r| *r == result).unwrap_or(0);
     out.put_u8(i as u8);
@@ -171,7 +276,7 @@ const TAG_TRANSFER: u8 = 2;
 const TAG_CLOSE: u8 = 3;
 
 /// Appends one event in exactly [`EVENT_LEN`] bytes.
-pub(crate) fn put_event(out: &mut Vec<u8>, event: &Event) {
+pub fn put_event(out: &mut Vec<u8>, event: &Event) {
     let mut b = [0u8; EVENT_LEN];
     match event {
         Event::CreateAccount(a) => {
@@ -220,7 +325,12 @@ fn le128(b: &[u8]) -> u128 {
 }
 
 /// Reads one event of [`EVENT_LEN`] bytes.
-pub(crate) fn get_event(b: &[u8]) -> Result<Event, LedgerError> {
+/// Reads one event written by [`put_event`] from exactly [`EVENT_LEN`] bytes.
+///
+/// # Errors
+///
+/// [`LedgerError::Decode`] for bytes that are not such an event.
+pub fn get_event(b: &[u8]) -> Result<Event, LedgerError> {
     if b.len() != EVENT_LEN {
         return Err(bad(format!("an event is {EVENT_LEN} bytes, {} given", b.len())));
     }

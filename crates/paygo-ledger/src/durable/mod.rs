@@ -10,42 +10,43 @@
 //! [`FileStore`] is the embedded store: a directory of journal segments (records framed
 //! with their length, a CRC32C and the BLAKE3-256 hash of the previous record) and
 //! snapshots. `docs/ledger.md` describes the format and what happens on each kind of
-//! damage. Another backend (a database) implements [`Storage`]; the engine and its
-//! callers do not change.
+//! damage. A [`Storage`] is the journal of **one writer** that holds the whole state in
+//! memory (the directory lock enforces it): another medium for that journal (an object
+//! store, a replicated log with one leader) can implement it, but a database that several
+//! gateway replicas write at once cannot: replicas replaying one log of inputs would each
+//! decide on their own state and diverge. Shared stores sit above the ledger instead, at
+//! the billing layer's store trait (`paygo-billing`'s `BillingStore`).
 //!
 //! # Example
 //!
 //! ```
-//! use paygo_credits::{Credits, Money};
-//! use paygo_ledger::billing::{BillingConfig, CardKind, Command, PaymentMethod, Receipt};
+//! use paygo_credits::Credits;
 //! use paygo_ledger::durable::{self, OpenOptions};
-//! use paygo_ledger::SystemClock;
+//! use paygo_ledger::{Account, AccountId, Event, EventResult, WallClock, Transfer, TransferId};
 //!
 //! let dir = std::env::temp_dir().join(format!("paygo-durable-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
-//! let top_up = Command::TopUp {
-//!     id: 7,
-//!     customer: 42,
-//!     amount: Money::usd("10.00".parse()?),
-//!     method: PaymentMethod::Card(CardKind::Credit),
-//! };
+//! let (a, b) = (AccountId(1), AccountId(2));
+//! let pay = Event::CreateTransfer(Transfer::new(TransferId(7), a, b, Credits::new(500)));
 //! {
-//!     let billing = durable::open_billing(&dir, BillingConfig::default(), SystemClock, &OpenOptions::default())?;
+//!     let ledger = durable::open_ledger(&dir, WallClock, &OpenOptions::default())?;
 //!     // Answered only once the batch is on disk.
-//!     billing.submit(vec![Command::OpenAccount { customer: 42 }, top_up])?;
+//!     ledger.submit(vec![Event::CreateAccount(Account::new(a)), Event::CreateAccount(Account::new(b)), pay])?;
 //! } // dropped: the directory is unlocked
 //! // Reopened: the journal is replayed, and a retry answers as the first time.
-//! let billing = durable::open_billing(&dir, BillingConfig::default(), SystemClock, &OpenOptions::default())?;
-//! assert_eq!(billing.read(|b| b.balance(42))?, Ok(Credits::new(20_000_000)));
-//! let retry = billing.submit(vec![top_up])?;
-//! assert_eq!(retry, [Ok(Receipt::ToppedUp { credits: Credits::new(20_000_000) })]);
-//! # drop(billing);
+//! let ledger = durable::open_ledger(&dir, WallClock, &OpenOptions::default())?;
+//! assert_eq!(ledger.read(|l| l.account(b).map(|x| x.credits_posted))?, Some(500));
+//! assert_eq!(ledger.submit(vec![pay])?, [EventResult::Exists]);
+//! # drop(ledger);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The billing layer (`paygo-billing`) is another [`Durable`] machine on the same
+//! storage.
 
 pub(crate) mod checksum;
-pub(crate) mod codec;
+pub mod codec;
 mod file;
 mod manifest;
 
@@ -57,7 +58,6 @@ use serde::{Deserialize, Serialize};
 pub use checksum::{chain_hash, crc32c};
 pub use file::FileStore;
 
-use crate::billing::{Billing, BillingConfig, Command};
 use crate::shared::StateMachine;
 use crate::{Clock, Event, Ledger, LedgerError, SharedLedger, Spare};
 use codec::{EVENT_LEN, Put, Reader, bad};
@@ -137,14 +137,14 @@ impl Durable for Ledger {
     }
 
     fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), LedgerError> {
-        self.encode_state(out);
+        self.write_state(out);
         Ok(())
     }
 
     fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Ledger, LedgerError> {
         let mut r = Reader::new(bytes);
         let more = usize::try_from(journal_bytes / EVENT_LEN as u64).unwrap_or(usize::MAX);
-        let ledger = Ledger::decode_state(&mut r, more)?;
+        let ledger = Ledger::read_state(&mut r, more)?;
         if !r.is_empty() {
             return Err(bad("bytes are left after the ledger's state"));
         }
@@ -157,55 +157,6 @@ impl Durable for Ledger {
 
     fn add_spare(&mut self, spare: Spare) {
         Ledger::add_spare(self, spare);
-    }
-}
-
-impl Durable for Billing {
-    const KIND: &'static str = "billing";
-
-    fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
-        for c in commands {
-            crate::billing::codec::put_command(out, c);
-        }
-    }
-
-    fn decode_commands(bytes: &[u8], count: usize, out: &mut Vec<Command>) -> Result<(), LedgerError> {
-        let mut r = Reader::new(bytes);
-        for _ in 0..count {
-            out.push(crate::billing::codec::command(&mut r)?);
-        }
-        if !r.is_empty() {
-            return Err(bad("bytes are left after the commands"));
-        }
-        Ok(())
-    }
-
-    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), LedgerError> {
-        crate::billing::codec::put_state(out, self)
-    }
-
-    fn decode_state(bytes: &[u8], journal_bytes: u64) -> Result<Billing, LedgerError> {
-        let mut r = Reader::new(bytes);
-        // A billing command makes one to three transfers and takes about 50 bytes.
-        let more = usize::try_from(journal_bytes / 25).unwrap_or(usize::MAX);
-        let billing = crate::billing::codec::state(&mut r, more)?;
-        if !r.is_empty() {
-            return Err(bad("bytes are left after the billing state"));
-        }
-        Ok(billing)
-    }
-
-    fn spare_for(&self, journal_bytes: u64) -> Option<usize> {
-        // As in `decode_state`: about 25 bytes of journal per transfer.
-        spare_room(self.ledger(), journal_bytes / 25)
-    }
-
-    fn add_spare(&mut self, spare: Spare) {
-        self.add_ledger_spare(spare);
-    }
-
-    fn recovered(&mut self) {
-        self.keep_outstanding_requests();
     }
 }
 
@@ -456,22 +407,6 @@ pub fn open_ledger<K: Clock>(
     SharedLedger::open(dir, Ledger::new, clock, options)
 }
 
-/// Opens (or creates) a durable [`Billing`] in `dir`. `config` is used only when the
-/// directory is new: afterwards the settings are part of the stored state, so that replay
-/// runs with the settings the commands ran with. See [`SharedLedger::open`].
-///
-/// # Errors
-///
-/// As [`SharedLedger::open`].
-pub fn open_billing<K: Clock>(
-    dir: impl AsRef<Path>,
-    config: BillingConfig,
-    clock: K,
-    options: &OpenOptions,
-) -> Result<SharedLedger<Billing, K>, LedgerError> {
-    SharedLedger::open(dir, move || Billing::new(config), clock, options)
-}
-
 /// The kind of store in `dir` ([`Durable::KIND`]: `"ledger"` or `"billing"`), read from its
 /// manifest without writing anything: for a tool that opens either.
 ///
@@ -527,7 +462,10 @@ pub fn verify<M: Durable>(dir: impl AsRef<Path>) -> Result<(M, Recovery), Ledger
 
 /// Room for the ledger's transfers and `more` from the journal; `None` when the journal
 /// adds none.
-fn spare_room(ledger: &Ledger, more: u64) -> Option<usize> {
+/// The room for a [`Spare`]: the ledger's transfers and `more` (what a replay of the
+/// journal left is expected to add), `None` when there is nothing to prepare. For the
+/// [`Durable::spare_for`] of a machine built on the ledger.
+pub fn spare_room(ledger: &Ledger, more: u64) -> Option<usize> {
     let more = usize::try_from(more).ok().filter(|&m| m > 0)?;
     ledger.transfers_len().checked_add(more)
 }

@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 
+use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
+use paygo_billing::{CustomerId, HoldId, TopUpId};
 use paygo_credits::{Credits, Currency, Decimal, ExactCredits, Money};
-use paygo_ledger::billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
-use paygo_ledger::durable::{self, Durable, OpenOptions};
+use paygo_ledger::durable::{Durable, OpenOptions};
 use paygo_ledger::{IdWindow, ManualClock, SharedLedger, TransferId};
 use proptest::prelude::*;
 
@@ -40,7 +41,7 @@ fn config() -> BillingConfig {
 
 fn billing() -> Billing {
     let mut b = Billing::new(config());
-    b.open_account(START, CUSTOMER).unwrap();
+    b.open_account(START, CustomerId(CUSTOMER)).unwrap();
     b
 }
 
@@ -48,23 +49,44 @@ fn billing() -> Billing {
 fn a_top_up_retried_after_the_window_is_refused_not_credited_twice() {
     let mut b = billing();
     let top_up = id(START, 1);
-    let first = b.top_up(START, top_up, CUSTOMER, usd(100), CARD);
+    let first = b.top_up(START, TopUpId(top_up), CustomerId(CUSTOMER), usd(100), CARD);
     assert!(matches!(first, Ok(Receipt::ToppedUp { .. })), "{first:?}");
-    let balance = b.balance(CUSTOMER).unwrap();
+    let balance = b.balance(CustomerId(CUSTOMER)).unwrap();
     // Inside the window: the first reply again.
-    assert_eq!(b.top_up(START + 59 * SECOND, top_up, CUSTOMER, usd(100), CARD), first);
+    assert_eq!(
+        b.top_up(
+            START + 59 * SECOND,
+            TopUpId(top_up),
+            CustomerId(CUSTOMER),
+            usd(100),
+            CARD
+        ),
+        first
+    );
     // After it, with or without a compaction in between: refused, nothing credited.
     let mut compacted = b.clone();
     compacted.compact();
     for b in [&mut b, &mut compacted] {
-        let late = b.top_up(START + 61 * SECOND, top_up, CUSTOMER, usd(100), CARD);
+        let late = b.top_up(
+            START + 61 * SECOND,
+            TopUpId(top_up),
+            CustomerId(CUSTOMER),
+            usd(100),
+            CARD,
+        );
         assert_eq!(late, Err(Refusal::IdOlderThanWindow));
-        assert_eq!(b.balance(CUSTOMER).unwrap(), balance);
+        assert_eq!(b.balance(CustomerId(CUSTOMER)).unwrap(), balance);
     }
     // An id from the future is refused too.
     let ahead = id(START + 70 * SECOND, 2);
     assert_eq!(
-        b.top_up(START + 61 * SECOND, ahead, CUSTOMER, usd(100), CARD),
+        b.top_up(
+            START + 61 * SECOND,
+            TopUpId(ahead),
+            CustomerId(CUSTOMER),
+            usd(100),
+            CARD
+        ),
         Err(Refusal::IdAheadOfWindow)
     );
 }
@@ -72,50 +94,74 @@ fn a_top_up_retried_after_the_window_is_refused_not_credited_twice() {
 #[test]
 fn an_open_hold_outlives_the_window_and_a_closed_one_is_forgotten() {
     let mut b = billing();
-    b.top_up(START, id(START, 1), CUSTOMER, usd(100), CARD).unwrap();
+    b.top_up(START, TopUpId(id(START, 1)), CustomerId(CUSTOMER), usd(100), CARD)
+        .unwrap();
     let hold = id(START, 2);
-    b.hold(START, hold, CUSTOMER, Credits::new(5_000), 3_600_000).unwrap();
+    b.hold(
+        START,
+        HoldId(hold),
+        CustomerId(CUSTOMER),
+        Credits::new(5_000),
+        3_600_000,
+    )
+    .unwrap();
     // Half an hour later (the window is a minute), the hold is still open.
     let later = START + 1_800 * SECOND;
     b.compact();
     assert_eq!(
-        b.hold(later, hold, CUSTOMER, Credits::new(5_000), 3_600_000),
+        b.hold(
+            later,
+            HoldId(hold),
+            CustomerId(CUSTOMER),
+            Credits::new(5_000),
+            3_600_000
+        ),
         Ok(Receipt::Held {
             amount: Credits::new(5_000)
         }),
         "a retry of an open hold still gets its reply"
     );
-    let captured = b.capture(later, hold, Credits::new(1_234)).unwrap();
+    let captured = b.capture(later, HoldId(hold), Credits::new(1_234)).unwrap();
     assert!(matches!(captured, Receipt::Captured { charged, .. } if charged == Credits::new(1_234)));
-    let balance = b.balance(CUSTOMER).unwrap();
+    let balance = b.balance(CustomerId(CUSTOMER)).unwrap();
     // Closed, and its id is older than the window: a retried capture is refused, not
     // charged again.
     b.compact();
     assert_eq!(
-        b.capture(later, hold, Credits::new(1_234)),
+        b.capture(later, HoldId(hold), Credits::new(1_234)),
         Err(Refusal::IdOlderThanWindow)
     );
-    assert_eq!(b.release(later, hold), Err(Refusal::IdOlderThanWindow));
-    assert_eq!(b.balance(CUSTOMER).unwrap(), balance);
+    assert_eq!(b.release(later, HoldId(hold)), Err(Refusal::IdOlderThanWindow));
+    assert_eq!(b.balance(CustomerId(CUSTOMER)).unwrap(), balance);
 }
 
 #[test]
 fn an_expired_hold_is_expired_inside_the_window_and_forgotten_after_it() {
     let mut b = billing();
-    b.top_up(START, id(START, 1), CUSTOMER, usd(100), CARD).unwrap();
-    let hold = id(START + 30 * SECOND, 2);
-    b.hold(START + 30 * SECOND, hold, CUSTOMER, Credits::new(5_000), 10_000)
+    b.top_up(START, TopUpId(id(START, 1)), CustomerId(CUSTOMER), usd(100), CARD)
         .unwrap();
-    let before = b.balance(CUSTOMER).unwrap();
+    let hold = id(START + 30 * SECOND, 2);
+    b.hold(
+        START + 30 * SECOND,
+        HoldId(hold),
+        CustomerId(CUSTOMER),
+        Credits::new(5_000),
+        10_000,
+    )
+    .unwrap();
+    let before = b.balance(CustomerId(CUSTOMER)).unwrap();
     assert_eq!(
-        b.capture(START + 45 * SECOND, hold, Credits::new(1)),
+        b.capture(START + 45 * SECOND, HoldId(hold), Credits::new(1)),
         Err(Refusal::HoldExpired)
     );
     assert_eq!(
-        b.capture(START + 100 * SECOND, hold, Credits::new(1)),
+        b.capture(START + 100 * SECOND, HoldId(hold), Credits::new(1)),
         Err(Refusal::IdOlderThanWindow)
     );
-    assert_eq!(b.balance(CUSTOMER).unwrap(), Credits::new(before.get() + 5_000));
+    assert_eq!(
+        b.balance(CustomerId(CUSTOMER)).unwrap(),
+        Credits::new(before.get() + 5_000)
+    );
 }
 
 #[test]
@@ -127,8 +173,8 @@ fn a_durable_billing_store_keeps_its_window() {
         let handle = SharedLedger::open(&dir, billing, ManualClock::new(START), &options).unwrap();
         let reply = handle
             .submit(vec![Command::TopUp {
-                id: id(START, 1),
-                customer: CUSTOMER,
+                id: TopUpId(id(START, 1)),
+                customer: CustomerId(CUSTOMER),
                 amount: usd(100),
                 method: CARD,
             }])
@@ -136,12 +182,12 @@ fn a_durable_billing_store_keeps_its_window() {
         assert!(reply[0].is_ok());
     }
     let clock = ManualClock::new(START + 120 * SECOND);
-    let handle = durable::open_billing(&dir, BillingConfig::default(), clock, &options).unwrap();
+    let handle = paygo_billing::open_billing(&dir, BillingConfig::default(), clock, &options).unwrap();
     assert_eq!(handle.read(|b| b.config().id_window).unwrap(), Some(WINDOW));
     let late = handle
         .submit(vec![Command::TopUp {
-            id: id(START, 1),
-            customer: CUSTOMER,
+            id: TopUpId(id(START, 1)),
+            customer: CustomerId(CUSTOMER),
             amount: usd(100),
             method: CARD,
         }])
@@ -193,19 +239,19 @@ proptest! {
         for s in steps {
             n += 1;
             let command = match s {
-                Step::TopUp { cents } => Command::TopUp { id: id(now, n), customer: CUSTOMER, amount: usd(cents), method: CARD },
+                Step::TopUp { cents } => Command::TopUp { id: TopUpId(id(now, n)), customer: CustomerId(CUSTOMER), amount: usd(cents), method: CARD },
                 Step::Hold { amount, timeout_ms } => {
                     holds.push(id(now, n));
-                    Command::Hold { id: id(now, n), customer: CUSTOMER, amount: Credits::new(amount), timeout_ms }
+                    Command::Hold { id: HoldId(id(now, n)), customer: CustomerId(CUSTOMER), amount: Credits::new(amount), timeout_ms }
                 }
                 Step::Capture { pick, amount } if !holds.is_empty() => {
-                    Command::Capture { hold: holds[pick % holds.len()], amount: Credits::new(amount) }
+                    Command::Capture { hold: HoldId(holds[pick % holds.len()]), amount: Credits::new(amount) }
                 }
                 Step::CaptureCost { pick, millis } if !holds.is_empty() => Command::CaptureCost {
-                    hold: holds[pick % holds.len()],
+                    hold: HoldId(holds[pick % holds.len()]),
                     cost: ExactCredits::new(Decimal::new(millis, 3)),
                 },
-                Step::Release { pick } if !holds.is_empty() => Command::Release { hold: holds[pick % holds.len()] },
+                Step::Release { pick } if !holds.is_empty() => Command::Release { hold: HoldId(holds[pick % holds.len()]) },
                 Step::Retry { pick } if !sent.is_empty() => sent[pick % sent.len()],
                 Step::Wait { ms } => {
                     now += ms * MS;
@@ -218,7 +264,7 @@ proptest! {
             prop_assert_eq!(a, b);
             eager.compact();
             if let (Command::TopUp { id, .. }, Ok(Receipt::ToppedUp { credits })) = (command, a) {
-                credited.entry(id).or_insert(credits.get());
+                credited.entry(id.0).or_insert(credits.get());
             }
             sent.push(command);
             let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -229,10 +275,10 @@ proptest! {
         // Credits sold (the funding account's debits) are the distinct top-ups' credits:
         // no retry, early or late, credited twice.
         let sold: i64 = credited.values().sum();
-        let funding = lazy.ledger().account(paygo_ledger::billing::FUNDING).unwrap();
+        let funding = lazy.ledger().account(paygo_billing::FUNDING).unwrap();
         prop_assert_eq!(funding.debits_posted, u128::try_from(sold).unwrap());
-        prop_assert_eq!(eager.balance(CUSTOMER), lazy.balance(CUSTOMER));
-        prop_assert_eq!(eager.uncollected(CUSTOMER), lazy.uncollected(CUSTOMER));
+        prop_assert_eq!(eager.balance(CustomerId(CUSTOMER)), lazy.balance(CustomerId(CUSTOMER)));
+        prop_assert_eq!(eager.uncollected(CustomerId(CUSTOMER)), lazy.uncollected(CustomerId(CUSTOMER)));
     }
 }
 
@@ -244,7 +290,7 @@ fn a_billing_snapshot_with_unreachable_counters_is_refused() {
         bonus_enabled: true,
         ..BillingConfig::default()
     });
-    b.open_account(1, 1).unwrap();
+    b.open_account(1, CustomerId(1)).unwrap();
     let mut state = Vec::new();
     b.encode_state(&mut state).unwrap();
     assert!(<Billing as Durable>::decode_state(&state, 0).is_ok());

@@ -1,8 +1,6 @@
 //! Helpers of the storage tests: temp directories, a storage that "crashes" (is dropped
 //! without its clean close), and a storage that remembers where each record landed.
 
-#![allow(dead_code)] // each test binary uses a part
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,10 +11,11 @@ use paygo_ledger::durable::{FileStore, Head, Loaded, Recovery, Storage};
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh directory path under the system's temp dir (not created), removed on drop.
-pub(crate) struct TempDir(pub(crate) PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub(crate) fn new(name: &str) -> TempDir {
+    /// A new path named after `name`, the process and a counter.
+    pub fn new(name: &str) -> TempDir {
         let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
         let path = std::env::temp_dir().join(format!("paygo-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
@@ -24,7 +23,8 @@ impl TempDir {
     }
 
     /// A copy of the directory's files, in a new temp dir.
-    pub(crate) fn copy(&self, name: &str) -> TempDir {
+    #[must_use]
+    pub fn copy(&self, name: &str) -> TempDir {
         let copy = TempDir::new(name);
         std::fs::create_dir_all(&copy.0).unwrap();
         for entry in std::fs::read_dir(&self.0).unwrap() {
@@ -35,7 +35,7 @@ impl TempDir {
     }
 
     /// The files whose names start with `prefix`, sorted.
-    pub(crate) fn files(&self, prefix: &str) -> Vec<PathBuf> {
+    pub fn files(&self, prefix: &str) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = std::fs::read_dir(&self.0)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -49,7 +49,7 @@ impl TempDir {
     }
 
     /// The names of every file, sorted.
-    pub(crate) fn names(&self) -> Vec<String> {
+    pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = std::fs::read_dir(&self.0)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -67,28 +67,33 @@ impl Drop for TempDir {
 
 /// Where the records landed: for each append, the segment file and the byte range that
 /// changed (found by comparing the directory's segments before and after).
-pub(crate) type Placements = Arc<Mutex<Vec<(PathBuf, u64, u64)>>>;
+pub type Placements = Arc<Mutex<Vec<(PathBuf, u64, u64)>>>;
 
 /// A storage that is never closed cleanly (dropping it is a crash: the lock is released,
 /// nothing else happens), and that records where each record landed.
 #[derive(Debug)]
-pub(crate) struct Crashing {
-    pub(crate) inner: FileStore,
-    pub(crate) dir: PathBuf,
-    pub(crate) placements: Placements,
+pub struct Crashing {
+    /// The store it wraps.
+    pub inner: FileStore,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Where each record landed (when `track` is on).
+    pub placements: Placements,
     /// Whether dropping it is a crash (the default) or a clean close.
-    pub(crate) crash: bool,
+    pub crash: bool,
     /// Whether to find where each record lands (two reads of every segment per append:
     /// off by default).
-    pub(crate) track: Arc<AtomicBool>,
+    pub track: Arc<AtomicBool>,
 }
 
 impl Crashing {
-    pub(crate) fn open(dir: &Path) -> Crashing {
+    /// A ledger store in `dir`, writable.
+    pub fn open(dir: &Path) -> Crashing {
         Crashing::with(FileStore::open(dir, "ledger", true).unwrap(), dir)
     }
 
-    pub(crate) fn with(inner: FileStore, dir: &Path) -> Crashing {
+    /// Wraps `inner`, a store of `dir`.
+    pub fn with(inner: FileStore, dir: &Path) -> Crashing {
         Crashing {
             inner,
             dir: dir.to_path_buf(),
@@ -117,7 +122,7 @@ fn segments(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// The byte range where `after` differs from `before` (a new file: all of it).
-pub(crate) fn changed(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]) -> Option<(PathBuf, u64, u64)> {
+pub fn changed(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]) -> Option<(PathBuf, u64, u64)> {
     let mut found = None;
     for (path, bytes) in after {
         let old = before.iter().find(|(p, _)| p == path).map(|(_, b)| b.as_slice());

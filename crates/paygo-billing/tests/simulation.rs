@@ -18,20 +18,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use paygo_credits::{Credits, Currency, Decimal, Money};
-use paygo_ledger::billing::{
-    AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE, PROMOTIONS,
-    PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
+use paygo_billing::{
+    AmountRule, AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE,
+    PROMOTIONS, PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
 };
+use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
+use paygo_credits::{Credits, Currency, Decimal, Money};
 use paygo_ledger::durable::{self, OpenOptions};
 use paygo_ledger::{AccountId, LedgerError, ManualClock, SharedLedger};
 
-#[path = "support/rng.rs"]
-mod rng;
-use rng::Rng;
-#[path = "support/faults.rs"]
-mod faults;
-use faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::faults::{Damage, Fault, Faults, Faulty, copy_dir, damage, leave};
+use paygo_testkit::rng::Rng;
 
 const RATE: i64 = 2_000_000;
 const MS: u64 = 1_000_000;
@@ -70,7 +67,7 @@ struct ACustomer {
 
 #[derive(Clone, Debug)]
 struct AHold {
-    customer: u128,
+    customer: CustomerId,
     amount: i64,
     parts: Vec<(Src, i64)>,
     expires: u64,
@@ -83,10 +80,10 @@ struct AHold {
 /// customer, lot and hold.
 #[derive(Clone, Default)]
 struct Auditor {
-    customers: BTreeMap<u128, ACustomer>,
-    holds: BTreeMap<u128, AHold>,
+    customers: BTreeMap<CustomerId, ACustomer>,
+    holds: BTreeMap<HoldId, AHold>,
     replies: BTreeMap<(u8, u128), (Command, Reply)>,
-    requests: BTreeMap<u128, TopUpRequest>,
+    requests: BTreeMap<RequestId, TopUpRequest>,
     emitted: Vec<TopUpRequest>,
     next_lot: u128,
     next_request: u128,
@@ -98,7 +95,7 @@ struct Auditor {
 }
 
 impl Auditor {
-    fn release_parts(&mut self, customer: u128, parts: &[(Src, i64)]) {
+    fn release_parts(&mut self, customer: CustomerId, parts: &[(Src, i64)]) {
         let c = self.customers.get_mut(&customer).unwrap();
         for (src, amount) in parts {
             match src {
@@ -109,7 +106,7 @@ impl Auditor {
     }
 
     fn sweep(&mut self, now: u64) {
-        let expired: Vec<u128> = self
+        let expired: Vec<HoldId> = self
             .holds
             .iter()
             .filter(|(_, h)| h.open && h.expires <= now)
@@ -137,7 +134,7 @@ impl Auditor {
         }
     }
 
-    fn balance(&self, customer: u128) -> i64 {
+    fn balance(&self, customer: CustomerId) -> i64 {
         let c = &self.customers[&customer];
         c.paid - c.paid_held
             + c.lots
@@ -147,7 +144,14 @@ impl Auditor {
                 .sum::<i64>()
     }
 
-    fn once(&mut self, kind: u8, id: u128, command: &Command, run: impl FnOnce(&mut Auditor) -> Reply) -> Reply {
+    fn once(
+        &mut self,
+        kind: u8,
+        id: impl Into<u128>,
+        command: &Command,
+        run: impl FnOnce(&mut Auditor) -> Reply,
+    ) -> Reply {
+        let id = id.into();
         if let Some((first, reply)) = self.replies.get(&(kind, id)) {
             return if first == command {
                 *reply
@@ -162,15 +166,15 @@ impl Auditor {
 
     fn credits_for(amount: &Money) -> Result<i64, Refusal> {
         if amount.currency() != Currency::USD {
-            return Err(Refusal::InvalidAmount("top-ups are in USD"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotUsd));
         }
         let cents = amount.amount() * Decimal::from(100);
         if cents.fract() != Decimal::ZERO {
-            return Err(Refusal::InvalidAmount("a top-up is whole cents"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotWholeCents));
         }
         let credits = i64::try_from(cents.mantissa() / 10i128.pow(cents.scale())).unwrap() * (RATE / 100);
         if credits <= 0 {
-            return Err(Refusal::InvalidAmount("a top-up must be positive"));
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotPositive));
         }
         Ok(credits)
     }
@@ -179,7 +183,7 @@ impl Auditor {
         self.sweep(now);
         match *command {
             Command::OpenAccount { customer } => {
-                if customer == 0 || customer >= LOT_BASE {
+                if customer == CustomerId(0) || customer >= CustomerId(LOT_BASE) {
                     return Err(Refusal::InvalidCustomerId);
                 }
                 if self.customers.contains_key(&customer) {
@@ -217,7 +221,7 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 };
                 if amount.get() <= 0 {
-                    return Err(Refusal::InvalidAmount("a hold must be positive"));
+                    return Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive));
                 }
                 if timeout_ms == 0 || timeout_ms > 3_600_000 {
                     return Err(Refusal::InvalidTimeout);
@@ -283,7 +287,7 @@ impl Auditor {
                     };
                 }
                 if cost.get().is_sign_negative() && !cost.get().is_zero() {
-                    return Err(Refusal::InvalidAmount("a cost must not be negative"));
+                    return Err(Refusal::InvalidAmount(AmountRule::CostNegative));
                 }
                 // The carrier, written out: round half to even, carry the rest.
                 let total = self.customers[&h.customer].carry + cost.get();
@@ -335,10 +339,10 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 };
                 if amount.get() <= 0 {
-                    return Err(Refusal::InvalidAmount("a bonus must be positive"));
+                    return Err(Refusal::InvalidAmount(AmountRule::BonusNotPositive));
                 }
                 if expires_at_ns <= now {
-                    return Err(Refusal::InvalidAmount("a bonus must expire in the future"));
+                    return Err(Refusal::InvalidAmount(AmountRule::BonusExpiryNotFuture));
                 }
                 a.next_lot += 1;
                 let account = LOT_BASE + a.next_lot;
@@ -400,7 +404,7 @@ impl Auditor {
         &mut self,
         now: u64,
         command: &Command,
-        hold: u128,
+        hold: HoldId,
         h: &AHold,
         amount: Credits,
         shortfall: i64,
@@ -417,7 +421,7 @@ impl Auditor {
             };
         }
         if amount.get() < 0 {
-            return Err(Refusal::InvalidAmount("a capture must not be negative"));
+            return Err(Refusal::InvalidAmount(AmountRule::CaptureNegative));
         }
         if amount.get() > h.amount {
             return Err(Refusal::CaptureExceedsHold {
@@ -456,7 +460,7 @@ impl Auditor {
         reply
     }
 
-    fn decide(&mut self, now: u64, customer: u128) -> AutoTopUp {
+    fn decide(&mut self, now: u64, customer: CustomerId) -> AutoTopUp {
         let balance = self.balance(customer);
         let c = self.customers.get_mut(&customer).unwrap();
         let Some(rule) = c.rule else { return AutoTopUp::NoRule };
@@ -467,7 +471,9 @@ impl Auditor {
             return AutoTopUp::NotNeeded;
         }
         if let Some(request) = c.outstanding {
-            return AutoTopUp::Outstanding { request };
+            return AutoTopUp::Outstanding {
+                request: RequestId(request),
+            };
         }
         if now < c.blocked_until {
             return AutoTopUp::BackingOff {
@@ -493,13 +499,13 @@ impl Auditor {
         };
         self.next_request += 1;
         let request = TopUpRequest {
-            id: self.next_request,
+            id: RequestId(self.next_request),
             customer,
             amount,
             method: rule.method,
             at_ns: now,
         };
-        c.outstanding = Some(request.id);
+        c.outstanding = Some(request.id.0);
         c.recent.push_back(now);
         self.requests.insert(request.id, request);
         self.emitted.push(request);
@@ -540,7 +546,11 @@ fn random_command(
             return c;
         }
         5..=7 => Command::OpenAccount {
-            customer: if rng.chance(10) { 0 } else { customer },
+            customer: if rng.chance(10) {
+                CustomerId(0)
+            } else {
+                CustomerId(customer)
+            },
         },
         8..=24 => {
             let amount = match rng.below(12) {
@@ -551,8 +561,8 @@ fn random_command(
             };
             *next_id += 1;
             Command::TopUp {
-                id: *next_id,
-                customer,
+                id: TopUpId(*next_id),
+                customer: CustomerId(customer),
                 amount,
                 method,
             }
@@ -570,15 +580,15 @@ fn random_command(
                 _ => 1 + rng.below(100), // hold times and steps never tie (see `run`)
             };
             Command::Hold {
-                id: *next_id,
-                customer,
+                id: HoldId(*next_id),
+                customer: CustomerId(customer),
                 amount,
                 timeout_ms,
             }
         }
         55..=79 => {
             let prefer_open = rng.chance(85);
-            let open: Vec<(u128, i64)> = auditor
+            let open: Vec<(HoldId, i64)> = auditor
                 .holds
                 .iter()
                 .filter(|(_, h)| !prefer_open || (h.open && h.expires > now))
@@ -586,7 +596,7 @@ fn random_command(
                 .collect();
             if open.is_empty() {
                 return Command::Capture {
-                    hold: 424_242,
+                    hold: HoldId(424_242),
                     amount: Credits::new(1),
                 };
             }
@@ -612,9 +622,9 @@ fn random_command(
             }
         }
         80..=87 => {
-            let ids: Vec<u128> = auditor.holds.keys().copied().collect();
+            let ids: Vec<HoldId> = auditor.holds.keys().copied().collect();
             let hold = if ids.is_empty() {
-                424_243
+                HoldId(424_243)
             } else {
                 ids[rng.below(ids.len() as u64) as usize]
             };
@@ -633,8 +643,8 @@ fn random_command(
                 now + (1 + rng.below(200)) * MS * 10 + MS / 2 + 333
             };
             Command::GrantBonus {
-                id: *next_id,
-                customer,
+                id: GrantId(*next_id),
+                customer: CustomerId(customer),
                 amount,
                 expires_at_ns,
             }
@@ -654,21 +664,24 @@ fn random_command(
                 backoff_ms: 10 + rng.below(100),
                 backoff_max_ms: 200,
             });
-            Command::SetAutoTopUp { customer, rule }
+            Command::SetAutoTopUp {
+                customer: CustomerId(customer),
+                rule,
+            }
         }
         _ if auditor.requests.is_empty() && rng.chance(50) => {
             *next_id += 1;
             Command::Hold {
-                id: *next_id,
-                customer,
+                id: HoldId(*next_id),
+                customer: CustomerId(customer),
                 amount: Credits::new(1 + rng.below(1_000_000) as i64),
                 timeout_ms: 50,
             }
         }
         _ => {
-            let ids: Vec<u128> = auditor.requests.keys().copied().collect();
+            let ids: Vec<RequestId> = auditor.requests.keys().copied().collect();
             let request = if ids.is_empty() {
-                99_999
+                RequestId(99_999)
             } else {
                 ids[rng.below(ids.len() as u64) as usize]
             };
@@ -701,7 +714,9 @@ fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
     let mut next_id: u128 = 1000;
     let mut history = Vec::new();
     for customer in 1..=4u128 {
-        let c = Command::OpenAccount { customer };
+        let c = Command::OpenAccount {
+            customer: CustomerId(customer),
+        };
         assert_eq!(billing.execute(now, &c), auditor.execute(now, &c));
     }
     for step in 0..steps {
@@ -886,7 +901,9 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
     let mut next_id: u128 = 1000;
     let mut history = Vec::new();
     for customer in 1..=4u128 {
-        let c = Command::OpenAccount { customer };
+        let c = Command::OpenAccount {
+            customer: CustomerId(customer),
+        };
         assert_eq!(shared.submit(vec![c]).unwrap(), vec![auditor.execute(now, &c)]);
     }
     for step in 0..steps {
@@ -894,7 +911,7 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
         if rng.chance(40) {
             now += (1 + rng.below(30)) * MS + 1_000;
         }
-        clock.set(now);
+        clock.set_ns(now);
         let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);
         let fault = frng.chance(6).then(|| Fault::pick(&mut frng));
         faults.lock().unwrap().next = fault;
@@ -907,7 +924,9 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
                 let fault = fault.unwrap_or_else(|| panic!("{at}: refused without a fault"));
                 *stats.faults.entry(fault.name()).or_default() += 1;
                 let appends = faults.lock().unwrap().appends;
-                let again = shared.submit(vec![Command::OpenAccount { customer: 1 }]);
+                let again = shared.submit(vec![Command::OpenAccount {
+                    customer: CustomerId(1),
+                }]);
                 assert!(matches!(again, Err(LedgerError::Unavailable { .. })), "{at}: {again:?}");
                 assert_eq!(
                     faults.lock().unwrap().appends,

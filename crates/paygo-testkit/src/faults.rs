@@ -7,15 +7,13 @@
 //! and deleted files. The simulations check every outcome against their reference models:
 //! everything acknowledged is recovered, or the open reports `Corrupt` — never less.
 
-#![allow(dead_code)] // each simulation uses a part
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use paygo_ledger::LedgerError;
 use paygo_ledger::durable::{FileStore, Head, Loaded, Recovery, SnapshotJob, Storage};
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// The segment header's size in format 3 (a record that starts a segment starts there).
 const SEGMENT_HEADER: u64 = 64;
@@ -24,18 +22,27 @@ const RECORD_HEADER: u64 = 52;
 
 /// What goes wrong with the next record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// The write fails (EIO, or ENOSPC); `landed`: part or all of it reached the file.
-    Write { enospc: bool, landed: bool },
+    Write {
+        /// ENOSPC rather than EIO.
+        enospc: bool,
+        /// Part or all of the record reached the file.
+        landed: bool,
+    },
     /// The write succeeds and its fsync fails (EIO, or ENOSPC): the record may or may not
     /// be on the disk afterwards.
-    Sync { enospc: bool },
+    Sync {
+        /// ENOSPC rather than EIO.
+        enospc: bool,
+    },
     /// The process dies while the record is being written (before it is acknowledged).
     Crash,
 }
 
 impl Fault {
-    pub(crate) fn pick(rng: &mut Rng) -> Fault {
+    /// A fault drawn from `rng` (fsync errors twice as often as each other kind).
+    pub fn pick(rng: &mut Rng) -> Fault {
         match rng.below(5) {
             0 => Fault::Write {
                 enospc: rng.chance(50),
@@ -50,7 +57,8 @@ impl Fault {
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    /// What the fault is, for a failing run's message.
+    pub fn name(self) -> &'static str {
         match self {
             Fault::Write { landed: false, .. } => "write error, nothing written",
             Fault::Write { landed: true, .. } => "write error, part written",
@@ -62,40 +70,45 @@ impl Fault {
 
 /// A record's bytes in a segment file: from its start to its last non-zero byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Placement {
-    pub(crate) path: PathBuf,
-    pub(crate) start: u64,
-    pub(crate) end: u64,
+pub struct Placement {
+    /// The segment file.
+    pub path: PathBuf,
+    /// The record's first byte.
+    pub start: u64,
+    /// One past its last non-zero byte.
+    pub end: u64,
 }
 
 /// What the storage and the simulation share.
 #[derive(Debug, Default)]
-pub(crate) struct Faults {
+pub struct Faults {
     /// The fault for the next record, set by the simulation.
-    pub(crate) next: Option<Fault>,
+    pub next: Option<Fault>,
     /// Fail the next snapshot's write (ENOSPC).
-    pub(crate) snapshot_fails: bool,
+    pub snapshot_fails: bool,
     /// Appends that reached the storage.
-    pub(crate) appends: u64,
+    pub appends: u64,
     /// A fault was injected: the store is in an unknown state, so it is never closed
     /// cleanly (as a `FileStore` that failed), and no further append is expected.
-    pub(crate) failed: bool,
+    pub failed: bool,
     /// Where the record of the failed turn landed, if it did.
-    pub(crate) in_doubt: Option<Placement>,
+    pub in_doubt: Option<Placement>,
     /// The records acknowledged (their append returned), in order.
-    pub(crate) acked: Vec<Placement>,
+    pub acked: Vec<Placement>,
 }
 
 /// The store with faults injected.
 #[derive(Debug)]
-pub(crate) struct Faulty {
+pub struct Faulty {
     inner: FileStore,
     dir: PathBuf,
     faults: Arc<Mutex<Faults>>,
 }
 
 impl Faulty {
-    pub(crate) fn open(dir: &Path, kind: &str, segment_bytes: u64, faults: Arc<Mutex<Faults>>) -> Faulty {
+    /// A `FileStore` of `kind` in `dir` with `segment_bytes` segments, whose faults come
+    /// from `faults`.
+    pub fn open(dir: &Path, kind: &str, segment_bytes: u64, faults: Arc<Mutex<Faults>>) -> Faulty {
         Faulty {
             inner: FileStore::open(dir, kind, true).unwrap().segment_bytes(segment_bytes),
             dir: dir.to_path_buf(),
@@ -249,7 +262,7 @@ impl Storage for Faulty {
 
 /// What the disk leaves of the record of a failed turn, after the crash or restart that
 /// follows (seeded). Returns whether the record is still whole.
-pub(crate) fn leave(rng: &mut Rng, fault: Fault, placed: Option<&Placement>) -> (bool, &'static str) {
+pub fn leave(rng: &mut Rng, fault: Fault, placed: Option<&Placement>) -> (bool, &'static str) {
     let Some(p) = placed else {
         return (false, "nothing written");
     };
@@ -311,19 +324,28 @@ pub(crate) fn leave(rng: &mut Rng, fault: Fault, placed: Option<&Placement>) -> 
 
 /// Damage to acknowledged data, applied to a copy of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Damage {
+pub enum Damage {
+    /// One bit of an acknowledged record flipped.
     FlipRecordBit,
+    /// An acknowledged record zeroed.
     ZeroRecord,
+    /// A segment cut short inside acknowledged records.
     TruncateSegment,
+    /// A segment file lost.
     DeleteSegment,
+    /// The `MANIFEST` lost.
     DeleteManifest,
+    /// One bit of the `MANIFEST` flipped.
     FlipManifest,
+    /// One bit of the newest snapshot flipped.
     FlipNewestSnapshot,
+    /// The newest snapshot lost.
     DeleteNewestSnapshot,
 }
 
 impl Damage {
-    pub(crate) const ALL: [Damage; 8] = [
+    /// Every kind of damage.
+    pub const ALL: [Damage; 8] = [
         Damage::FlipRecordBit,
         Damage::ZeroRecord,
         Damage::TruncateSegment,
@@ -353,7 +375,7 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 /// was closed cleanly; if not, the last acknowledged record is spared the damages a
 /// crash's torn write cannot be told from (docs/ledger.md: the one caveat). Returns false
 /// if there was nothing to damage.
-pub(crate) fn damage(rng: &mut Rng, dir: &Path, orig: &Path, acked: &[Placement], closed: bool, d: Damage) -> bool {
+pub fn damage(rng: &mut Rng, dir: &Path, orig: &Path, acked: &[Placement], closed: bool, d: Damage) -> bool {
     let copy_of = |p: &Placement| dir.join(p.path.strip_prefix(orig).unwrap());
     let records: Vec<&Placement> = acked
         .iter()
@@ -430,7 +452,7 @@ fn newest_listed_snapshot(dir: &Path) -> Option<PathBuf> {
 /// A copy of a directory, under the system's temp dir, as a crash would leave it: a file
 /// that a snapshot thread renames or removes while it is copied is left out (the crash
 /// came before it), as its temp file would be.
-pub(crate) fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -1,0 +1,39 @@
+//! The chart of accounts (`docs/billing.md`): the system accounts and the account and
+//! transfer codes.
+
+use paygo_ledger::AccountId;
+
+/// The top-up funding account: credits sold come from here.
+pub const FUNDING: AccountId = AccountId(u128::MAX - 1);
+/// The usage revenue account: captured holds go here.
+pub const REVENUE: AccountId = AccountId(u128::MAX - 2);
+/// The breakage account: expired bonus credits go here.
+pub const BREAKAGE: AccountId = AccountId(u128::MAX - 3);
+/// The promotions account: bonus credits come from here.
+pub const PROMOTIONS: AccountId = AccountId(u128::MAX - 4);
+/// Bonus lot accounts are numbered from here; customer ids must be below it.
+pub const LOT_BASE: u128 = 1 << 127;
+
+/// Account codes of the chart.
+pub mod codes {
+    /// A customer's paid balance.
+    pub const CUSTOMER: u16 = 1;
+    /// A bonus lot.
+    pub const LOT: u16 = 2;
+    /// Top-up funding.
+    pub const FUNDING: u16 = 10;
+    /// Usage revenue.
+    pub const REVENUE: u16 = 11;
+    /// Breakage.
+    pub const BREAKAGE: u16 = 12;
+    /// Promotions.
+    pub const PROMOTIONS: u16 = 13;
+    /// Transfer code of a top-up.
+    pub const TOP_UP: u16 = 1;
+    /// Transfer code of usage (holds, posts and voids).
+    pub const USAGE: u16 = 2;
+    /// Transfer code of a bonus grant.
+    pub const BONUS_GRANT: u16 = 3;
+    /// Transfer code of a bonus expiry.
+    pub const BONUS_EXPIRY: u16 = 4;
+}

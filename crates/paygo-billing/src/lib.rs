@@ -1,0 +1,87 @@
+//! The billing operations of a pay-as-you-go AI model API, on paygo's double-entry ledger:
+//! customer accounts, top-ups (non-refundable, payment method checked), holds before a call
+//! and captures after it, bonus lots with expiry and a spend order, and auto top-up.
+//!
+//! ```
+//! use paygo_credits::{Credits, Money};
+//! use paygo_billing::{Billing, BillingConfig, CardKind, CustomerId, HoldId, PaymentMethod, Refusal, TopUpId};
+//!
+//! let mut billing = Billing::new(BillingConfig::default());
+//! let (customer, t) = (CustomerId(42), 1_000_000_000);
+//! billing.open_account(t, customer)?;
+//! // No free plan: a hold without balance is refused (the API answers 403).
+//! let refused = billing.hold(t, HoldId(1), customer, Credits::new(10), 60_000);
+//! assert_eq!(refused, Err(Refusal::InsufficientCredits));
+//!
+//! // A $10 top-up by card is 20,000,000 credits.
+//! let card = PaymentMethod::Card(CardKind::Credit);
+//! billing.top_up(t, TopUpId(7), customer, Money::usd("10.00".parse()?), card)?;
+//! // Hold the estimate before the call, capture the actual cost after it.
+//! billing.hold(t, HoldId(2), customer, Credits::new(5_000), 60_000)?;
+//! billing.capture(t, HoldId(2), Credits::new(1_892))?;
+//! assert_eq!(billing.balance(customer)?, Credits::new(20_000_000 - 1_892));
+//! // A retried capture charges nothing more.
+//! billing.capture(t, HoldId(2), Credits::new(1_892))?;
+//! assert_eq!(billing.balance(customer)?, Credits::new(19_998_108));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The chart of accounts
+//!
+//! Every operation is a set of transfers between these accounts (`docs/billing.md`):
+//!
+//! | account | id | flags | what its balance means |
+//! |---|---|---|---|
+//! | a customer's balance | the customer id | debits must not exceed credits | credits the customer can spend |
+//! | a bonus lot | `LOT_BASE + n` | debits must not exceed credits | what is left of one bonus grant |
+//! | top-up funding | [`FUNDING`] | none | minus the credits ever sold |
+//! | usage revenue | [`REVENUE`] | none | credits earned by calls |
+//! | breakage | [`BREAKAGE`] | none | bonus credits that expired unspent |
+//! | promotions | [`PROMOTIONS`] | none | minus the bonus credits ever granted |
+//!
+//! Credits enter a customer's balance only from funding (a paid top-up) or, as a lot, from
+//! promotions; they leave it only to revenue (a captured hold) or, for a lot, to breakage
+//! (expiry). No operation moves credits back to funding: top-ups are non-refundable.
+//!
+//! # The parts
+//!
+//! - [`Billing`]: the deterministic state machine; [`Command`], [`Receipt`], [`Refusal`].
+//! - [`open_billing`]: a durable, shared handle in a directory (the ledger's journal,
+//!   snapshots and recovery, `paygo_ledger::durable`).
+//! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule and its decisions.
+//! - [`BillingStore`]: where billing state lives, as an async trait that shared stores (a
+//!   database several gateway replicas write) implement with the same rules;
+//!   [`EmbeddedStore`] is the embedded one (the machine in this process, durable through
+//!   the ledger's journal). The trait's contract is a suite of cases every store runs
+//!   (`contract`, feature `contract`).
+
+mod auto;
+mod chart;
+mod codec;
+mod command;
+mod config;
+#[cfg(feature = "contract")]
+pub mod contract;
+mod durable;
+mod embedded;
+mod holds;
+mod ids;
+mod lots;
+mod machine;
+mod payment;
+mod store;
+mod window;
+
+pub use auto::{AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
+pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
+pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
+pub use config::BillingConfig;
+pub use durable::open_billing;
+pub use embedded::{EmbeddedStore, block_on};
+pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
+pub use machine::Billing;
+pub use payment::{CardKind, PaymentMethod, PaymentOutcome};
+pub use store::{
+    Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
+    history_of,
+};

@@ -1,0 +1,423 @@
+//! The billing layer's state machine: its state, the dispatch of commands, accounts and
+//! top-ups.
+
+use std::collections::{BTreeSet, HashMap};
+
+use paygo_credits::{Credits, Currency, Money, RemainderCarrier, Rounding};
+use paygo_ledger::StateMachine;
+use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, LedgerError, Transfer, TransferFlags, TransferId};
+
+use crate::auto::{AutoState, TopUpRequest};
+use crate::chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
+use crate::command::{AmountRule, Command, Receipt, Refusal, Reply};
+use crate::config::BillingConfig;
+use crate::ids::{CustomerId, HoldId, TopUpId};
+use crate::payment::PaymentMethod;
+
+/// The kinds of idempotent operation, each with ids of its own: a top-up and a hold may
+/// share an id without meaning the same operation. The discriminants are the store's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum IdKind {
+    TopUp = 1,
+    Hold = 2,
+    Grant = 3,
+    Payment = 4,
+}
+
+impl IdKind {
+    /// The kind stored as `code`.
+    pub(crate) fn from_code(code: u8) -> Option<IdKind> {
+        [IdKind::TopUp, IdKind::Hold, IdKind::Grant, IdKind::Payment]
+            .into_iter()
+            .find(|k| *k as u8 == code)
+    }
+}
+
+/// With a window, the billing layer drops forgotten replies and holds from memory when it
+/// holds this many, or twice as many as after the last time, whichever is more.
+pub(crate) const COMPACT_MIN: usize = 1 << 14;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lot {
+    pub(crate) account: AccountId,
+    pub(crate) expires_at_ns: u64,
+    pub(crate) granted_at_ns: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CustomerState {
+    pub(crate) lots: Vec<Lot>,
+    pub(crate) auto: AutoState,
+    /// The sub-credit remainder of the customer's charges by exact cost.
+    pub(crate) carrier: RemainderCarrier,
+    /// Credits owed by exact cost beyond the holds, never charged (see
+    /// [`Command::CaptureCost`]).
+    pub(crate) uncollected: Credits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldStatus {
+    Open,
+    Captured,
+    Released,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Hold {
+    pub(crate) customer: u128,
+    pub(crate) amount: Credits,
+    /// Pending transfer, source account, amount held from it: in spend order.
+    pub(crate) parts: Vec<(TransferId, AccountId, Credits)>,
+    pub(crate) status: HoldStatus,
+    pub(crate) reply: Option<(Command, Reply)>,
+}
+
+/// The billing layer: a [`Ledger`] and the state that the operations need (lots, holds,
+/// auto top-up rules, replies for idempotency). Deterministic: the same commands at the
+/// same times give the same state and replies, so it can be journaled and replayed.
+#[derive(Debug, Clone)]
+pub struct Billing {
+    pub(crate) ledger: Ledger,
+    pub(crate) config: BillingConfig,
+    pub(crate) customers: HashMap<u128, CustomerState>,
+    pub(crate) holds: HashMap<u128, Hold>,
+    pub(crate) replies: HashMap<(IdKind, u128), (Command, Reply)>,
+    pub(crate) requests: HashMap<u128, TopUpRequest>,
+    pub(crate) lot_expiries: BTreeSet<(u64, u128)>,
+    pub(crate) expired_lots: BTreeSet<u128>,
+    pub(crate) lot_owner: HashMap<u128, u128>,
+    pub(crate) outbox: Vec<TopUpRequest>,
+    pub(crate) next_transfer: u128,
+    pub(crate) next_lot: u128,
+    pub(crate) next_request: u128,
+    /// With a window: compact when `replies` and `holds` hold this many together.
+    pub(crate) compact_at_len: usize,
+}
+
+impl Billing {
+    /// A billing layer with the system accounts of the chart created.
+    pub fn new(config: BillingConfig) -> Billing {
+        let mut ledger = match config.id_window {
+            Some(window) => Ledger::new().with_id_window(window),
+            None => Ledger::new(),
+        };
+        let system = [
+            (FUNDING, codes::FUNDING),
+            (REVENUE, codes::REVENUE),
+            (BREAKAGE, codes::BREAKAGE),
+            (PROMOTIONS, codes::PROMOTIONS),
+        ]
+        .map(|(id, code)| Event::CreateAccount(Account::new(id).with_code(code)));
+        // Four events at time 0 on an empty ledger: below the batch limit, valid ids.
+        let _ = ledger.apply(0, &system);
+        Billing {
+            ledger,
+            config,
+            customers: HashMap::new(),
+            holds: HashMap::new(),
+            replies: HashMap::new(),
+            requests: HashMap::new(),
+            lot_expiries: BTreeSet::new(),
+            expired_lots: BTreeSet::new(),
+            lot_owner: HashMap::new(),
+            outbox: Vec::new(),
+            next_transfer: 1,
+            next_lot: 1,
+            next_request: 1,
+            compact_at_len: COMPACT_MIN,
+        }
+    }
+
+    /// The ledger underneath, to read.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Gives the ledger underneath memory for its next transfers (see [`paygo_ledger::Spare`]).
+    pub(crate) fn add_ledger_spare(&mut self, spare: paygo_ledger::Spare) {
+        self.ledger.add_spare(spare);
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BillingConfig {
+        &self.config
+    }
+
+    /// The credits a customer can spend now: the paid balance and the unexpired bonus lots,
+    /// less what is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn balance(&self, customer: CustomerId) -> Result<Credits, Refusal> {
+        let customer = customer.0;
+        let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
+        let mut total = self.available(AccountId(customer));
+        for lot in &state.lots {
+            total = total.saturating_add(self.available(lot.account));
+        }
+        Ok(Credits::new(i64::try_from(total).unwrap_or(i64::MAX)))
+    }
+
+    /// The paid part of a customer's balance (without bonus lots), less what is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn paid_balance(&self, customer: CustomerId) -> Result<Credits, Refusal> {
+        let customer = customer.0;
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
+        Ok(Credits::new(
+            i64::try_from(self.available(AccountId(customer))).unwrap_or(i64::MAX),
+        ))
+    }
+
+    pub(crate) fn available(&self, account: AccountId) -> i128 {
+        self.ledger.account(account).map_or(0, |a| a.available())
+    }
+
+    /// Applies one command at `now_ns`. Lots and holds whose time has passed expire first.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command; nothing is changed then.
+    pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
+        self.sweep(now_ns);
+        self.window_check(now_ns, command)?;
+        match *command {
+            Command::OpenAccount { customer } => self.open(now_ns, customer.0),
+            Command::TopUp {
+                id,
+                customer,
+                amount,
+                method,
+            } => self.once(IdKind::TopUp, id.0, command, |b| {
+                b.top_up_now(now_ns, id.0, customer.0, amount, method)
+            }),
+            Command::Hold {
+                id,
+                customer,
+                amount,
+                timeout_ms,
+            } => self.once(IdKind::Hold, id.0, command, |b| {
+                b.hold_now(now_ns, id.0, customer.0, amount, timeout_ms)
+            }),
+            Command::Capture { hold, amount } => self.capture_now(now_ns, command, hold.0, amount, Credits::ZERO),
+            Command::CaptureCost { hold, cost } => self.capture_cost_now(now_ns, command, hold.0, cost),
+            Command::Release { hold } => self.release_now(now_ns, command, hold.0),
+            Command::GrantBonus {
+                id,
+                customer,
+                amount,
+                expires_at_ns,
+            } => self.once(IdKind::Grant, id.0, command, |b| {
+                b.grant_now(now_ns, customer.0, amount, expires_at_ns)
+            }),
+            Command::SetAutoTopUp { customer, rule } => self.set_rule(customer.0, rule),
+            Command::ReportPayment { request, outcome } => self.once(IdKind::Payment, request.0, command, |b| {
+                b.report_now(now_ns, request.0, outcome)
+            }),
+        }
+    }
+
+    /// Opens a customer account (see [`Command::OpenAccount`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn open_account(&mut self, now_ns: u64, customer: CustomerId) -> Reply {
+        self.execute(now_ns, &Command::OpenAccount { customer })
+    }
+
+    /// Buys credits (see [`Command::TopUp`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn top_up(
+        &mut self,
+        now_ns: u64,
+        id: TopUpId,
+        customer: CustomerId,
+        amount: Money,
+        method: PaymentMethod,
+    ) -> Reply {
+        self.execute(
+            now_ns,
+            &Command::TopUp {
+                id,
+                customer,
+                amount,
+                method,
+            },
+        )
+    }
+
+    /// Holds credits before a call (see [`Command::Hold`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command; [`Refusal::InsufficientCredits`] without balance.
+    pub fn hold(&mut self, now_ns: u64, id: HoldId, customer: CustomerId, amount: Credits, timeout_ms: u64) -> Reply {
+        self.execute(
+            now_ns,
+            &Command::Hold {
+                id,
+                customer,
+                amount,
+                timeout_ms,
+            },
+        )
+    }
+
+    /// Charges a held call's actual cost (see [`Command::Capture`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn capture(&mut self, now_ns: u64, hold: HoldId, amount: Credits) -> Reply {
+        self.execute(now_ns, &Command::Capture { hold, amount })
+    }
+
+    /// Releases a hold (see [`Command::Release`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the command.
+    pub fn release(&mut self, now_ns: u64, hold: HoldId) -> Reply {
+        self.execute(now_ns, &Command::Release { hold })
+    }
+
+    pub(crate) fn once(
+        &mut self,
+        kind: IdKind,
+        id: u128,
+        command: &Command,
+        run: impl FnOnce(&mut Billing) -> Reply,
+    ) -> Reply {
+        if let Some((first, reply)) = self.replies.get(&(kind, id)) {
+            return if first == command {
+                *reply
+            } else {
+                Err(Refusal::IdReused)
+            };
+        }
+        let reply = run(self);
+        self.replies.insert((kind, id), (*command, reply));
+        reply
+    }
+
+    /// Applies events that the billing layer built; a batch of its own making is never
+    /// above the limit.
+    pub(crate) fn apply(&mut self, now_ns: u64, events: &[Event]) -> Vec<EventResult> {
+        self.ledger
+            .apply(now_ns, events)
+            .unwrap_or_else(|_| vec![EventResult::LinkedEventChainOpen; events.len()])
+    }
+
+    /// Applies `events` as one linked chain (all or none: every event but the last gets
+    /// `LINKED`) and returns the failure that broke it, if any (not the
+    /// `LinkedEventFailed` of the events that only went down with it).
+    pub(crate) fn apply_chain(&mut self, now_ns: u64, events: &mut [Event]) -> Option<EventResult> {
+        if let Some((_, linked)) = events.split_last_mut() {
+            for event in linked {
+                if let Event::CreateTransfer(t) = event {
+                    *t = t.with_flags(TransferFlags::LINKED);
+                }
+            }
+        }
+        self.apply(now_ns, events)
+            .into_iter()
+            .find(|r| !r.is_ok() && *r != EventResult::LinkedEventFailed)
+    }
+
+    pub(crate) fn open(&mut self, now_ns: u64, customer: u128) -> Reply {
+        if customer == 0 || customer >= LOT_BASE {
+            return Err(Refusal::InvalidCustomerId);
+        }
+        if self.customers.contains_key(&customer) {
+            return Err(Refusal::AccountExists);
+        }
+        let account = Account::balance(AccountId(customer)).with_code(codes::CUSTOMER);
+        match self.apply(now_ns, &[Event::CreateAccount(account)])[0] {
+            EventResult::Ok => {
+                self.customers.insert(customer, CustomerState::default());
+                Ok(Receipt::Opened)
+            }
+            other => Err(Refusal::Ledger(other)),
+        }
+    }
+
+    pub(crate) fn credits_for(&self, amount: &Money) -> Result<Credits, Refusal> {
+        if amount.currency() != Currency::USD {
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotUsd));
+        }
+        if !amount.is_rounded().unwrap_or(false) {
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotWholeCents));
+        }
+        let credits = self
+            .config
+            .credit_rate
+            .to_credits(amount, Rounding::Down)
+            .map_err(|_| Refusal::InvalidAmount(AmountRule::TopUpOutOfRange))?;
+        if credits <= Credits::ZERO {
+            return Err(Refusal::InvalidAmount(AmountRule::TopUpNotPositive));
+        }
+        Ok(credits)
+    }
+
+    pub(crate) fn top_up_now(
+        &mut self,
+        now_ns: u64,
+        id: u128,
+        customer: u128,
+        amount: Money,
+        method: PaymentMethod,
+    ) -> Reply {
+        if let Some(reason) = method.refusal() {
+            return Err(Refusal::PaymentMethodRefused(reason));
+        }
+        if !self.customers.contains_key(&customer) {
+            return Err(Refusal::UnknownAccount);
+        }
+        let credits = self.credits_for(&amount)?;
+        self.credit_purchase(now_ns, customer, credits, id)?;
+        Ok(Receipt::ToppedUp { credits })
+    }
+
+    /// Moves purchased `credits` from the funding account to `customer`, tagged with the
+    /// top-up (or auto top-up request) id `source`.
+    pub(crate) fn credit_purchase(
+        &mut self,
+        now_ns: u64,
+        customer: u128,
+        credits: Credits,
+        source: u128,
+    ) -> Result<(), Refusal> {
+        let transfer = Transfer::new(self.next_transfer_id(now_ns), FUNDING, AccountId(customer), credits)
+            .with_code(codes::TOP_UP)
+            .with_user_data(source);
+        match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
+            EventResult::Ok => Ok(()),
+            other => Err(Refusal::Ledger(other)),
+        }
+    }
+}
+
+impl StateMachine for Billing {
+    type Command = Command;
+    type Reply = Reply;
+    const BATCH_MAX: usize = paygo_ledger::BATCH_EVENTS_MAX;
+
+    fn apply_batch(&mut self, now_ns: u64, commands: &[Command]) -> Result<Vec<Reply>, LedgerError> {
+        if commands.len() > Self::BATCH_MAX {
+            return Err(LedgerError::BatchTooLarge {
+                events: commands.len(),
+                max: Self::BATCH_MAX,
+            });
+        }
+        Ok(commands.iter().map(|c| self.execute(now_ns, c)).collect())
+    }
+}
