@@ -376,3 +376,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The public step functions (`paygo_ratelimit::gcra`, what a Redis script is
+    /// golden-tested against) are the reference model: a check from any state at any
+    /// Unix-scale time decides, reports and writes what the model does; an adjustment
+    /// writes the model's debt; a key is full exactly when its TAT is not after the time.
+    #[test]
+    fn the_public_step_functions_are_the_model(
+        quota in any_quota(),
+        now_ns in 0u64..=2_000_000_000_000_000_000,
+        ahead_ns in prop_oneof![Just(0u64), 0u64..20_000, 0u64..400_000],
+        behind in any::<bool>(),
+        weight_pct in 0u64..=100,
+        delta in -200i64..=200,
+    ) {
+        use paygo_ratelimit::gcra;
+        // A TAT behind the time (full) or ahead of it (in debt, possibly past the capacity).
+        let tat = if behind { now_ns.saturating_sub(ahead_ns) } else { now_ns + ahead_ns };
+        let weight = quota.burst() * weight_pct / 100;
+        let debt_ns = u128::from(tat.saturating_sub(now_ns));
+        let mut model = Model { debt_ns, at_ns: now_ns };
+        let expected = model.check(&quota, weight, true);
+        let outcome = gcra::check(tat, now_ns, &quota, weight).unwrap();
+        prop_assert_eq!(outcome.decision, expected);
+        let written = (expected.allowed && weight > 0).then(|| now_ns + model.debt_ns as u64);
+        prop_assert_eq!(outcome.new_tat, written);
+        prop_assert_eq!(gcra::is_full(tat, now_ns), debt_ns == 0);
+
+        let (new_tat, decision) = gcra::adjust(tat, now_ns, &quota, delta).unwrap();
+        let mut model = Model { debt_ns, at_ns: now_ns };
+        model.adjust(&quota, delta);
+        prop_assert_eq!(new_tat, now_ns + model.debt_ns as u64);
+        prop_assert_eq!(decision, gcra::decision(&quota, true, model.debt_ns as u64, None));
+        prop_assert!(decision.allowed && decision.retry_after_ns.is_none());
+    }
+}
