@@ -8,22 +8,14 @@ use paygo_ratelimit::{
     QuotaOptions, RateLimiter, Store, Unit,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 #[path = "support/model.rs"]
 mod model;
 use model::{Model, Timelines};
 
 /// Failures are recorded next to this file (committed), and replayed first on every run.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 /// Quotas that keep the rolling-window promise: small limits and periods so that a few
 /// hundred arrivals span several periods.
@@ -113,7 +105,7 @@ fn max_in_window(admitted: &[(u64, u64)], window_ns: u64) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// The rolling-window promise: over any window of the period, never more than the
     /// limit, a fresh key's first period included; and any quota stays within its stated
@@ -314,7 +306,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// Dropping full keys changes no answer: a store that sweeps on every insertion and
     /// is evicted at random times answers like a model that remembers every key.
@@ -356,7 +348,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(paygo_testkit::proptest_config(512, REGRESSIONS))]
 
     /// The store's hasher tells distinct byte strings apart (every length, every tail
     /// byte), and is a function of its input.
@@ -378,7 +370,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// The public step functions (`paygo_ratelimit::gcra`, what a Redis script is
     /// golden-tested against) are the reference model: a check from any state at any

@@ -12,6 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+// `SplitMix64`: the same seed gives the same day on every machine.
+use paygo_testkit::rng::Rng;
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use paygo_billing::{
     AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, CustomerId, FUNDING, HoldId, PaymentMethod,
@@ -215,25 +218,6 @@ pub enum SimulationError {
 
 fn setup<E: std::fmt::Display>(e: E) -> SimulationError {
     SimulationError::Setup(e.to_string())
-}
-
-/// `SplitMix64`: the same seed gives the same day on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// A customer of the day.
