@@ -600,6 +600,10 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
                 window_ms: 3_600_000,
                 backoff_ms: 60_000,
                 backoff_max_ms: 900_000,
+                monthly_cap: None,
+                disable_after_declines: None,
+                buyer_tax_id: None,
+                purchase_order: None,
             };
             gateway
                 .set_auto_top_up(CustomerId(account), Some(rule))

@@ -281,6 +281,10 @@ pub fn billing_commands() -> Vec<Command> {
                 window_ms: 3_600_000,
                 backoff_ms: 1_000,
                 backoff_max_ms: 60_000,
+                monthly_cap: None,
+                disable_after_declines: None,
+                buyer_tax_id: None,
+                purchase_order: None,
             }),
         },
         Command::Hold {

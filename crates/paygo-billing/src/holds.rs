@@ -18,6 +18,9 @@ impl Billing {
         timeout_ms: u64,
     ) -> Reply {
         let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
+        if state.arrears > Credits::ZERO {
+            return Err(Refusal::AccountInArrears { arrears: state.arrears });
+        }
         if amount <= Credits::ZERO {
             return Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive));
         }

@@ -51,6 +51,7 @@
 //! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule and its decisions.
 
 mod auto;
+mod calendar;
 mod chart;
 mod codec;
 mod command;
@@ -61,13 +62,16 @@ mod ids;
 mod lots;
 mod machine;
 mod payment;
+mod reference;
+mod reversal;
 mod window;
 
-pub use auto::{AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
-pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
+pub use auto::{AutoTopUp, AutoTopUpRule, AutoTopUpStatus, SwitchedOff, TopUpAmount, TopUpRequest};
+pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, RECEIVABLES, REVENUE, codes};
 pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
 pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
-pub use payment::{CardKind, PaymentMethod, PaymentOutcome};
+pub use payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
+pub use reference::{Reference, ReferenceError};

@@ -247,6 +247,10 @@ fn rule(threshold: i64, amount: TopUpAmount) -> AutoTopUpRule {
         window_ms: 1_000,
         backoff_ms: 100,
         backoff_max_ms: 250,
+        monthly_cap: None,
+        disable_after_declines: None,
+        buyer_tax_id: None,
+        purchase_order: None,
     }
 }
 
@@ -291,7 +295,8 @@ fn auto_top_up_is_asked_once_while_outstanding_and_compared_in_credits() {
         recorded,
         Receipt::PaymentRecorded {
             credits: c(10_000_000),
-            retry_after_ns: None
+            retry_after_ns: None,
+            rule_switched_off: false,
         }
     );
     assert_eq!(b.execute(T0, &report), Ok(recorded));
@@ -323,7 +328,8 @@ fn declines_back_off_and_the_window_limit_is_reported_not_silent() {
         b.execute(T0, &declined),
         Ok(Receipt::PaymentRecorded {
             credits: c(0),
-            retry_after_ns: Some(T0 + 100 * MS)
+            retry_after_ns: Some(T0 + 100 * MS),
+            rule_switched_off: false,
         })
     );
     assert_eq!(
@@ -344,7 +350,8 @@ fn declines_back_off_and_the_window_limit_is_reported_not_silent() {
         b.execute(T0 + 100 * MS, &declined),
         Ok(Receipt::PaymentRecorded {
             credits: c(0),
-            retry_after_ns: Some(T0 + 300 * MS)
+            retry_after_ns: Some(T0 + 300 * MS),
+            rule_switched_off: false,
         })
     );
     // Two requests in the 1 s window: the limit is reached and said so.
