@@ -1,6 +1,7 @@
 //! The billing operations of a pay-as-you-go AI model API, on paygo's double-entry ledger:
 //! customer accounts, top-ups (non-refundable, payment method checked), holds before a call
-//! and captures after it, bonus lots with expiry and a spend order, and auto top-up.
+//! and captures after it, bonus lots with expiry and a spend order, auto top-up with its
+//! guardrails, and payment reversals (chargebacks) with the arrears they leave.
 //!
 //! ```
 //! use paygo_credits::{Credits, Money};
@@ -38,17 +39,24 @@
 //! | usage revenue | [`REVENUE`] | none | credits earned by calls |
 //! | breakage | [`BREAKAGE`] | none | bonus credits that expired unspent |
 //! | promotions | [`PROMOTIONS`] | none | minus the bonus credits ever granted |
+//! | receivables | [`RECEIVABLES`] | none | minus the customers' arrears (reversals not covered) |
 //!
 //! Credits enter a customer's balance only from funding (a paid top-up) or, as a lot, from
-//! promotions; they leave it only to revenue (a captured hold) or, for a lot, to breakage
-//! (expiry). No operation moves credits back to funding: top-ups are non-refundable.
+//! promotions; they leave it only to revenue (a captured hold), to funding (a payment
+//! reversal the provider imposed: [`Command::ReversePayment`]), to receivables (arrears
+//! settled) or, for a lot, to breakage (expiry). Top-ups are non-refundable: no API
+//! refunds them. A reversal the balance does not cover is owed from receivables to
+//! funding, so that `Σ arrears = −balance(RECEIVABLES)`.
 //!
 //! # The parts
 //!
 //! - [`Billing`]: the deterministic state machine; [`Command`], [`Receipt`], [`Refusal`].
 //! - [`open_billing`]: a durable, shared handle in a directory (the ledger's journal,
 //!   snapshots and recovery, `paygo_ledger::durable`).
-//! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule and its decisions.
+//! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule, its guardrails (a monthly
+//!   cap, a switch-off after declines in a row, the buyer's [`Reference`]s carried on each
+//!   request) and its decisions; [`Billing::auto_top_up`] shows its state.
+//! - [`Command::ReversePayment`], [`Billing::arrears`]: payment reversals and arrears.
 
 mod auto;
 mod calendar;

@@ -132,6 +132,30 @@ impl Billing {
 
     /// Reverses a payment (see [`Command::ReversePayment`](crate::Command::ReversePayment)).
     ///
+    /// ```
+    /// use paygo_billing::{Billing, BillingConfig, CardKind, CustomerId, HoldId, PaymentMethod};
+    /// use paygo_billing::{PaymentRef, Receipt, Refusal, ReversalId, TopUpId};
+    /// use paygo_credits::{Credits, Money};
+    ///
+    /// let (mut billing, customer, t) = (Billing::new(BillingConfig::default()), CustomerId(1), 1_000);
+    /// billing.open_account(t, customer)?;
+    /// let card = PaymentMethod::Card(CardKind::Credit);
+    /// billing.top_up(t, TopUpId(7), customer, Money::usd("10.00".parse()?), card)?;
+    /// billing.hold(t, HoldId(1), customer, Credits::new(15_000_000), 60_000)?;
+    /// billing.capture(t, HoldId(1), Credits::new(15_000_000))?;
+    /// // The $10 payment is charged back: 5,000,000 credits are left to claw back.
+    /// let reversed = billing.reverse_payment(t, ReversalId(9), customer, Money::usd("10.00".parse()?), PaymentRef::TopUp(TopUpId(7)))?;
+    /// let arrears = Credits::new(15_000_000);
+    /// assert_eq!(reversed, Receipt::Reversed { credits: Credits::new(20_000_000), recovered: Credits::new(5_000_000), arrears });
+    /// assert_eq!(billing.balance(customer)?, Credits::new(-15_000_000));
+    /// // No service until a top-up settles the arrears (the API answers 402).
+    /// let refused = billing.hold(t, HoldId(2), customer, Credits::new(1), 60_000);
+    /// assert_eq!(refused, Err(Refusal::AccountInArrears { arrears }));
+    /// billing.top_up(t, TopUpId(8), customer, Money::usd("10.00".parse()?), card)?;
+    /// assert_eq!((billing.arrears(customer)?, billing.balance(customer)?), (Credits::ZERO, Credits::new(5_000_000)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The [`Refusal`] of the command.
