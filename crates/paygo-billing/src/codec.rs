@@ -734,7 +734,11 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
             2 => HoldStatus::Released,
             other => return Err(bad(format!("hold status {other} is unknown"))),
         };
-        let reply = if r.bool()? { Some(command_reply(r)?) } else { None };
+        let reply = if r.bool()? {
+            Some(Box::new(command_reply(r)?))
+        } else {
+            None
+        };
         holds.insert(
             id,
             Hold {
@@ -751,7 +755,7 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         let code = r.u8()?;
         let kind = IdKind::from_code(code).ok_or_else(|| bad(format!("id kind {code} is unknown")))?;
         let id = r.u128()?;
-        replies.insert((kind, id), command_reply(r)?);
+        replies.insert((kind, id), Box::new(command_reply(r)?));
     }
     let mut requests = HashMap::new();
     for _ in 0..r.len()? {

@@ -79,7 +79,9 @@ pub(crate) struct Hold {
     /// Pending transfer, source account, amount held from it: in spend order.
     pub(crate) parts: Vec<(TransferId, AccountId, Credits)>,
     pub(crate) status: HoldStatus,
-    pub(crate) reply: Option<(Command, Reply)>,
+    /// The command that closed the hold and its reply (boxed: most holds are small, and
+    /// a reply can carry a whole auto top-up request).
+    pub(crate) reply: Option<Box<(Command, Reply)>>,
 }
 
 /// The billing layer: a [`Ledger`] and the state that the operations need (lots, holds,
@@ -91,7 +93,9 @@ pub struct Billing {
     pub(crate) config: BillingConfig,
     pub(crate) customers: HashMap<u128, CustomerState>,
     pub(crate) holds: HashMap<u128, Hold>,
-    pub(crate) replies: HashMap<(IdKind, u128), (Command, Reply)>,
+    /// First replies by id, boxed: a `Command` and a `Reply` are sized for their largest
+    /// variants (a rule, a request with references), far above a typical entry.
+    pub(crate) replies: HashMap<(IdKind, u128), Box<(Command, Reply)>>,
     pub(crate) requests: HashMap<u128, TopUpRequest>,
     pub(crate) lot_expiries: BTreeSet<(u64, u128)>,
     pub(crate) expired_lots: BTreeSet<u128>,
@@ -179,9 +183,9 @@ impl Billing {
         })))
     }
 
-    /// The paid part of a customer's balance (without bonus lots), less what is held (not
-    /// less the arrears: a customer in arrears has no paid credits available, except
-    /// for credits held).
+    /// The paid part of a customer's balance (without bonus lots), less what is held. Not
+    /// less the arrears ([`Billing::arrears`]): for a customer in arrears it is 0, since
+    /// paid credits that become available settle the arrears at once.
     ///
     /// # Errors
     ///
@@ -335,7 +339,8 @@ impl Billing {
         command: &Command,
         run: impl FnOnce(&mut Billing) -> Reply,
     ) -> Reply {
-        if let Some((first, reply)) = self.replies.get(&(kind, id)) {
+        if let Some(stored) = self.replies.get(&(kind, id)) {
+            let (first, reply) = &**stored;
             return if first == command {
                 *reply
             } else {
@@ -343,7 +348,7 @@ impl Billing {
             };
         }
         let reply = run(self);
-        self.replies.insert((kind, id), (*command, reply));
+        self.replies.insert((kind, id), Box::new((*command, reply)));
         reply
     }
 
