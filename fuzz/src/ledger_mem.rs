@@ -281,6 +281,10 @@ pub fn billing_commands() -> Vec<Command> {
                 window_ms: 3_600_000,
                 backoff_ms: 1_000,
                 backoff_max_ms: 60_000,
+                monthly_cap: Some(usd("12.00")),
+                disable_after_declines: Some(3),
+                buyer_tax_id: Some(paygo_billing::Reference::new("DE123456789").unwrap()),
+                purchase_order: Some(paygo_billing::Reference::new("PO-2026-0042").unwrap()),
             }),
         },
         Command::Hold {
@@ -298,6 +302,32 @@ pub fn billing_commands() -> Vec<Command> {
             customer: CustomerId(2),
             amount: paygo_credits::Credits::new(777),
             expires_at_ns: 5_000_000_000,
+        },
+        // A chargeback of more than is left: arrears, a refused hold, a top-up that
+        // settles part of them.
+        Command::ReversePayment {
+            id: paygo_billing::ReversalId(400),
+            customer: CustomerId(1),
+            amount: usd("10.00"),
+            payment: paygo_billing::PaymentRef::TopUp(TopUpId(100)),
+        },
+        Command::Hold {
+            id: HoldId(204),
+            customer: CustomerId(1),
+            amount: paygo_credits::Credits::new(1),
+            timeout_ms: 60_000,
+        },
+        Command::TopUp {
+            id: TopUpId(102),
+            customer: CustomerId(1),
+            amount: usd("0.01"),
+            method: PaymentMethod::PayPal,
+        },
+        Command::ReversePayment {
+            id: paygo_billing::ReversalId(401),
+            customer: CustomerId(2),
+            amount: usd("0.25"),
+            payment: paygo_billing::PaymentRef::AutoTopUp(paygo_billing::RequestId(9)),
         },
     ]
 }
@@ -391,25 +421,45 @@ pub fn gen_command(b: &mut crate::Bytes<'_>) -> Command {
             amount,
             expires_at_ns: u64::from(b.u16()) * 1_000_000,
         },
-        8 => Command::SetAutoTopUp {
-            customer: CustomerId(customer),
-            rule: (b.u8() & 1 == 1).then(|| AutoTopUpRule {
-                enabled: true,
-                threshold: amount,
-                amount: TopUpAmount::Fixed(paygo_credits::Money::usd(rust_decimal::Decimal::new(500, 2))),
-                method,
-                requests_per_window_max: 2,
-                window_ms: 60_000,
-                backoff_ms: 1_000,
-                backoff_max_ms: 8_000,
-            }),
-        },
-        _ => Command::ReportPayment {
+        8 => {
+            let flags = b.u8();
+            let cap_cents = 500 + i64::from(b.u16());
+            let declines = u32::from(b.u8() % 4); // 0 is refused
+            Command::SetAutoTopUp {
+                customer: CustomerId(customer),
+                rule: (flags & 1 == 1).then(|| AutoTopUpRule {
+                    enabled: true,
+                    threshold: amount,
+                    amount: TopUpAmount::Fixed(paygo_credits::Money::usd(rust_decimal::Decimal::new(500, 2))),
+                    method,
+                    requests_per_window_max: 2,
+                    window_ms: 60_000,
+                    backoff_ms: 1_000,
+                    backoff_max_ms: 8_000,
+                    monthly_cap: (flags & 2 != 0)
+                        .then(|| paygo_credits::Money::usd(rust_decimal::Decimal::new(cap_cents, 2))),
+                    disable_after_declines: (flags & 4 != 0).then_some(declines),
+                    buyer_tax_id: (flags & 8 != 0).then(|| paygo_billing::Reference::new("DE123456789").unwrap()),
+                    purchase_order: (flags & 16 != 0).then(|| paygo_billing::Reference::new("PO 42").unwrap()),
+                }),
+            }
+        }
+        9 => Command::ReportPayment {
             request: RequestId(u128::from(b.u8() % 8)),
             outcome: if b.u8() & 1 == 0 {
                 PaymentOutcome::Succeeded
             } else {
                 PaymentOutcome::Declined
+            },
+        },
+        _ => Command::ReversePayment {
+            id: paygo_billing::ReversalId(id),
+            customer: CustomerId(customer),
+            amount: paygo_credits::Money::usd(rust_decimal::Decimal::new(i64::from(b.u16()), 2)),
+            payment: if b.u8() & 1 == 0 {
+                paygo_billing::PaymentRef::TopUp(TopUpId(id))
+            } else {
+                paygo_billing::PaymentRef::AutoTopUp(RequestId(id))
             },
         },
     }

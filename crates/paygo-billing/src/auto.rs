@@ -1,5 +1,6 @@
-//! Auto top-up: the rule (the "Addon"), the requests it emits, and the decision after
-//! each charge.
+//! Auto top-up: the rule (the "Addon") and its guardrails (a window of requests, a
+//! back-off after declines, a monthly cap, a switch-off after declines in a row), the
+//! requests it emits, and the decision after each charge.
 
 use std::collections::VecDeque;
 
@@ -7,10 +8,12 @@ use paygo_credits::{Credits, Currency, Money, Rounding};
 use paygo_ledger::TransferId;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::month_bounds_ns;
 use crate::command::{AmountRule, Receipt, Refusal, Reply};
 use crate::ids::{CustomerId, RequestId};
 use crate::machine::Billing;
 use crate::payment::{PaymentMethod, PaymentOutcome};
+use crate::reference::Reference;
 
 /// How much an auto top-up buys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +47,20 @@ pub struct AutoTopUpRule {
     pub backoff_ms: u64,
     /// The longest wait after declines, in milliseconds.
     pub backoff_max_ms: u64,
+    /// The most the rule may request in one UTC calendar month, in USD (whole cents): a
+    /// request that would take the month's requested amounts above it is not made
+    /// ([`AutoTopUp::MonthlyCapReached`]); a declined payment gives its amount back to its
+    /// month. None: no cap.
+    pub monthly_cap: Option<Money>,
+    /// After this many declined payments in a row, the rule switches itself off
+    /// (`enabled` becomes false), says so in the decline's
+    /// [`Receipt::PaymentRecorded`](crate::Receipt::PaymentRecorded), and shows why in
+    /// [`Billing::auto_top_up`]. Setting the rule again switches it on. None: never.
+    pub disable_after_declines: Option<u32>,
+    /// The buyer's tax ID, copied into each request so that the invoice can show it.
+    pub buyer_tax_id: Option<Reference>,
+    /// The buyer's purchase-order reference, copied into each request likewise.
+    pub purchase_order: Option<Reference>,
 }
 
 /// A request for an auto top-up payment, emitted once while it is outstanding. The payment
@@ -60,12 +77,17 @@ pub struct TopUpRequest {
     pub method: PaymentMethod,
     /// When it was emitted.
     pub at_ns: u64,
+    /// The buyer's tax ID, from the rule, for the invoice.
+    pub buyer_tax_id: Option<Reference>,
+    /// The buyer's purchase-order reference, from the rule, for the invoice.
+    pub purchase_order: Option<Reference>,
 }
 
 /// What the auto top-up rule decided after a charge. Every case is reported, so that a
 /// rule never stops silently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AutoTopUp {
     /// The customer has no rule.
     NoRule,
@@ -90,6 +112,47 @@ pub enum AutoTopUp {
         /// When the oldest request leaves the window.
         until_ns: u64,
     },
+    /// The request would take this month's requested amounts above the rule's
+    /// `monthly_cap`: not made.
+    MonthlyCapReached {
+        /// The start of the next UTC calendar month, when the cap starts again from zero.
+        until_ns: u64,
+    },
+}
+
+/// Why an auto top-up rule switched itself off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SwitchedOff {
+    /// `disable_after_declines` payments were declined in a row.
+    Declines {
+        /// The declines in a row.
+        declines: u32,
+        /// When the last of them was reported.
+        at_ns: u64,
+    },
+}
+
+/// A customer's auto top-up, as a portal shows it ([`Billing::auto_top_up`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AutoTopUpStatus {
+    /// The rule (switched off: `enabled` is false).
+    pub rule: Option<AutoTopUpRule>,
+    /// Whether the rule switched itself off, and why; cleared when the rule is set again.
+    pub switched_off: Option<SwitchedOff>,
+    /// Payments declined in a row (since the last success, or the rule was set).
+    pub declines_in_a_row: u32,
+    /// The request waiting for its payment's outcome.
+    pub outstanding: Option<RequestId>,
+    /// After declines: no request before this time.
+    pub backing_off_until_ns: Option<u64>,
+    /// The start of the UTC calendar month that `month_requested` counts (the month of
+    /// the latest request).
+    pub month_start_ns: u64,
+    /// What the rule requested in that month (less declined payments): what its
+    /// `monthly_cap` is compared with.
+    pub month_requested: Money,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +162,16 @@ pub(crate) struct AutoState {
     pub(crate) recent_ns: VecDeque<u64>,
     pub(crate) declines: u32,
     pub(crate) blocked_until_ns: u64,
+    pub(crate) switched_off: Option<SwitchedOff>,
+    /// The month that `month_cents` counts: its first nanosecond.
+    pub(crate) month_start_ns: u64,
+    /// Cents requested in that month, less declined payments.
+    pub(crate) month_cents: i128,
+}
+
+/// Cents of a whole-cent USD amount.
+fn cents(money: &Money) -> Option<i128> {
+    money.to_minor().ok()
 }
 
 impl Billing {
@@ -130,9 +203,30 @@ impl Billing {
             if r.requests_per_window_max == 0 || r.window_ms == 0 {
                 return Err(Refusal::InvalidAmount(AmountRule::RequestWindowEmpty));
             }
+            if let Some(cap) = r.monthly_cap {
+                if cap.currency() != Currency::USD
+                    || cap.is_negative()
+                    || cap.is_zero()
+                    || !cap.is_rounded().unwrap_or(false)
+                {
+                    return Err(Refusal::InvalidAmount(AmountRule::MonthlyCapNotPositiveUsd));
+                }
+                if let TopUpAmount::Fixed(m) = r.amount
+                    && m.amount() > cap.amount()
+                {
+                    return Err(Refusal::InvalidAmount(AmountRule::AutoTopUpAboveMonthlyCap));
+                }
+            }
+            if r.disable_after_declines == Some(0) {
+                return Err(Refusal::InvalidAmount(AmountRule::DeclineLimitZero));
+            }
         }
         if let Some(state) = self.customers.get_mut(&customer) {
+            // Setting the rule (again) switches it on: declines in a row start from zero.
+            // The month's requested amount stays: it is money asked for this month.
             state.auto.rule = rule;
+            state.auto.switched_off = None;
+            state.auto.declines = 0;
         }
         Ok(Receipt::RuleSet)
     }
@@ -187,6 +281,24 @@ impl Billing {
                 }
             }
         };
+        // The monthly cap: what was requested this UTC month, this request included.
+        let Some(amount_cents) = cents(&amount) else {
+            return AutoTopUp::Disabled;
+        };
+        let (month_start_ns, next_month_ns) = month_bounds_ns(now_ns);
+        if auto.month_start_ns != month_start_ns {
+            auto.month_start_ns = month_start_ns;
+            auto.month_cents = 0;
+        }
+        let month_cents = auto.month_cents.saturating_add(amount_cents);
+        if let Some(cap) = rule.monthly_cap
+            && cents(&cap).is_none_or(|cap| month_cents > cap)
+        {
+            return AutoTopUp::MonthlyCapReached {
+                until_ns: next_month_ns,
+            };
+        }
+        auto.month_cents = month_cents;
         let request = TopUpRequest {
             id: match self.config.id_window {
                 None => RequestId(self.next_request),
@@ -197,6 +309,8 @@ impl Billing {
             amount,
             method: rule.method,
             at_ns: now_ns,
+            buyer_tax_id: rule.buyer_tax_id,
+            purchase_order: rule.purchase_order,
         };
         self.next_request += 1;
         auto.outstanding = Some(request.id.0);
@@ -220,6 +334,7 @@ impl Billing {
         };
         self.requests.remove(&request);
         let mut retry_after_ns = None;
+        let mut rule_switched_off = false;
         if let Some(state) = self.customers.get_mut(&req.customer.0) {
             let auto = &mut state.auto;
             auto.outstanding = None;
@@ -232,12 +347,50 @@ impl Billing {
                     let wait_ms = base.saturating_mul(factor).min(max);
                     auto.blocked_until_ns = now_ns.saturating_add(wait_ms.saturating_mul(1_000_000));
                     retry_after_ns = Some(auto.blocked_until_ns);
+                    // A declined payment gives its amount back to its month.
+                    if month_bounds_ns(req.at_ns).0 == auto.month_start_ns {
+                        let back = cents(&req.amount).unwrap_or(0);
+                        auto.month_cents = auto.month_cents.saturating_sub(back).max(0);
+                    }
+                    if let Some(rule) = &mut auto.rule
+                        && rule.enabled
+                        && rule.disable_after_declines.is_some_and(|n| auto.declines >= n)
+                    {
+                        rule.enabled = false;
+                        auto.switched_off = Some(SwitchedOff::Declines {
+                            declines: auto.declines,
+                            at_ns: now_ns,
+                        });
+                        rule_switched_off = true;
+                    }
                 }
             }
         }
         Ok(Receipt::PaymentRecorded {
             credits,
             retry_after_ns,
+            rule_switched_off,
+        })
+    }
+
+    /// A customer's auto top-up: the rule, whether it switched itself off and why, the
+    /// declines in a row, the outstanding request, the back-off, and what was requested
+    /// this month (what a billing portal shows).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownAccount`].
+    pub fn auto_top_up(&self, customer: CustomerId) -> Result<AutoTopUpStatus, Refusal> {
+        let auto = &self.customers.get(&customer.0).ok_or(Refusal::UnknownAccount)?.auto;
+        Ok(AutoTopUpStatus {
+            rule: auto.rule,
+            switched_off: auto.switched_off,
+            declines_in_a_row: auto.declines,
+            outstanding: auto.outstanding.map(RequestId),
+            backing_off_until_ns: (auto.blocked_until_ns > 0).then_some(auto.blocked_until_ns),
+            month_start_ns: auto.month_start_ns,
+            month_requested: Money::from_minor(auto.month_cents, Currency::USD)
+                .unwrap_or_else(|_| Money::zero(Currency::USD)),
         })
     }
 

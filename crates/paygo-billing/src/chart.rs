@@ -11,6 +11,10 @@ pub const REVENUE: AccountId = AccountId(u128::MAX - 2);
 pub const BREAKAGE: AccountId = AccountId(u128::MAX - 3);
 /// The promotions account: bonus credits come from here.
 pub const PROMOTIONS: AccountId = AccountId(u128::MAX - 4);
+/// The receivables account: credits clawed back by a payment reversal that the customer's
+/// balance did not cover (arrears) are owed to funding from here, and settled into it.
+/// Its balance is minus the arrears of all customers.
+pub const RECEIVABLES: AccountId = AccountId(u128::MAX - 5);
 /// Bonus lot accounts are numbered from here; customer ids must be below it.
 pub const LOT_BASE: u128 = 1 << 127;
 
@@ -28,6 +32,8 @@ pub mod codes {
     pub const BREAKAGE: u16 = 12;
     /// Promotions.
     pub const PROMOTIONS: u16 = 13;
+    /// Receivables.
+    pub const RECEIVABLES: u16 = 14;
     /// Transfer code of a top-up.
     pub const TOP_UP: u16 = 1;
     /// Transfer code of usage (holds, posts and voids).
@@ -36,4 +42,14 @@ pub mod codes {
     pub const BONUS_GRANT: u16 = 3;
     /// Transfer code of a bonus expiry.
     pub const BONUS_EXPIRY: u16 = 4;
+    /// Transfer code of a reversal of a top-up (its `user_data` is the top-up's id): the
+    /// credits clawed back to funding, and the arrears owed to funding from receivables.
+    pub const REVERSAL_OF_TOP_UP: u16 = 5;
+    /// Transfer code of a reversal of an auto top-up (its `user_data` is the payment
+    /// request's id), as [`REVERSAL_OF_TOP_UP`].
+    pub const REVERSAL_OF_AUTO_TOP_UP: u16 = 6;
+    /// Transfer code of arrears settled, from a customer's balance to receivables (its
+    /// `user_data` is the top-up or request id that paid it, or 0 for credits that came
+    /// back to the balance from a hold).
+    pub const ARREARS_SETTLED: u16 = 7;
 }

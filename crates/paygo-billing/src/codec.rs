@@ -9,11 +9,29 @@ use paygo_ledger::durable::codec::{Put, Reader, bad, put_money, put_result};
 use paygo_ledger::{AccountId, Ledger, LedgerError, TransferId};
 
 use crate::Command;
-use crate::auto::{AutoState, AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
+use crate::auto::{AutoState, AutoTopUp, AutoTopUpRule, SwitchedOff, TopUpAmount, TopUpRequest};
 use crate::command::{AmountRule, MethodRefusal, Receipt, Refusal, Reply};
 use crate::config::BillingConfig;
 use crate::machine::{Billing, COMPACT_MIN, CustomerState, Hold, HoldStatus, IdKind, Lot};
-use crate::payment::{CardKind, PaymentMethod, PaymentOutcome};
+use crate::payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
+use crate::reference::Reference;
+
+fn put_opt_reference(out: &mut Vec<u8>, reference: Option<Reference>) {
+    out.put_bool(reference.is_some());
+    if let Some(reference) = reference {
+        out.put_text(reference.as_str());
+    }
+}
+
+fn opt_reference(r: &mut Reader<'_>) -> Result<Option<Reference>, LedgerError> {
+    if !r.bool()? {
+        return Ok(None);
+    }
+    let text = r.text()?;
+    Reference::new(text)
+        .map(Some)
+        .map_err(|e| bad(format!("reference {text:?}: {e}")))
+}
 
 fn put_method(out: &mut Vec<u8>, m: PaymentMethod) {
     out.put_u8(match m {
@@ -56,6 +74,16 @@ fn put_rule(out: &mut Vec<u8>, rule: &AutoTopUpRule) {
     out.put_u64(rule.window_ms);
     out.put_u64(rule.backoff_ms);
     out.put_u64(rule.backoff_max_ms);
+    out.put_bool(rule.monthly_cap.is_some());
+    if let Some(cap) = &rule.monthly_cap {
+        put_money(out, cap);
+    }
+    out.put_bool(rule.disable_after_declines.is_some());
+    if let Some(n) = rule.disable_after_declines {
+        out.put_u32(n);
+    }
+    put_opt_reference(out, rule.buyer_tax_id);
+    put_opt_reference(out, rule.purchase_order);
 }
 
 fn rule(r: &mut Reader<'_>) -> Result<AutoTopUpRule, LedgerError> {
@@ -72,6 +100,10 @@ fn rule(r: &mut Reader<'_>) -> Result<AutoTopUpRule, LedgerError> {
         window_ms: r.u64()?,
         backoff_ms: r.u64()?,
         backoff_max_ms: r.u64()?,
+        monthly_cap: if r.bool()? { Some(r.money()?) } else { None },
+        disable_after_declines: if r.bool()? { Some(r.u32()?) } else { None },
+        buyer_tax_id: opt_reference(r)?,
+        purchase_order: opt_reference(r)?,
     })
 }
 
@@ -145,6 +177,32 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
             out.put_u128(request.0);
             out.put_bool(*outcome == PaymentOutcome::Succeeded);
         }
+        Command::ExtendHold { hold, timeout_ms } => {
+            out.put_u8(11);
+            out.put_u128(hold.0);
+            out.put_u64(*timeout_ms);
+        }
+        Command::ReversePayment {
+            id,
+            customer,
+            amount,
+            payment,
+        } => {
+            out.put_u8(10);
+            out.put_u128(id.0);
+            out.put_u128(customer.0);
+            put_money(out, amount);
+            match payment {
+                PaymentRef::TopUp(id) => {
+                    out.put_u8(0);
+                    out.put_u128(id.0);
+                }
+                PaymentRef::AutoTopUp(id) => {
+                    out.put_u8(1);
+                    out.put_u128(id.0);
+                }
+            }
+        }
     }
 }
 
@@ -193,6 +251,20 @@ pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
             hold: r.u128()?.into(),
             cost: r.text()?.parse().map_err(|e| bad(format!("a cost: {e}")))?,
         },
+        10 => Command::ReversePayment {
+            id: r.u128()?.into(),
+            customer: r.u128()?.into(),
+            amount: r.money()?,
+            payment: match r.u8()? {
+                0 => PaymentRef::TopUp(r.u128()?.into()),
+                1 => PaymentRef::AutoTopUp(r.u128()?.into()),
+                other => return Err(bad(format!("payment reference kind {other} is unknown"))),
+            },
+        },
+        11 => Command::ExtendHold {
+            hold: r.u128()?.into(),
+            timeout_ms: r.u64()?,
+        },
         other => return Err(bad(format!("command tag {other} is unknown"))),
     })
 }
@@ -203,6 +275,8 @@ fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
     put_money(out, &q.amount);
     put_method(out, q.method);
     out.put_u64(q.at_ns);
+    put_opt_reference(out, q.buyer_tax_id);
+    put_opt_reference(out, q.purchase_order);
 }
 
 fn request(r: &mut Reader<'_>) -> Result<TopUpRequest, LedgerError> {
@@ -212,11 +286,14 @@ fn request(r: &mut Reader<'_>) -> Result<TopUpRequest, LedgerError> {
         amount: r.money()?,
         method: method(r)?,
         at_ns: r.u64()?,
+        buyer_tax_id: opt_reference(r)?,
+        purchase_order: opt_reference(r)?,
     })
 }
 
 /// A reason's byte: [`MethodRefusal`]s and [`AmountRule`]s share one numbering (the
-/// positions of the reason texts stored before they were enums: format 4 is unchanged).
+/// positions of the reason texts stored before they were enums; rules added since are
+/// appended).
 fn put_method_refusal(out: &mut Vec<u8>, reason: MethodRefusal) {
     out.put_u8(reason.code());
 }
@@ -233,6 +310,34 @@ fn put_amount_rule(out: &mut Vec<u8>, rule: AmountRule) {
 fn amount_rule(r: &mut Reader<'_>) -> Result<AmountRule, LedgerError> {
     let i = r.u8()?;
     AmountRule::from_code(i).ok_or_else(|| bad(format!("amount rule {i} is unknown")))
+}
+
+fn put_decision(out: &mut Vec<u8>, decision: &AutoTopUp) {
+    match decision {
+        AutoTopUp::NoRule => out.put_u8(1),
+        AutoTopUp::Disabled => out.put_u8(2),
+        AutoTopUp::NotNeeded => out.put_u8(3),
+        AutoTopUp::Requested(q) => {
+            out.put_u8(4);
+            put_request(out, q);
+        }
+        AutoTopUp::Outstanding { request } => {
+            out.put_u8(5);
+            out.put_u128(request.0);
+        }
+        AutoTopUp::BackingOff { until_ns } => {
+            out.put_u8(6);
+            out.put_u64(*until_ns);
+        }
+        AutoTopUp::WindowLimitReached { until_ns } => {
+            out.put_u8(7);
+            out.put_u64(*until_ns);
+        }
+        AutoTopUp::MonthlyCapReached { until_ns } => {
+            out.put_u8(8);
+            out.put_u64(*until_ns);
+        }
+    }
 }
 
 fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
@@ -259,27 +364,7 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                     out.put_i64(charged.get());
                     out.put_i64(released.get());
                     out.put_i64(shortfall.get());
-                    match auto_top_up {
-                        AutoTopUp::NoRule => out.put_u8(1),
-                        AutoTopUp::Disabled => out.put_u8(2),
-                        AutoTopUp::NotNeeded => out.put_u8(3),
-                        AutoTopUp::Requested(q) => {
-                            out.put_u8(4);
-                            put_request(out, q);
-                        }
-                        AutoTopUp::Outstanding { request } => {
-                            out.put_u8(5);
-                            out.put_u128(request.0);
-                        }
-                        AutoTopUp::BackingOff { until_ns } => {
-                            out.put_u8(6);
-                            out.put_u64(*until_ns);
-                        }
-                        AutoTopUp::WindowLimitReached { until_ns } => {
-                            out.put_u8(7);
-                            out.put_u64(*until_ns);
-                        }
-                    }
+                    put_decision(out, auto_top_up);
                 }
                 Receipt::Released => out.put_u8(5),
                 Receipt::BonusGranted { lot } => {
@@ -290,10 +375,26 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 Receipt::PaymentRecorded {
                     credits,
                     retry_after_ns,
+                    rule_switched_off,
                 } => {
                     out.put_u8(8);
                     out.put_i64(credits.get());
                     out.put_opt_u64(*retry_after_ns);
+                    out.put_bool(*rule_switched_off);
+                }
+                Receipt::HoldExtended { until_ns } => {
+                    out.put_u8(10);
+                    out.put_u64(*until_ns);
+                }
+                Receipt::Reversed {
+                    credits,
+                    recovered,
+                    arrears,
+                } => {
+                    out.put_u8(9);
+                    out.put_i64(credits.get());
+                    out.put_i64(recovered.get());
+                    out.put_i64(arrears.get());
                 }
             }
         }
@@ -327,6 +428,10 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 Refusal::UnknownRequest => out.put_u8(15),
                 Refusal::IdOlderThanWindow => out.put_u8(17),
                 Refusal::IdAheadOfWindow => out.put_u8(18),
+                Refusal::AccountInArrears { arrears } => {
+                    out.put_u8(19);
+                    out.put_i64(arrears.get());
+                }
                 Refusal::Ledger(result) => {
                     out.put_u8(16);
                     put_result(out, *result);
@@ -362,6 +467,7 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
                     },
                     6 => AutoTopUp::BackingOff { until_ns: r.u64()? },
                     7 => AutoTopUp::WindowLimitReached { until_ns: r.u64()? },
+                    8 => AutoTopUp::MonthlyCapReached { until_ns: r.u64()? },
                     other => return Err(bad(format!("auto top-up decision {other} is unknown"))),
                 },
             },
@@ -373,7 +479,14 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
             8 => Receipt::PaymentRecorded {
                 credits: r.credits()?,
                 retry_after_ns: r.opt_u64()?,
+                rule_switched_off: r.bool()?,
             },
+            9 => Receipt::Reversed {
+                credits: r.credits()?,
+                recovered: r.credits()?,
+                arrears: r.credits()?,
+            },
+            10 => Receipt::HoldExtended { until_ns: r.u64()? },
             other => return Err(bad(format!("receipt {other} is unknown"))),
         }))
     } else {
@@ -399,6 +512,7 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
             16 => Refusal::Ledger(r.result()?),
             17 => Refusal::IdOlderThanWindow,
             18 => Refusal::IdAheadOfWindow,
+            19 => Refusal::AccountInArrears { arrears: r.credits()? },
             other => return Err(bad(format!("refusal {other} is unknown"))),
         }))
     }
@@ -453,6 +567,18 @@ pub(crate) fn put_state(out: &mut Vec<u8>, b: &Billing) {
         out.put_u64(auto.blocked_until_ns);
         out.put_text(&state.carrier.remainder().to_string());
         out.put_i64(state.uncollected.get());
+        out.put_i64(state.arrears.get());
+        match auto.switched_off {
+            None => out.put_u8(0),
+            Some(SwitchedOff::Declines { declines, at_ns }) => {
+                out.put_u8(1);
+                out.put_u32(declines);
+                out.put_u64(at_ns);
+            }
+        }
+        out.put_u64(auto.month_start_ns);
+        // Never negative (see `state`).
+        out.put_u128(auto.month_cents.unsigned_abs());
     }
     // Forgotten holds and replies are not part of the state (see `Billing::is_kept`):
     // a snapshot is the same whenever the billing layer last compacted.
@@ -559,13 +685,7 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         for _ in 0..r.len()? {
             recent_ns.push_back(r.u64()?);
         }
-        let auto = AutoState {
-            rule,
-            outstanding,
-            recent_ns,
-            declines: r.u32()?,
-            blocked_until_ns: r.u64()?,
-        };
+        let (declines, blocked_until_ns) = (r.u32()?, r.u64()?);
         let remainder: paygo_credits::ExactCredits = r.text()?.parse().map_err(|e| bad(format!("a remainder: {e}")))?;
         let carrier =
             paygo_credits::RemainderCarrier::from_remainder(remainder).map_err(|e| bad(format!("a remainder: {e}")))?;
@@ -573,6 +693,35 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         if uncollected < paygo_credits::Credits::ZERO {
             return Err(bad(format!("an uncollected total of {uncollected} is negative")));
         }
+        let arrears = r.credits()?;
+        if arrears < paygo_credits::Credits::ZERO {
+            return Err(bad(format!("arrears of {arrears} are negative")));
+        }
+        let switched_off = match r.u8()? {
+            0 => None,
+            1 => Some(SwitchedOff::Declines {
+                declines: r.u32()?,
+                at_ns: r.u64()?,
+            }),
+            other => return Err(bad(format!("switch-off reason {other} is unknown"))),
+        };
+        let month_start_ns = r.u64()?;
+        let month_cents = r.u128()?;
+        let month_cents = i128::try_from(month_cents).map_err(|_| {
+            bad(format!(
+                "a month's requested {month_cents} cents are beyond the i128 range"
+            ))
+        })?;
+        let auto = AutoState {
+            rule,
+            outstanding,
+            recent_ns,
+            declines,
+            blocked_until_ns,
+            switched_off,
+            month_start_ns,
+            month_cents,
+        };
         customers.insert(
             id,
             CustomerState {
@@ -580,6 +729,7 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
                 auto,
                 carrier,
                 uncollected,
+                arrears,
             },
         );
     }
@@ -598,7 +748,11 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
             2 => HoldStatus::Released,
             other => return Err(bad(format!("hold status {other} is unknown"))),
         };
-        let reply = if r.bool()? { Some(command_reply(r)?) } else { None };
+        let reply = if r.bool()? {
+            Some(Box::new(command_reply(r)?))
+        } else {
+            None
+        };
         holds.insert(
             id,
             Hold {
@@ -615,7 +769,7 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         let code = r.u8()?;
         let kind = IdKind::from_code(code).ok_or_else(|| bad(format!("id kind {code} is unknown")))?;
         let id = r.u128()?;
-        replies.insert((kind, id), command_reply(r)?);
+        replies.insert((kind, id), Box::new(command_reply(r)?));
     }
     let mut requests = HashMap::new();
     for _ in 0..r.len()? {
@@ -653,8 +807,15 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         next_transfer,
         next_lot,
         next_request,
+        in_arrears: BTreeSet::new(),
         compact_at_len: 0,
     };
+    billing.in_arrears = billing
+        .customers
+        .iter()
+        .filter(|(_, c)| c.arrears > paygo_credits::Credits::ZERO)
+        .map(|(id, _)| *id)
+        .collect();
     billing.compact_at_len = (billing.replies.len() + billing.holds.len())
         .saturating_mul(2)
         .max(COMPACT_MIN);

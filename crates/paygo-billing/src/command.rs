@@ -5,8 +5,8 @@ use paygo_ledger::{AccountId, EventResult};
 use serde::{Deserialize, Serialize};
 
 use crate::auto::{AutoTopUp, AutoTopUpRule};
-use crate::ids::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
-use crate::payment::{PaymentMethod, PaymentOutcome};
+use crate::ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
+use crate::payment::{PaymentMethod, PaymentOutcome, PaymentRef};
 
 /// One billing operation. Operations with an id are idempotent: a retry with the same
 /// body gets the first reply again (success or refusal), a retry with another body is
@@ -96,6 +96,36 @@ pub enum Command {
         /// What happened.
         outcome: PaymentOutcome,
     },
+    /// Reverses a payment (a chargeback, or a dispute lost): the provider took `amount`
+    /// back, so the credits it bought are clawed back. What the customer's paid balance has
+    /// available goes back to funding; the rest becomes the customer's **arrears**
+    /// ([`Billing::arrears`](crate::Billing::arrears)), owed to funding through
+    /// [`RECEIVABLES`](crate::RECEIVABLES). The balance may then be negative, and holds are
+    /// refused ([`Refusal::AccountInArrears`]) until the arrears are settled, by a later
+    /// top-up first of all. Bonus lots are not clawed back. Idempotent by `id`, like a
+    /// top-up. The payment need not be known to the billing layer any more (a chargeback
+    /// can come months later): `payment` is recorded on the ledger's transfers for audit.
+    ReversePayment {
+        /// The reversal's id (the provider's id of the dispute).
+        id: ReversalId,
+        /// The customer.
+        customer: CustomerId,
+        /// What the provider took back, in USD, whole cents, positive.
+        amount: Money,
+        /// The payment reversed.
+        payment: PaymentRef,
+    },
+    /// Keeps an open hold alive for `timeout_ms` from now (a long stream): its pending
+    /// transfers are voided and held again, for the same amounts from the same sources,
+    /// with the new timeout, in one linked chain, so the credits never leave the hold.
+    /// Repeating it extends again from its own time, which is harmless; a captured,
+    /// released or expired hold cannot be extended.
+    ExtendHold {
+        /// The hold.
+        hold: HoldId,
+        /// The new timeout from now, in milliseconds (1 to the configured maximum).
+        timeout_ms: u64,
+    },
 }
 
 /// A successful operation.
@@ -142,6 +172,24 @@ pub enum Receipt {
         credits: Credits,
         /// After a decline: when the rule may ask again.
         retry_after_ns: Option<u64>,
+        /// Whether this decline switched the rule off (its `disable_after_declines`-th in a
+        /// row): a caller notifies the customer. See [`Billing::auto_top_up`](crate::Billing::auto_top_up).
+        rule_switched_off: bool,
+    },
+    /// A hold was extended ([`Command::ExtendHold`]).
+    HoldExtended {
+        /// When it now expires, in nanoseconds of the billing layer's clock (the command's
+        /// time plus the timeout; the ledger's stamps may put it a few nanoseconds later).
+        until_ns: u64,
+    },
+    /// A payment was reversed ([`Command::ReversePayment`]): `credits = recovered + arrears`.
+    Reversed {
+        /// The credits the reversed amount bought (as a top-up of it would).
+        credits: Credits,
+        /// The part taken back from the customer's paid balance to funding.
+        recovered: Credits,
+        /// The part the balance did not cover, added to the customer's arrears.
+        arrears: Credits,
     },
 }
 
@@ -153,6 +201,13 @@ pub enum Refusal {
     /// Not enough credits (the API answers 403).
     #[error("insufficient credits: the balance does not cover the amount")]
     InsufficientCredits,
+    /// A payment of the customer was reversed and the balance did not cover it: service is
+    /// refused until a top-up settles the arrears (the API answers 402, payment required).
+    #[error("account in arrears: {arrears} credits are owed after a payment reversal; a top-up settles them")]
+    AccountInArrears {
+        /// The credits owed.
+        arrears: Credits,
+    },
     /// No account for this customer.
     #[error("unknown account: open it first")]
     UnknownAccount,
@@ -281,12 +336,37 @@ pub enum AmountRule {
     /// A shortfall that would take the uncollected total beyond the credit range.
     #[error("the uncollected total must fit the credit range")]
     UncollectedOutOfRange,
+    /// A reversal in another currency.
+    #[error("a reversal is in USD")]
+    ReversalNotUsd,
+    /// A reversal with fractions of a cent.
+    #[error("a reversal is whole cents")]
+    ReversalNotWholeCents,
+    /// A reversal whose credits do not fit the credit range.
+    #[error("a reversal must fit the credit range")]
+    ReversalOutOfRange,
+    /// A reversal of zero or less.
+    #[error("a reversal must be positive")]
+    ReversalNotPositive,
+    /// A reversal that would take the customer's arrears beyond the credit range.
+    #[error("the arrears must fit the credit range")]
+    ArrearsOutOfRange,
+    /// A monthly cap that is not a positive USD amount in whole cents.
+    #[error("a monthly cap is a positive USD amount in whole cents")]
+    MonthlyCapNotPositiveUsd,
+    /// A fixed auto top-up amount above the monthly cap: no request could ever be made.
+    #[error("the fixed auto top-up amount must not exceed the monthly cap")]
+    AutoTopUpAboveMonthlyCap,
+    /// A limit of zero declines in a row.
+    #[error("disable_after_declines must be at least 1")]
+    DeclineLimitZero,
 }
 
 /// Method refusals and amount rules share one byte numbering in the store (the positions
-/// of the reason texts that format 4 stored before they were enums).
+/// of the reason texts that format 4 stored before they were enums; rules added since are
+/// appended).
 const METHOD_REFUSALS: [MethodRefusal; 2] = [MethodRefusal::PrepaidCard, MethodRefusal::GiftCard];
-const AMOUNT_RULES: [AmountRule; 15] = [
+const AMOUNT_RULES: [AmountRule; 23] = [
     AmountRule::TopUpNotUsd,
     AmountRule::TopUpNotWholeCents,
     AmountRule::TopUpOutOfRange,
@@ -302,6 +382,14 @@ const AMOUNT_RULES: [AmountRule; 15] = [
     AmountRule::CostNegative,
     AmountRule::CostOutOfRange,
     AmountRule::UncollectedOutOfRange,
+    AmountRule::ReversalNotUsd,
+    AmountRule::ReversalNotWholeCents,
+    AmountRule::ReversalOutOfRange,
+    AmountRule::ReversalNotPositive,
+    AmountRule::ArrearsOutOfRange,
+    AmountRule::MonthlyCapNotPositiveUsd,
+    AmountRule::AutoTopUpAboveMonthlyCap,
+    AmountRule::DeclineLimitZero,
 ];
 
 impl MethodRefusal {
@@ -320,7 +408,7 @@ impl MethodRefusal {
 impl AmountRule {
     /// Its byte in the store (after the method refusals').
     pub(crate) fn code(self) -> u8 {
-        // Fifteen entries: the position always exists, and 2 + 14 fits a byte.
+        // 23 entries: the position always exists, and 2 + 22 fits a byte.
         (METHOD_REFUSALS.len() + AMOUNT_RULES.iter().position(|r| *r == self).unwrap_or(0)) as u8
     }
 

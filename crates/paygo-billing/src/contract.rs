@@ -34,8 +34,8 @@ use paygo_credits::{Credits, ExactCredits, Money};
 use crate::auto::{AutoTopUp, AutoTopUpRule, TopUpAmount};
 use crate::command::{Command, Receipt, Refusal, Reply};
 use crate::embedded::block_on;
-use crate::ids::{CustomerId, HoldId, RequestId, TopUpId};
-use crate::payment::{CardKind, PaymentMethod, PaymentOutcome};
+use crate::ids::{CustomerId, HoldId, RequestId, ReversalId, TopUpId};
+use crate::payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
 use crate::store::{BillingStore, EntryKind, HistoryQuery};
 
 const CARD: PaymentMethod = PaymentMethod::Card(CardKind::Credit);
@@ -45,7 +45,7 @@ type Case<S> = fn(&S, u128);
 
 /// Runs every case, each with its own base.
 pub fn run_all<S: BillingStore>(store: &S) {
-    let cases: [(&str, Case<S>); 7] = [
+    let cases: [(&str, Case<S>); 8] = [
         ("a retry answers as the first call", retry_answers_as_the_first_call),
         ("a refusal changes nothing", refusals_change_nothing),
         ("a capture is at most its hold", capture_is_at_most_the_hold),
@@ -55,6 +55,10 @@ pub fn run_all<S: BillingStore>(store: &S) {
         (
             "history lists purchases and charges",
             history_lists_purchases_and_charges,
+        ),
+        (
+            "a reversal claws back, arrears stop service",
+            reversal_claws_back_and_arrears_stop_service,
         ),
     ];
     for (n, (_name, case)) in cases.iter().enumerate() {
@@ -327,6 +331,10 @@ pub fn auto_top_up_is_requested_once<S: BillingStore>(store: &S, base: u128) {
         window_ms: 3_600_000,
         backoff_ms: 1_000,
         backoff_max_ms: 60_000,
+        monthly_cap: None,
+        disable_after_declines: None,
+        buyer_tax_id: None,
+        purchase_order: None,
     };
     assert_eq!(
         one(
@@ -559,4 +567,90 @@ pub fn history_lists_purchases_and_charges<S: BillingStore>(store: &S, base: u12
     let paged: Vec<_> = first.entries.iter().chain(&rest.entries).copied().collect();
     assert_eq!(paged, page.entries);
     assert!(block_on(store.history(customer, HistoryQuery::newest(0))).is_err());
+}
+
+/// A payment reversed after most of its credits were spent: what is left is taken back,
+/// the rest is arrears (the balance goes negative), holds are refused until a top-up
+/// settles them, and a retried reversal takes nothing more.
+pub fn reversal_claws_back_and_arrears_stop_service<S: BillingStore>(store: &S, base: u128) {
+    let customer = CustomerId(base + 1);
+    funded(store, customer, TopUpId(base + 2), 100); // $1: 2,000,000 credits
+    one(
+        store,
+        Command::Hold {
+            id: HoldId(base + 3),
+            customer,
+            amount: Credits::new(1_500_000),
+            timeout_ms: 60_000,
+        },
+    )
+    .expect("held");
+    one(
+        store,
+        Command::Capture {
+            hold: HoldId(base + 3),
+            amount: Credits::new(1_500_000),
+        },
+    )
+    .expect("captured");
+    let reversal = Command::ReversePayment {
+        id: ReversalId(base + 4),
+        customer,
+        amount: usd(100),
+        payment: PaymentRef::TopUp(TopUpId(base + 2)),
+    };
+    let reversed = one(store, reversal);
+    assert_eq!(
+        reversed,
+        Ok(Receipt::Reversed {
+            credits: Credits::new(2_000_000),
+            recovered: Credits::new(500_000),
+            arrears: Credits::new(1_500_000),
+        })
+    );
+    assert_eq!(one(store, reversal), reversed, "a retried reversal answers the same");
+    let balance_now = block_on(store.balance(customer)).expect("the customer exists");
+    assert_eq!(balance_now.available, Credits::new(-1_500_000));
+    assert_eq!(balance_now.arrears, Credits::new(1_500_000));
+    let refused = one(
+        store,
+        Command::Hold {
+            id: HoldId(base + 5),
+            customer,
+            amount: Credits::new(1),
+            timeout_ms: 60_000,
+        },
+    );
+    assert_eq!(
+        refused,
+        Err(Refusal::AccountInArrears {
+            arrears: Credits::new(1_500_000)
+        })
+    );
+    // A $1 top-up pays the arrears first.
+    let topped = one(
+        store,
+        Command::TopUp {
+            id: TopUpId(base + 6),
+            customer,
+            amount: usd(100),
+            method: CARD,
+        },
+    );
+    assert!(topped.is_ok(), "{topped:?}");
+    let settled = block_on(store.balance(customer)).expect("the customer exists");
+    assert_eq!(
+        (settled.available, settled.arrears),
+        (Credits::new(500_000), Credits::ZERO)
+    );
+    let held = one(
+        store,
+        Command::Hold {
+            id: HoldId(base + 7),
+            customer,
+            amount: Credits::new(1),
+            timeout_ms: 60_000,
+        },
+    );
+    assert!(held.is_ok(), "{held:?}");
 }

@@ -18,6 +18,9 @@ impl Billing {
         timeout_ms: u64,
     ) -> Reply {
         let state = self.customers.get(&customer).ok_or(Refusal::UnknownAccount)?;
+        if state.arrears > Credits::ZERO {
+            return Err(Refusal::AccountInArrears { arrears: state.arrears });
+        }
         if amount <= Credits::ZERO {
             return Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive));
         }
@@ -87,7 +90,8 @@ impl Billing {
         shortfall: Credits,
     ) -> Reply {
         let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
-        if let Some((first, reply)) = &hold.reply {
+        if let Some(stored) = &hold.reply {
+            let (first, reply) = &**stored;
             return if first == command {
                 *reply
             } else {
@@ -159,7 +163,7 @@ impl Billing {
             };
             if let Some(status) = status {
                 h.status = status;
-                h.reply = Some((*command, reply));
+                h.reply = Some(Box::new((*command, reply)));
             }
         }
         reply
@@ -203,7 +207,8 @@ impl Billing {
 
     pub(crate) fn release_now(&mut self, now_ns: u64, command: &Command, id: u128) -> Reply {
         let hold = self.holds.get(&id).ok_or(Refusal::UnknownHold)?;
-        if let Some((first, reply)) = &hold.reply {
+        if let Some(stored) = &hold.reply {
+            let (first, reply) = &**stored;
             return if first == command {
                 *reply
             } else if hold.status == HoldStatus::Captured {
@@ -238,7 +243,7 @@ impl Billing {
             && reply.is_ok()
         {
             h.status = HoldStatus::Released;
-            h.reply = Some((*command, reply));
+            h.reply = Some(Box::new((*command, reply)));
         }
         reply
     }

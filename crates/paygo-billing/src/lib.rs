@@ -1,6 +1,7 @@
 //! The billing operations of a pay-as-you-go AI model API, on paygo's double-entry ledger:
 //! customer accounts, top-ups (non-refundable, payment method checked), holds before a call
-//! and captures after it, bonus lots with expiry and a spend order, and auto top-up.
+//! and captures after it, bonus lots with expiry and a spend order, auto top-up with its
+//! guardrails, and payment reversals (chargebacks) with the arrears they leave.
 //!
 //! ```
 //! use paygo_credits::{Credits, Money};
@@ -38,17 +39,24 @@
 //! | usage revenue | [`REVENUE`] | none | credits earned by calls |
 //! | breakage | [`BREAKAGE`] | none | bonus credits that expired unspent |
 //! | promotions | [`PROMOTIONS`] | none | minus the bonus credits ever granted |
+//! | receivables | [`RECEIVABLES`] | none | minus the customers' arrears (reversals not covered) |
 //!
 //! Credits enter a customer's balance only from funding (a paid top-up) or, as a lot, from
-//! promotions; they leave it only to revenue (a captured hold) or, for a lot, to breakage
-//! (expiry). No operation moves credits back to funding: top-ups are non-refundable.
+//! promotions; they leave it only to revenue (a captured hold), to funding (a payment
+//! reversal the provider imposed: [`Command::ReversePayment`]), to receivables (arrears
+//! settled) or, for a lot, to breakage (expiry). Top-ups are non-refundable: no API
+//! refunds them. A reversal the balance does not cover is owed from receivables to
+//! funding, so that `Σ arrears = −balance(RECEIVABLES)`.
 //!
 //! # The parts
 //!
 //! - [`Billing`]: the deterministic state machine; [`Command`], [`Receipt`], [`Refusal`].
 //! - [`open_billing`]: a durable, shared handle in a directory (the ledger's journal,
 //!   snapshots and recovery, `paygo_ledger::durable`).
-//! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule and its decisions.
+//! - [`AutoTopUpRule`] and [`AutoTopUp`]: the auto top-up rule, its guardrails (a monthly
+//!   cap, a switch-off after declines in a row, the buyer's [`Reference`]s carried on each
+//!   request) and its decisions; [`Billing::auto_top_up`] shows its state.
+//! - [`Command::ReversePayment`], [`Billing::arrears`]: payment reversals and arrears.
 //! - [`BillingStore`]: where billing state lives, as an async trait that shared stores (a
 //!   database several gateway replicas write) implement with the same rules;
 //!   [`EmbeddedStore`] is the embedded one (the machine in this process, durable through
@@ -56,6 +64,7 @@
 //!   (`contract`, feature `contract`).
 
 mod auto;
+mod calendar;
 mod chart;
 mod codec;
 mod command;
@@ -64,23 +73,27 @@ mod config;
 pub mod contract;
 mod durable;
 mod embedded;
+mod extend;
 mod holds;
 mod ids;
 mod lots;
 mod machine;
 mod payment;
+mod reference;
+mod reversal;
 mod store;
 mod window;
 
-pub use auto::{AutoTopUp, AutoTopUpRule, TopUpAmount, TopUpRequest};
-pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
+pub use auto::{AutoTopUp, AutoTopUpRule, AutoTopUpStatus, SwitchedOff, TopUpAmount, TopUpRequest};
+pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, RECEIVABLES, REVENUE, codes};
 pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
 pub use embedded::{EmbeddedStore, block_on};
 pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
-pub use payment::{CardKind, PaymentMethod, PaymentOutcome};
+pub use payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
+pub use reference::{Reference, ReferenceError};
 pub use store::{
     Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
     history_of,

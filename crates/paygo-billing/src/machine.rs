@@ -8,7 +8,7 @@ use paygo_ledger::StateMachine;
 use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, LedgerError, Transfer, TransferFlags, TransferId};
 
 use crate::auto::{AutoState, TopUpRequest};
-use crate::chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, REVENUE, codes};
+use crate::chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, RECEIVABLES, REVENUE, codes};
 use crate::command::{AmountRule, Command, Receipt, Refusal, Reply};
 use crate::config::BillingConfig;
 use crate::ids::{CustomerId, HoldId, TopUpId};
@@ -22,14 +22,21 @@ pub(crate) enum IdKind {
     Hold = 2,
     Grant = 3,
     Payment = 4,
+    Reversal = 5,
 }
 
 impl IdKind {
     /// The kind stored as `code`.
     pub(crate) fn from_code(code: u8) -> Option<IdKind> {
-        [IdKind::TopUp, IdKind::Hold, IdKind::Grant, IdKind::Payment]
-            .into_iter()
-            .find(|k| *k as u8 == code)
+        [
+            IdKind::TopUp,
+            IdKind::Hold,
+            IdKind::Grant,
+            IdKind::Payment,
+            IdKind::Reversal,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == code)
     }
 }
 
@@ -53,6 +60,9 @@ pub(crate) struct CustomerState {
     /// Credits owed by exact cost beyond the holds, never charged (see
     /// [`Command::CaptureCost`]).
     pub(crate) uncollected: Credits,
+    /// Credits clawed back by payment reversals that the paid balance did not cover, not
+    /// settled yet (see [`Command::ReversePayment`]).
+    pub(crate) arrears: Credits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +79,9 @@ pub(crate) struct Hold {
     /// Pending transfer, source account, amount held from it: in spend order.
     pub(crate) parts: Vec<(TransferId, AccountId, Credits)>,
     pub(crate) status: HoldStatus,
-    pub(crate) reply: Option<(Command, Reply)>,
+    /// The command that closed the hold and its reply (boxed: most holds are small, and
+    /// a reply can carry a whole auto top-up request).
+    pub(crate) reply: Option<Box<(Command, Reply)>>,
 }
 
 /// The billing layer: a [`Ledger`] and the state that the operations need (lots, holds,
@@ -81,7 +93,9 @@ pub struct Billing {
     pub(crate) config: BillingConfig,
     pub(crate) customers: HashMap<u128, CustomerState>,
     pub(crate) holds: HashMap<u128, Hold>,
-    pub(crate) replies: HashMap<(IdKind, u128), (Command, Reply)>,
+    /// First replies by id, boxed: a `Command` and a `Reply` are sized for their largest
+    /// variants (a rule, a request with references), far above a typical entry.
+    pub(crate) replies: HashMap<(IdKind, u128), Box<(Command, Reply)>>,
     pub(crate) requests: HashMap<u128, TopUpRequest>,
     pub(crate) lot_expiries: BTreeSet<(u64, u128)>,
     pub(crate) expired_lots: BTreeSet<u128>,
@@ -90,6 +104,8 @@ pub struct Billing {
     pub(crate) next_transfer: u128,
     pub(crate) next_lot: u128,
     pub(crate) next_request: u128,
+    /// The customers whose arrears are above zero (derived from `customers`).
+    pub(crate) in_arrears: BTreeSet<u128>,
     /// With a window: compact when `replies` and `holds` hold this many together.
     pub(crate) compact_at_len: usize,
 }
@@ -106,9 +122,10 @@ impl Billing {
             (REVENUE, codes::REVENUE),
             (BREAKAGE, codes::BREAKAGE),
             (PROMOTIONS, codes::PROMOTIONS),
+            (RECEIVABLES, codes::RECEIVABLES),
         ]
         .map(|(id, code)| Event::CreateAccount(Account::new(id).with_code(code)));
-        // Four events at time 0 on an empty ledger: below the batch limit, valid ids.
+        // Five events at time 0 on an empty ledger: below the batch limit, valid ids.
         let _ = ledger.apply(0, &system);
         Billing {
             ledger,
@@ -124,6 +141,7 @@ impl Billing {
             next_transfer: 1,
             next_lot: 1,
             next_request: 1,
+            in_arrears: BTreeSet::new(),
             compact_at_len: COMPACT_MIN,
         }
     }
@@ -143,8 +161,9 @@ impl Billing {
         &self.config
     }
 
-    /// The credits a customer can spend now: the paid balance and the unexpired bonus lots,
-    /// less what is held.
+    /// The customer's balance: the paid balance and the unexpired bonus lots, less what is
+    /// held, less the arrears of a payment reversal ([`Billing::arrears`]): negative when
+    /// the arrears are more than the rest.
     ///
     /// # Errors
     ///
@@ -156,10 +175,17 @@ impl Billing {
         for lot in &state.lots {
             total = total.saturating_add(self.available(lot.account));
         }
-        Ok(Credits::new(i64::try_from(total).unwrap_or(i64::MAX)))
+        total = total.saturating_sub(i128::from(state.arrears.get()));
+        Ok(Credits::new(i64::try_from(total).unwrap_or(if total < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })))
     }
 
-    /// The paid part of a customer's balance (without bonus lots), less what is held.
+    /// The paid part of a customer's balance (without bonus lots), less what is held. Not
+    /// less the arrears ([`Billing::arrears`]): for a customer in arrears it is 0, since
+    /// paid credits that become available settle the arrears at once.
     ///
     /// # Errors
     ///
@@ -185,7 +211,15 @@ impl Billing {
     /// The [`Refusal`] of the command; nothing is changed then.
     pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
         self.sweep(now_ns);
+        // Credits back on a paid balance in arrears (a hold expired) settle it first.
+        self.settle_arrears(now_ns);
         self.window_check(now_ns, command)?;
+        let reply = self.dispatch(now_ns, command);
+        self.settle_arrears(now_ns);
+        reply
+    }
+
+    fn dispatch(&mut self, now_ns: u64, command: &Command) -> Reply {
         match *command {
             Command::OpenAccount { customer } => self.open(now_ns, customer.0),
             Command::TopUp {
@@ -219,6 +253,15 @@ impl Billing {
             Command::ReportPayment { request, outcome } => self.once(IdKind::Payment, request.0, command, |b| {
                 b.report_now(now_ns, request.0, outcome)
             }),
+            Command::ReversePayment {
+                id,
+                customer,
+                amount,
+                payment,
+            } => self.once(IdKind::Reversal, id.0, command, |b| {
+                b.reverse_now(now_ns, customer.0, amount, payment)
+            }),
+            Command::ExtendHold { hold, timeout_ms } => self.extend_now(now_ns, hold.0, timeout_ms),
         }
     }
 
@@ -297,7 +340,8 @@ impl Billing {
         command: &Command,
         run: impl FnOnce(&mut Billing) -> Reply,
     ) -> Reply {
-        if let Some((first, reply)) = self.replies.get(&(kind, id)) {
+        if let Some(stored) = self.replies.get(&(kind, id)) {
+            let (first, reply) = &**stored;
             return if first == command {
                 *reply
             } else {
@@ -305,7 +349,7 @@ impl Billing {
             };
         }
         let reply = run(self);
-        self.replies.insert((kind, id), (*command, reply));
+        self.replies.insert((kind, id), Box::new((*command, reply)));
         reply
     }
 
@@ -388,7 +432,8 @@ impl Billing {
     }
 
     /// Moves purchased `credits` from the funding account to `customer`, tagged with the
-    /// top-up (or auto top-up request) id `source`.
+    /// top-up (or auto top-up request) id `source`; in the same linked chain, settles the
+    /// customer's arrears from them first.
     pub(crate) fn credit_purchase(
         &mut self,
         now_ns: u64,
@@ -399,9 +444,20 @@ impl Billing {
         let transfer = Transfer::new(self.next_transfer_id(now_ns), FUNDING, AccountId(customer), credits)
             .with_code(codes::TOP_UP)
             .with_user_data(source);
-        match self.apply(now_ns, &[Event::CreateTransfer(transfer)])[0] {
-            EventResult::Ok => Ok(()),
-            other => Err(Refusal::Ledger(other)),
+        let arrears = self.customers.get(&customer).map_or(Credits::ZERO, |c| c.arrears);
+        let settled = arrears.min(credits);
+        let mut events = vec![Event::CreateTransfer(transfer)];
+        if settled > Credits::ZERO {
+            events.push(self.settlement(now_ns, customer, settled, source));
+        }
+        match self.apply_chain(now_ns, &mut events) {
+            None => {
+                if settled > Credits::ZERO {
+                    self.set_arrears(customer, Credits::new(arrears.get() - settled.get()));
+                }
+                Ok(())
+            }
+            Some(other) => Err(Refusal::Ledger(other)),
         }
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::MethodRefusal;
+use crate::ids::{RequestId, TopUpId};
 
 /// How the customer pays a top-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,4 +50,17 @@ pub enum PaymentOutcome {
     Succeeded,
     /// The payment was declined.
     Declined,
+}
+
+/// The payment a reversal names ([`Command::ReversePayment`](crate::Command::ReversePayment)),
+/// recorded on the ledger's transfers for audit (the transfer code says which kind, the
+/// `user_data` is the id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PaymentRef {
+    /// A top-up ([`Command::TopUp`](crate::Command::TopUp)).
+    TopUp(TopUpId),
+    /// An auto top-up payment ([`Command::ReportPayment`](crate::Command::ReportPayment)).
+    AutoTopUp(RequestId),
 }

@@ -73,7 +73,8 @@ impl From<LedgerError> for BillingError {
 pub struct Balance {
     /// The customer.
     pub customer: CustomerId,
-    /// Credits the customer can spend now: paid and bonus, less what is held.
+    /// Credits the customer can spend now: paid and bonus, less what is held, less the
+    /// arrears of a reversed payment (so it may be negative).
     pub available: Credits,
     /// The paid part of `available`.
     pub paid: Credits,
@@ -82,6 +83,9 @@ pub struct Balance {
     /// Credits owed by exact cost beyond the holds and never charged
     /// ([`Command::CaptureCost`]).
     pub uncollected: Credits,
+    /// Credits owed after a payment reversal that the balance did not cover
+    /// ([`Command::ReversePayment`]): holds are refused until a top-up settles them.
+    pub arrears: Credits,
 }
 
 impl Balance {
@@ -98,9 +102,15 @@ impl Balance {
             customer,
             available,
             paid,
-            // Both are at most the customer's i64 total, and paid is part of available.
-            bonus: Credits::new(available.get().saturating_sub(paid.get())),
+            // Both are within the customer's i64 range; available is paid + bonus − arrears.
+            bonus: Credits::new(
+                available
+                    .get()
+                    .saturating_sub(paid.get())
+                    .saturating_add(billing.arrears(customer).map_err(unknown)?.get()),
+            ),
             uncollected: billing.uncollected(customer).map_err(unknown)?,
+            arrears: billing.arrears(customer).map_err(unknown)?,
         })
     }
 }
@@ -188,7 +198,8 @@ pub struct HistoryPage {
 
 /// A customer's history from the ledger of `billing`: purchases, charges, bonus grants and
 /// expiries, newest first (holds and releases do not move the balance for good, so they
-/// are not listed). With an idempotency window, transfers older than the window have left
+/// are not listed; payment reversals and arrears are not listed yet: read them with
+/// [`Balance::arrears`] and the ledger). With an idempotency window, transfers older than the window have left
 /// memory: the page ends there (the journal's archive keeps them).
 ///
 /// # Errors

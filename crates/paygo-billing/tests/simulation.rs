@@ -1,8 +1,11 @@
 //! A seeded simulation of the billing layer against a reference model (the "auditor"):
 //! random top-ups (some refused), holds, captures, releases, hold expiries, retries with the
 //! same and with other bodies, bonus grants and lot expiries, auto top-up rules and payment
-//! outcomes. Every reply, every balance, the system accounts and the auto top-up requests
-//! are compared after each command, and the ledger's invariants checked.
+//! outcomes with the guardrails (monthly cap, switch-off after declines, references carried),
+//! payment reversals and their arrears, and jumps of days across calendar months. Every
+//! reply, every balance and arrears, every auto top-up status, the system accounts and the
+//! auto top-up requests are compared after each command, and the ledger's invariants
+//! checked.
 //! `PAYGO_SIM_SEED=<seed>` replays one seed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
@@ -19,10 +22,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use paygo_billing::{
-    AmountRule, AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, Command, FUNDING, LOT_BASE,
-    PROMOTIONS, PaymentMethod, PaymentOutcome, REVENUE, Receipt, Refusal, Reply, TopUpAmount, TopUpRequest,
+    AmountRule, AutoTopUp, AutoTopUpRule, AutoTopUpStatus, BREAKAGE, Billing, BillingConfig, CardKind, Command,
+    FUNDING, LOT_BASE, PROMOTIONS, PaymentMethod, PaymentOutcome, PaymentRef, RECEIVABLES, REVENUE, Receipt, Reference,
+    Refusal, Reply, SwitchedOff, TopUpAmount, TopUpRequest,
 };
-use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, TopUpId};
+use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 use paygo_credits::{Credits, Currency, Decimal, Money};
 use paygo_ledger::durable::{self, OpenOptions};
 use paygo_ledger::{AccountId, LedgerError, ManualClock, SharedLedger};
@@ -32,6 +36,30 @@ use paygo_testkit::rng::Rng;
 
 const RATE: i64 = 2_000_000;
 const MS: u64 = 1_000_000;
+const DAY: u64 = 86_400_000 * MS;
+
+/// The first nanosecond of the UTC month of `now` and of the next one, counted the slow
+/// way: whole years from 1970, then whole months.
+fn month_of(now: u64) -> (u64, u64) {
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let (mut start, mut year) = (0u64, 1970u64);
+    loop {
+        for month in 1..=12u64 {
+            let days = match month {
+                2 if leap(year) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            let next = start + days * DAY;
+            if now < next {
+                return (start, next);
+            }
+            start = next;
+        }
+        year += 1;
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Src {
@@ -63,6 +91,11 @@ struct ACustomer {
     carry: Decimal,
     /// Whole credits owed beyond the holds (a cost above its hold), never charged.
     uncollected: i64,
+    /// Credits a reversal clawed back that the paid balance did not cover.
+    arrears: i64,
+    switched_off: Option<SwitchedOff>,
+    month_start: u64,
+    month_cents: i128,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +123,8 @@ struct Auditor {
     revenue: i64,
     breakage: i64,
     sold: i64,
+    /// Credits clawed back by reversals (back to funding, from the customer or receivables).
+    reversed: i64,
     promoted: i64,
     bonus_enabled: bool,
 }
@@ -136,7 +171,7 @@ impl Auditor {
 
     fn balance(&self, customer: CustomerId) -> i64 {
         let c = &self.customers[&customer];
-        c.paid - c.paid_held
+        c.paid - c.paid_held - c.arrears
             + c.lots
                 .iter()
                 .filter(|l| !l.drained)
@@ -179,8 +214,56 @@ impl Auditor {
         Ok(credits)
     }
 
+    /// Settles arrears from what each paid balance in arrears has available.
+    fn settle(&mut self) {
+        for c in self.customers.values_mut() {
+            let settled = (c.paid - c.paid_held).clamp(0, c.arrears);
+            c.paid -= settled;
+            c.arrears -= settled;
+        }
+    }
+
+    /// Buys `credits` for `customer`: its arrears are settled from them first.
+    fn buy(&mut self, customer: CustomerId, credits: i64) {
+        let c = self.customers.get_mut(&customer).unwrap();
+        let settled = credits.min(c.arrears);
+        c.paid += credits - settled;
+        c.arrears -= settled;
+        self.sold += credits;
+    }
+
+    fn reversal_credits(amount: &Money) -> Result<i64, Refusal> {
+        Auditor::credits_for(amount).map_err(|e| match e {
+            Refusal::InvalidAmount(AmountRule::TopUpNotUsd) => Refusal::InvalidAmount(AmountRule::ReversalNotUsd),
+            Refusal::InvalidAmount(AmountRule::TopUpNotWholeCents) => {
+                Refusal::InvalidAmount(AmountRule::ReversalNotWholeCents)
+            }
+            _ => Refusal::InvalidAmount(AmountRule::ReversalNotPositive),
+        })
+    }
+
+    fn status(&self, customer: CustomerId) -> AutoTopUpStatus {
+        let c = &self.customers[&customer];
+        AutoTopUpStatus {
+            rule: c.rule,
+            switched_off: c.switched_off,
+            declines_in_a_row: c.declines,
+            outstanding: c.outstanding.map(RequestId),
+            backing_off_until_ns: (c.blocked_until > 0).then_some(c.blocked_until),
+            month_start_ns: c.month_start,
+            month_requested: Money::from_minor(c.month_cents, Currency::USD).unwrap(),
+        }
+    }
+
     fn execute(&mut self, now: u64, command: &Command) -> Reply {
         self.sweep(now);
+        self.settle();
+        let reply = self.dispatch(now, command);
+        self.settle();
+        reply
+    }
+
+    fn dispatch(&mut self, now: u64, command: &Command) -> Reply {
         match *command {
             Command::OpenAccount { customer } => {
                 if customer == CustomerId(0) || customer >= CustomerId(LOT_BASE) {
@@ -205,8 +288,7 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 }
                 let credits = Auditor::credits_for(&amount)?;
-                a.customers.get_mut(&customer).unwrap().paid += credits;
-                a.sold += credits;
+                a.buy(customer, credits);
                 Ok(Receipt::ToppedUp {
                     credits: Credits::new(credits),
                 })
@@ -220,6 +302,11 @@ impl Auditor {
                 let Some(c) = a.customers.get_mut(&customer) else {
                     return Err(Refusal::UnknownAccount);
                 };
+                if c.arrears > 0 {
+                    return Err(Refusal::AccountInArrears {
+                        arrears: Credits::new(c.arrears),
+                    });
+                }
                 if amount.get() <= 0 {
                     return Err(Refusal::InvalidAmount(AmountRule::HoldNotPositive));
                 }
@@ -304,6 +391,29 @@ impl Auditor {
                 }
                 reply
             }
+            Command::ExtendHold { hold, timeout_ms } => {
+                let Some(h) = self.holds.get(&hold).cloned() else {
+                    return Err(Refusal::UnknownHold);
+                };
+                if h.reply.is_some() {
+                    return Err(if h.captured {
+                        Refusal::HoldCaptured
+                    } else {
+                        Refusal::HoldReleased
+                    });
+                }
+                if timeout_ms == 0 || timeout_ms > 3_600_000 {
+                    return Err(Refusal::InvalidTimeout);
+                }
+                if !h.open {
+                    return Err(Refusal::HoldExpired);
+                }
+                let until_ns = now + timeout_ms * MS;
+                if let Some(stored) = self.holds.get_mut(&hold) {
+                    stored.expires = until_ns;
+                }
+                Ok(Receipt::HoldExtended { until_ns })
+            }
             Command::Release { hold } => {
                 let Some(h) = self.holds.get(&hold).cloned() else {
                     return Err(Refusal::UnknownHold);
@@ -364,6 +474,8 @@ impl Auditor {
                     return Err(Refusal::UnknownAccount);
                 };
                 c.rule = rule;
+                c.switched_off = None;
+                c.declines = 0;
                 Ok(Receipt::RuleSet)
             }
             Command::ReportPayment { request, outcome } => self.once(4, request, command, |a| {
@@ -372,8 +484,7 @@ impl Auditor {
                 };
                 let credits = if outcome == PaymentOutcome::Succeeded {
                     let credits = Auditor::credits_for(&req.amount)?;
-                    a.customers.get_mut(&req.customer).unwrap().paid += credits;
-                    a.sold += credits;
+                    a.buy(req.customer, credits);
                     credits
                 } else {
                     0
@@ -381,6 +492,7 @@ impl Auditor {
                 let c = a.customers.get_mut(&req.customer).unwrap();
                 c.outstanding = None;
                 let mut retry_after_ns = None;
+                let mut rule_switched_off = false;
                 if outcome == PaymentOutcome::Succeeded {
                     c.declines = 0;
                 } else {
@@ -391,10 +503,43 @@ impl Auditor {
                     });
                     c.blocked_until = now + wait * MS;
                     retry_after_ns = Some(c.blocked_until);
+                    if month_of(req.at_ns).0 == c.month_start {
+                        c.month_cents = (c.month_cents - req.amount.to_minor().unwrap()).max(0);
+                    }
+                    if let Some(rule) = &mut c.rule
+                        && rule.enabled
+                        && rule.disable_after_declines.is_some_and(|n| c.declines >= n)
+                    {
+                        rule.enabled = false;
+                        c.switched_off = Some(SwitchedOff::Declines {
+                            declines: c.declines,
+                            at_ns: now,
+                        });
+                        rule_switched_off = true;
+                    }
                 }
                 Ok(Receipt::PaymentRecorded {
                     credits: Credits::new(credits),
                     retry_after_ns,
+                    rule_switched_off,
+                })
+            }),
+            Command::ReversePayment {
+                id, customer, amount, ..
+            } => self.once(5, id, command, |a| {
+                if !a.customers.contains_key(&customer) {
+                    return Err(Refusal::UnknownAccount);
+                }
+                let credits = Auditor::reversal_credits(&amount)?;
+                let c = a.customers.get_mut(&customer).unwrap();
+                let recovered = (c.paid - c.paid_held).clamp(0, credits);
+                c.paid -= recovered;
+                c.arrears += credits - recovered;
+                a.reversed += credits;
+                Ok(Receipt::Reversed {
+                    credits: Credits::new(credits),
+                    recovered: Credits::new(recovered),
+                    arrears: Credits::new(credits - recovered),
                 })
             }),
         }
@@ -497,6 +642,19 @@ impl Auditor {
                 Money::from_minor(i128::from(cents), Currency::USD).unwrap()
             }
         };
+        let (month_start, next_month) = month_of(now);
+        if c.month_start != month_start {
+            c.month_start = month_start;
+            c.month_cents = 0;
+        }
+        let month_cents = c.month_cents + amount.to_minor().unwrap();
+        if rule
+            .monthly_cap
+            .is_some_and(|cap| month_cents > cap.to_minor().unwrap())
+        {
+            return AutoTopUp::MonthlyCapReached { until_ns: next_month };
+        }
+        c.month_cents = month_cents;
         self.next_request += 1;
         let request = TopUpRequest {
             id: RequestId(self.next_request),
@@ -504,6 +662,8 @@ impl Auditor {
             amount,
             method: rule.method,
             at_ns: now,
+            buyer_tax_id: rule.buyer_tax_id,
+            purchase_order: rule.purchase_order,
         };
         c.outstanding = Some(request.id.0);
         c.recent.push_back(now);
@@ -540,6 +700,7 @@ fn random_command(
                         *amount = Credits::new(amount.get() + 1);
                     }
                     Command::GrantBonus { amount, .. } => *amount = Credits::new(amount.get() + 1),
+                    Command::ReversePayment { amount, .. } => *amount = Money::from_minor(778, Currency::USD).unwrap(),
                     _ => {}
                 }
             }
@@ -552,7 +713,28 @@ fn random_command(
                 CustomerId(customer)
             },
         },
-        8..=24 => {
+        22..=24 => {
+            let amount = match rng.below(12) {
+                0 => Money::new(Decimal::new(1234, 3), Currency::USD),
+                1 => Money::from_minor(500, Currency::EUR).unwrap(),
+                2 => Money::from_minor(0, Currency::USD).unwrap(),
+                _ => Money::from_minor(i128::from(1 + rng.below(3_000)), Currency::USD).unwrap(),
+            };
+            *next_id += 1;
+            // The payment reversed need not be known (a chargeback can come months late).
+            let payment = if rng.chance(50) {
+                PaymentRef::TopUp(TopUpId(u128::from(rng.below(u64::MAX))))
+            } else {
+                PaymentRef::AutoTopUp(RequestId(u128::from(rng.below(100))))
+            };
+            Command::ReversePayment {
+                id: ReversalId(*next_id),
+                customer: CustomerId(customer),
+                amount,
+                payment,
+            }
+        }
+        8..=21 => {
             let amount = match rng.below(12) {
                 0 => Money::new(Decimal::new(1234, 3), Currency::USD),
                 1 => Money::from_minor(500, Currency::EUR).unwrap(),
@@ -628,7 +810,13 @@ fn random_command(
             } else {
                 ids[rng.below(ids.len() as u64) as usize]
             };
-            Command::Release { hold }
+            if rng.chance(30) {
+                // A long stream renews its hold (now and then with a timeout out of range).
+                let timeout_ms = [0, 1, 2, 5, 3_600_000, 3_600_001][rng.below(6) as usize];
+                Command::ExtendHold { hold, timeout_ms }
+            } else {
+                Command::Release { hold }
+            }
         }
         88..=92 => {
             *next_id += 1;
@@ -650,19 +838,31 @@ fn random_command(
             }
         }
         93..=95 => {
+            let fixed_cents = i128::from(100 + rng.below(900));
+            let amount = if rng.chance(50) {
+                TopUpAmount::Fixed(Money::from_minor(fixed_cents, Currency::USD).unwrap())
+            } else {
+                TopUpAmount::TargetBalance(Credits::new(60_000_001 + rng.below(5_000_000) as i64))
+            };
+            // A cap at or above a fixed amount (a rule with one below is refused).
+            let cap_cents = fixed_cents + i128::from(rng.below(3_000));
             let rule = (!rng.chance(15)).then(|| AutoTopUpRule {
                 enabled: !rng.chance(10),
                 threshold: Credits::new(1 + rng.below(60_000_000) as i64),
-                amount: if rng.chance(50) {
-                    TopUpAmount::Fixed(Money::from_minor(i128::from(100 + rng.below(900)), Currency::USD).unwrap())
-                } else {
-                    TopUpAmount::TargetBalance(Credits::new(60_000_001 + rng.below(5_000_000) as i64))
-                },
+                amount,
                 method: PaymentMethod::Card(CardKind::Credit),
                 requests_per_window_max: 1 + rng.below(3) as u32,
                 window_ms: 50 + rng.below(500),
                 backoff_ms: 10 + rng.below(100),
                 backoff_max_ms: 200,
+                monthly_cap: rng
+                    .chance(50)
+                    .then(|| Money::from_minor(cap_cents, Currency::USD).unwrap()),
+                disable_after_declines: rng.chance(40).then(|| 1 + rng.below(3) as u32),
+                buyer_tax_id: rng.chance(30).then(|| Reference::new("DE 123 456 789").unwrap()),
+                purchase_order: rng
+                    .chance(30)
+                    .then(|| Reference::new(&format!("PO-{}", rng.below(1_000))).unwrap()),
             });
             Command::SetAutoTopUp {
                 customer: CustomerId(customer),
@@ -697,9 +897,27 @@ fn random_command(
     command
 }
 
-/// Runs a seed; returns how many captures had a shortfall (a cost above the hold).
-fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
-    let mut shortfalls = 0;
+/// How often the rare cases happened, so that a run that never reached one fails.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Captures with a shortfall (a cost above the hold).
+    shortfalls: usize,
+    /// Reversals the paid balance did not cover.
+    arrears: usize,
+    /// Holds refused for arrears.
+    refused_in_arrears: usize,
+    /// Top-ups that settled arrears.
+    settled_by_top_up: usize,
+    /// Auto top-ups refused by the monthly cap.
+    capped: usize,
+    /// Declines that switched a rule off.
+    switched_off: usize,
+    /// Requests that carried a reference.
+    with_reference: usize,
+}
+
+/// Runs a seed, adding what it saw to `seen`.
+fn run(seed: u64, steps: usize, bonus_enabled: bool, seen: &mut Seen) {
     let mut rng = Rng(seed);
     let config = BillingConfig {
         bonus_enabled,
@@ -727,17 +945,42 @@ fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
         if rng.chance(40) {
             now += (1 + rng.below(30)) * MS + 1_000;
         }
+        if rng.chance(1) {
+            // Days later: holds and lots expire, and calendar months turn.
+            now += (1 + rng.below(40)) * DAY + 1_000;
+        }
         let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);
+        let arrears_before = match command {
+            Command::TopUp { customer, .. } => billing.arrears(customer).map_or(0, Credits::get),
+            _ => 0,
+        };
         let got = billing.execute(now, &command);
         let want = auditor.execute(now, &command);
         if std::env::var("PAYGO_SIM_TRACE").is_ok() {
             println!("{step} @{now}: {command:?} -> {got:?}");
         }
         assert_eq!(got, want, "seed {seed}, step {step}: {command:?}");
-        if let Ok(Receipt::Captured { shortfall, .. }) = got
-            && shortfall > Credits::ZERO
-        {
-            shortfalls += 1;
+        match got {
+            Ok(Receipt::Captured { shortfall, .. }) if shortfall > Credits::ZERO => seen.shortfalls += 1,
+            Ok(Receipt::Reversed { arrears, .. }) if arrears > Credits::ZERO => seen.arrears += 1,
+            Ok(Receipt::ToppedUp { .. }) if arrears_before > 0 => seen.settled_by_top_up += 1,
+            Err(Refusal::AccountInArrears { .. }) => seen.refused_in_arrears += 1,
+            Ok(Receipt::PaymentRecorded {
+                rule_switched_off: true,
+                ..
+            }) => seen.switched_off += 1,
+            _ => {}
+        }
+        match got {
+            Ok(Receipt::Captured {
+                auto_top_up: AutoTopUp::MonthlyCapReached { .. },
+                ..
+            }) => seen.capped += 1,
+            Ok(Receipt::Captured {
+                auto_top_up: AutoTopUp::Requested(q),
+                ..
+            }) if q.buyer_tax_id.is_some() || q.purchase_order.is_some() => seen.with_reference += 1,
+            _ => {}
         }
         assert_eq!(
             billing.drain_requests(),
@@ -758,6 +1001,16 @@ fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
                 (a.uncollected, a.carry),
                 "seed {seed}, step {step}: uncollected and carrier of {customer}"
             );
+            assert_eq!(
+                billing.arrears(customer).unwrap().get(),
+                a.arrears,
+                "seed {seed}, step {step}: arrears of {customer}"
+            );
+            assert_eq!(
+                billing.auto_top_up(customer).unwrap(),
+                auditor.status(customer),
+                "seed {seed}, step {step}: auto top-up of {customer}"
+            );
         }
         let posted = |id: AccountId| billing.ledger().account(id).unwrap().posted_balance();
         assert_eq!(
@@ -772,8 +1025,14 @@ fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
         );
         assert_eq!(
             posted(FUNDING),
-            -i128::from(auditor.sold),
+            -i128::from(auditor.sold - auditor.reversed),
             "seed {seed}, step {step}: funding"
+        );
+        // Σ arrears = -receivables.
+        assert_eq!(
+            posted(RECEIVABLES),
+            -i128::from(auditor.customers.values().map(|c| c.arrears).sum::<i64>()),
+            "seed {seed}, step {step}: receivables"
         );
         assert_eq!(
             posted(PROMOTIONS),
@@ -785,22 +1044,44 @@ fn run(seed: u64, steps: usize, bonus_enabled: bool) -> usize {
             .check_invariants()
             .unwrap_or_else(|e| panic!("seed {seed}, step {step}: {e}"));
     }
-    shortfalls
 }
 
 #[test]
 fn billing_matches_the_auditor() {
     if let Ok(seed) = std::env::var("PAYGO_SIM_SEED") {
         let seed = seed.parse().expect("PAYGO_SIM_SEED is a number");
-        run(seed, 2_000, true);
+        run(seed, 2_000, true, &mut Seen::default());
         return;
     }
     let seeds: u64 = std::env::var("PAYGO_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    let shortfalls: usize = (0..seeds).map(|seed| run(seed, 400, seed % 5 != 0)).sum();
-    assert!(shortfalls > 0, "no capture cost above its hold was simulated");
+    let mut seen = Seen::default();
+    for seed in 0..seeds {
+        run(seed, 400, seed % 5 != 0, &mut seen);
+    }
+    println!("{seen:#?}");
+    let Seen {
+        shortfalls,
+        arrears,
+        refused_in_arrears,
+        settled_by_top_up,
+        capped,
+        switched_off,
+        with_reference,
+    } = seen;
+    for (what, count) in [
+        ("a capture cost above its hold", shortfalls),
+        ("a reversal into arrears", arrears),
+        ("a hold refused for arrears", refused_in_arrears),
+        ("a top-up settling arrears", settled_by_top_up),
+        ("an auto top-up at the monthly cap", capped),
+        ("a rule switched off by declines", switched_off),
+        ("a request carrying a reference", with_reference),
+    ] {
+        assert!(count > 0, "no {what} was simulated: {seen:#?}");
+    }
 }
 
 /// Whether the billing state is the auditor's: every balance, uncollected total and
@@ -815,14 +1096,27 @@ fn same(billing: &Billing, auditor: &Auditor) -> Result<(), String> {
         if got != (auditor.balance(*customer), a.uncollected, a.carry) {
             return Err(format!("customer {customer} differs: {got:?}"));
         }
+        if billing.arrears(*customer).map_err(|e| e.to_string())?.get() != a.arrears {
+            return Err(format!("the arrears of {customer} differ"));
+        }
+        if billing.auto_top_up(*customer).map_err(|e| e.to_string())? != auditor.status(*customer) {
+            return Err(format!("the auto top-up of {customer} differs"));
+        }
     }
     let posted = |id: AccountId| billing.ledger().account(id).map_or(0, |a| a.posted_balance());
-    let got = (posted(REVENUE), posted(BREAKAGE), posted(FUNDING), posted(PROMOTIONS));
+    let got = (
+        posted(REVENUE),
+        posted(BREAKAGE),
+        posted(FUNDING),
+        posted(PROMOTIONS),
+        posted(RECEIVABLES),
+    );
     let want = (
         i128::from(auditor.revenue),
         i128::from(auditor.breakage),
-        -i128::from(auditor.sold),
+        -i128::from(auditor.sold - auditor.reversed),
         -i128::from(auditor.promoted),
+        -i128::from(auditor.customers.values().map(|c| c.arrears).sum::<i64>()),
     );
     if got != want {
         return Err(format!("system accounts {got:?}, the auditor has {want:?}"));
@@ -910,6 +1204,10 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
         let at = format!("seed {seed}, step {step}");
         if rng.chance(40) {
             now += (1 + rng.below(30)) * MS + 1_000;
+        }
+        if rng.chance(1) {
+            // Days later: holds and lots expire, and calendar months turn.
+            now += (1 + rng.below(40)) * DAY + 1_000;
         }
         clock.set_ns(now);
         let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);

@@ -50,7 +50,8 @@ cases!(
     concurrent_holds_never_overspend,
     auto_top_up_is_requested_once,
     balances_add_up,
-    history_lists_purchases_and_charges
+    history_lists_purchases_and_charges,
+    reversal_claws_back_and_arrears_stop_service
 );
 
 #[test]

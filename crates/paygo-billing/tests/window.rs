@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
-use paygo_billing::{CustomerId, HoldId, TopUpId};
+use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, PaymentRef, Receipt, Refusal};
+use paygo_billing::{CustomerId, HoldId, ReversalId, TopUpId};
 use paygo_credits::{Credits, Currency, Decimal, ExactCredits, Money};
 use paygo_ledger::durable::{Durable, OpenOptions};
 use paygo_ledger::{IdWindow, ManualClock, SharedLedger, TransferId};
@@ -89,6 +89,40 @@ fn a_top_up_retried_after_the_window_is_refused_not_credited_twice() {
         ),
         Err(Refusal::IdAheadOfWindow)
     );
+}
+
+#[test]
+fn a_reversal_needs_no_memory_of_the_payment_and_is_never_applied_twice() {
+    let mut b = billing();
+    let top_up = id(START, 1);
+    b.top_up(START, TopUpId(top_up), CustomerId(CUSTOMER), usd(100), CARD)
+        .unwrap();
+    // Months later the top-up is long forgotten; its chargeback still claws the credits
+    // back (it names the payment, and the billing layer need not know it).
+    let later = START + 90 * 86_400 * SECOND;
+    let reversal = Command::ReversePayment {
+        id: ReversalId(id(later, 2)),
+        customer: CustomerId(CUSTOMER),
+        amount: usd(150),
+        payment: PaymentRef::TopUp(TopUpId(top_up)),
+    };
+    let first = b.execute(later, &reversal);
+    assert_eq!(
+        first,
+        Ok(Receipt::Reversed {
+            credits: Credits::new(3_000_000),
+            recovered: Credits::new(2_000_000),
+            arrears: Credits::new(1_000_000),
+        })
+    );
+    // Inside the window a retry answers the same; after it, it is refused, not applied.
+    assert_eq!(b.execute(later + 59 * SECOND, &reversal), first);
+    assert_eq!(
+        b.execute(later + 61 * SECOND, &reversal),
+        Err(Refusal::IdOlderThanWindow)
+    );
+    assert_eq!(b.arrears(CustomerId(CUSTOMER)), Ok(Credits::new(1_000_000)));
+    assert_eq!(b.balance(CustomerId(CUSTOMER)), Ok(Credits::new(-1_000_000)));
 }
 
 #[test]
@@ -200,6 +234,7 @@ fn a_durable_billing_store_keeps_its_window() {
 #[derive(Debug, Clone)]
 enum Step {
     TopUp { cents: i128 },
+    Reverse { cents: i128 },
     Hold { amount: i64, timeout_ms: u64 },
     Capture { pick: usize, amount: i64 },
     CaptureCost { pick: usize, millis: i64 },
@@ -211,6 +246,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         2 => (1..500i128).prop_map(|cents| Step::TopUp { cents }),
+        1 => (1..800i128).prop_map(|cents| Step::Reverse { cents }),
         3 => (1..50_000i64, 1..90_000u64).prop_map(|(amount, timeout_ms)| Step::Hold { amount, timeout_ms }),
         2 => (any::<usize>(), 0..60_000i64).prop_map(|(pick, amount)| Step::Capture { pick, amount }),
         1 => (any::<usize>(), 0..90_000_000i64).prop_map(|(pick, millis)| Step::CaptureCost { pick, millis }),
@@ -240,6 +276,12 @@ proptest! {
             n += 1;
             let command = match s {
                 Step::TopUp { cents } => Command::TopUp { id: TopUpId(id(now, n)), customer: CustomerId(CUSTOMER), amount: usd(cents), method: CARD },
+                Step::Reverse { cents } => Command::ReversePayment {
+                    id: ReversalId(id(now, n)),
+                    customer: CustomerId(CUSTOMER),
+                    amount: usd(cents),
+                    payment: PaymentRef::TopUp(TopUpId(n)),
+                },
                 Step::Hold { amount, timeout_ms } => {
                     holds.push(id(now, n));
                     Command::Hold { id: HoldId(id(now, n)), customer: CustomerId(CUSTOMER), amount: Credits::new(amount), timeout_ms }
@@ -279,6 +321,7 @@ proptest! {
         prop_assert_eq!(funding.debits_posted, u128::try_from(sold).unwrap());
         prop_assert_eq!(eager.balance(CustomerId(CUSTOMER)), lazy.balance(CustomerId(CUSTOMER)));
         prop_assert_eq!(eager.uncollected(CustomerId(CUSTOMER)), lazy.uncollected(CustomerId(CUSTOMER)));
+        prop_assert_eq!(eager.arrears(CustomerId(CUSTOMER)), lazy.arrears(CustomerId(CUSTOMER)));
     }
 }
 

@@ -27,6 +27,7 @@ impl Status {
 fn refusal_status(refusal: &Refusal) -> Status {
     match refusal {
         Refusal::InsufficientCredits => Status::new(403, "insufficient_credits"),
+        Refusal::AccountInArrears { .. } => Status::new(402, "payment_required"),
         Refusal::UnknownAccount => Status::new(404, "unknown_account"),
         Refusal::IdReused => Status::new(409, "id_reused"),
         Refusal::IdOlderThanWindow => Status::new(409, "id_older_than_window"),

@@ -421,6 +421,29 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
         Ok(())
     }
 
+    /// Keeps a long call's hold alive (a stream that outlives the hold's timeout): the hold
+    /// is renewed for the gateway's hold timeout from now, with the same credits. Call it
+    /// before the hold expires (for example every half timeout while a stream runs);
+    /// returns when the hold now expires, in nanoseconds of the billing store's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::HoldExpired`] when it expired already (the call can no longer be
+    /// charged: its credits went back), [`Refusal::HoldCaptured`] /
+    /// [`Refusal::HoldReleased`] for a finished call; the store's errors.
+    pub async fn extend_hold(&self, admitted: &Admitted) -> Result<u64, GatewayError> {
+        let command = Command::ExtendHold {
+            hold: admitted.id,
+            timeout_ms: self.hold_timeout_ms,
+        };
+        match self.execute(command).await? {
+            Receipt::HoldExtended { until_ns } => Ok(until_ns),
+            other => Err(GatewayError::Contract {
+                what: format!("an extension answered {other:?}"),
+            }),
+        }
+    }
+
     /// Step 3 when the upstream ran but never said what it used (a stream cut before its
     /// usage chunk, a response without usage). The documented rule (`docs/gateway.md`):
     /// charge **what the request itself determines** — its prompt tokens and the non-token

@@ -10,7 +10,7 @@ use paygo_credits::{Credits, Money};
 use paygo_gateway::{Admitted, Call, Gateway, GatewayError, GatewayOptions, InProcessGateway, Rejection};
 use paygo_pricing::{DEFAULT_PRICES, PriceBook, Usage};
 use paygo_ratelimit::{NS_PER_HOUR, Plan, Policy, PolicyName, Quota, Unit};
-use paygo_time::ManualClock;
+use paygo_time::{Clock, ManualClock};
 use proptest::prelude::*;
 
 /// 2026-11-24T12:00:00Z.
@@ -279,6 +279,39 @@ fn a_call_without_usage_pays_for_its_input_and_at_least_a_credit() {
         let tiny = g.settle_without_usage(&b).await.unwrap();
         assert_eq!(tiny.charged, Credits::new(1));
         assert_eq!(available(&g, account), 2_000_000 - 10_000 - 1);
+    });
+}
+
+#[test]
+fn a_long_stream_keeps_its_hold_alive_and_is_charged_after_the_first_timeout() {
+    let (g, clock) = gateway(&Plan::pay_as_you_go());
+    let account = CustomerId(9);
+    funded(&g, account, "1.00");
+    block_on(async {
+        let a = g
+            .admit(&Call::tokens(HoldId(1), account, "gpt-4o", 1_000, 1_000))
+            .await
+            .unwrap();
+        // Every five minutes of a 25-minute stream (the hold lasts ten), the hold is renewed.
+        for _ in 0..5 {
+            clock.advance_ns(5 * 60 * 1_000_000_000);
+            let until = g.extend_hold(&a).await.unwrap();
+            assert_eq!(until, clock.now_ns() + 600 * 1_000_000_000);
+            assert_eq!(available(&g, account), 2_000_000 - a.held.get());
+        }
+        let done = g.complete(&a, &usage(1_000, 900)).await.unwrap();
+        assert_eq!(done.charged, Credits::new(23_000)); // 1,000 × $2.50/M + 900 × $10/M
+        // A hold left alone expires: its credits come back, and it cannot be extended.
+        let b = g
+            .admit(&Call::tokens(HoldId(2), account, "gpt-4o", 1_000, 1_000))
+            .await
+            .unwrap();
+        clock.advance_ns(601 * 1_000_000_000);
+        assert_eq!(
+            g.extend_hold(&b).await.unwrap_err(),
+            GatewayError::Refused(Refusal::HoldExpired)
+        );
+        assert_eq!(available(&g, account), 2_000_000 - 23_000);
     });
 }
 

@@ -155,6 +155,10 @@ fn an_auto_top_up_request_reported_paid_is_invoiced() {
         window_ms: 3_600_000,
         backoff_ms: 1_000,
         backoff_max_ms: 60_000,
+        monthly_cap: None,
+        disable_after_declines: None,
+        buyer_tax_id: None,
+        purchase_order: None,
     };
     let replies = block_on(billing.submit(vec![
         Command::OpenAccount { customer },

@@ -606,6 +606,10 @@ impl<'a> Day<'a> {
                 window_ms: 3_600_000,
                 backoff_ms: 60_000,
                 backoff_max_ms: 900_000,
+                monthly_cap: None,
+                disable_after_declines: None,
+                buyer_tax_id: None,
+                purchase_order: None,
             };
             block_on(self.gateway.set_auto_top_up(customer, Some(rule))).map_err(setup)?;
         }

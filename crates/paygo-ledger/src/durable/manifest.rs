@@ -18,8 +18,10 @@ use crate::LedgerError;
 pub(crate) const MANIFEST: &str = "MANIFEST";
 /// The format this version reads and writes (format 1 had a `BLAKE2b` chain and was never
 /// released; format 2 had no manifest positions and no preallocated segments; format 3 had
-/// no idempotency window in the ledger's state).
-pub(crate) const FORMAT: u32 = 4;
+/// no idempotency window in the ledger's state; format 4 had no payment reversals, arrears
+/// or receivables account, and no auto top-up monthly cap, switch-off or buyer references
+/// in the billing state).
+pub(crate) const FORMAT: u32 = 5;
 const TITLE: &str = "paygo-ledger durable store";
 
 /// Where the journal had reached when the manifest was written.
