@@ -428,6 +428,7 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 Refusal::UnknownRequest => out.put_u8(15),
                 Refusal::IdOlderThanWindow => out.put_u8(17),
                 Refusal::IdAheadOfWindow => out.put_u8(18),
+                Refusal::CountersExhausted => out.put_u8(20),
                 Refusal::AccountInArrears { arrears } => {
                     out.put_u8(19);
                     out.put_i64(arrears.get());
@@ -512,6 +513,7 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
             16 => Refusal::Ledger(r.result()?),
             17 => Refusal::IdOlderThanWindow,
             18 => Refusal::IdAheadOfWindow,
+            20 => Refusal::CountersExhausted,
             19 => Refusal::AccountInArrears { arrears: r.credits()? },
             other => return Err(bad(format!("refusal {other} is unknown"))),
         }))

@@ -268,6 +268,12 @@ pub enum Refusal {
     /// the allowed skew (a client clock ahead, or an id that is not time-ordered).
     #[error("id is ahead of the idempotency window: its time is later than now plus the allowed skew")]
     IdAheadOfWindow,
+    /// The billing layer's own id counters (transfers, lots, payment requests) are within
+    /// 2^40 of 2^64, the most a store holds: no command is applied any more. A writer that
+    /// makes a billion ids a second reaches it after five centuries; a store that claims to
+    /// be there was made by hand.
+    #[error("the billing layer's id counters are exhausted: no command can be applied")]
+    CountersExhausted,
 }
 
 /// The reply to a [`Command`].

@@ -37,6 +37,7 @@ fn refusal_status(refusal: &Refusal) -> Status {
         Refusal::PaymentMethodRefused(_) => Status::new(402, "payment_method_refused"),
         // A ledger result the billing layer did not expect is a bug of ours.
         Refusal::Ledger(_) => Status::new(500, "ledger_refused"),
+        Refusal::CountersExhausted => Status::new(503, "billing_exhausted"),
         _ => Status::new(400, "invalid_request"),
     }
 }
