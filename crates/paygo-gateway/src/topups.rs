@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use paygo_billing::{
     BillingStore, Command, CustomerId, MethodRefusal, PaymentMethod, PaymentOutcome, Receipt, Refusal,
 };
-use paygo_billing::{RequestId, TopUpId};
+use paygo_billing::{RequestId, TopUpId, TopUpRequest};
 use paygo_credits::{CreditRate, Credits, Currency, FxRate, Money, Rounding};
 use paygo_invoice::{
     Document, DocumentId, Draft, InvoiceError, Invoicing, LineInput, Party, Payment, PaymentMethod as InvoicePayment,
@@ -69,6 +69,30 @@ pub struct PaidTopUp {
     pub paid_on: NaiveDate,
     /// The buyer.
     pub buyer: Buyer,
+    /// The buyer's purchase-order number or reference, shown on the invoice.
+    pub purchase_order: Option<String>,
+}
+
+impl PaidTopUp {
+    /// The report of a paid auto top-up `request`: its customer, amount, method and
+    /// purchase order, and its tax ID as the buyer's VAT ID when `buyer` has none and the
+    /// tax ID is a VAT ID (a tax ID of another kind is not one an EU invoice can use for
+    /// VAT, and VAT is then determined without it).
+    pub fn for_request(request: &TopUpRequest, reference: String, paid_on: NaiveDate, mut buyer: Buyer) -> PaidTopUp {
+        if buyer.vat_id.is_none() {
+            buyer.vat_id = request.buyer_tax_id.and_then(|id| VatId::parse(id.as_str()).ok());
+        }
+        PaidTopUp {
+            paid_for: PaidFor::AutoTopUp { request: request.id },
+            customer: request.customer,
+            amount: request.amount,
+            method: request.method,
+            reference,
+            paid_on,
+            buyer,
+            purchase_order: request.purchase_order.map(|po| po.as_str().to_owned()),
+        }
+    }
 }
 
 /// A recorded and invoiced top-up.
@@ -260,6 +284,7 @@ impl<S: SequenceStore> TopUps<S> {
             },
             rules: self.options.rounding,
             national_fx,
+            buyer_reference: paid.purchase_order.clone(),
         };
         Ok(self.invoicing.issue(&draft, day)?)
     }

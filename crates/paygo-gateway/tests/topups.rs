@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use paygo_billing::{
     AutoTopUp, AutoTopUpRule, BillingConfig, BillingStore, CardKind, Command, CustomerId, EmbeddedStore, HoldId,
-    PaymentMethod, Receipt, Refusal, TopUpAmount, TopUpId, block_on,
+    PaymentMethod, Receipt, Reference, Refusal, TopUpAmount, TopUpId, block_on,
 };
 use paygo_credits::{CreditRate, Credits, Currency, FxRate, Money};
 use paygo_gateway::{Buyer, GatewayError, PaidFor, PaidTopUp, TopUpOptions, TopUps};
@@ -88,6 +88,7 @@ fn paid(id: u128, customer: CustomerId, dollars: &str, buyer: Buyer) -> PaidTopU
         reference: format!("ch_{id}"),
         paid_on: day(),
         buyer,
+        purchase_order: None,
     }
 }
 
@@ -157,8 +158,9 @@ fn an_auto_top_up_request_reported_paid_is_invoiced() {
         backoff_max_ms: 60_000,
         monthly_cap: None,
         disable_after_declines: None,
-        buyer_tax_id: None,
-        purchase_order: None,
+        // A business with a German VAT ID and a purchase order on file for automatic top-ups.
+        buyer_tax_id: Some(Reference::new("DE136695976").unwrap()),
+        purchase_order: Some(Reference::new("PO-4471").unwrap()),
     };
     let replies = block_on(billing.submit(vec![
         Command::OpenAccount { customer },
@@ -191,19 +193,17 @@ fn an_auto_top_up_request_reported_paid_is_invoiced() {
     else {
         panic!("{:?}", replies[4])
     };
-    let report = PaidTopUp {
-        paid_for: PaidFor::AutoTopUp { request: request.id },
-        customer,
-        amount: request.amount,
-        method: request.method,
-        reference: "ch_auto_1".into(),
-        paid_on: day(),
-        buyer: buyer("IE", None),
-    };
+    let report = PaidTopUp::for_request(&request, "ch_auto_1".into(), day(), buyer("DE", None));
     let invoiced = block_on(topups.record(&billing, &report)).unwrap();
     assert_eq!(invoiced.credits, Credits::new(10_000_000));
-    // Irish VAT (23%) on the $5.00 of credits.
-    assert_eq!(invoiced.invoice.totals().gross, Money::usd("6.15".parse().unwrap()));
+    // The rule's tax ID made it a reverse-charge invoice, with the purchase order on it.
+    assert_eq!(invoiced.invoice.totals().gross, Money::usd("5.00".parse().unwrap()));
+    assert_eq!(
+        invoiced.invoice.buyer().vat_id,
+        Some(VatId::parse("DE136695976").unwrap())
+    );
+    assert_eq!(invoiced.invoice.buyer_reference(), Some("PO-4471"));
+    assert!(invoiced.invoice.to_text().contains("Your reference: PO-4471."));
     assert_eq!(block_on(topups.record(&billing, &report)).unwrap(), invoiced);
     assert_eq!(
         block_on(billing.balance(customer)).unwrap().available,

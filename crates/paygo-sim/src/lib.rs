@@ -586,6 +586,7 @@ impl<'a> Day<'a> {
             reference: format!("topup-{top_up_id}"),
             paid_on: self.options.day,
             buyer: buyer(profile, &report.name)?,
+            purchase_order: None,
         };
         let invoiced = block_on(self.topups.record(self.gateway.billing(), &paid)).map_err(setup)?;
         report.top_ups += 1;
@@ -704,15 +705,12 @@ impl<'a> Day<'a> {
             return Ok(());
         }
         let profile = &PROFILES[k % PROFILES.len()];
-        let paid = PaidTopUp {
-            paid_for: PaidFor::AutoTopUp { request: request.id },
-            customer: request.customer,
-            amount: request.amount,
-            method: request.method,
-            reference: format!("auto-{}", request.id),
-            paid_on: self.options.day,
-            buyer: buyer(profile, &report.name)?,
-        };
+        let paid = PaidTopUp::for_request(
+            request,
+            format!("auto-{}", request.id),
+            self.options.day,
+            buyer(profile, &report.name)?,
+        );
         let invoiced = block_on(self.topups.record(self.gateway.billing(), &paid)).map_err(setup)?;
         report.top_ups += 1;
         report.top_up_credits += invoiced.credits.get();
