@@ -102,7 +102,7 @@ fn durable_transfers(c: &mut Criterion) {
         journal_bytes(&dir)
     };
     {
-        let shared = durable::open_ledger(&dir, ManualClock::new(1), &options()).unwrap();
+        let shared = paygo::ledger::open_ledger(&dir, ManualClock::new(1), &options()).unwrap();
         for batch in batches.iter().take(8) {
             shared.submit(batch.clone()).unwrap();
         }

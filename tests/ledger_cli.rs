@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use paygo::billing::{BillingConfig, CardKind, Command as Billing, PaymentMethod};
 use paygo::credits::{Credits, Money};
-use paygo::ledger::durable::{self, OpenOptions};
+use paygo::ledger::durable::OpenOptions;
 use paygo::ledger::{Account, AccountId, Event, ManualClock, Transfer, TransferId};
 
 /// The example's binary, next to the test binaries. `cargo test` builds the examples, but
@@ -74,7 +74,7 @@ impl Drop for TempDir {
 }
 
 fn ledger_store(dir: &Path) {
-    let shared = durable::open_ledger(dir, ManualClock::new(1), &OpenOptions::default()).unwrap();
+    let shared = paygo::ledger::open_ledger(dir, ManualClock::new(1), &OpenOptions::default()).unwrap();
     shared
         .submit(vec![
             Event::CreateAccount(Account::new(AccountId(1))),
@@ -163,7 +163,7 @@ fn a_billing_store_written_as_the_gateway_writes_it_can_be_inspected() {
 fn readers_work_while_a_writer_has_the_store_open() {
     let dir = TempDir::new("live");
     ledger_store(&dir.0);
-    let writer = durable::open_ledger(&dir.0, ManualClock::new(5), &OpenOptions::default()).unwrap();
+    let writer = paygo::ledger::open_ledger(&dir.0, ManualClock::new(5), &OpenOptions::default()).unwrap();
     writer
         .submit(vec![Event::CreateTransfer(Transfer::new(
             TransferId(10),
@@ -195,7 +195,7 @@ fn readers_work_while_a_writer_has_the_store_open() {
 fn verify_refuses_a_store_whose_newest_snapshot_is_damaged() {
     let dir = TempDir::new("snapshot");
     {
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap();
+        let shared = paygo::ledger::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap();
         shared
             .submit(vec![Event::CreateAccount(Account::new(AccountId(1)))])
             .unwrap();

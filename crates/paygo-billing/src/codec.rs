@@ -10,9 +10,10 @@ use paygo_ledger::{AccountId, Ledger, LedgerError, TransferId};
 
 use crate::Command;
 use crate::auto::{AutoState, AutoTopUp, AutoTopUpRule, SwitchedOff, TopUpAmount, TopUpRequest};
-use crate::command::{AmountRule, MethodRefusal, Receipt, Refusal, Reply};
+use crate::command::{AmountRule, Receipt, Refusal, Reply};
 use crate::config::BillingConfig;
 use crate::machine::{Billing, COMPACT_MIN, CustomerState, Hold, HoldStatus, IdKind, Lot};
+use crate::payment::MethodRefusal;
 use crate::payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
 use crate::reference::Reference;
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auto::{AutoTopUp, AutoTopUpRule};
 use crate::ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
-use crate::payment::{PaymentMethod, PaymentOutcome, PaymentRef};
+use crate::payment::{METHOD_REFUSALS, MethodRefusal, PaymentMethod, PaymentOutcome, PaymentRef};
 
 /// One billing operation. Operations with an id are idempotent: a retry with the same
 /// body gets the first reply again (success or refusal), a retry with another body is
@@ -279,19 +279,6 @@ pub enum Refusal {
 /// The reply to a [`Command`].
 pub type Reply = Result<Receipt, Refusal>;
 
-/// Why a payment method is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum MethodRefusal {
-    /// A prepaid card.
-    #[error("prepaid cards are not accepted: pay with a credit or debit card, PayPal or crypto")]
-    PrepaidCard,
-    /// A gift card.
-    #[error("gift cards are not accepted: pay with a credit or debit card, PayPal or crypto")]
-    GiftCard,
-}
-
 /// The rule an amount broke (each message says what was expected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
@@ -371,7 +358,6 @@ pub enum AmountRule {
 /// Method refusals and amount rules share one byte numbering in the store (the positions
 /// of the reason texts that format 4 stored before they were enums; rules added since are
 /// appended).
-const METHOD_REFUSALS: [MethodRefusal; 2] = [MethodRefusal::PrepaidCard, MethodRefusal::GiftCard];
 const AMOUNT_RULES: [AmountRule; 23] = [
     AmountRule::TopUpNotUsd,
     AmountRule::TopUpNotWholeCents,
@@ -397,19 +383,6 @@ const AMOUNT_RULES: [AmountRule; 23] = [
     AmountRule::AutoTopUpAboveMonthlyCap,
     AmountRule::DeclineLimitZero,
 ];
-
-impl MethodRefusal {
-    /// Its byte in the store.
-    pub(crate) fn code(self) -> u8 {
-        // Two entries: the position always exists and fits a byte.
-        METHOD_REFUSALS.iter().position(|r| *r == self).unwrap_or(0) as u8
-    }
-
-    /// The refusal stored as `code`.
-    pub(crate) fn from_code(code: u8) -> Option<MethodRefusal> {
-        METHOD_REFUSALS.get(usize::from(code)).copied()
-    }
-}
 
 impl AmountRule {
     /// Its byte in the store (after the method refusals').

@@ -71,6 +71,7 @@ mod command;
 mod config;
 #[cfg(feature = "contract")]
 pub mod contract;
+mod decide;
 mod durable;
 mod embedded;
 mod extend;
@@ -86,13 +87,13 @@ mod window;
 
 pub use auto::{AutoTopUp, AutoTopUpRule, AutoTopUpStatus, SwitchedOff, TopUpAmount, TopUpRequest};
 pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, RECEIVABLES, REVENUE, codes};
-pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
+pub use command::{AmountRule, Command, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
 pub use embedded::{EmbeddedStore, block_on};
 pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
-pub use payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
+pub use payment::{CardKind, MethodRefusal, PaymentMethod, PaymentOutcome, PaymentRef};
 pub use reference::{Reference, ReferenceError};
 pub use store::{
     Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,

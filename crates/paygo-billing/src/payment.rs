@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::MethodRefusal;
 use crate::ids::{RequestId, TopUpId};
 
 /// How the customer pays a top-up.
@@ -63,4 +62,32 @@ pub enum PaymentRef {
     TopUp(TopUpId),
     /// An auto top-up payment ([`Command::ReportPayment`](crate::Command::ReportPayment)).
     AutoTopUp(RequestId),
+}
+
+/// Why a payment method is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MethodRefusal {
+    /// A prepaid card.
+    #[error("prepaid cards are not accepted: pay with a credit or debit card, PayPal or crypto")]
+    PrepaidCard,
+    /// A gift card.
+    #[error("gift cards are not accepted: pay with a credit or debit card, PayPal or crypto")]
+    GiftCard,
+}
+
+pub(crate) const METHOD_REFUSALS: [MethodRefusal; 2] = [MethodRefusal::PrepaidCard, MethodRefusal::GiftCard];
+
+impl MethodRefusal {
+    /// Its byte in the store.
+    pub(crate) fn code(self) -> u8 {
+        // Two entries: the position always exists and fits a byte.
+        METHOD_REFUSALS.iter().position(|r| *r == self).unwrap_or(0) as u8
+    }
+
+    /// The refusal stored as `code`.
+    pub(crate) fn from_code(code: u8) -> Option<MethodRefusal> {
+        METHOD_REFUSALS.get(usize::from(code)).copied()
+    }
 }

@@ -11,7 +11,7 @@ use paygo_billing::{
 };
 use paygo_billing::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 use paygo_credits::{Credits, Money};
-use paygo_ledger::durable::{self, OpenOptions};
+use paygo_ledger::durable::OpenOptions;
 use paygo_ledger::{AccountBalance, Ledger, LedgerError, ManualClock, StateMachine, TransferRecord};
 use paygo_testkit::store::TempDir;
 
@@ -204,7 +204,7 @@ fn a_reopened_billing_has_the_same_state_and_replies() {
 #[test]
 fn a_ledger_store_is_not_opened_as_a_billing_store() {
     let kind = TempDir::new("kind");
-    drop(durable::open_ledger(&kind.0, ManualClock::new(1), &OpenOptions::default()).unwrap());
+    drop(paygo_ledger::open_ledger(&kind.0, ManualClock::new(1), &OpenOptions::default()).unwrap());
     let as_billing = paygo_billing::open_billing(
         &kind.0,
         BillingConfig::default(),

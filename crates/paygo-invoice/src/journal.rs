@@ -18,8 +18,24 @@ use std::collections::BTreeMap;
 
 use crate::number::SEQUENCE_MAX;
 use crate::storage::StorageFile;
-use crate::store::{RECORD_MAX_BYTES, SequenceRecord};
-use crate::{InvoiceError, SeriesName};
+use crate::{DocumentId, InvoiceError, SeriesName};
+use serde::{Deserialize, Serialize};
+
+/// The largest record a store accepts, in bytes (a bound on a journal line).
+pub const RECORD_MAX_BYTES: usize = 1 << 20;
+
+/// A number and the record that carries it, as a store keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SequenceRecord {
+    /// The series.
+    pub series: SeriesName,
+    /// The number within the series (1 is the first).
+    pub sequence: u64,
+    /// The id of the document that carries the number.
+    pub key: DocumentId,
+    /// The document, as the sealing step wrote it (the issued document's JSON).
+    pub body: String,
+}
 
 /// The size of one slot: room for the largest record and the series' last numbers.
 pub(crate) const SLOT_BYTES: u64 = RECORD_MAX_BYTES as u64 + (64 << 10);

@@ -110,6 +110,7 @@ pub use document::{
     REVERSE_CHARGE_NOTE, RoundingRules, TaxLine, TaxRounding, TaxTreatment, Totals, VatRefundFacts,
 };
 pub use error::InvoiceError;
+pub use journal::{RECORD_MAX_BYTES, SequenceRecord};
 pub use number::{
     DOCUMENT_ID_MAX_LEN, DocumentId, DocumentKind, DocumentNumber, SEQUENCE_MAX, SERIES_NAME_MAX_LEN, Series,
     SeriesName,
@@ -118,6 +119,4 @@ pub use party::{ADDRESS_LINES_MAX, Party, Payment, PaymentMethod, TEXT_MAX_CHARS
 pub use render::{TEXT_WIDTH, country_name, escape_html};
 pub use statement::{Charge, DayUsage, ModelUsage, STATEMENT_DAYS_MAX, Statement, StatementRequest, UsageTotals};
 pub use storage::{DiskStorage, Storage, StorageFile};
-pub use store::{
-    FileSequenceStore, JOURNAL_FILE_NAME, MemorySequenceStore, RECORD_MAX_BYTES, SequenceRecord, SequenceStore,
-};
+pub use store::{FileSequenceStore, JOURNAL_FILE_NAME, MemorySequenceStore, SequenceStore};

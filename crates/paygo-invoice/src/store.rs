@@ -12,31 +12,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::journal::{
-    Acknowledged, MARKER_FILE_NAME, RECORDS_START, Scan, Slot, copy_range, damage, decode_line, encode_line,
-    encode_slot, io_error, is_format_1, is_unfinished_creation, marker_text, newest_slot, next_number, parse_marker,
-    scan, slot_offset, torn_tail,
+    Acknowledged, MARKER_FILE_NAME, RECORDS_START, Scan, SequenceRecord, Slot, copy_range, damage, decode_line,
+    encode_line, encode_slot, io_error, is_format_1, is_unfinished_creation, marker_text, newest_slot, next_number,
+    parse_marker, scan, slot_offset, torn_tail,
 };
 use crate::storage::{DiskStorage, Storage, StorageFile};
 use crate::{DocumentId, InvoiceError, SeriesName};
-
-/// The largest record a store accepts, in bytes (a bound on a journal line).
-pub const RECORD_MAX_BYTES: usize = 1 << 20;
-
-/// A number and the record that carries it, as a store keeps them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SequenceRecord {
-    /// The series.
-    pub series: SeriesName,
-    /// The number within the series (1 is the first).
-    pub sequence: u64,
-    /// The id of the document that carries the number.
-    pub key: DocumentId,
-    /// The document, as the sealing step wrote it (the issued document's JSON).
-    pub body: String,
-}
 
 /// Hands out gapless numbers per series, each recorded together with the document that
 /// carries it.

@@ -39,7 +39,7 @@
 //!   layer built on it (the billing operations of `paygo-billing`).
 //! - [`durable`]: the write-ahead journal (group commit, a CRC32C per record, a `BLAKE3`
 //!   chain), snapshots and crash recovery behind a [`durable::Storage`] trait, for any
-//!   [`durable::Durable`] machine; [`durable::open_ledger`] opens a durable handle in a
+//!   [`durable::Durable`] machine; [`open_ledger`] opens a durable handle in a
 //!   directory.
 //!
 //! `docs/ledger.md` documents the model, the result codes and their precedence, and the
@@ -48,14 +48,16 @@
 pub mod durable;
 mod engine;
 mod hash;
+mod machine;
 mod result;
 mod shared;
 mod types;
 
 pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger, Spare};
+pub use machine::StateMachine;
 pub use paygo_time::{Clock, ManualClock, WallClock};
 pub use result::EventResult;
-pub use shared::{SharedLedger, StateMachine};
+pub use shared::{SharedLedger, open_ledger};
 pub use types::{
     Account, AccountBalance, AccountFlags, AccountId, Event, IdWindow, PendingStatus, Transfer, TransferFlags,
     TransferId, TransferRecord,

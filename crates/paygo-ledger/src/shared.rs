@@ -5,25 +5,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::durable::{self, Durable, FileStore, Head, OpenOptions, Recovery, SnapshotJob, Storage};
+use crate::machine::StateMachine;
 use crate::{BATCH_EVENTS_MAX, Clock, Event, EventResult, Ledger, LedgerError};
-
-/// A deterministic state machine that applies batches of commands at a given time: the
-/// [`Ledger`], or a layer built on it (the billing layer of `paygo-billing`).
-pub trait StateMachine: Send {
-    /// What a batch holds.
-    type Command: Clone + Send;
-    /// The reply to each command.
-    type Reply: Clone + Send;
-    /// The most commands one batch may hold.
-    const BATCH_MAX: usize;
-
-    /// Applies a batch at `now_ns`, one reply per command, in order.
-    ///
-    /// # Errors
-    ///
-    /// When the batch as a whole cannot be applied (too large); nothing is applied then.
-    fn apply_batch(&mut self, now_ns: u64, commands: &[Self::Command]) -> Result<Vec<Self::Reply>, LedgerError>;
-}
 
 impl StateMachine for Ledger {
     type Command = Event;
@@ -458,4 +441,18 @@ impl<M: Durable, K: Clock> SharedLedger<M, K> {
         journal.snapshot_failed = false;
         Ok(head)
     }
+}
+
+/// Opens (or creates) a durable [`Ledger`] in `dir`: the entry point for the engine alone.
+/// See [`SharedLedger::open`]; [`durable`] has the format and the other entry points.
+///
+/// # Errors
+///
+/// As [`SharedLedger::open`].
+pub fn open_ledger<K: Clock>(
+    dir: impl AsRef<Path>,
+    clock: K,
+    options: &OpenOptions,
+) -> Result<SharedLedger<Ledger, K>, LedgerError> {
+    SharedLedger::open(dir, Ledger::new, clock, options)
 }

@@ -56,7 +56,7 @@ fn build(dir: &Path, end: End, two_segments: bool, before: u128, after: u128) ->
     let crashing = (end == End::Crashed).then(|| Crashing::open(dir));
     let shared: SharedLedger<Ledger, ManualClock> = match crashing {
         Some(c) => SharedLedger::with_storage(Box::new(c), Ledger::new, clock, &OpenOptions::default()).unwrap(),
-        None => durable::open_ledger(dir, clock, &OpenOptions::default()).unwrap(),
+        None => paygo_ledger::open_ledger(dir, clock, &OpenOptions::default()).unwrap(),
     };
     shared.submit(setup()).unwrap();
     for n in 0..before {
@@ -112,7 +112,7 @@ fn assert_detected(dir: &Path, acked: u128, attack: &str) {
         Ok((l, _)) => panic!("{attack}: verify said ok with {} of {acked}", transfers(&l)),
         Err(e) => panic!("{attack}: verify: {e}"),
     }
-    let opened = durable::open_ledger(dir, ManualClock::new(5_000), &OpenOptions::default());
+    let opened = paygo_ledger::open_ledger(dir, ManualClock::new(5_000), &OpenOptions::default());
     assert!(
         matches!(opened, Err(LedgerError::Corrupt { .. })),
         "{attack}: {opened:?}"
@@ -226,7 +226,7 @@ fn torn_last_record(name: &str, tear: impl Fn(&mut Vec<u8>, usize)) {
     loaded.check_invariants().unwrap();
     // Writable: the torn record is cut and writing goes on after the last whole record.
     {
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(10_000), &OpenOptions::default()).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(10_000), &OpenOptions::default()).unwrap();
         assert!(shared.submit(batch(500)).unwrap().iter().all(|r| r.is_ok()));
     }
     let (loaded, recovery) = durable::load::<Ledger>(&dir.0).unwrap();
@@ -279,7 +279,7 @@ fn a_large_zero_tail_past_the_journal_is_cut_without_reading_it() {
     println!("a 512 MiB zero tail: {:.3} s", started.elapsed().as_secs_f64());
     assert_eq!(transfers(&loaded), acked);
     assert!(recovery.torn_bytes >= 512 << 20, "{recovery:?}");
-    drop(durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap());
+    drop(paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default()).unwrap());
     assert!(std::fs::metadata(&path).unwrap().len() <= len, "the tail was not cut");
 }
 

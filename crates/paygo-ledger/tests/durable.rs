@@ -94,7 +94,7 @@ fn a_reopened_ledger_has_the_same_state_and_answers() {
     let clock_ns = 5_000_000_000;
     let mut reference = Ledger::new();
     {
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(clock_ns), &no_auto_snapshot()).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(clock_ns), &no_auto_snapshot()).unwrap();
         for (i, batch) in all.iter().enumerate() {
             assert_eq!(
                 shared.submit(batch.clone()).unwrap(),
@@ -107,7 +107,7 @@ fn a_reopened_ledger_has_the_same_state_and_answers() {
         let head = shared.head().unwrap().unwrap();
         assert_eq!(head.records, all.len() as u64);
     }
-    let shared = durable::open_ledger(&dir.0, ManualClock::new(clock_ns + 10), &no_auto_snapshot()).unwrap();
+    let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(clock_ns + 10), &no_auto_snapshot()).unwrap();
     let recovery = shared.recovery().unwrap().clone();
     assert_eq!(recovery.snapshot_records, 21);
     assert_eq!(recovery.records_replayed, all.len() as u64 - 21);
@@ -139,7 +139,7 @@ fn time_and_expiry_replay_exactly() {
     let all = batches(99, 60);
     let mut reference = Ledger::new();
     {
-        let shared = durable::open_ledger(&dir.0, Shared(clock.clone()), &no_auto_snapshot()).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, Shared(clock.clone()), &no_auto_snapshot()).unwrap();
         for batch in &all {
             let now = paygo_ledger::Clock::now_ns(&*clock);
             assert_eq!(
@@ -157,8 +157,8 @@ fn time_and_expiry_replay_exactly() {
 #[test]
 fn a_second_writer_is_refused_and_readers_work_while_the_writer_runs() {
     let dir = TempDir::new("lock");
-    let first = durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
-    let second = durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot());
+    let first = paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
+    let second = paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot());
     assert!(matches!(second, Err(LedgerError::Locked { .. })), "{second:?}");
     first.submit(batches(1, 0).remove(0)).unwrap();
     // Readers take no lock: they read up to the last whole record, while records go on
@@ -187,7 +187,7 @@ fn a_second_writer_is_refused_and_readers_work_while_the_writer_runs() {
     let (loaded, _) = durable::load::<Ledger>(&dir.0).unwrap();
     assert_eq!(fingerprint(&loaded), told);
     drop(first);
-    durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
+    paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).unwrap();
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn foreign_missing_and_mismatched_directories_are_refused_untouched() {
     let dir = TempDir::new("foreign");
     std::fs::create_dir_all(&dir.0).unwrap();
     std::fs::write(dir.0.join("notes.txt"), b"mine").unwrap();
-    let opened = durable::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default());
+    let opened = paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &OpenOptions::default());
     assert!(matches!(opened, Err(LedgerError::Foreign { .. })), "{opened:?}");
     assert!(matches!(
         durable::load::<Ledger>(&dir.0),
@@ -226,7 +226,7 @@ fn snapshots_rotate_the_journal_and_keep_the_previous_one() {
     };
     let mut reference = Ledger::new();
     {
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(9), &options).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(9), &options).unwrap();
         for batch in &all {
             assert_eq!(
                 shared.submit(batch.clone()).unwrap(),
@@ -339,7 +339,7 @@ fn a_tail_lost_from_any_offset_after_a_crash_recovers_the_whole_records_before_i
     assert_eq!(recovery.records_replayed, 3);
     assert_eq!(recovery.torn_bytes, starts[4] - starts[3]);
     {
-        let shared = durable::open_ledger(&copy.0, ManualClock::new(77), &no_auto_snapshot()).unwrap();
+        let shared = paygo_ledger::open_ledger(&copy.0, ManualClock::new(77), &no_auto_snapshot()).unwrap();
         assert_eq!(shared.recovery().unwrap().torn_bytes, starts[4] - starts[3]);
         shared
             .submit(vec![Event::CreateAccount(Account::new(AccountId(999)))])
@@ -439,7 +439,7 @@ fn damage_in_the_last_two_records_is_corruption_not_a_torn_tail() {
             other => panic!("expected corruption, got {other:?}"),
         }
         // A writable open refuses too, and leaves the file as it was.
-        assert!(durable::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).is_err());
+        assert!(paygo_ledger::open_ledger(&dir.0, ManualClock::new(1), &no_auto_snapshot()).is_err());
         assert_eq!(std::fs::read(&segment).unwrap(), bytes);
     }
 }
@@ -477,7 +477,7 @@ proptest! {
         let all = batches(seed, count);
         let mut reference = Ledger::new();
         {
-            let shared = durable::open_ledger(&dir.0, ManualClock::new(seed % 1_000), &no_auto_snapshot()).unwrap();
+            let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(seed % 1_000), &no_auto_snapshot()).unwrap();
             for (i, batch) in all.iter().enumerate() {
                 prop_assert_eq!(shared.submit(batch.clone()).unwrap(), reference.apply(seed % 1_000, batch).unwrap());
                 if i == snapshot_at {
@@ -556,7 +556,7 @@ fn a_failed_append_applies_nothing_and_the_handle_refuses_further_work() {
         assert_eq!(shared.read(fingerprint).unwrap(), fingerprint(&reference));
     }
     // Reopened: what was acknowledged is there, and writing goes on.
-    let shared = durable::open_ledger(&dir.0, ManualClock::new(50), &no_auto_snapshot()).unwrap();
+    let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(50), &no_auto_snapshot()).unwrap();
     assert_eq!(shared.read(fingerprint).unwrap(), fingerprint(&reference));
     assert_eq!(
         shared.submit(all[2].clone()).unwrap(),
@@ -569,7 +569,7 @@ fn verify_reads_every_record_kept_and_agrees_with_load() {
     let dir = TempDir::new("verify");
     let all = batches(21, 30);
     {
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(3), &no_auto_snapshot()).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(3), &no_auto_snapshot()).unwrap();
         for (i, batch) in all.iter().enumerate() {
             shared.submit(batch.clone()).unwrap();
             if i % 10 == 9 {
@@ -591,7 +591,7 @@ fn verify_reads_every_record_kept_and_agrees_with_load() {
 fn many_threads_share_records_and_replay_to_the_state_they_were_told() {
     let dir = TempDir::new("group");
     let shared =
-        std::sync::Arc::new(durable::open_ledger(&dir.0, paygo_ledger::WallClock, &no_auto_snapshot()).unwrap());
+        std::sync::Arc::new(paygo_ledger::open_ledger(&dir.0, paygo_ledger::WallClock, &no_auto_snapshot()).unwrap());
     shared
         .submit(vec![
             Event::CreateAccount(Account::new(AccountId(1))),
@@ -639,7 +639,7 @@ fn doctor_snapshot(path: &Path, change: impl Fn(&mut [u8])) {
 fn verify_refuses_a_damaged_or_untrue_newest_snapshot_that_load_passes_over() {
     let build = |name: &str| {
         let dir = TempDir::new(name);
-        let shared = durable::open_ledger(&dir.0, ManualClock::new(3), &no_auto_snapshot()).unwrap();
+        let shared = paygo_ledger::open_ledger(&dir.0, ManualClock::new(3), &no_auto_snapshot()).unwrap();
         for (i, batch) in batches(23, 20).into_iter().enumerate() {
             shared.submit(batch).unwrap();
             if i % 10 == 9 {

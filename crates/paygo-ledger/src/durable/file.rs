@@ -7,15 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use super::checksum::{ChainHasher, HASH_LEN, crc32c};
-use super::manifest::{MANIFEST, Manifest, Reach, Segment};
-use super::{Head, Loaded, Recovery, SnapshotJob, Storage};
+use super::manifest::{MANIFEST, Manifest, Reach, SEGMENT_HEADER, Segment};
+use super::storage::{Head, Loaded, Recovery, SnapshotJob, Storage};
 use crate::LedgerError;
 
 const LOCK: &str = "LOCK";
 const SEGMENT_MAGIC: &[u8; 8] = b"PGYLJRN3";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"PGYLSNP3";
-/// magic, first seq, previous hash, size, crc, reserved.
-pub(crate) const SEGMENT_HEADER: u64 = 64;
 /// length, payload crc, seq, previous hash, header crc.
 const RECORD_HEADER: usize = 52;
 /// magic, seq, head hash, state length, state crc, header crc.

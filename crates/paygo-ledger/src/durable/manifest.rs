@@ -14,6 +14,9 @@ use std::path::Path;
 use super::checksum::{HASH_LEN, crc32c};
 use crate::LedgerError;
 
+/// The size of a segment's header: magic, first seq, previous hash, size, crc, reserved.
+pub(crate) const SEGMENT_HEADER: u64 = 64;
+
 /// The file's name in the store's directory.
 pub(crate) const MANIFEST: &str = "MANIFEST";
 /// The format this version reads and writes (format 1 had a `BLAKE2b` chain and was never
@@ -236,14 +239,14 @@ impl Manifest {
         // Sizes are trusted only once they fit what a writer makes: a segment holds at
         // least its header, and the journal's position lies within the newest segment
         // (recovery sizes its work from them).
-        if let Some(g) = m.segments.iter().find(|g| g.bytes < super::file::SEGMENT_HEADER) {
+        if let Some(g) = m.segments.iter().find(|g| g.bytes < SEGMENT_HEADER) {
             return Err(bad(format!(
                 "segment {} is listed with {} bytes, less than a segment header",
                 g.index, g.bytes
             )));
         }
         if let Some(last) = m.segments.last()
-            && (m.reach.offset < super::file::SEGMENT_HEADER || m.reach.offset > last.bytes)
+            && (m.reach.offset < SEGMENT_HEADER || m.reach.offset > last.bytes)
         {
             return Err(bad(format!(
                 "its position, byte {}, is outside its newest segment of {} bytes",
