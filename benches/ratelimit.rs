@@ -11,20 +11,28 @@
 //! check does the full read-modify-write of a key's state. A last group repeats the
 //! direct and keyed cases on manual clocks, to compare the algorithms without the clocks.
 //!
+//! `paygo_async` is the asynchronous plan limiter a gateway calls (`AsyncPlanLimiter` over
+//! the `InProcessStore` on a `FlatStore`, one limit), its future polled once (it completes
+//! on its first poll); `paygo_multi` is the synchronous `MultiLimiter` on the same store,
+//! to tell the async layer's cost from the multi-limit check's.
+//!
 //! Run with `cargo bench --bench ratelimit`.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 
+use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use governor::clock::{FakeRelativeClock, MonotonicClock};
 use governor::{Quota as GovernorQuota, RateLimiter as GovernorLimiter};
 use paygo::ratelimit::{
-    Clock, DirectLimiter, FlatKey, FlatStore, ManualClock, Policy, PolicyName, Quota, QuotaOptions, RateLimiter,
-    SystemClock, Unit,
+    AsyncPlanLimiter, Clock, DirectLimiter, FlatKey, FlatStore, InProcessStore, ManualClock, MultiLimiter, Plan,
+    Policy, PolicyName, Quota, QuotaOptions, RateLimiter, SystemClock, Unit,
 };
 
 const KEYS: usize = 100_000;
@@ -54,6 +62,35 @@ fn policy() -> Policy {
 
 fn paygo_keyed<K: FlatKey + std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K, SystemClock, FlatStore<K>> {
     RateLimiter::with_clock_and_store(policy(), SystemClock::new(), FlatStore::new())
+}
+
+fn plan() -> Plan {
+    Plan {
+        name: "bench".to_owned(),
+        policies: vec![policy()],
+    }
+}
+
+type AsyncLimiter = AsyncPlanLimiter<u64, InProcessStore<u64, SystemClock, FlatStore<u64>>>;
+
+fn paygo_async() -> AsyncLimiter {
+    AsyncPlanLimiter::new(InProcessStore::with_clock_and_stores(
+        &plan(),
+        SystemClock::new(),
+        |_| FlatStore::new(),
+    ))
+}
+
+fn paygo_multi() -> MultiLimiter<u64, SystemClock, FlatStore<u64>> {
+    MultiLimiter::with_clock_and_stores(&plan(), SystemClock::new(), |_| FlatStore::new())
+}
+
+/// Polls an in-process future once: it completes there.
+fn first_poll<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("in-process futures complete on their first poll"),
+    }
 }
 
 fn paygo_memory<K: std::hash::Hash + Eq + Clone + Send + Sync>() -> RateLimiter<K> {
@@ -114,6 +151,14 @@ fn hot_key(c: &mut Criterion) {
     group.bench_function("paygo_instant", |b| {
         b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
     });
+    let paygo = paygo_async();
+    group.bench_function("paygo_async", |b| {
+        b.iter(|| black_box(first_poll(paygo.check_call(black_box(&42), 0)).unwrap().value.allowed));
+    });
+    let paygo = paygo_multi();
+    group.bench_function("paygo_multi", |b| {
+        b.iter(|| black_box(paygo.check(black_box(&42)).unwrap().allowed));
+    });
     let governor = GovernorLimiter::keyed(governor_quota());
     group.bench_function("governor", |b| {
         b.iter(|| black_box(governor.check_key(black_box(&42u64)).is_ok()));
@@ -150,6 +195,14 @@ fn u64_keys(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % KEYS as u64;
             black_box(paygo.check(&i).unwrap().allowed)
+        });
+    });
+    let paygo = paygo_async();
+    let mut i = 0u64;
+    group.bench_function("paygo_async", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            black_box(first_poll(paygo.check_call(&i, 0)).unwrap().value.allowed)
         });
     });
     let governor = GovernorLimiter::keyed(governor_quota());

@@ -12,7 +12,7 @@
 //! a simulated upstream call, then the quote and capture (or the release); auto top-ups are
 //! paid or declined by a simulated payment, every paid top-up is invoiced, and each account
 //! gets a usage statement. The run ends with a summary table and a consistency check of the
-//! ledger against everything the day reported. All of it is `paygo::simulation::run_day`;
+//! ledger against everything the day reported. All of it is `paygo_sim::run_day`;
 //! this file parses arguments, shows progress and writes files.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use paygo::simulation::{DayOptions, DayReport, PriceSource, run_day};
+use paygo_sim::{DayOptions, DayReport, PriceSource, run_day};
 
 const USAGE: &str = "usage: gateway [--accounts N] [--requests N] [--seed N] [--prices FILE [--format litellm|paygo]] [--out DIR] [--ledger-dir DIR] [--quiet]";
 

@@ -42,7 +42,7 @@ use paygo::credits::Credits;
 use paygo::ledger::durable::{self, OpenOptions, Recovery};
 use paygo::ledger::{
     Account, AccountBalance, AccountId, BATCH_EVENTS_MAX, Clock, Event, EventResult, IdWindow, Ledger, SharedLedger,
-    SystemClock, Transfer, TransferId,
+    Transfer, TransferId, WallClock,
 };
 
 /// Prints a line; a closed stdout (`| head`) is not an error of the ledger.
@@ -282,7 +282,7 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
         Some(w) => Ledger::new().with_id_window(w),
         None => Ledger::new(),
     };
-    let shared = SharedLedger::open(dir, init, SystemClock, options)?;
+    let shared = SharedLedger::open(dir, init, WallClock, options)?;
     let window = shared.read(Ledger::id_window)?;
     // Setup is idempotent: a rerun gets `exists` for what is there already.
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];
@@ -319,7 +319,7 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
             id += 1;
             let tid = match window {
                 // Time-ordered: the millisecond now, the counter below it.
-                Some(_) => TransferId::from_time(SystemClock.now_ns() / 1_000_000, id)?,
+                Some(_) => TransferId::from_time(WallClock.now_ns() / 1_000_000, id)?,
                 None => TransferId(id),
             };
             events.push(Event::CreateTransfer(
@@ -362,7 +362,7 @@ fn load(dir: &str, run: &Load, options: &OpenOptions) -> Result<(), Failure> {
 fn funding_id(window: Option<IdWindow>, a: u128) -> Result<TransferId, Failure> {
     Ok(match window {
         None => TransferId(u128::MAX - 1 - a),
-        Some(_) => TransferId::from_time(SystemClock.now_ns() / 1_000_000, (1 << 79) | a)?,
+        Some(_) => TransferId::from_time(WallClock.now_ns() / 1_000_000, (1 << 79) | a)?,
     })
 }
 

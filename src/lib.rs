@@ -1,46 +1,44 @@
 //! paygo: billing libraries for a pay-as-you-go AI model API.
 //!
 //! This umbrella crate re-exports the member crates, one module each behind a feature of
-//! the same name (all on by default), adds the [`gateway`] flow that composes them, a
-//! [`prelude`] of the types a gateway uses, and the [`simulation`] of a gateway day that the
-//! `gateway` example runs.
-//!
-//! The flow of one call, in about twenty lines:
+//! the same name (all on by default), and a [`prelude`] of what a service on paygo uses.
+//! A service on paygo, in about twenty lines (rate limit, estimate, hold, the call,
+//! capture, the usage section, the balance):
 //!
 //! ```
 //! use paygo::prelude::*;
 //!
-//! let ledger = SharedLedger::new(Billing::new(BillingConfig::default()), LedgerManualClock::new(1));
-//! let prices = PriceBook::from_json(paygo::simulation::DEFAULT_PRICES)?;
-//! let policy = Plan::pay_as_you_go().policies.remove(0); // 18,000 calls in any rolling hour
-//! let gateway = Gateway::new(prices, policy, RateManualClock::new(0), ledger, 600_000);
-//! let (account, now) = (CustomerId(42), chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")?.to_utc());
-//! gateway.open_account(account)?;
-//! let call = Call { id: HoldId(1), account, model: "gpt-4o", prompt_tokens: 1_000, max_output_tokens: 500,
-//!                    service_tier: ServiceTier::STANDARD, units: None };
-//! // No balance: refused before the upstream is called (403).
-//! assert!(matches!(gateway.admit(&call, now), Err(Rejection::InsufficientCredits)));
-//! gateway.top_up(TopUpId(7), account, Money::usd("10.00".parse()?), PaymentMethod::Card(CardKind::Credit))?;
-//! // Rate limit, estimate and hold; then the upstream call; then quote and capture.
-//! let admitted = gateway.admit(&Call { id: HoldId(2), ..call }, now)?;
-//! let usage: Usage = serde_json::from_str(r#"{"prompt_tokens": 1000, "completion_tokens": 120}"#)?;
-//! let done = gateway.complete(&admitted, &usage, now)?;
-//! assert_eq!(done.charged, Credits::new(7_400)); // 1,000 × $2.50/M + 120 × $10/M = $0.0037
-//! let meta = serde_json::json!({"meta": {"usage": done.usage}});
-//! assert_eq!(meta.to_string(), r#"{"meta":{"usage":{"credits_used":7400,"usd_spent":0.0037}}}"#);
+//! let clock = ManualClock::new(1_764_000_000_000_000_000); // or SystemClock::new()
+//! let gateway = Gateway::in_memory(GatewayOptions::new(PriceBook::from_json(DEFAULT_PRICES)?, clock), &Plan::pay_as_you_go())?;
+//! let account = CustomerId(42);
+//! block_on(async {
+//!     gateway.open_account(account).await?;
+//!     let card = PaymentMethod::Card(CardKind::Credit);
+//!     gateway.top_up(TopUpId(7), account, Money::usd("10.00".parse()?), card).await?;
+//!     // Before the call: the plan's rate limit (18,000 an hour), the estimate, the hold.
+//!     let admitted = gateway.admit(&Call::tokens(HoldId(1), account, "gpt-4o", 1_000, 500)).await?;
+//!     // ... the upstream call runs, and reports what it used ...
+//!     let usage: Usage = serde_json::from_str(r#"{"prompt_tokens": 1000, "completion_tokens": 120}"#)?;
+//!     let done = gateway.complete(&admitted, &usage).await?; // quote and capture; the rest is released
+//!     let meta = serde_json::json!({"meta": {"usage": done.usage}});
+//!     assert_eq!(meta.to_string(), r#"{"meta":{"usage":{"credits_used":7400,"usd_spent":0.0037}}}"#);
+//!     assert_eq!(gateway.balance(account).await?.available, Credits::new(20_000_000 - 7_400));
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! | module | what it does |
 //! |---|---|
 //! | [`credits`] | integer credits, exact money, conversions with named rounding, allocation, remainder carrying |
-//! | [`pricing`] | price books, exact quotes and estimates, LiteLLM catalog import |
+//! | [`time`] | one clock trait (nanoseconds since the Unix epoch) and its clocks |
+//! | [`pricing`] | price books, exact quotes and estimates, LiteLLM and OpenRouter catalog import |
 //! | [`ledger`] | the double-entry credit ledger, its durable journal and snapshots |
-//! | [`billing`] | accounts, top-ups, holds and captures, bonus lots, auto top-up, on the ledger |
-//! | [`ratelimit`] | keyed limits per plan, exact over any rolling window |
+//! | [`billing`] | accounts, top-ups, holds and captures, bonus lots, auto top-up, and the store trait |
+//! | [`ratelimit`] | keyed limits per plan, exact over any rolling window, in process or in a shared store |
 //! | [`vat`] | VAT IDs, rates, tax determination, refund rules |
 //! | [`invoice`] | gapless invoices and credit notes, usage statements |
-//! | [`gateway`] | the flow of a call through all of them |
+//! | [`gateway`] | the flow of a call through all of them, and the top-up service |
 
 #[cfg(feature = "billing")]
 pub use paygo_billing as billing;
@@ -58,22 +56,25 @@ pub use paygo_ratelimit as ratelimit;
 pub use paygo_vat as vat;
 
 #[cfg(feature = "gateway")]
-pub mod gateway;
-#[cfg(feature = "gateway")]
-pub mod simulation;
+pub use paygo_gateway as gateway;
+#[cfg(feature = "time")]
+pub use paygo_time as time;
 
-/// The types a gateway uses, to import at once: `use paygo::prelude::*;`.
+/// What a service on paygo uses, to import at once: `use paygo::prelude::*;`. Every name is
+/// the item's own (no renames).
 #[cfg(feature = "gateway")]
 pub mod prelude {
-    pub use crate::gateway::{Admitted, Call, Completed, Gateway, GatewayError, Rejection};
     pub use paygo_billing::{
-        AutoTopUp, AutoTopUpRule, Billing, BillingConfig, CardKind, Command, CustomerId, HoldId, PaymentMethod,
-        PaymentOutcome, Receipt, Refusal, RequestId, TopUpAmount, TopUpId,
+        AutoTopUp, AutoTopUpRule, Balance, BillingConfig, BillingStore, CardKind, Command, CustomerId, EmbeddedStore,
+        HoldId, PaymentMethod, PaymentOutcome, Receipt, Refusal, RequestId, TopUpAmount, TopUpId, block_on,
     };
     pub use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, Money, Rounding};
-    pub use paygo_ledger::{ManualClock as LedgerManualClock, SharedLedger, SystemClock as LedgerSystemClock};
-    pub use paygo_pricing::{EstimateRequest, PriceBook, Quote, QuoteRequest, ServiceTier, Usage, UsageSection};
-    pub use paygo_ratelimit::{ManualClock as RateManualClock, Plan, SystemClock as RateSystemClock};
+    pub use paygo_gateway::{
+        Admitted, Call, Completed, Gateway, GatewayError, GatewayOptions, InProcessGateway, Rejection, Status, TopUps,
+    };
+    pub use paygo_pricing::{DEFAULT_PRICES, PriceBook, Quote, ServiceTier, Usage, UsageSection};
+    pub use paygo_ratelimit::{InProcessStore, Plan};
+    pub use paygo_time::{Clock, ManualClock, SystemClock, WallClock};
 }
 
 /// The README's Rust snippets, compiled and run as doc tests so they stay true.

@@ -177,6 +177,11 @@ pub(crate) fn put_command(out: &mut Vec<u8>, c: &Command) {
             out.put_u128(request.0);
             out.put_bool(*outcome == PaymentOutcome::Succeeded);
         }
+        Command::ExtendHold { hold, timeout_ms } => {
+            out.put_u8(11);
+            out.put_u128(hold.0);
+            out.put_u64(*timeout_ms);
+        }
         Command::ReversePayment {
             id,
             customer,
@@ -255,6 +260,10 @@ pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
                 1 => PaymentRef::AutoTopUp(r.u128()?.into()),
                 other => return Err(bad(format!("payment reference kind {other} is unknown"))),
             },
+        },
+        11 => Command::ExtendHold {
+            hold: r.u128()?.into(),
+            timeout_ms: r.u64()?,
         },
         other => return Err(bad(format!("command tag {other} is unknown"))),
     })
@@ -373,6 +382,10 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                     out.put_opt_u64(*retry_after_ns);
                     out.put_bool(*rule_switched_off);
                 }
+                Receipt::HoldExtended { until_ns } => {
+                    out.put_u8(10);
+                    out.put_u64(*until_ns);
+                }
                 Receipt::Reversed {
                     credits,
                     recovered,
@@ -415,6 +428,7 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 Refusal::UnknownRequest => out.put_u8(15),
                 Refusal::IdOlderThanWindow => out.put_u8(17),
                 Refusal::IdAheadOfWindow => out.put_u8(18),
+                Refusal::CountersExhausted => out.put_u8(20),
                 Refusal::AccountInArrears { arrears } => {
                     out.put_u8(19);
                     out.put_i64(arrears.get());
@@ -473,6 +487,7 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
                 recovered: r.credits()?,
                 arrears: r.credits()?,
             },
+            10 => Receipt::HoldExtended { until_ns: r.u64()? },
             other => return Err(bad(format!("receipt {other} is unknown"))),
         }))
     } else {
@@ -498,6 +513,7 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
             16 => Refusal::Ledger(r.result()?),
             17 => Refusal::IdOlderThanWindow,
             18 => Refusal::IdAheadOfWindow,
+            20 => Refusal::CountersExhausted,
             19 => Refusal::AccountInArrears { arrears: r.credits()? },
             other => return Err(bad(format!("refusal {other} is unknown"))),
         }))

@@ -115,6 +115,17 @@ pub enum Command {
         /// The payment reversed.
         payment: PaymentRef,
     },
+    /// Keeps an open hold alive for `timeout_ms` from now (a long stream): its pending
+    /// transfers are voided and held again, for the same amounts from the same sources,
+    /// with the new timeout, in one linked chain, so the credits never leave the hold.
+    /// Repeating it extends again from its own time, which is harmless; a captured,
+    /// released or expired hold cannot be extended.
+    ExtendHold {
+        /// The hold.
+        hold: HoldId,
+        /// The new timeout from now, in milliseconds (1 to the configured maximum).
+        timeout_ms: u64,
+    },
 }
 
 /// A successful operation.
@@ -164,6 +175,12 @@ pub enum Receipt {
         /// Whether this decline switched the rule off (its `disable_after_declines`-th in a
         /// row): a caller notifies the customer. See [`Billing::auto_top_up`](crate::Billing::auto_top_up).
         rule_switched_off: bool,
+    },
+    /// A hold was extended ([`Command::ExtendHold`]).
+    HoldExtended {
+        /// When it now expires, in nanoseconds of the billing layer's clock (the command's
+        /// time plus the timeout; the ledger's stamps may put it a few nanoseconds later).
+        until_ns: u64,
     },
     /// A payment was reversed ([`Command::ReversePayment`]): `credits = recovered + arrears`.
     Reversed {
@@ -251,6 +268,12 @@ pub enum Refusal {
     /// the allowed skew (a client clock ahead, or an id that is not time-ordered).
     #[error("id is ahead of the idempotency window: its time is later than now plus the allowed skew")]
     IdAheadOfWindow,
+    /// The billing layer's own id counters (transfers, lots, payment requests) are within
+    /// 2^40 of 2^64, the most a store holds: no command is applied any more. A writer that
+    /// makes a billion ids a second reaches it after five centuries; a store that claims to
+    /// be there was made by hand.
+    #[error("the billing layer's id counters are exhausted: no command can be applied")]
+    CountersExhausted,
 }
 
 /// The reply to a [`Command`].

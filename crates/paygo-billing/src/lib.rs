@@ -57,6 +57,11 @@
 //!   cap, a switch-off after declines in a row, the buyer's [`Reference`]s carried on each
 //!   request) and its decisions; [`Billing::auto_top_up`] shows its state.
 //! - [`Command::ReversePayment`], [`Billing::arrears`]: payment reversals and arrears.
+//! - [`BillingStore`]: where billing state lives, as an async trait that shared stores (a
+//!   database several gateway replicas write) implement with the same rules;
+//!   [`EmbeddedStore`] is the embedded one (the machine in this process, durable through
+//!   the ledger's journal). The trait's contract is a suite of cases every store runs
+//!   (`contract`, feature `contract`).
 
 mod auto;
 mod calendar;
@@ -64,7 +69,11 @@ mod chart;
 mod codec;
 mod command;
 mod config;
+#[cfg(feature = "contract")]
+pub mod contract;
 mod durable;
+mod embedded;
+mod extend;
 mod holds;
 mod ids;
 mod lots;
@@ -72,6 +81,7 @@ mod machine;
 mod payment;
 mod reference;
 mod reversal;
+mod store;
 mod window;
 
 pub use auto::{AutoTopUp, AutoTopUpRule, AutoTopUpStatus, SwitchedOff, TopUpAmount, TopUpRequest};
@@ -79,7 +89,12 @@ pub use chart::{BREAKAGE, FUNDING, LOT_BASE, PROMOTIONS, RECEIVABLES, REVENUE, c
 pub use command::{AmountRule, Command, MethodRefusal, Receipt, Refusal, Reply};
 pub use config::BillingConfig;
 pub use durable::open_billing;
+pub use embedded::{EmbeddedStore, block_on};
 pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
 pub use payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
 pub use reference::{Reference, ReferenceError};
+pub use store::{
+    Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
+    history_of,
+};

@@ -40,6 +40,13 @@ impl IdKind {
     }
 }
 
+/// Commands are refused once an id counter reaches this (2^64 - 2^40): a stored state's
+/// counters are below 2^64 (`codec.rs`), and one command mints far fewer than 2^40 ids
+/// (its transfers are one per lot of the customer and a few more, its lots and requests
+/// one), so a command never takes a counter past what a store holds. Found by fuzzing
+/// (`docs/fuzzing.md`, L4).
+pub(crate) const COUNTERS_SOFT_MAX: u128 = (1 << 64) - (1 << 40);
+
 /// With a window, the billing layer drops forgotten replies and holds from memory when it
 /// holds this many, or twice as many as after the last time, whichever is more.
 pub(crate) const COMPACT_MIN: usize = 1 << 14;
@@ -210,6 +217,14 @@ impl Billing {
     ///
     /// The [`Refusal`] of the command; nothing is changed then.
     pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
+        // Before anything mints an id: a store holds counters below 2^64, and no command
+        // mints 2^40 of them, so a state that decodes still decodes after any command.
+        if [self.next_transfer, self.next_lot, self.next_request]
+            .iter()
+            .any(|&c| c >= COUNTERS_SOFT_MAX)
+        {
+            return Err(Refusal::CountersExhausted);
+        }
         self.sweep(now_ns);
         // Credits back on a paid balance in arrears (a hold expired) settle it first.
         self.settle_arrears(now_ns);
@@ -261,6 +276,7 @@ impl Billing {
             } => self.once(IdKind::Reversal, id.0, command, |b| {
                 b.reverse_now(now_ns, customer.0, amount, payment)
             }),
+            Command::ExtendHold { hold, timeout_ms } => self.extend_now(now_ns, hold.0, timeout_ms),
         }
     }
 
@@ -474,5 +490,42 @@ impl StateMachine for Billing {
             });
         }
         Ok(commands.iter().map(|c| self.execute(now_ns, c)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use paygo_ledger::durable::Durable;
+
+    use super::*;
+
+    /// The fuzzing finding L4: a state whose counters a store holds (below 2^64) ran
+    /// commands that took a counter past it, and its next snapshot was refused. Now the
+    /// commands are refused and the state round-trips.
+    #[test]
+    fn counters_near_their_limit_refuse_commands_and_the_state_still_round_trips() {
+        let t = 1_000_000_000;
+        let mut b = Billing::new(BillingConfig::default());
+        b.open_account(t, CustomerId(1)).unwrap();
+        b.next_transfer = (1 << 64) - 2;
+        let top_up = Command::TopUp {
+            id: TopUpId(1),
+            customer: CustomerId(1),
+            amount: Money::usd("1.00".parse().unwrap()),
+            method: crate::PaymentMethod::PayPal,
+        };
+        assert_eq!(b.execute(t, &top_up), Err(Refusal::CountersExhausted));
+        let mut bytes = Vec::new();
+        b.encode_state(&mut bytes).unwrap();
+        let back = Billing::decode_state(&bytes, 0).unwrap();
+        assert_eq!(back.next_transfer, (1 << 64) - 2);
+        // Just below the soft limit, commands still run.
+        b.next_transfer = COUNTERS_SOFT_MAX - 10;
+        assert!(b.execute(t, &top_up).is_ok());
+        let mut bytes = Vec::new();
+        b.encode_state(&mut bytes).unwrap();
+        assert!(Billing::decode_state(&bytes, 0).is_ok());
     }
 }

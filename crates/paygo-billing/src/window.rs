@@ -61,7 +61,10 @@ impl Billing {
             Command::Hold { id, .. } => id.0,
             Command::GrantBonus { id, .. } => id.0,
             Command::ReversePayment { id, .. } => id.0,
-            Command::Capture { hold, .. } | Command::CaptureCost { hold, .. } | Command::Release { hold } => hold.0,
+            Command::Capture { hold, .. }
+            | Command::CaptureCost { hold, .. }
+            | Command::Release { hold }
+            | Command::ExtendHold { hold, .. } => hold.0,
             Command::ReportPayment { request, .. } => request.0,
         };
         if !self.is_kept(id) {

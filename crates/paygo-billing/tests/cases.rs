@@ -901,3 +901,74 @@ fn the_new_commands_and_receipts_have_a_json_form() {
         Err(refusal)
     );
 }
+
+#[test]
+fn an_extended_hold_outlives_its_first_timeout_and_keeps_its_credits() {
+    let mut b = billing(true);
+    let customer = CustomerId(1);
+    b.top_up(T0, TopUpId(1), customer, usd(100), CARD).unwrap();
+    b.execute(
+        T0,
+        &Command::GrantBonus {
+            id: GrantId(2),
+            customer,
+            amount: c(300),
+            expires_at_ns: T0 + 3_600_000 * MS,
+        },
+    )
+    .unwrap();
+    // The hold draws on the bonus lot first, then on the paid balance: two parts.
+    b.hold(T0, HoldId(7), customer, c(1_000), 1_000).unwrap();
+    let held = b.balance(customer).unwrap();
+    assert_eq!(held, c(2_000_000 + 300 - 1_000));
+    let extend = Command::ExtendHold {
+        hold: HoldId(7),
+        timeout_ms: 5_000,
+    };
+    let receipt = b.execute(T0 + 900 * MS, &extend).unwrap();
+    let Receipt::HoldExtended { until_ns } = receipt else {
+        panic!("{receipt:?}")
+    };
+    assert_eq!(until_ns, T0 + 5_900 * MS);
+    // The credits never left the hold.
+    assert_eq!(b.balance(customer).unwrap(), held);
+    // Past the first timeout, the hold is still open and captures.
+    let t = T0 + 3_000 * MS;
+    assert_eq!(b.balance(customer).unwrap(), held);
+    let captured = b.capture(t, HoldId(7), c(800)).unwrap();
+    assert!(matches!(captured, Receipt::Captured { charged, .. } if charged == c(800)));
+    assert_eq!(b.balance(customer).unwrap(), c(2_000_000 + 300 - 800));
+    // A closed hold cannot be extended.
+    assert_eq!(b.execute(t, &extend), Err(Refusal::HoldCaptured));
+    b.ledger().check_invariants().unwrap();
+}
+
+#[test]
+fn a_hold_cannot_be_extended_once_expired_or_beyond_the_maximum() {
+    let mut b = billing(false);
+    let customer = CustomerId(1);
+    b.top_up(T0, TopUpId(1), customer, usd(100), CARD).unwrap();
+    b.hold(T0, HoldId(7), customer, c(1_000), 1_000).unwrap();
+    let too_long = Command::ExtendHold {
+        hold: HoldId(7),
+        timeout_ms: 3_600_001,
+    };
+    assert_eq!(b.execute(T0, &too_long), Err(Refusal::InvalidTimeout));
+    let late = Command::ExtendHold {
+        hold: HoldId(7),
+        timeout_ms: 1_000,
+    };
+    // After its timeout the hold is gone, and its credits are back.
+    assert_eq!(b.execute(T0 + 2_000 * MS, &late), Err(Refusal::HoldExpired));
+    assert_eq!(b.balance(customer).unwrap(), c(2_000_000));
+    assert_eq!(
+        b.execute(
+            T0,
+            &Command::ExtendHold {
+                hold: HoldId(8),
+                timeout_ms: 1_000
+            }
+        ),
+        Err(Refusal::UnknownHold)
+    );
+}

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use paygo_billing::{Billing, BillingConfig, CardKind, Command, PaymentMethod, Receipt, Refusal};
 use paygo_billing::{CustomerId, HoldId, TopUpId};
 use paygo_credits::{Credits, Currency, Money};
-use paygo_ledger::{SharedLedger, SystemClock};
+use paygo_ledger::{SharedLedger, WallClock};
 
 const THREADS: u128 = 4;
 
 #[test]
 fn hammering_billing_charges_exactly_what_threads_were_told() {
-    let shared = Arc::new(SharedLedger::new(Billing::new(BillingConfig::default()), SystemClock));
+    let shared = Arc::new(SharedLedger::new(Billing::new(BillingConfig::default()), WallClock));
     let usd = |cents| Money::from_minor(cents, Currency::USD).unwrap();
     for customer in 1..=THREADS {
         let replies = shared

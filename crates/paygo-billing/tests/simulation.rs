@@ -391,6 +391,29 @@ impl Auditor {
                 }
                 reply
             }
+            Command::ExtendHold { hold, timeout_ms } => {
+                let Some(h) = self.holds.get(&hold).cloned() else {
+                    return Err(Refusal::UnknownHold);
+                };
+                if h.reply.is_some() {
+                    return Err(if h.captured {
+                        Refusal::HoldCaptured
+                    } else {
+                        Refusal::HoldReleased
+                    });
+                }
+                if timeout_ms == 0 || timeout_ms > 3_600_000 {
+                    return Err(Refusal::InvalidTimeout);
+                }
+                if !h.open {
+                    return Err(Refusal::HoldExpired);
+                }
+                let until_ns = now + timeout_ms * MS;
+                if let Some(stored) = self.holds.get_mut(&hold) {
+                    stored.expires = until_ns;
+                }
+                Ok(Receipt::HoldExtended { until_ns })
+            }
             Command::Release { hold } => {
                 let Some(h) = self.holds.get(&hold).cloned() else {
                     return Err(Refusal::UnknownHold);
@@ -787,7 +810,13 @@ fn random_command(
             } else {
                 ids[rng.below(ids.len() as u64) as usize]
             };
-            Command::Release { hold }
+            if rng.chance(30) {
+                // A long stream renews its hold (now and then with a timeout out of range).
+                let timeout_ms = [0, 1, 2, 5, 3_600_000, 3_600_001][rng.below(6) as usize];
+                Command::ExtendHold { hold, timeout_ms }
+            } else {
+                Command::Release { hold }
+            }
         }
         88..=92 => {
             *next_id += 1;
@@ -1180,7 +1209,7 @@ fn run_durable(seed: u64, steps: usize, stats: &mut FaultStats) {
             // Days later: holds and lots expire, and calendar months turn.
             now += (1 + rng.below(40)) * DAY + 1_000;
         }
-        clock.set(now);
+        clock.set_ns(now);
         let command = random_command(&mut rng, &auditor, now, &mut next_id, &mut history);
         let fault = frng.chance(6).then(|| Fault::pick(&mut frng));
         faults.lock().unwrap().next = fault;

@@ -11,7 +11,6 @@ use paygo_credits::{
     decimal,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 /// A decimal with up to 12 integer digits and up to 10 decimals, either sign.
 fn any_decimal() -> impl Strategy<Value = Decimal> {
@@ -50,18 +49,11 @@ fn currency_with_exponent() -> impl Strategy<Value = Currency> {
 }
 
 /// Failures are recorded next to this file (committed), and replayed first on every run.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(paygo_testkit::proptest_config(512, REGRESSIONS))]
 
     #[test]
     fn down_le_exact_le_up_for_credits(x in any_decimal()) {
@@ -321,7 +313,7 @@ mod long_sequences {
     use super::*;
 
     proptest! {
-        #![proptest_config(config(16))]
+        #![proptest_config(paygo_testkit::proptest_config(16, REGRESSIONS))]
 
         #[test]
         fn carrier_error_stays_below_one_credit_over_100k_charges(

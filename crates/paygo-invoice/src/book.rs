@@ -197,6 +197,7 @@ impl State {
 ///     payment: Payment { method: PaymentMethod::Card, reference: "ch_1".into(), paid_on: Some(day) },
 ///     rules: RoundingRules::default(),
 ///     national_fx: None,
+///     buyer_reference: None,
 /// };
 /// let invoice = invoicing.issue(&draft, day)?;
 /// assert_eq!(invoice.number().to_string(), "INV-2026-000001");

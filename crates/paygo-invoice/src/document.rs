@@ -104,6 +104,9 @@ pub struct Draft {
     /// member state of supply, needed when those differ and VAT is charged (Article 230).
     /// Ignored when not needed.
     pub national_fx: Option<FxRate>,
+    /// The buyer's purchase-order number or reference (EN 16931 BT-13 / BT-10), shown on
+    /// the invoice when given (business buyers ask for it, on automatic top-ups too).
+    pub buyer_reference: Option<String>,
 }
 
 impl Draft {
@@ -271,6 +274,9 @@ pub struct Document {
     payment: Payment,
     rules: RoundingRules,
     correction: Option<Correction>,
+    /// Absent in documents issued before it existed, and when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    buyer_reference: Option<String>,
 }
 
 impl Document {
@@ -342,6 +348,12 @@ impl Document {
     /// The payment (invoice) or refund (credit note).
     pub const fn payment(&self) -> &Payment {
         &self.payment
+    }
+
+    /// The buyer's purchase-order number or reference, if the draft gave one (a credit
+    /// note carries its original's).
+    pub fn buyer_reference(&self) -> Option<&str> {
+        self.buyer_reference.as_deref()
     }
 
     /// The rounding rules the amounts were computed with.
@@ -576,6 +588,9 @@ pub(crate) fn build_invoice(
         return Err(InvoiceError::MissingSellerVatId);
     }
     check_text(&draft.payment.reference, "payment reference")?;
+    if let Some(reference) = &draft.buyer_reference {
+        check_text(reference, "buyer reference")?;
+    }
     let vat = &draft.vat;
     if matches!(vat.treatment, Treatment::ReverseCharge | Treatment::DomesticBusiness) {
         let determined = vat.vat_id.map(|(id, _)| id);
@@ -622,6 +637,7 @@ pub(crate) fn build_invoice(
         payment: draft.payment.clone(),
         rules: draft.rules,
         correction: None,
+        buyer_reference: draft.buyer_reference.clone(),
     })
 }
 
@@ -666,6 +682,7 @@ pub(crate) fn build_credit_note(original: &Document, parts: CreditParts) -> Resu
         payment: parts.refund,
         rules: original.rules,
         correction: Some(parts.correction),
+        buyer_reference: original.buyer_reference.clone(),
     })
 }
 

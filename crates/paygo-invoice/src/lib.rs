@@ -46,6 +46,7 @@
 //!     payment: Payment { method: PaymentMethod::Card, reference: "ch_7".into(), paid_on: Some(day) },
 //!     rules: RoundingRules::default(),
 //!     national_fx: Some(FxRate::new(Currency::USD, Currency::PLN, "3.9512".parse()?, day)?),
+//!     buyer_reference: None,
 //! };
 //! let invoice = invoicing.issue(&draft, day)?;
 //! assert_eq!(invoice.totals().gross.to_string(), "123.00 USD");

@@ -359,3 +359,40 @@ fn numbers_and_ids_are_validated() {
         Err(InvoiceError::InvalidSeries { .. })
     ));
 }
+
+#[test]
+fn the_buyers_reference_is_shown_kept_and_carried_to_its_credit_note() {
+    let invoicing = invoicing(MemorySequenceStore::new());
+    let mut draft = de_draft("po", "100.00");
+    draft.buyer_reference = Some("   ".into());
+    assert!(matches!(
+        invoicing.issue(&draft, day(2)),
+        Err(InvoiceError::InvalidText { .. })
+    ));
+    draft.buyer_reference = Some("PO-2026-0042".into());
+    let doc = invoicing.issue(&draft, day(2)).unwrap();
+    assert_eq!(doc.buyer_reference(), Some("PO-2026-0042"));
+    assert!(doc.to_text().contains("Your reference: PO-2026-0042."));
+    assert!(doc.to_html().contains("Your reference: PO-2026-0042."));
+    let json = doc.to_json().unwrap();
+    assert!(json.contains("\"buyer_reference\": \"PO-2026-0042\""), "{json}");
+    assert_eq!(serde_json::from_str::<paygo_invoice::Document>(&json).unwrap(), doc);
+    // Without one, the document is as before: no line, no JSON field.
+    let plain = invoicing.issue(&de_draft("plain", "10.00"), day(2)).unwrap();
+    assert_eq!(plain.buyer_reference(), None);
+    assert!(!plain.to_json().unwrap().contains("buyer_reference"));
+    let note = invoicing
+        .issue_credit_note(
+            &CreditNoteDraft {
+                id: DocumentId::new("po-cn").unwrap(),
+                series: SeriesName::new("CN-2026").unwrap(),
+                original: doc.number().clone(),
+                reason: "goodwill".into(),
+                lines: vec![usd_line("10.00")],
+                refund: card("re_po"),
+            },
+            day(3),
+        )
+        .unwrap();
+    assert_eq!(note.buyer_reference(), Some("PO-2026-0042"));
+}

@@ -290,7 +290,7 @@ impl Run {
             let Some(current) = store.as_ref() else {
                 // The damage was reported: a person would restore the files. Start a new
                 // store on a new disk and go on.
-                self.disk = SimDisk::new(self.rng.next());
+                self.disk = SimDisk::new(self.rng.next_u64());
                 self.model = Model::default();
                 self.log("new store after reported damage".to_owned());
                 store = self.open();
@@ -360,7 +360,7 @@ fn run_seed(seed: u64) -> (u64, u64, u64) {
     let mut run = Run {
         seed,
         step: 0,
-        rng: Rng::new(seed.wrapping_mul(31).wrapping_add(7)),
+        rng: simdisk::seeded(seed.wrapping_mul(31).wrapping_add(7)),
         disk: SimDisk::new(seed),
         model: Model::default(),
         corruptions: 0,

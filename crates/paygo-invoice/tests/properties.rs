@@ -19,17 +19,9 @@ use paygo_invoice::{
 };
 use paygo_vat::VatRate;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 /// JPY (0 decimals), EUR (2) and BHD (3).
 fn any_currency() -> impl Strategy<Value = Currency> {
@@ -68,7 +60,7 @@ fn any_lines(currency: Currency) -> impl Strategy<Value = Vec<LineInput>> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// Every amount is a whole number of minor units; the totals are the exact sums of the
     /// rounded lines and taxes; each line's net is its exact amount rounded; the VAT is
@@ -139,7 +131,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(paygo_testkit::proptest_config(64, REGRESSIONS))]
 
     /// Against a reference model of what remains: a credit note is issued exactly when its
     /// net and VAT fit in what remains, and the credit notes of an invoice never total more
@@ -190,7 +182,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(24))]
+    #![proptest_config(paygo_testkit::proptest_config(24, REGRESSIONS))]
 
     /// Threads issuing at once get every number of the series exactly once, with no gap,
     /// and every document is kept.
@@ -224,7 +216,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(paygo_testkit::proptest_config(64, REGRESSIONS))]
 
     /// A statement's per-model and per-day totals each sum exactly to its total, and every
     /// charge is either counted or reported outside the period.

@@ -53,8 +53,9 @@ mod shared;
 mod types;
 
 pub use engine::{ACCOUNT_TOTAL_MAX, BATCH_EVENTS_MAX, Ledger, Spare};
+pub use paygo_time::{Clock, ManualClock, WallClock};
 pub use result::EventResult;
-pub use shared::{Clock, ManualClock, SharedLedger, StateMachine, SystemClock};
+pub use shared::{SharedLedger, StateMachine};
 pub use types::{
     Account, AccountBalance, AccountFlags, AccountId, Event, IdWindow, PendingStatus, Transfer, TransferFlags,
     TransferId, TransferRecord,

@@ -1,71 +1,11 @@
 //! A handle that many threads share: their operations are combined into batches.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::durable::{self, Durable, FileStore, Head, OpenOptions, Recovery, SnapshotJob, Storage};
-use crate::{BATCH_EVENTS_MAX, Event, EventResult, Ledger, LedgerError};
-
-/// Where the time comes from: nanoseconds, never going back by the ledger's rules (the
-/// ledger keeps timestamps increasing even if a clock does go back).
-pub trait Clock: Send + Sync {
-    /// The time now, in nanoseconds.
-    fn now_ns(&self) -> u64;
-}
-
-/// The system clock: nanoseconds since 1970-01-01 UTC.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ns(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-}
-
-/// A shared clock: a test keeps one end of an `Arc<ManualClock>` to move the time of a
-/// handle that owns the other.
-impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
-    fn now_ns(&self) -> u64 {
-        (**self).now_ns()
-    }
-}
-
-/// A clock that moves only when told to, for tests and simulations.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now_ns: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock at `now_ns`.
-    pub fn new(now_ns: u64) -> ManualClock {
-        ManualClock {
-            now_ns: AtomicU64::new(now_ns),
-        }
-    }
-
-    /// Sets the time.
-    pub fn set(&self, now_ns: u64) {
-        self.now_ns.store(now_ns, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward by `ns`.
-    pub fn advance(&self, ns: u64) {
-        self.now_ns.fetch_add(ns, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ns(&self) -> u64 {
-        self.now_ns.load(Ordering::SeqCst)
-    }
-}
+use crate::{BATCH_EVENTS_MAX, Clock, Event, EventResult, Ledger, LedgerError};
 
 /// A deterministic state machine that applies batches of commands at a given time: the
 /// [`Ledger`], or a layer built on it (the billing layer of `paygo-billing`).

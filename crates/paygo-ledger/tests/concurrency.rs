@@ -13,14 +13,14 @@
 use std::sync::Arc;
 
 use paygo_credits::Credits;
-use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, SharedLedger, SystemClock, Transfer, TransferId};
+use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, SharedLedger, Transfer, TransferId, WallClock};
 
 const THREADS: u128 = 4;
 const ACCOUNTS: u128 = 8;
 
 #[test]
 fn hammering_the_shared_ledger_loses_and_doubles_nothing() {
-    let shared = Arc::new(SharedLedger::new(Ledger::new(), SystemClock));
+    let shared = Arc::new(SharedLedger::new(Ledger::new(), WallClock));
     let mut setup = vec![Event::CreateAccount(Account::new(AccountId(100)))];
     for a in 1..=ACCOUNTS {
         setup.push(Event::CreateAccount(Account::balance(AccountId(a))));

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use paygo_credits::Credits;
 use paygo_ledger::durable::{self, OpenOptions};
-use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, SystemClock, Transfer, TransferId};
+use paygo_ledger::{Account, AccountId, Event, EventResult, Ledger, Transfer, TransferId, WallClock};
 
 const CHILD_DIR: &str = "PAYGO_CRASH_CHILD_DIR";
 const CHILD_MODE: &str = "PAYGO_CRASH_CHILD_MODE";
@@ -34,7 +34,7 @@ fn crash_child() {
         return;
     };
     match std::env::var(CHILD_MODE).as_deref() {
-        Ok("lock") => match durable::open_ledger(&dir, SystemClock, &OpenOptions::default()) {
+        Ok("lock") => match durable::open_ledger(&dir, WallClock, &OpenOptions::default()) {
             Ok(_) => println!("lock: opened"),
             Err(e) => println!("lock: {e}"),
         },
@@ -50,7 +50,7 @@ fn load_forever(dir: &Path) {
         segment_bytes: 8 << 10,
         ..OpenOptions::default()
     };
-    let shared = durable::open_ledger(dir, SystemClock, &options).unwrap();
+    let shared = durable::open_ledger(dir, WallClock, &options).unwrap();
     let mut setup = vec![Event::CreateAccount(Account::new(BANK))];
     for c in 0..CUSTOMERS {
         setup.push(Event::CreateAccount(Account::balance(AccountId(10 + c))));
@@ -191,7 +191,7 @@ fn killed_at_random_moments_the_ledger_keeps_every_acknowledged_batch() {
     );
     // Writing goes on after the last kill.
     {
-        let shared = durable::open_ledger(&dir.0, SystemClock, &OpenOptions::default()).unwrap();
+        let shared = durable::open_ledger(&dir.0, WallClock, &OpenOptions::default()).unwrap();
         let before = shared
             .read(|l| l.transfers().filter(|t| t.transfer.code == LOAD_CODE).count())
             .unwrap() as u128;
@@ -223,7 +223,7 @@ fn a_second_process_cannot_open_the_directory_for_writing() {
         let out = child(dir, "lock").output().unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
-    let holder = durable::open_ledger(&dir.0, SystemClock, &OpenOptions::default()).unwrap();
+    let holder = durable::open_ledger(&dir.0, WallClock, &OpenOptions::default()).unwrap();
     let refused = run(&dir.0);
     assert!(
         refused.contains("lock: directory") && refused.contains("is locked"),

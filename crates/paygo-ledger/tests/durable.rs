@@ -146,7 +146,7 @@ fn time_and_expiry_replay_exactly() {
                 shared.submit(batch.clone()).unwrap(),
                 reference.apply(now, batch).unwrap()
             );
-            clock.advance(1_000_000);
+            clock.advance_ns(1_000_000);
         }
     }
     let (loaded, recovery) = durable::load::<Ledger>(&dir.0).unwrap();
@@ -591,7 +591,7 @@ fn verify_reads_every_record_kept_and_agrees_with_load() {
 fn many_threads_share_records_and_replay_to_the_state_they_were_told() {
     let dir = TempDir::new("group");
     let shared =
-        std::sync::Arc::new(durable::open_ledger(&dir.0, paygo_ledger::SystemClock, &no_auto_snapshot()).unwrap());
+        std::sync::Arc::new(durable::open_ledger(&dir.0, paygo_ledger::WallClock, &no_auto_snapshot()).unwrap());
     shared
         .submit(vec![
             Event::CreateAccount(Account::new(AccountId(1))),

@@ -13,17 +13,9 @@
 use paygo_credits::Credits;
 use paygo_ledger::{Account, AccountFlags, AccountId, Event, Ledger, Transfer, TransferFlags, TransferId};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 fn event() -> impl Strategy<Value = Event> {
     let account = (1u128..6).prop_map(AccountId);
@@ -67,7 +59,7 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(paygo_testkit::proptest_config(128, REGRESSIONS))]
 
     #[test]
     fn invariants_hold_after_every_batch(

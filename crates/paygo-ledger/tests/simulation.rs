@@ -775,7 +775,7 @@ fn run_durable(seed: u64, batches: usize, stats: &mut FaultStats) {
         if gen_.rng.chance(5) {
             now = now.saturating_sub(5_000_000);
         }
-        clock.set(now);
+        clock.set_ns(now);
         let size = 1 + gen_.rng.below(24) as usize;
         let events: Vec<Event> = (0..size).map(|_| gen_.event(&model)).collect();
         let fault = rng.chance(6).then(|| Fault::pick(&mut rng));

@@ -169,7 +169,7 @@ fn archived_segments_keep_the_history_the_window_forgets() {
     let handle = SharedLedger::open(&dir, ledger, clock.clone(), &options).unwrap();
     let mut n = 0;
     for round in 0..6u64 {
-        clock.set(START + round * 30 * SECOND);
+        clock.set_ns(START + round * 30 * SECOND);
         let events: Vec<Event> = (0..40)
             .map(|_| {
                 n += 1;

@@ -83,3 +83,10 @@ pub use spec::{
     TierCount, TierRule, VariantPrice, WindowRule,
 };
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
+
+/// A small price book in paygo's own format: eight well-known models (`gpt-4o`,
+/// `gpt-4o-mini`, `o3`, `claude-sonnet-4-5`, `claude-haiku-4-5`, `gemini-2.5-pro`,
+/// `deepseek-chat`, `text-embedding-3-small`) at their published list prices, for examples,
+/// tests and the day simulation. Read it with [`PriceBook::from_json`]; a deployment
+/// imports its upstream's catalog instead ([`litellm`], [`openrouter`]).
+pub const DEFAULT_PRICES: &str = include_str!("../data/default_prices.json");

@@ -11,17 +11,9 @@ use paygo_pricing::{
     Usage,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 /// A USD price per unit with up to 12 decimals (prices like $0.00000015).
 fn price() -> impl Strategy<Value = Decimal> {
@@ -195,7 +187,7 @@ fn tier() -> impl Strategy<Value = ServiceTier> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     #[test]
     fn breakdown_sums_exactly_and_credits_follow_usd(spec in model(), a in amounts(), t in tier()) {

@@ -16,7 +16,6 @@ use paygo_pricing::{
     PromptTokensDetails, QuoteRequest, RateCard, TierRule, Usage, UsageShape,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
 
 fn at() -> DateTime<Utc> {
@@ -604,15 +603,8 @@ fn shape_names_round_trip() {
 // Property: every shape prices as its OpenAI-chat equivalent
 // ---------------------------------------------------------------------------------------
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/shapes.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/shapes.proptest-regressions";
 
 /// A count, often zero (zero and absent must read the same).
 fn n() -> impl Strategy<Value = u64> {
@@ -660,7 +652,7 @@ fn same_price(
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     #[test]
     fn responses_prices_as_chat(

@@ -18,17 +18,9 @@ use paygo_pricing::{
     ServiceTier, ServiceTierPrices, TierRule, Usage, WindowRule,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/windows.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/windows.proptest-regressions";
 
 // ---------------------------------------------------------------------------------------
 // The key grammar
@@ -197,7 +189,7 @@ fn composed() -> impl Strategy<Value = Composed> {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(paygo_testkit::proptest_config(512, REGRESSIONS))]
 
     #[test]
     fn a_key_written_by_to_litellm_parses_back(key in price_key()) {
@@ -456,7 +448,7 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(paygo_testkit::proptest_config(512, REGRESSIONS))]
 
     #[test]
     fn a_quote_uses_the_window_price_exactly_when_the_window_is_open(
@@ -633,7 +625,7 @@ fn a_window_with_a_weekday_out_of_range_or_no_hours_is_refused() {
 // ---------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(paygo_testkit::proptest_config(1024, REGRESSIONS))]
 
     #[test]
     fn a_tier_name_reads_back_as_itself(

@@ -60,10 +60,11 @@ pub enum RateLimitError {
         /// The adjustment asked for.
         delta: i64,
     },
-    /// A time beyond what 64-bit nanoseconds since the clock's epoch can hold (584 years).
+    /// A time beyond what the store's 64-bit nanoseconds since the Unix epoch can hold (the
+    /// year 2554; 2262 for a `DirectLimiter`, 2116 for a `FlatStore`).
     #[error("time overflow: now ({now_ns} ns) plus the key's debt does not fit 64 bits")]
     TimeOverflow {
-        /// The time of the check, in nanoseconds since the clock's epoch.
+        /// The time of the check, in nanoseconds since the Unix epoch.
         now_ns: u64,
     },
     /// A multi-limit check given a number of weights that does not match its limits.
@@ -81,6 +82,14 @@ pub enum RateLimitError {
         index: usize,
         /// Number of limits.
         len: usize,
+    },
+    /// A plan that names a limit the store does not have.
+    #[error("the plan names the limit {name:?}, which the store does not have: expected one of {known}")]
+    NoSuchPolicy {
+        /// The name given.
+        name: String,
+        /// The store's limits, comma-separated.
+        known: String,
     },
     /// A policy name that cannot appear in a `RateLimit-Policy` header.
     #[error("invalid policy name {name:?}: {reason}")]

@@ -11,7 +11,7 @@
 //! The state word is the key's TAT XOR a mask derived from the key's hash (`word = (tat |
 //! stamp) ^ mask`), with the top bit clear; bit 62 is the change stamp, which a quota change
 //! flips in every entry it rewrites (a check that read the entry before then fails its
-//! compare-exchange), so TATs are below 2^62 ns (146 years). Words with the top bit set are
+//! compare-exchange), so TATs are below 2^62 ns (146 years after 1970: the year 2116). Words with the top bit set are
 //! markers: `EMPTY` (ends a probe), `DEAD` (an evicted key's slot, a tombstone
 //! probes pass over and inserts reuse) and *frozen* (`word | 2^63`: the entry is being moved
 //! by a rebuild). Inserts, sweeps and rebuilds take the shard's mutex; a check that finds
@@ -153,7 +153,7 @@ const FROZEN: u64 = 1 << 63;
 /// that read an entry before the change fails its compare-exchange (even where the
 /// conversion leaves the TAT as it was) and reads the entry, and the quota, again.
 const STAMP: u64 = 1 << 62;
-/// The largest TAT a [`FlatStore`] holds (2^62 - 1 ns, 146 years).
+/// The largest TAT a [`FlatStore`] holds (2^62 - 1 ns after 1970: the year 2116).
 pub(crate) const TAT_MAX: u64 = STAMP - 1;
 /// Slots per shard of a new store.
 const SLOTS_MIN: usize = 16;

@@ -1,13 +1,40 @@
-//! The GCRA itself, as pure functions of a key's state, the time and the quota.
+//! The GCRA itself, as pure functions of a key's state, the time and the quota: the
+//! steps every store computes with, public so that a store written in another language (a
+//! Redis Lua script, issue 18) can be golden-tested against them on the same sequences of
+//! (time, weight, quota).
 //!
 //! A key's whole state is its *theoretical arrival time* (TAT) in nanoseconds since the
-//! clock's epoch. At time `now` its *debt* is `max(TAT, now) - now`: how far ahead of the
-//! sustained rate the key is. A check of `n` units costs `n x T`; it is admitted if
-//! `debt + n x T <= burst x T` (the capacity), and then `TAT = now + debt + n x T`.
-//! A TAT of 0 (or any TAT at or before `now`) means "full", which is why a fresh key and
-//! an evicted key are the same thing. Every function reads a key's TAT as at least the
-//! quota's floor ([`Quota::floor_tat_ns`], 0 unless a runtime change set one), so a
-//! floor applies to every key of a class alike, stored or not.
+//! Unix epoch (the [`Clock`](crate::Clock)'s time). At time `now` its *debt* is
+//! `max(TAT, now) - now`: how far ahead of the sustained rate the key is. A check of `n`
+//! units costs `n x T`; it is admitted if `debt + n x T <= burst x T` (the capacity), and
+//! then `TAT = now + debt + n x T`. A TAT of 0 (or any TAT at or before `now`) means
+//! "full", which is why a fresh key and an evicted key are the same thing: 0 is 1970, far
+//! in the past of every real time. Every function reads a key's TAT as at least the
+//! quota's floor ([`Quota::floor_tat_ns`], 0 unless a runtime change set one), so a floor
+//! applies to every key of a class alike, stored or not.
+//!
+//! A store is these steps plus one atomic read-modify-write of the TAT:
+//!
+//! ```
+//! use paygo_ratelimit::Quota;
+//! use paygo_ratelimit::gcra::{self, Outcome};
+//!
+//! let quota = Quota::per_second(10, 2)?;
+//! let now_ns = 1_764_000_000_000_000_000; // a Unix time
+//! let mut tat = 0; // a key never seen: full
+//! for expected in [true, true, false] {
+//!     let Outcome { new_tat, decision } = gcra::check(tat, now_ns, &quota, 1)?;
+//!     assert_eq!(decision.allowed, expected);
+//!     // Store the new TAT (a refusal changes nothing).
+//!     tat = new_tat.unwrap_or(tat);
+//! }
+//! // The reserve-then-adjust step: one unit given back.
+//! let (tat_after, decision) = gcra::adjust(tat, now_ns, &quota, -1)?;
+//! assert_eq!((decision.remaining, tat_after), (1, now_ns + quota.emission_interval_ns()));
+//! // Once the debt has run out the key is full and can be forgotten.
+//! assert!(gcra::is_full(tat_after, now_ns + quota.emission_interval_ns()));
+//! # Ok::<(), paygo_ratelimit::RateLimitError>(())
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -49,15 +76,31 @@ pub struct Decision {
     pub retry_after_ns: Option<u64>,
 }
 
-/// A decision and the TAT to store, if the state changes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Outcome {
-    pub(crate) new_tat: Option<u64>,
-    pub(crate) decision: Decision,
+/// What [`check`] answers: the decision, and the TAT to store if the state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The key's new TAT, when the check changed it (admitted with a weight above 0);
+    /// `None` for a refusal or a weight of 0: nothing to write.
+    pub new_tat: Option<u64>,
+    /// The decision to report.
+    pub decision: Decision,
 }
 
+/// The decision a key with `debt` nanoseconds of debt (after the check, for an admitted
+/// one) reports under `quota`: `remaining = (capacity - debt) / T` (0 when the debt
+/// exceeds the capacity), `reset_ns = debt`, and the given admission and retry-after.
+///
+/// ```
+/// use paygo_ratelimit::{Quota, gcra};
+///
+/// let quota = Quota::per_second(10, 2)?;
+/// let t = quota.emission_interval_ns();
+/// let d = gcra::decision(&quota, true, t, None);
+/// assert_eq!((d.remaining, d.reset_ns, d.limit), (1, t, 10));
+/// # Ok::<(), paygo_ratelimit::RateLimitError>(())
+/// ```
 #[inline]
-pub(crate) fn decision(quota: &Quota, allowed: bool, debt: u64, retry_after_ns: Option<u64>) -> Decision {
+pub fn decision(quota: &Quota, allowed: bool, debt: u64, retry_after_ns: Option<u64>) -> Decision {
     let capacity = quota.capacity_ns();
     Decision {
         allowed,
@@ -69,14 +112,17 @@ pub(crate) fn decision(quota: &Quota, allowed: bool, debt: u64, retry_after_ns: 
     }
 }
 
-/// Checks `weight` units at `now_ns` against a key whose TAT is `tat`.
+/// Checks `weight` units at `now_ns` against a key whose TAT is `tat` (0 for a key never
+/// seen), reading the TAT as at least the quota's floor. Admitted when the debt plus
+/// `weight x T` fits the capacity; the [`Outcome`] says what to store. A weight of 0
+/// reports the key's state and is always admitted.
 ///
 /// # Errors
 ///
 /// [`RateLimitError::WeightExceedsBurst`] when `weight > burst`;
 /// [`RateLimitError::TimeOverflow`] when the new TAT does not fit 64 bits.
 #[inline]
-pub(crate) fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result<Outcome, RateLimitError> {
+pub fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result<Outcome, RateLimitError> {
     if weight > quota.burst() {
         return Err(RateLimitError::WeightExceedsBurst {
             weight,
@@ -107,13 +153,15 @@ pub(crate) fn check(tat: u64, now_ns: u64, quota: &Quota, weight: u64) -> Result
 /// Adds `delta` units of debt (or, negative, returns them) unconditionally: the
 /// reserve-then-adjust step of weighted limits. The debt may exceed the capacity; it
 /// never goes below zero (nor below the floor: what is given back is the key's own).
+/// Returns the TAT to store (always: a store writes it even when unchanged) and the
+/// decision, `allowed: true`, describing the key after the adjustment.
 ///
 /// # Errors
 ///
 /// [`RateLimitError::AdjustmentTooLarge`] when `delta x T` or the new TAT does not fit
 /// 64 bits.
 #[inline]
-pub(crate) fn adjust(tat: u64, now_ns: u64, quota: &Quota, delta: i64) -> Result<(u64, Decision), RateLimitError> {
+pub fn adjust(tat: u64, now_ns: u64, quota: &Quota, delta: i64) -> Result<(u64, Decision), RateLimitError> {
     let base = tat.max(quota.floor_tat_ns()).max(now_ns);
     let amount = delta
         .unsigned_abs()
@@ -128,8 +176,9 @@ pub(crate) fn adjust(tat: u64, now_ns: u64, quota: &Quota, delta: i64) -> Result
     Ok((new_tat, decision(quota, true, new_tat - now_ns, None)))
 }
 
-/// Whether a key with this TAT is full at `now_ns` (and so can be forgotten).
+/// Whether a key with this TAT is full at `now_ns` (and so can be forgotten: a key
+/// that is not stored reads as TAT 0, which is full too).
 #[inline]
-pub(crate) fn is_full(tat: u64, now_ns: u64) -> bool {
+pub fn is_full(tat: u64, now_ns: u64) -> bool {
     tat <= now_ns
 }

@@ -46,30 +46,45 @@
 //! - [`DirectLimiter`]: one limit, no key. [`RateLimiter`]: one limit per key, with
 //!   per-key overrides and runtime changes. [`MultiLimiter`]: several limits per key.
 //! - [`Decision`] and [`MultiDecision`]; [`headers`] renders them.
-//! - [`Store`]: where keyed state lives. [`FlatStore`] is the in-process store for integer
-//!   ids and strings (lock-free checks); [`MemoryStore`] takes any hashable key (a
-//!   sharded map); a shared store (Redis) fits the same trait.
-//! - [`Clock`], with [`SystemClock`] and [`ManualClock`].
+//! - [`Store`]: where keyed state lives, in the process. [`FlatStore`] is the store for
+//!   integer ids and strings (lock-free checks); [`MemoryStore`] takes any hashable key (a
+//!   sharded map).
+//! - [`AsyncStore`]: the asynchronous seam where the store reads the time itself (a
+//!   shared Redis store uses `TIME`): several limits of one key all or nothing, with
+//!   weights, reserve-then-adjust, per-key and class quota changes, every answer
+//!   [`Stamped`] with the store's time. [`InProcessStore`] implements it over the
+//!   synchronous stores; [`AsyncPlanLimiter`] is what a gateway calls. With the `testing`
+//!   feature, `testing` holds its contract as a test suite any implementation runs.
+//! - [`Clock`], with [`SystemClock`] and [`ManualClock`]: re-exported from `paygo-time`,
+//!   the workspace's one story of time (nanoseconds since the Unix epoch).
+//! - [`gcra`]: the step functions every store computes with, public so that a store in
+//!   another language (a Redis Lua script) can be tested against them.
 //!
 //! Everything serializes with serde (always on); quotas are validated when read.
 
-mod clock;
+mod async_store;
 mod error;
 mod flat;
-mod gcra;
+pub mod gcra;
 mod hash;
 pub mod headers;
 mod limiter;
 mod quota;
 mod requota;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+// The reference model `testing` shares with the tests names the crate by its name.
+#[cfg(feature = "testing")]
+extern crate self as paygo_ratelimit;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use async_store::{AsyncPlanLimiter, AsyncStore, InProcessStore, LimitSpec, Stamped};
 pub use error::RateLimitError;
 pub use flat::{FlatKey, FlatStore, FlatStoreOptions};
 pub use gcra::Decision;
 pub use hash::{FoldBuildHasher, FoldHasher};
 pub use limiter::{DirectLimiter, EVICT_GRACE_NS, MultiDecision, MultiLimiter, RateLimiter};
+pub use paygo_time::{Clock, ManualClock, SystemClock};
 pub use quota::{
     CAPACITY_NS_MAX, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, PAY_AS_YOU_GO_BURST, PAY_AS_YOU_GO_LIMIT, Plan, Policy,
     PolicyName, Quota, QuotaOptions, Unit,

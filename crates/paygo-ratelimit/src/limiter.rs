@@ -7,7 +7,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::RateLimitError;
 use crate::gcra::{self, Decision};
 use crate::hash::FoldBuildHasher;
@@ -15,6 +14,7 @@ use crate::headers;
 use crate::quota::{AtomicQuota, Plan, Policy, PolicyName, Quota, Unit};
 use crate::requota::{Conversion, History};
 use crate::store::{MemoryStore, Store};
+use paygo_time::{Clock, SystemClock};
 
 /// What an adjustment that raced with a quota change adds afterwards, in units of the
 /// new quota (rounded up): the difference between the two intervals, in the direction
@@ -40,7 +40,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The change stamp of a [`DirectLimiter`]'s word (see `FlatStore`'s): its TAT is the
 /// other 63 bits.
 const DIRECT_STAMP: u64 = 1 << 63;
-/// The largest TAT a [`DirectLimiter`] holds (2^63 - 1 ns, 292 years).
+/// The largest TAT a [`DirectLimiter`] holds (2^63 - 1 ns after 1970: the year 2262).
 const DIRECT_TAT_MAX: u64 = DIRECT_STAMP - 1;
 
 /// One limit shared by every caller (no key): a single atomic word.
@@ -87,7 +87,8 @@ impl<C: Clock> DirectLimiter<C> {
     ///
     /// # Errors
     ///
-    /// [`RateLimitError::TimeOverflow`] after 584 years of uptime.
+    /// [`RateLimitError::TimeOverflow`] for a time plus debt past 2^63 ns after 1970 (the
+    /// year 2262).
     #[inline]
     pub fn check(&self) -> Result<Decision, RateLimitError> {
         self.check_n(1)
@@ -471,9 +472,15 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// The new quota is in force even then; the keys the store did not rewrite keep
     /// their state as it was, in the old quota's terms.
     pub fn set_quota(&self, quota: Quota) -> Result<(), RateLimitError> {
+        self.set_quota_with(quota, || self.clock.now_ns()).map(|_| ())
+    }
+
+    /// [`RateLimiter::set_quota`] at a time read from `clock` once the change holds the
+    /// checks off; returns that time.
+    pub(crate) fn set_quota_with(&self, quota: Quota, clock: impl FnOnce() -> u64) -> Result<u64, RateLimitError> {
         let quota = quota.without_floor();
         let change = self.quota.begin();
-        let now_ns = self.clock.now_ns();
+        let now_ns = clock();
         let floor = change.current().floor_tat_ns();
         let mut history = lock(&self.history);
         let conversion = Conversion::new(&history, &quota, now_ns);
@@ -484,7 +491,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
             .requota(now_ns, &except, &|tat| conversion.swept_tat(tat, floor));
         *history = history.then(&quota);
         change.publish(quota.with_floor(conversion.floor(floor)));
-        swept.map(|_| ())
+        swept.map(|_| now_ns)
     }
 
     /// Gives `key` its own quota (a custom contract) from the next check on, carrying
@@ -495,9 +502,20 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// [`RateLimitError::StoreUnavailable`]; [`RateLimitError::TimeOverflow`] when the
     /// store cannot hold the converted state. The key keeps its quota then.
     pub fn set_key_quota(&self, key: K, quota: Quota) -> Result<(), RateLimitError> {
+        self.set_key_quota_with(key, quota, || self.clock.now_ns()).map(|_| ())
+    }
+
+    /// [`RateLimiter::set_key_quota`] at a time read from `clock` once the change holds
+    /// the checks off; returns that time.
+    pub(crate) fn set_key_quota_with(
+        &self,
+        key: K,
+        quota: Quota,
+        clock: impl FnOnce() -> u64,
+    ) -> Result<u64, RateLimitError> {
         let quota = quota.without_floor();
         let change = self.quota.begin();
-        let now_ns = self.clock.now_ns();
+        let now_ns = clock();
         let default = change.current();
         let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
         let (history, floor) = match overrides.get(&key) {
@@ -516,7 +534,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
             },
         );
         self.override_count.store(overrides.len(), Ordering::Release);
-        Ok(())
+        Ok(now_ns)
     }
 
     /// Removes `key`'s own quota, returning it; the key is back on the default, its
@@ -527,12 +545,23 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     ///
     /// As [`RateLimiter::set_key_quota`]; the key keeps its own quota then.
     pub fn remove_key_quota(&self, key: &K) -> Result<Option<Quota>, RateLimitError> {
+        self.remove_key_quota_with(key, || self.clock.now_ns())
+            .map(|(quota, _)| quota)
+    }
+
+    /// [`RateLimiter::remove_key_quota`] at a time read from `clock` once the change
+    /// holds the checks off; returns the removed quota and that time.
+    pub(crate) fn remove_key_quota_with(
+        &self,
+        key: &K,
+        clock: impl FnOnce() -> u64,
+    ) -> Result<(Option<Quota>, u64), RateLimitError> {
         let change = self.quota.begin();
-        let now_ns = self.clock.now_ns();
+        let now_ns = clock();
         let default = change.current();
         let mut overrides = self.overrides.write().unwrap_or_else(PoisonError::into_inner);
         let Some(own) = overrides.get(key).copied() else {
-            return Ok(None);
+            return Ok((None, now_ns));
         };
         let conversion = Conversion::new(&own.history, &default, now_ns);
         // At least the default's floor, as every key of the default class it holds.
@@ -543,7 +572,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
         self.override_count.store(overrides.len(), Ordering::Release);
         let mut history = lock(&self.history);
         *history = history.union(&own.history.then(&default));
-        Ok(Some(own.quota))
+        Ok((Some(own.quota), now_ns))
     }
 
     /// Forgets every key that has been full for [`EVICT_GRACE_NS`]; see
@@ -641,34 +670,57 @@ impl MultiDecision {
 /// # Ok::<(), paygo_ratelimit::RateLimitError>(())
 /// ```
 #[derive(Debug)]
-pub struct MultiLimiter<K, C = SystemClock> {
-    limiters: Vec<RateLimiter<K, C, MemoryStore<K>>>,
+pub struct MultiLimiter<K, C = SystemClock, S = MemoryStore<K>> {
+    limiters: Vec<RateLimiter<K, C, S>>,
     clock: C,
 }
 
-impl<K: Hash + Eq + Clone + Send + Sync> MultiLimiter<K, SystemClock> {
+impl<K: Hash + Eq + Clone + Send + Sync> MultiLimiter<K, SystemClock, MemoryStore<K>> {
     /// A multi-limiter for a plan, on the system clock.
     pub fn new(plan: &Plan) -> Self {
         MultiLimiter::with_clock(plan, SystemClock::new())
     }
 }
 
-impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
+impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C, MemoryStore<K>> {
     /// A multi-limiter for a plan, on the given clock, with one [`MemoryStore`] per limit.
     pub fn with_clock(plan: &Plan, clock: C) -> Self {
+        MultiLimiter::with_clock_and_stores(plan, clock, |_| MemoryStore::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone, S: Store<K>> MultiLimiter<K, C, S> {
+    /// A multi-limiter for a plan, on the given clock, with the store `store(policy)`
+    /// makes for each limit (in the plan's order).
+    ///
+    /// ```
+    /// use paygo_ratelimit::{FlatStore, ManualClock, MultiLimiter, Plan};
+    ///
+    /// let limiter = MultiLimiter::with_clock_and_stores(&Plan::pay_as_you_go(), ManualClock::new(0), |_| {
+    ///     FlatStore::<u64>::new()
+    /// });
+    /// assert!(limiter.check(&7)?.allowed);
+    /// # Ok::<(), paygo_ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_clock_and_stores(plan: &Plan, clock: C, mut store: impl FnMut(&Policy) -> S) -> Self {
         MultiLimiter {
             limiters: plan
                 .policies
                 .iter()
-                .map(|p| RateLimiter::with_clock_and_store(p.clone(), clock.clone(), MemoryStore::new()))
+                .map(|p| RateLimiter::with_clock_and_store(p.clone(), clock.clone(), store(p)))
                 .collect(),
             clock,
         }
     }
 
     /// The limits, in the plan's order (to change a quota or set a key's override).
-    pub fn limiters(&self) -> &[RateLimiter<K, C, MemoryStore<K>>] {
+    pub fn limiters(&self) -> &[RateLimiter<K, C, S>] {
         &self.limiters
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
 
     /// Checks one unit on every limit (a plain request).
@@ -823,7 +875,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone> MultiLimiter<K, C> {
                 let clock = || self.clock.now_ns().max(now_ns);
                 // weight <= burst, so this is at most the capacity (2^62).
                 let taken_ns = t.weight * t.quota.emission_interval_ns();
-                // A `MemoryStore` gives back infallibly.
+                // Best effort: a give-back that fails leaves the units as debt, which is
+                // safe (the in-process stores give back infallibly).
                 let _ = limiter.store.give_back(key, t.written_tat, &clock, taken_ns);
             }
         }

@@ -22,7 +22,7 @@ pub const PAY_AS_YOU_GO_LIMIT: u64 = 18_000;
 pub const PAY_AS_YOU_GO_BURST: u64 = 60;
 
 /// The largest capacity (burst x emission interval) a quota may have: 2^62 ns, about
-/// 146 years, so that a time plus a debt always fits 64 bits for centuries.
+/// 146 years, so that a Unix time plus a debt always fits 64 bits for centuries.
 pub const CAPACITY_NS_MAX: u64 = 1 << 62;
 
 /// The numbers of a quota: `limit` units per `period_ns`, at most `burst` at once.

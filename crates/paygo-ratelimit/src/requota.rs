@@ -39,7 +39,7 @@ use crate::quota::Quota;
 /// against a merged quota instead of the two real ones).
 pub(crate) const HISTORY_LEN_MAX: usize = 8;
 
-/// The largest TAT a conversion writes (2^62 - 1 ns, 146 years, what a `FlatStore`
+/// The largest TAT a conversion writes (2^62 - 1 ns after 1970, the year 2116, what a `FlatStore`
 /// holds): a key converted past it is refused until then.
 pub(crate) const CONVERTED_TAT_MAX: u64 = (1 << 62) - 1;
 

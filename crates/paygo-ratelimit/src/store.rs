@@ -20,8 +20,10 @@ use crate::quota::Quota;
 /// quota at runtime converts the keys' states with [`Store::requota`] and
 /// [`Store::requota_key`] (`docs/ratelimit.md`, "Changing a quota at runtime").
 ///
-/// A store shared by several nodes may use its own time (Redis `TIME`) instead of `now_ns` so that nodes' clocks need not
-/// agree; it must then use that time for every key.
+/// The time is an argument: this trait is for stores in the process, driven by a
+/// limiter's [`Clock`](crate::Clock). A store that several gateway replicas share
+/// implements [`AsyncStore`](crate::AsyncStore) instead, which reads the time itself
+/// (Redis `TIME`), so that replicas' clocks need not agree, and never blocks a thread.
 ///
 /// The in-process implementations are [`FlatStore`](crate::FlatStore) (integer ids and
 /// strings, lock-free checks) and [`MemoryStore`] (any hashable key).

@@ -12,21 +12,13 @@ use paygo_ratelimit::{
     Store, Unit,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 #[path = "support/model.rs"]
 mod model;
 use model::Model;
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/flat.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/flat.proptest-regressions";
 
 fn any_quota() -> impl Strategy<Value = Quota> {
     (1u64..=50, 1u64..=5_000)
@@ -46,7 +38,7 @@ fn small_store<K: paygo_ratelimit::FlatKey + ?Sized>() -> FlatStore<K> {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(paygo_testkit::proptest_config(64, REGRESSIONS))]
 
     /// Hundreds of keys (so shards grow, sweep and rebuild in place), checks, peeks,
     /// adjustments and evictions: every answer matches a model that never forgets a key.

@@ -8,22 +8,14 @@ use paygo_ratelimit::{
     QuotaOptions, RateLimiter, Store, Unit,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 #[path = "support/model.rs"]
 mod model;
 use model::{Model, Timelines};
 
 /// Failures are recorded next to this file (committed), and replayed first on every run.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 /// Quotas that keep the rolling-window promise: small limits and periods so that a few
 /// hundred arrivals span several periods.
@@ -113,7 +105,7 @@ fn max_in_window(admitted: &[(u64, u64)], window_ns: u64) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// The rolling-window promise: over any window of the period, never more than the
     /// limit, a fresh key's first period included; and any quota stays within its stated
@@ -314,7 +306,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// Dropping full keys changes no answer: a store that sweeps on every insertion and
     /// is evicted at random times answers like a model that remembers every key.
@@ -356,7 +348,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(paygo_testkit::proptest_config(512, REGRESSIONS))]
 
     /// The store's hasher tells distinct byte strings apart (every length, every tail
     /// byte), and is a function of its input.
@@ -374,5 +366,43 @@ proptest! {
             longer.push(0);
             prop_assert_ne!(hasher.hash_one(&a), hasher.hash_one(&longer));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
+
+    /// The public step functions (`paygo_ratelimit::gcra`, what a Redis script is
+    /// golden-tested against) are the reference model: a check from any state at any
+    /// Unix-scale time decides, reports and writes what the model does; an adjustment
+    /// writes the model's debt; a key is full exactly when its TAT is not after the time.
+    #[test]
+    fn the_public_step_functions_are_the_model(
+        quota in any_quota(),
+        now_ns in 0u64..=2_000_000_000_000_000_000,
+        ahead_ns in prop_oneof![Just(0u64), 0u64..20_000, 0u64..400_000],
+        behind in any::<bool>(),
+        weight_pct in 0u64..=100,
+        delta in -200i64..=200,
+    ) {
+        use paygo_ratelimit::gcra;
+        // A TAT behind the time (full) or ahead of it (in debt, possibly past the capacity).
+        let tat = if behind { now_ns.saturating_sub(ahead_ns) } else { now_ns + ahead_ns };
+        let weight = quota.burst() * weight_pct / 100;
+        let debt_ns = u128::from(tat.saturating_sub(now_ns));
+        let mut model = Model { debt_ns, at_ns: now_ns };
+        let expected = model.check(&quota, weight, true);
+        let outcome = gcra::check(tat, now_ns, &quota, weight).unwrap();
+        prop_assert_eq!(outcome.decision, expected);
+        let written = (expected.allowed && weight > 0).then(|| now_ns + model.debt_ns as u64);
+        prop_assert_eq!(outcome.new_tat, written);
+        prop_assert_eq!(gcra::is_full(tat, now_ns), debt_ns == 0);
+
+        let (new_tat, decision) = gcra::adjust(tat, now_ns, &quota, delta).unwrap();
+        let mut model = Model { debt_ns, at_ns: now_ns };
+        model.adjust(&quota, delta);
+        prop_assert_eq!(new_tat, now_ns + model.debt_ns as u64);
+        prop_assert_eq!(decision, gcra::decision(&quota, true, model.debt_ns as u64, None));
+        prop_assert!(decision.allowed && decision.retry_after_ns.is_none());
     }
 }

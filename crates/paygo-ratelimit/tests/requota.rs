@@ -15,21 +15,13 @@ use paygo_ratelimit::{
     NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, Plan, Policy, PolicyName, Quota, QuotaOptions, RateLimiter, Store, Unit,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 #[path = "support/model.rs"]
 mod model;
 use model::{Model, Timelines};
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/requota.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/requota.proptest-regressions";
 
 fn policy(quota: Quota) -> Policy {
     Policy {
@@ -501,7 +493,7 @@ fn run_case(quotas: &[Quota], ops: Vec<(u64, Op)>, extra_window: u64) -> Result<
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(paygo_testkit::proptest_config(256, REGRESSIONS))]
 
     /// Greedy and random clients, quota changes of the default and of single keys (raise
     /// and lower, burst and rate) at adversarial moments, and evictions: both stores

@@ -1,6 +1,7 @@
-//! Test support shared by paygo's crates (not published): one seeded generator, temp
+//! Test support shared by paygo's crates (not published): one seeded generator and the
+//! proptest settings every property test uses; with the `storage` feature, temp
 //! directories, a storage that "crashes" and one that injects the faults of the storage
-//! fault model (`docs/ledger.md`), and the proptest settings every property test uses.
+//! fault model (`docs/ledger.md`).
 //!
 //! ```
 //! use paygo_testkit::rng::Rng;
@@ -14,8 +15,10 @@
 //! A test failure is a panic, so this crate may unwrap and panic where a library may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::missing_panics_doc)]
 
+#[cfg(feature = "storage")]
 pub mod faults;
 pub mod rng;
+#[cfg(feature = "storage")]
 pub mod store;
 
 use proptest::test_runner::{Config, FileFailurePersistence};

@@ -1,6 +1,7 @@
 //! The seeded generator of the simulations.
 
 /// `SplitMix64`: a small, well-known generator, so a seed means the same run everywhere.
+#[derive(Debug, Clone)]
 pub struct Rng(pub u64);
 
 impl Rng {
@@ -13,9 +14,9 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..n` (`n` is never 0 in the simulations).
+    /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
 
     /// True `percent` times in a hundred.

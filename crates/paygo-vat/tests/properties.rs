@@ -9,18 +9,10 @@ use paygo_vat::{
     Country, InvoiceFacts, RefundDecision, RefundPolicy, RefundRequest, VatId, VatIdStatus, VatRate, decide_refund,
 };
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 /// Failures are recorded next to this file (committed), and replayed first on every run.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// Where failing cases are kept (committed, replayed first).
+const REGRESSIONS: &str = "tests/properties.proptest-regressions";
 
 /// Valid numbers of every country, written plainly.
 const VALID: &[&str] = &[
@@ -95,7 +87,7 @@ fn id_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config(2_000))]
+    #![proptest_config(paygo_testkit::proptest_config(2_000, REGRESSIONS))]
 
     #[test]
     fn normalization_is_idempotent(text in dressed_valid()) {
@@ -147,7 +139,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(config(1_000))]
+    #![proptest_config(paygo_testkit::proptest_config(1_000, REGRESSIONS))]
 
     #[test]
     fn refunds_never_exceed_the_vat_charged(

@@ -100,6 +100,7 @@ pub(crate) fn draft(id: &str, buyer: Party, vat: Determination, lines: Vec<LineI
         payment: card(&format!("ch_{id}")),
         rules: RoundingRules::default(),
         national_fx: None,
+        buyer_reference: None,
     }
 }
 

@@ -107,6 +107,7 @@ fn top_up(
         payment,
         rules: RoundingRules::default(),
         national_fx,
+        buyer_reference: None,
     })
 }
 

@@ -22,31 +22,12 @@ use paygo_invoice::{Storage, StorageFile};
 
 pub(crate) const SECTOR: usize = 512;
 
-/// A small seeded generator (splitmix64): the same seed gives the same run.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub(crate) use paygo_testkit::rng::Rng;
 
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-
-    pub(crate) fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// The generator of a run seeded with `seed` (mixed once, so that seeds 0, 1, 2 start
+/// far apart).
+pub(crate) fn seeded(seed: u64) -> Rng {
+    Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 /// An I/O error the disk will return.
@@ -206,7 +187,7 @@ fn err(kind: io::ErrorKind, what: &str) -> io::Error {
 impl SimDisk {
     pub(crate) fn new(seed: u64) -> SimDisk {
         SimDisk(Arc::new(Mutex::new(State {
-            rng: Some(Rng::new(seed)),
+            rng: Some(seeded(seed)),
             ..State::default()
         })))
     }
@@ -233,7 +214,7 @@ impl SimDisk {
     /// handles die.
     pub(crate) fn crash(&self) {
         let mut state = self.state();
-        let mut rng = state.rng.take().unwrap_or_else(|| Rng::new(0));
+        let mut rng = state.rng.take().unwrap_or_else(|| seeded(0));
         state.generation += 1;
         state.failure = None;
         state.crash_after = None;
@@ -427,7 +408,7 @@ impl SimFile {
             return Err(err(io::ErrorKind::Other, "the machine has crashed"));
         }
         let failure = if mutating { state.failure } else { None };
-        let mut rng = state.rng.take().unwrap_or_else(|| Rng::new(0));
+        let mut rng = state.rng.take().unwrap_or_else(|| seeded(0));
         let State {
             files, failure: slot, ..
         } = &mut *state;

@@ -22,19 +22,19 @@
 //! ```
 //! use paygo_credits::Credits;
 //! use paygo_ledger::durable::{self, OpenOptions};
-//! use paygo_ledger::{Account, AccountId, Event, EventResult, SystemClock, Transfer, TransferId};
+//! use paygo_ledger::{Account, AccountId, Event, EventResult, WallClock, Transfer, TransferId};
 //!
 //! let dir = std::env::temp_dir().join(format!("paygo-durable-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
 //! let (a, b) = (AccountId(1), AccountId(2));
 //! let pay = Event::CreateTransfer(Transfer::new(TransferId(7), a, b, Credits::new(500)));
 //! {
-//!     let ledger = durable::open_ledger(&dir, SystemClock, &OpenOptions::default())?;
+//!     let ledger = durable::open_ledger(&dir, WallClock, &OpenOptions::default())?;
 //!     // Answered only once the batch is on disk.
 //!     ledger.submit(vec![Event::CreateAccount(Account::new(a)), Event::CreateAccount(Account::new(b)), pay])?;
 //! } // dropped: the directory is unlocked
 //! // Reopened: the journal is replayed, and a retry answers as the first time.
-//! let ledger = durable::open_ledger(&dir, SystemClock, &OpenOptions::default())?;
+//! let ledger = durable::open_ledger(&dir, WallClock, &OpenOptions::default())?;
 //! assert_eq!(ledger.read(|l| l.account(b).map(|x| x.credits_posted))?, Some(500));
 //! assert_eq!(ledger.submit(vec![pay])?, [EventResult::Exists]);
 //! # drop(ledger);

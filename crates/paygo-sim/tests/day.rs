@@ -1,11 +1,10 @@
 //! The main job at a small size with a fixed seed: every figure it reports is checked
 //! against the others, and the example's output folder against what it says it wrote.
 
-#![cfg(feature = "gateway")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use paygo::credits::{CreditRate, Credits, ExactCredits};
-use paygo::simulation::{DayOptions, run_day};
+use paygo_credits::{CreditRate, Credits, ExactCredits};
+use paygo_sim::{DayOptions, run_day};
 
 fn small() -> DayOptions {
     DayOptions {

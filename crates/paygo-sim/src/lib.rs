@@ -1,5 +1,6 @@
-//! A day of traffic through the [`crate::gateway`], seeded and deterministic: the main job
-//! of the `gateway` example, and what its integration test checks.
+//! A day of traffic through the gateway (`paygo-gateway`), seeded and deterministic: the
+//! main job of the `gateway` example, and what its integration test checks. Not published:
+//! it makes traffic for the example and the tests, and holds no billing rule.
 //!
 //! Accounts in several countries top up, call models of a price book all day (some calls
 //! fail upstream, one account bursts past its rate limit, accounts without auto top-up run
@@ -9,30 +10,34 @@
 //! are the crates'; this module only makes traffic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+// `SplitMix64`: the same seed gives the same day on every machine.
+use paygo_testkit::rng::Rng;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use paygo_billing::{
     AutoTopUp, AutoTopUpRule, BREAKAGE, Billing, BillingConfig, CardKind, CustomerId, FUNDING, HoldId, PaymentMethod,
-    PaymentOutcome, REVENUE, Receipt, Refusal, TopUpAmount, TopUpId,
+    PaymentOutcome, REVENUE, Refusal, TopUpAmount, TopUpId, TopUpRequest, block_on,
 };
 use paygo_credits::{CreditRate, Credits, Currency, ExactCredits, FxRate, Money};
 use paygo_invoice::{
-    Charge, DocumentId, DocumentKind, Draft, Invoicing, LineInput, MemorySequenceStore, Party, Payment,
-    PaymentMethod as InvoicePayment, RoundingRules, Series, SeriesName, Statement, StatementRequest,
+    Charge, DocumentKind, Invoicing, MemorySequenceStore, Party, RoundingRules, Series, SeriesName, Statement,
+    StatementRequest,
 };
-use paygo_ledger::Clock as LedgerClock;
+use paygo_ledger::{Clock, ManualClock, SharedLedger};
 use paygo_pricing::litellm::{ImportOptions, import};
 use paygo_pricing::{Mode, PriceBook, ServiceTier, Usage};
 use paygo_ratelimit::Plan;
-use paygo_vat::{
-    Country, CountryCode, Customer, LocationEvidence, NoOutsideEuRules, Seller, Supply, VatId, VatIdStatus, determine,
+use paygo_vat::{Country, CountryCode, LocationEvidence, NoOutsideEuRules, Seller, VatId, VatIdStatus};
+
+use paygo_gateway::{
+    Buyer, Call, Gateway, GatewayError, GatewayOptions, InProcessGateway, PaidFor, PaidTopUp, Rejection, TopUpOptions,
+    TopUps,
 };
 
-use crate::gateway::{Call, Gateway, GatewayError, Rejection};
-
-/// The price book the simulation uses when none is given: well-known models at their
-/// published list prices (paygo's own format).
-pub const DEFAULT_PRICES: &str = include_str!("../data/default_prices.json");
+/// The price book the simulation uses when none is given.
+pub use paygo_pricing::DEFAULT_PRICES;
 
 /// Where the prices come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,47 +220,6 @@ fn setup<E: std::fmt::Display>(e: E) -> SimulationError {
     SimulationError::Setup(e.to_string())
 }
 
-/// `SplitMix64`: the same seed gives the same day on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-/// One clock for the day, read by the rate limiter and the ledger.
-#[derive(Debug, Clone, Default)]
-pub struct DayClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl DayClock {
-    fn set(&self, ns: u64) {
-        self.0.store(ns, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl LedgerClock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl paygo_ratelimit::Clock for DayClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// A customer of the day.
 struct Profile {
     name: &'static str,
@@ -407,218 +371,31 @@ struct Planned {
 ///
 /// [`SimulationError::Prices`] for a price book that cannot be loaded or has no chat
 /// model; [`SimulationError::Setup`] if a crate refuses the day's setup.
-#[allow(clippy::too_many_lines)] // one day, read top to bottom
 pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<DayReport, SimulationError> {
     let mut rng = Rng(options.seed);
-    let book = load_prices(&options.prices)?;
-    let models = pick_models(&book);
-    if models.is_empty() {
-        return Err(SimulationError::Prices(
-            "no chat model with input and output token prices".into(),
-        ));
-    }
-    // Midnight always exists, and a day between 1970 and 2262 fits nanoseconds in a u64.
-    let start = Utc.from_utc_datetime(&options.day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-    let clock = DayClock::default();
-    clock.set(start_ns);
-    let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
-    let ledger = paygo_billing::open_billing(
-        ledger_dir.path(),
-        BillingConfig::default(),
-        clock.clone(),
-        &paygo_ledger::durable::OpenOptions::default(),
-    )
-    .map_err(setup)?;
-    let plan = Plan::pay_as_you_go();
-    let policy = plan
-        .policies
-        .into_iter()
-        .next()
-        .ok_or_else(|| setup("the plan has no policy"))?;
-    let embeddings: Vec<String> = models
-        .iter()
-        .filter(|m| book.model(m).is_ok_and(|s| s.mode == Mode::Embedding))
-        .cloned()
-        .collect();
-    let gateway = Gateway::new(book, policy, clock.clone(), ledger, 600_000);
-    let rate = CreditRate::default();
-
-    let invoicing = Invoicing::open(
-        MemorySequenceStore::new(),
-        vec![Series::new("INV-2026", DocumentKind::Invoice, 6).map_err(setup)?],
-    )
-    .map_err(setup)?;
-    let seller_party = Party {
-        name: "paygo Ltd".into(),
-        address: vec!["1 Grand Canal Square".into(), "Dublin D02 X576".into()],
-        country: "IE".parse().map_err(setup)?,
-        vat_id: Some(VatId::parse("IE6433435F").map_err(setup)?),
-    };
-    let seller = Seller {
-        country: Country::Ireland,
-        oss_registered: true,
-    };
-
-    // Accounts, each opened and topped up at the start of the day.
-    let mut reports: Vec<AccountReport> = Vec::with_capacity(options.accounts);
-    let mut invoices = Vec::new();
-    let mut charges: BTreeMap<u128, Vec<Charge>> = BTreeMap::new();
-    let mut exact: BTreeMap<u128, ExactCredits> = BTreeMap::new();
-    let mut next_id: u128 = 1;
-    let mut id = || {
-        next_id += 1;
-        next_id
-    };
-    let invoice_top_up = |invoicing: &Invoicing<MemorySequenceStore>,
-                          report: &AccountReport,
-                          profile: &Profile,
-                          amount: Money,
-                          reference: &str,
-                          at: DateTime<Utc>|
-     -> Result<paygo_invoice::Document, SimulationError> {
-        let country: CountryCode = profile.country.parse().map_err(setup)?;
-        let vat_id = match profile.vat_id {
-            Some(text) => Some(VatId::parse(text).map_err(setup)?),
-            None => None,
-        };
-        let supply = Supply {
-            seller,
-            customer: Customer {
-                evidence: LocationEvidence {
-                    billing_country: Some(country),
-                    ip_country: Some(country),
-                    card_country: None,
-                },
-                vat_id,
-            },
-            date: at.date_naive(),
-        };
-        // The simulated VIES confirms every VAT ID of the day.
-        let vat = determine(&supply, &|_: &VatId| VatIdStatus::Valid, &NoOutsideEuRules).map_err(setup)?;
-        let national = Country::from_iso(country).map(|c| c.national_currency(at.date_naive()));
-        let national_fx = national
-            .filter(|c| *c != Currency::USD)
-            .and_then(|c| fx_rate(c, at.date_naive()));
-        let credits = rate.to_credits(&amount, paygo_credits::Rounding::Down).map_err(setup)?;
-        let draft = Draft {
-            id: DocumentId::new(reference).map_err(setup)?,
-            series: SeriesName::new("INV-2026").map_err(setup)?,
-            seller: seller_party.clone(),
-            buyer: Party {
-                name: report.name.clone(),
-                address: profile.address.iter().map(|l| (*l).to_owned()).collect(),
-                country,
-                vat_id,
-            },
-            supply_date: at.date_naive(),
-            currency: Currency::USD,
-            lines: vec![LineInput {
-                description: format!("API credits top-up: {credits} credits"),
-                quantity: 1.into(),
-                unit_price: amount,
-            }],
-            vat,
-            payment: Payment {
-                method: match profile.method {
-                    PaymentMethod::PayPal => InvoicePayment::PayPal,
-                    PaymentMethod::Crypto => InvoicePayment::Crypto,
-                    _ => InvoicePayment::Card,
-                },
-                reference: format!("ch_{reference}"),
-                paid_on: Some(at.date_naive()),
-            },
-            rules: RoundingRules::default(),
-            national_fx,
-        };
-        invoicing.issue(&draft, at.date_naive()).map_err(setup)
-    };
-
+    let mut day = Day::start(options)?;
     for k in 0..options.accounts {
-        let profile = &PROFILES[k % PROFILES.len()];
-        let account = 1000 + k as u128;
-        let name = if k < PROFILES.len() {
-            profile.name.to_owned()
-        } else {
-            format!("{} ({})", profile.name, k / PROFILES.len() + 1)
-        };
-        let mut report = AccountReport {
-            id: account,
-            name,
-            country: profile.country.into(),
-            ..AccountReport::default()
-        };
-        gateway.open_account(CustomerId(account)).map_err(setup)?;
-        // Someone always tries a prepaid card first: refused, with the reason.
-        if k == 2 {
-            match gateway.top_up(
-                TopUpId(id()),
-                CustomerId(account),
-                Money::from_minor(1000, Currency::USD).map_err(setup)?,
-                PaymentMethod::Card(CardKind::Prepaid),
-            ) {
-                Err(GatewayError::Refused(Refusal::PaymentMethodRefused(_))) => report.refused_payment_methods += 1,
-                other => return Err(setup(format!("a prepaid card was not refused: {other:?}"))),
-            }
-        }
-        // Accounts with auto top-up start with $10 or $20; the others with $2 or $5, and
-        // run out during the day.
-        let cents = if profile.auto_top_up {
-            [1000i128, 2000]
-        } else {
-            [200i128, 500]
-        }[rng.below(2) as usize];
-        let amount = Money::from_minor(cents, Currency::USD).map_err(setup)?;
-        let top_up_id = id();
-        if let Receipt::ToppedUp { credits } = gateway
-            .top_up(TopUpId(top_up_id), CustomerId(account), amount, profile.method)
-            .map_err(setup)?
-        {
-            report.top_ups += 1;
-            report.top_up_credits += credits.get();
-            report.top_up_cents += i64::try_from(cents).map_err(setup)?;
-            invoices.push(invoice_top_up(
-                &invoicing,
-                &report,
-                profile,
-                amount,
-                &format!("topup-{top_up_id}"),
-                start,
-            )?);
-        }
-        if profile.auto_top_up {
-            let rule = AutoTopUpRule {
-                enabled: true,
-                threshold: Credits::new(15_000_000),
-                amount: if k % 2 == 0 {
-                    TopUpAmount::Fixed(Money::from_minor(1000, Currency::USD).map_err(setup)?)
-                } else {
-                    TopUpAmount::TargetBalance(Credits::new(30_000_000))
-                },
-                method: profile.method,
-                requests_per_window_max: 3,
-                window_ms: 3_600_000,
-                backoff_ms: 60_000,
-                backoff_max_ms: 900_000,
-                monthly_cap: None,
-                disable_after_declines: None,
-                buyer_tax_id: None,
-                purchase_order: None,
-            };
-            gateway
-                .set_auto_top_up(CustomerId(account), Some(rule))
-                .map_err(setup)?;
-        }
-        exact.insert(account, ExactCredits::ZERO);
-        charges.insert(account, Vec::new());
-        reports.push(report);
+        day.open_account(k, &mut rng)?;
     }
+    let calls = plan_calls(options, day.start_ns, &mut rng);
+    let total = calls.len();
+    for (n, call) in calls.iter().enumerate() {
+        if n % 256 == 0 {
+            progress(n, total);
+        }
+        day.call(n, call, &mut rng)?;
+    }
+    progress(total, total);
+    day.finish(total)
+}
 
-    // The day's calls: spread over 24 hours, heavier for some accounts, and one burst.
+/// The day's traffic: calls spread over 24 hours, heavier for some accounts, and one burst
+/// of one account at 13:00.
+fn plan_calls(options: &DayOptions, start_ns: u64, rng: &mut Rng) -> Vec<Planned> {
     let day_ns: u64 = 86_400_000_000_000;
     let weights: Vec<u64> = (0..options.accounts).map(|k| 1 + (k as u64 * 7) % 5).collect();
     let weight_sum: u64 = weights.iter().sum::<u64>().max(1);
-    let mut plan_calls: Vec<Planned> = (0..options.requests)
+    let mut calls: Vec<Planned> = (0..options.requests)
         .map(|_| {
             let mut pick = rng.below(weight_sum);
             let mut account = 0;
@@ -638,28 +415,221 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
     if options.accounts > 1 {
         let burst_at = start_ns + 13 * 3_600_000_000_000;
         for i in 0..150u64 {
-            plan_calls.push(Planned {
+            calls.push(Planned {
                 at_ns: burst_at + i * 10_000_000,
                 account: 1,
             });
         }
     }
-    plan_calls.sort_by_key(|p| (p.at_ns, p.account));
+    calls.sort_by_key(|p| (p.at_ns, p.account));
+    calls
+}
 
-    let total = plan_calls.len();
-    let mut sample_usage_section = String::new();
-    for (n, call) in plan_calls.iter().enumerate() {
-        if n % 256 == 0 {
-            progress(n, total);
+/// The day under way: the gateway and the top-up service on one clock, and what each
+/// account did so far.
+struct Day<'a> {
+    options: &'a DayOptions,
+    models: Vec<String>,
+    embeddings: Vec<String>,
+    clock: ManualClock,
+    start: DateTime<Utc>,
+    start_ns: u64,
+    gateway: InProcessGateway<ManualClock>,
+    topups: TopUps<MemorySequenceStore>,
+    // Kept until the end: a temporary folder is removed when this is dropped.
+    ledger_dir: LedgerDir,
+    reports: Vec<AccountReport>,
+    invoices: Vec<paygo_invoice::Document>,
+    charges: BTreeMap<u128, Vec<Charge>>,
+    exact: BTreeMap<u128, ExactCredits>,
+    next_id: u128,
+    sample_usage_section: String,
+}
+
+/// The day's seller, as its invoices show it and for VAT.
+fn seller_options() -> Result<TopUpOptions, SimulationError> {
+    Ok(TopUpOptions {
+        seller: Party {
+            name: "paygo Ltd".into(),
+            address: vec!["1 Grand Canal Square".into(), "Dublin D02 X576".into()],
+            country: "IE".parse().map_err(setup)?,
+            vat_id: Some(VatId::parse("IE6433435F").map_err(setup)?),
+        },
+        seller_vat: Seller {
+            country: Country::Ireland,
+            oss_registered: true,
+        },
+        series: SeriesName::new("INV-2026").map_err(setup)?,
+        credit_rate: CreditRate::default(),
+        rounding: RoundingRules::default(),
+        // The simulated VIES confirms every VAT ID of the day.
+        confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),
+        outside_eu: Arc::new(NoOutsideEuRules),
+        fx: Arc::new(fx_rate),
+    })
+}
+
+/// What a profile's customer looks like on an invoice and for VAT.
+fn buyer(profile: &Profile, name: &str) -> Result<Buyer, SimulationError> {
+    let country: CountryCode = profile.country.parse().map_err(setup)?;
+    Ok(Buyer {
+        name: name.to_owned(),
+        address: profile.address.iter().map(|l| (*l).to_owned()).collect(),
+        evidence: LocationEvidence {
+            billing_country: Some(country),
+            ip_country: Some(country),
+            card_country: None,
+        },
+        vat_id: profile.vat_id.map(VatId::parse).transpose().map_err(setup)?,
+    })
+}
+
+impl<'a> Day<'a> {
+    fn start(options: &'a DayOptions) -> Result<Day<'a>, SimulationError> {
+        let book = load_prices(&options.prices)?;
+        let models = pick_models(&book);
+        if models.is_empty() {
+            return Err(SimulationError::Prices(
+                "no chat model with input and output token prices".into(),
+            ));
         }
-        clock.set(call.at_ns);
+        let embeddings: Vec<String> = models
+            .iter()
+            .filter(|m| book.model(m).is_ok_and(|s| s.mode == Mode::Embedding))
+            .cloned()
+            .collect();
+        // Midnight always exists, and a day between 1970 and 2262 fits nanoseconds in a u64.
+        let start = Utc.from_utc_datetime(&options.day.and_hms_opt(0, 0, 0).unwrap_or_default());
+        let start_ns = u64::try_from(start.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+        // One clock for the day: the gateway's, the rate limiter's and the ledger's.
+        let clock = ManualClock::new(start_ns);
+        let ledger_dir = LedgerDir::new(options.ledger_dir.as_deref(), options.seed)?;
+        let gateway = Gateway::durable(
+            GatewayOptions::new(book, clock.clone()),
+            &Plan::pay_as_you_go(),
+            ledger_dir.path(),
+            BillingConfig::default(),
+        )
+        .map_err(setup)?;
+        let invoicing = Invoicing::open(
+            MemorySequenceStore::new(),
+            vec![Series::new("INV-2026", DocumentKind::Invoice, 6).map_err(setup)?],
+        )
+        .map_err(setup)?;
+        Ok(Day {
+            options,
+            models,
+            embeddings,
+            clock,
+            start,
+            start_ns,
+            gateway,
+            topups: TopUps::new(invoicing, seller_options()?),
+            ledger_dir,
+            reports: Vec::with_capacity(options.accounts),
+            invoices: Vec::new(),
+            charges: BTreeMap::new(),
+            exact: BTreeMap::new(),
+            next_id: 1,
+            sample_usage_section: String::new(),
+        })
+    }
+
+    fn id(&mut self) -> u128 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Opens account `k`, tops it up at the start of the day (invoiced), and gives it its
+    /// auto top-up rule.
+    fn open_account(&mut self, k: usize, rng: &mut Rng) -> Result<(), SimulationError> {
+        let profile = &PROFILES[k % PROFILES.len()];
+        let account = 1000 + k as u128;
+        let customer = CustomerId(account);
+        let name = if k < PROFILES.len() {
+            profile.name.to_owned()
+        } else {
+            format!("{} ({})", profile.name, k / PROFILES.len() + 1)
+        };
+        let mut report = AccountReport {
+            id: account,
+            name,
+            country: profile.country.into(),
+            ..AccountReport::default()
+        };
+        block_on(self.gateway.open_account(customer)).map_err(setup)?;
+        // Someone always tries a prepaid card first: refused, with the reason.
+        if k == 2 {
+            let id = TopUpId(self.id());
+            let usd10 = Money::from_minor(1000, Currency::USD).map_err(setup)?;
+            match block_on(
+                self.gateway
+                    .top_up(id, customer, usd10, PaymentMethod::Card(CardKind::Prepaid)),
+            ) {
+                Err(GatewayError::Refused(Refusal::PaymentMethodRefused(_))) => report.refused_payment_methods += 1,
+                other => return Err(setup(format!("a prepaid card was not refused: {other:?}"))),
+            }
+        }
+        // Accounts with auto top-up start with $10 or $20; the others with $2 or $5, and
+        // run out during the day.
+        let cents = if profile.auto_top_up {
+            [1000i128, 2000]
+        } else {
+            [200i128, 500]
+        }[rng.below(2) as usize];
+        let top_up_id = self.id();
+        let paid = PaidTopUp {
+            paid_for: PaidFor::TopUp { id: TopUpId(top_up_id) },
+            customer,
+            amount: Money::from_minor(cents, Currency::USD).map_err(setup)?,
+            method: profile.method,
+            reference: format!("topup-{top_up_id}"),
+            paid_on: self.options.day,
+            buyer: buyer(profile, &report.name)?,
+            purchase_order: None,
+        };
+        let invoiced = block_on(self.topups.record(self.gateway.billing(), &paid)).map_err(setup)?;
+        report.top_ups += 1;
+        report.top_up_credits += invoiced.credits.get();
+        report.top_up_cents += i64::try_from(cents).map_err(setup)?;
+        self.invoices.push(invoiced.invoice);
+        if profile.auto_top_up {
+            let rule = AutoTopUpRule {
+                enabled: true,
+                threshold: Credits::new(15_000_000),
+                amount: if k.is_multiple_of(2) {
+                    TopUpAmount::Fixed(Money::from_minor(1000, Currency::USD).map_err(setup)?)
+                } else {
+                    TopUpAmount::TargetBalance(Credits::new(30_000_000))
+                },
+                method: profile.method,
+                requests_per_window_max: 3,
+                window_ms: 3_600_000,
+                backoff_ms: 60_000,
+                backoff_max_ms: 900_000,
+                monthly_cap: None,
+                disable_after_declines: None,
+                buyer_tax_id: None,
+                purchase_order: None,
+            };
+            block_on(self.gateway.set_auto_top_up(customer, Some(rule))).map_err(setup)?;
+        }
+        self.exact.insert(account, ExactCredits::ZERO);
+        self.charges.insert(account, Vec::new());
+        self.reports.push(report);
+        Ok(())
+    }
+
+    /// The `n`th call of the day: admitted or refused, then failed upstream or completed,
+    /// and the auto top-up it may trigger paid or declined.
+    fn call(&mut self, n: usize, planned: &Planned, rng: &mut Rng) -> Result<(), SimulationError> {
+        self.clock.set_ns(planned.at_ns);
         // A call is within the day: its offset fits an i64 of nanoseconds.
-        let at = start + Duration::nanoseconds(i64::try_from(call.at_ns - start_ns).unwrap_or(0));
-        let account = 1000 + call.account as u128;
-        let report = &mut reports[call.account];
-        report.calls += 1;
-        let model = &models[rng.below(models.len() as u64) as usize];
-        let embedding = embeddings.contains(model);
+        let at = self.start + Duration::nanoseconds(i64::try_from(planned.at_ns - self.start_ns).unwrap_or(0));
+        let account = 1000 + planned.account as u128;
+        self.reports[planned.account].calls += 1;
+        let model = self.models[rng.below(self.models.len() as u64) as usize].clone();
+        let embedding = self.embeddings.contains(&model);
         let long = rng.chance(2);
         let prompt_tokens = if long && !embedding {
             150_000 + rng.below(100_000)
@@ -674,139 +644,164 @@ pub fn run_day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> 
             ServiceTier::STANDARD
         };
         let request = Call {
-            id: HoldId(id()),
-            account: CustomerId(account),
-            model,
-            prompt_tokens,
-            max_output_tokens,
             service_tier,
-            units: None,
+            ..Call::tokens(
+                HoldId(self.id()),
+                CustomerId(account),
+                &model,
+                prompt_tokens,
+                max_output_tokens,
+            )
         };
-        let admitted = match gateway.admit(&request, at) {
+        let report = &mut self.reports[planned.account];
+        let admitted = match block_on(self.gateway.admit(&request)) {
             Ok(a) => a,
             Err(Rejection::RateLimited { .. }) => {
                 report.refused_rate_limit += 1;
-                continue;
+                return Ok(());
             }
             Err(Rejection::InsufficientCredits) => {
                 report.refused_balance += 1;
-                continue;
+                return Ok(());
             }
             Err(other) => return Err(setup(format!("call {n} refused: {other}"))),
         };
-        if rng.chance(options.upstream_failure_percent) {
-            gateway.fail(&admitted).map_err(setup)?;
+        if rng.chance(self.options.upstream_failure_percent) {
+            block_on(self.gateway.fail(&admitted)).map_err(setup)?;
             report.failed_upstream += 1;
-            continue;
+            return Ok(());
         }
-        let completion = if embedding { 0 } else { 1 + rng.below(max_output_tokens) };
-        let cached = if rng.chance(40) {
-            rng.below(prompt_tokens / 2)
-        } else {
-            0
-        };
-        let reasoning = if model == "o3" { rng.below(completion) } else { 0 };
-        let usage = Usage {
-            prompt_tokens,
-            completion_tokens: completion,
-            total_tokens: Some(prompt_tokens + completion),
-            prompt_tokens_details: Some(paygo_pricing::PromptTokensDetails {
-                cached_tokens: cached,
-                ..Default::default()
-            }),
-            completion_tokens_details: Some(paygo_pricing::CompletionTokensDetails {
-                reasoning_tokens: reasoning,
-                ..Default::default()
-            }),
-            ..Usage::default()
-        };
-        let done = gateway.complete(&admitted, &usage, at).map_err(setup)?;
+        let usage = simulated_usage(rng, &model, prompt_tokens, max_output_tokens, embedding);
+        let done = block_on(self.gateway.complete(&admitted, &usage)).map_err(setup)?;
         report.completed += 1;
         report.credits_spent += done.charged.get();
-        if let Some(e) = exact.get_mut(&account) {
+        if let Some(e) = self.exact.get_mut(&account) {
             *e = e.checked_add(done.quote.exact_credits).map_err(setup)?;
         }
-        let cost = rate.to_money_exact(done.charged).map_err(setup)?;
-        charges.entry(account).or_default().push(Charge {
+        let cost = CreditRate::default().to_money_exact(done.charged).map_err(setup)?;
+        self.charges.entry(account).or_default().push(Charge {
             model: admitted.model,
             at,
             credits: done.charged,
             cost,
         });
-        if sample_usage_section.is_empty() {
-            sample_usage_section = serde_json::json!({"meta": {"usage": done.usage}}).to_string();
+        if self.sample_usage_section.is_empty() {
+            self.sample_usage_section = serde_json::json!({"meta": {"usage": done.usage}}).to_string();
         }
         if let AutoTopUp::Requested(request) = done.auto_top_up {
-            report.auto_top_ups_requested += 1;
-            let declined = rng.chance(options.payment_decline_percent);
-            let outcome = if declined {
-                PaymentOutcome::Declined
-            } else {
-                PaymentOutcome::Succeeded
-            };
-            match gateway.report_payment(request.id, outcome).map_err(setup)? {
-                Receipt::PaymentRecorded { credits, .. } if !declined => {
-                    report.top_ups += 1;
-                    report.top_up_credits += credits.get();
-                    report.top_up_cents += i64::try_from(request.amount.to_minor().map_err(setup)?).map_err(setup)?;
-                    let profile = &PROFILES[call.account % PROFILES.len()];
-                    let reference = format!("auto-{}", request.id);
-                    invoices.push(invoice_top_up(
-                        &invoicing,
-                        report,
-                        profile,
-                        request.amount,
-                        &reference,
-                        at,
-                    )?);
-                }
-                _ => report.auto_top_ups_declined += 1,
-            }
+            self.auto_top_up(planned.account, &request, rng)?;
         }
+        Ok(())
     }
-    progress(total, total);
 
-    // End of day: balances, statements, and the checks.
-    let mut statements = Vec::new();
-    for report in &mut reports {
-        let balance = gateway
-            .ledger()
-            .read(|b| b.balance(CustomerId(report.id)))
-            .map_err(setup)?
-            .map_err(|e| setup(format!("account {}: {e}", report.id)))?;
-        report.balance = balance.get();
-        report.exact_credits_quoted = exact.get(&report.id).map(ToString::to_string).unwrap_or_default();
-        let request = StatementRequest {
-            account: format!("acct_{} ({})", report.id, report.name),
-            first_day: options.day,
-            last_day: options.day,
-            currency: Currency::USD,
-        };
-        let list = charges.get(&report.id).map_or(&[][..], Vec::as_slice);
-        statements.push((report.id, Statement::build(&request, list).map_err(setup)?));
+    /// An auto top-up request: its payment is declined (reported so) or paid (recorded and
+    /// invoiced by the top-up service).
+    fn auto_top_up(&mut self, k: usize, request: &TopUpRequest, rng: &mut Rng) -> Result<(), SimulationError> {
+        let report = &mut self.reports[k];
+        report.auto_top_ups_requested += 1;
+        if rng.chance(self.options.payment_decline_percent) {
+            block_on(self.gateway.report_payment(request.id, PaymentOutcome::Declined)).map_err(setup)?;
+            report.auto_top_ups_declined += 1;
+            return Ok(());
+        }
+        let profile = &PROFILES[k % PROFILES.len()];
+        let paid = PaidTopUp::for_request(
+            request,
+            format!("auto-{}", request.id),
+            self.options.day,
+            buyer(profile, &report.name)?,
+        );
+        let invoiced = block_on(self.topups.record(self.gateway.billing(), &paid)).map_err(setup)?;
+        report.top_ups += 1;
+        report.top_up_credits += invoiced.credits.get();
+        report.top_up_cents += i64::try_from(request.amount.to_minor().map_err(setup)?).map_err(setup)?;
+        self.invoices.push(invoiced.invoice);
+        Ok(())
     }
-    let mut checks = check_day(&gateway, &reports, &invoices, &exact, total)?;
-    // Close the ledger and open it again from its folder: the day must survive a restart.
-    drop(gateway);
-    let (reopened, _) = paygo_ledger::durable::load::<Billing>(ledger_dir.path()).map_err(setup)?;
-    let same = reports
-        .iter()
-        .all(|r| reopened.balance(CustomerId(r.id)).map(paygo_credits::Credits::get) == Ok(r.balance));
-    let revenue = reopened.ledger().account(REVENUE).map_or(0, |a| a.posted_balance());
-    let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
-    checks.push(Check {
-        what: "the durable ledger, reopened from its folder, has the same balances and revenue".into(),
-        ok: same && revenue == spent,
-        detail: format!("{} accounts, revenue {revenue}", reports.len()),
-    });
-    Ok(DayReport {
-        accounts: reports,
-        invoices,
-        statements,
-        checks,
-        sample_usage_section,
-        models,
-    })
+
+    /// End of day: balances, statements, the checks, and the ledger reopened from its
+    /// folder.
+    fn finish(mut self, calls: usize) -> Result<DayReport, SimulationError> {
+        let mut statements = Vec::new();
+        for report in &mut self.reports {
+            report.balance = block_on(self.gateway.balance(CustomerId(report.id)))
+                .map_err(|e| setup(format!("account {}: {e}", report.id)))?
+                .available
+                .get();
+            report.exact_credits_quoted = self.exact.get(&report.id).map(ToString::to_string).unwrap_or_default();
+            let request = StatementRequest {
+                account: format!("acct_{} ({})", report.id, report.name),
+                first_day: self.options.day,
+                last_day: self.options.day,
+                currency: Currency::USD,
+            };
+            let list = self.charges.get(&report.id).map_or(&[][..], Vec::as_slice);
+            statements.push((report.id, Statement::build(&request, list).map_err(setup)?));
+        }
+        let mut checks = check_day(
+            self.gateway.billing().ledger(),
+            &self.reports,
+            &self.invoices,
+            &self.exact,
+            calls,
+        )?;
+        // Close the ledger and open it again from its folder: the day must survive a restart.
+        let Day {
+            gateway,
+            ledger_dir,
+            reports,
+            invoices,
+            sample_usage_section,
+            models,
+            ..
+        } = self;
+        drop(gateway);
+        let (reopened, _) = paygo_ledger::durable::load::<Billing>(ledger_dir.path()).map_err(setup)?;
+        let same = reports
+            .iter()
+            .all(|r| reopened.balance(CustomerId(r.id)).map(paygo_credits::Credits::get) == Ok(r.balance));
+        let revenue = reopened.ledger().account(REVENUE).map_or(0, |a| a.posted_balance());
+        let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
+        checks.push(Check {
+            what: "the durable ledger, reopened from its folder, has the same balances and revenue".into(),
+            ok: same && revenue == spent,
+            detail: format!("{} accounts, revenue {revenue}", reports.len()),
+        });
+        Ok(DayReport {
+            accounts: reports,
+            invoices,
+            statements,
+            checks,
+            sample_usage_section,
+            models,
+        })
+    }
+}
+
+/// What the upstream reports a call used: some output, some cached input, reasoning for
+/// `o3`.
+fn simulated_usage(rng: &mut Rng, model: &str, prompt_tokens: u64, max_output_tokens: u64, embedding: bool) -> Usage {
+    let completion = if embedding { 0 } else { 1 + rng.below(max_output_tokens) };
+    let cached = if rng.chance(40) {
+        rng.below(prompt_tokens / 2)
+    } else {
+        0
+    };
+    let reasoning = if model == "o3" { rng.below(completion) } else { 0 };
+    Usage {
+        prompt_tokens,
+        completion_tokens: completion,
+        total_tokens: Some(prompt_tokens + completion),
+        prompt_tokens_details: Some(paygo_pricing::PromptTokensDetails {
+            cached_tokens: cached,
+            ..Default::default()
+        }),
+        completion_tokens_details: Some(paygo_pricing::CompletionTokensDetails {
+            reasoning_tokens: reasoning,
+            ..Default::default()
+        }),
+        ..Usage::default()
+    }
 }
 
 /// The durable ledger's folder: the one given (new or empty), or a temporary one removed
@@ -851,8 +846,8 @@ impl Drop for LedgerDir {
     }
 }
 
-fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(
-    gateway: &Gateway<R, L>,
+fn check_day<K: Clock>(
+    ledger: &SharedLedger<Billing, K>,
     reports: &[AccountReport],
     invoices: &[paygo_invoice::Document],
     exact: &BTreeMap<u128, ExactCredits>,
@@ -866,11 +861,7 @@ fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(
             detail,
         });
     };
-    let posted = |id| {
-        gateway
-            .ledger()
-            .read(|b| b.ledger().account(id).map_or(0, |a| a.posted_balance()))
-    };
+    let posted = |id| ledger.read(|b| b.ledger().account(id).map_or(0, |a| a.posted_balance()));
     let sold: i128 = reports.iter().map(|r| i128::from(r.top_up_credits)).sum();
     let spent: i128 = reports.iter().map(|r| i128::from(r.credits_spent)).sum();
     let funding = posted(FUNDING).map_err(setup)?;
@@ -936,10 +927,7 @@ fn check_day<R: paygo_ratelimit::Clock, L: LedgerClock>(
         gapless && invoices.len() as u64 == top_ups,
         format!("{} invoices, {top_ups} top-ups", invoices.len()),
     );
-    let invariants = gateway
-        .ledger()
-        .read(|b| b.ledger().check_invariants())
-        .map_err(setup)?;
+    let invariants = ledger.read(|b| b.ledger().check_invariants()).map_err(setup)?;
     check("ledger invariants", invariants.is_ok(), format!("{invariants:?}"));
     Ok(checks)
 }

@@ -1,0 +1,331 @@
+//! The seam between the billing rules and where billing state lives: the [`BillingStore`]
+//! trait, the values it answers with, and [`BillingError`].
+//!
+//! A store applies [`Command`]s with exactly the rules of [`Billing`] (spend order, holds
+//! and captures, auto top-up decisions and back-off, the credits a top-up buys): the
+//! embedded store ([`EmbeddedStore`](crate::EmbeddedStore)) runs the state machine itself
+//! behind the ledger's durable journal; a store on a database that several gateway replicas
+//! share (PostgreSQL, a later crate) implements the same trait and is checked by the same
+//! contract suite (`paygo_billing::contract`, feature `contract`).
+
+use std::future::Future;
+
+use paygo_credits::Credits;
+use paygo_ledger::{AccountId, LedgerError, TransferId};
+use serde::{Deserialize, Serialize};
+
+use crate::auto::TopUpRequest;
+use crate::chart::{BREAKAGE, FUNDING, codes};
+use crate::command::{Command, Refusal, Reply};
+use crate::ids::{CustomerId, HoldId};
+use crate::machine::Billing;
+
+/// Errors of a billing store (the refusal of one command is its [`Reply`], not an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BillingError {
+    /// More commands in one call than a store takes at once.
+    #[error("{commands} commands given in one call, at most {max} are allowed: split them")]
+    BatchTooLarge {
+        /// Commands given.
+        commands: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A read named a customer the store does not know.
+    #[error("unknown customer {customer}: open the account first")]
+    UnknownCustomer {
+        /// The customer asked for.
+        customer: CustomerId,
+    },
+    /// A history page of 0 entries, or more than [`HISTORY_PAGE_MAX`].
+    #[error("a history page of {limit} entries was asked for: expected 1 to {max}")]
+    PageLimit {
+        /// The limit given.
+        limit: usize,
+        /// The largest page.
+        max: usize,
+    },
+    /// The store cannot take or answer commands now (its storage failed, it was closed, or
+    /// the database is unreachable). Whether a command of the failed call was applied is
+    /// unknown: retry it with the same ids, which is always safe.
+    #[error("billing store unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<LedgerError> for BillingError {
+    fn from(error: LedgerError) -> BillingError {
+        match error {
+            LedgerError::BatchTooLarge { events, max } => BillingError::BatchTooLarge { commands: events, max },
+            other => BillingError::Unavailable {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A customer's balance, as a billing page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Balance {
+    /// The customer.
+    pub customer: CustomerId,
+    /// Credits the customer can spend now: paid and bonus, less what is held, less the
+    /// arrears of a reversed payment (so it may be negative).
+    pub available: Credits,
+    /// The paid part of `available`.
+    pub paid: Credits,
+    /// The bonus part of `available` (unexpired lots).
+    pub bonus: Credits,
+    /// Credits owed by exact cost beyond the holds and never charged
+    /// ([`Command::CaptureCost`]).
+    pub uncollected: Credits,
+    /// Credits owed after a payment reversal that the balance did not cover
+    /// ([`Command::ReversePayment`]): holds are refused until a top-up settles them.
+    pub arrears: Credits,
+}
+
+impl Balance {
+    /// The balance of `customer` in `billing`.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::UnknownCustomer`].
+    pub fn of(billing: &Billing, customer: CustomerId) -> Result<Balance, BillingError> {
+        let unknown = |_: Refusal| BillingError::UnknownCustomer { customer };
+        let available = billing.balance(customer).map_err(unknown)?;
+        let paid = billing.paid_balance(customer).map_err(unknown)?;
+        Ok(Balance {
+            customer,
+            available,
+            paid,
+            // Both are within the customer's i64 range; available is paid + bonus − arrears.
+            bonus: Credits::new(
+                available
+                    .get()
+                    .saturating_sub(paid.get())
+                    .saturating_add(billing.arrears(customer).map_err(unknown)?.get()),
+            ),
+            uncollected: billing.uncollected(customer).map_err(unknown)?,
+            arrears: billing.arrears(customer).map_err(unknown)?,
+        })
+    }
+}
+
+/// The most entries one history page holds.
+pub const HISTORY_PAGE_MAX: usize = 1_000;
+
+/// Which page of a customer's history to read: newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// Entries strictly older than this ledger time (the `next` of the previous page);
+    /// `None` for the newest page.
+    pub before_ns: Option<u64>,
+    /// At most this many entries, `1 ..= HISTORY_PAGE_MAX`.
+    pub limit: usize,
+}
+
+impl HistoryQuery {
+    /// The newest `limit` entries.
+    pub const fn newest(limit: usize) -> HistoryQuery {
+        HistoryQuery { before_ns: None, limit }
+    }
+
+    /// Checks the limit.
+    fn check(&self) -> Result<(), BillingError> {
+        if self.limit == 0 || self.limit > HISTORY_PAGE_MAX {
+            return Err(BillingError::PageLimit {
+                limit: self.limit,
+                max: HISTORY_PAGE_MAX,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What moved a customer's balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// Credits bought (a top-up, or a paid auto top-up request): the payment's id.
+    Purchase {
+        /// The top-up's id, or the auto top-up request's.
+        payment: u128,
+    },
+    /// A call's charge (a captured hold).
+    Charge {
+        /// The hold (the call's id).
+        hold: HoldId,
+    },
+    /// Bonus credits granted.
+    BonusGrant {
+        /// The lot's account.
+        lot: AccountId,
+    },
+    /// What was left of a bonus lot, expired.
+    BonusExpiry {
+        /// The lot's account.
+        lot: AccountId,
+    },
+}
+
+/// One movement of a customer's balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When, in nanoseconds of the store's clock (unique per ledger transfer).
+    pub at_ns: u64,
+    /// The ledger transfer.
+    pub transfer: TransferId,
+    /// What it was.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+    /// Credits in (positive) or out (negative).
+    pub credits: Credits,
+}
+
+/// One page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The entries.
+    pub entries: Vec<HistoryEntry>,
+    /// The `before_ns` of the next (older) page, if there are older entries.
+    pub next: Option<u64>,
+}
+
+/// A customer's history from the ledger of `billing`: purchases, charges, bonus grants and
+/// expiries, newest first (holds and releases do not move the balance for good, so they
+/// are not listed; payment reversals and arrears are not listed yet: read them with
+/// [`Balance::arrears`] and the ledger). With an idempotency window, transfers older than the window have left
+/// memory: the page ends there (the journal's archive keeps them).
+///
+/// # Errors
+///
+/// [`BillingError::UnknownCustomer`]; [`BillingError::PageLimit`].
+pub fn history_of(billing: &Billing, customer: CustomerId, query: &HistoryQuery) -> Result<HistoryPage, BillingError> {
+    query.check()?;
+    billing
+        .balance(customer)
+        .map_err(|_| BillingError::UnknownCustomer { customer })?;
+    let ledger = billing.ledger();
+    let own = AccountId(customer.0);
+    // Lots are granted before anything draws on them: one pass in time order finds them.
+    let mut lots: Vec<AccountId> = Vec::new();
+    let mut all: Vec<HistoryEntry> = Vec::new();
+    for record in ledger.transfers() {
+        let t = record.transfer;
+        let entry = |kind, credits: i64| HistoryEntry {
+            at_ns: record.timestamp_ns,
+            transfer: t.id,
+            kind,
+            credits: Credits::new(credits),
+        };
+        match t.code {
+            codes::TOP_UP if t.credit_account_id == own && t.debit_account_id == FUNDING => {
+                all.push(entry(EntryKind::Purchase { payment: t.user_data }, t.amount.get()));
+            }
+            codes::BONUS_GRANT if t.user_data == customer.0 => {
+                lots.push(t.credit_account_id);
+                all.push(entry(
+                    EntryKind::BonusGrant {
+                        lot: t.credit_account_id,
+                    },
+                    t.amount.get(),
+                ));
+            }
+            codes::BONUS_EXPIRY if t.credit_account_id == BREAKAGE && lots.contains(&t.debit_account_id) => {
+                all.push(entry(
+                    EntryKind::BonusExpiry {
+                        lot: t.debit_account_id,
+                    },
+                    -t.amount.get(),
+                ));
+            }
+            codes::USAGE if t.flags.contains(paygo_ledger::TransferFlags::POST_PENDING) => {
+                // A post names its pending transfer, whose debit account is the source.
+                let source = t
+                    .pending_id
+                    .and_then(|p| ledger.transfer(p))
+                    .map(|p| p.transfer.debit_account_id);
+                if source.is_some_and(|s| s == own || lots.contains(&s)) {
+                    all.push(entry(
+                        EntryKind::Charge {
+                            hold: HoldId(t.user_data),
+                        },
+                        -t.amount.get(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let older: Vec<HistoryEntry> = all
+        .into_iter()
+        .rev()
+        .filter(|e| query.before_ns.is_none_or(|b| e.at_ns < b))
+        .collect();
+    let more = older.len() > query.limit;
+    let entries: Vec<HistoryEntry> = older.into_iter().take(query.limit).collect();
+    let next = if more { entries.last().map(|e| e.at_ns) } else { None };
+    Ok(HistoryPage { entries, next })
+}
+
+/// Where billing state lives: the seam that the embedded store and shared stores (a
+/// database that several gateway replicas write) implement, with the same rules.
+///
+/// - `submit` applies commands in order and answers one [`Reply`] each, **only once they
+///   are durable**. Commands with ids are idempotent: a retry (the same id and body)
+///   answers the first reply and changes nothing, on any replica; so after
+///   [`BillingError::Unavailable`] a caller retries with the same ids.
+/// - A hold succeeds only if the balance covers it at that instant, across every user of
+///   the store; a capture never charges more than its hold; an auto top-up request is
+///   emitted once (see [`crate::AutoTopUp`]).
+/// - The store owns its clock: command times come from it (the embedded store's clock, a
+///   database's `now()`), never from the caller.
+///
+/// Futures are `Send` (for tokio and other work-stealing executors) and must not block
+/// the thread that polls them on I/O.
+///
+/// The contract is written down as a suite of cases any implementation runs
+/// (`paygo_billing::contract::run_all`, feature `contract`).
+pub trait BillingStore: Send + Sync {
+    /// Applies `commands` in order; one reply each, in the same order.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::BatchTooLarge`] beyond the store's batch limit (nothing applied);
+    /// [`BillingError::Unavailable`] when the store failed (unknown whether applied: retry
+    /// with the same ids).
+    fn submit(&self, commands: Vec<Command>) -> impl Future<Output = Result<Vec<Reply>, BillingError>> + Send;
+
+    /// The customer's balance now.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::UnknownCustomer`]; [`BillingError::Unavailable`].
+    fn balance(&self, customer: CustomerId) -> impl Future<Output = Result<Balance, BillingError>> + Send;
+
+    /// A page of the customer's history, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::UnknownCustomer`]; [`BillingError::PageLimit`];
+    /// [`BillingError::Unavailable`].
+    fn history(
+        &self,
+        customer: CustomerId,
+        query: HistoryQuery,
+    ) -> impl Future<Output = Result<HistoryPage, BillingError>> + Send;
+
+    /// The auto top-up requests waiting for their payment's outcome, oldest first: what a
+    /// service drives (charges, then reports with [`Command::ReportPayment`]), also after a
+    /// restart.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::Unavailable`].
+    fn outstanding_requests(&self) -> impl Future<Output = Result<Vec<TopUpRequest>, BillingError>> + Send;
+}

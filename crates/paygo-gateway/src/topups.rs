@@ -1,0 +1,291 @@
+//! The top-up service: a payment the provider reports → the credits it buys → the VAT of
+//! the supply → the invoice, in that order, each step idempotent.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use paygo_billing::{
+    BillingStore, Command, CustomerId, MethodRefusal, PaymentMethod, PaymentOutcome, Receipt, Refusal,
+};
+use paygo_billing::{RequestId, TopUpId, TopUpRequest};
+use paygo_credits::{CreditRate, Credits, Currency, FxRate, Money, Rounding};
+use paygo_invoice::{
+    Document, DocumentId, Draft, InvoiceError, Invoicing, LineInput, Party, Payment, PaymentMethod as InvoicePayment,
+    RoundingRules, SequenceStore, SeriesName,
+};
+use paygo_vat::{
+    Country, Customer, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer, determine,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+
+/// Which payment a report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PaidFor {
+    /// A top-up the customer made (the provider's payment id).
+    TopUp {
+        /// The top-up's id.
+        id: TopUpId,
+    },
+    /// An auto top-up request the billing layer emitted, now paid.
+    AutoTopUp {
+        /// The request.
+        request: RequestId,
+    },
+}
+
+/// Who bought, as the invoice shows them and as VAT is determined for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    /// The name on the invoice.
+    pub name: String,
+    /// The address lines.
+    pub address: Vec<String>,
+    /// Where the customer is: the evidence VAT is determined from (the billing country is
+    /// the invoice's country).
+    pub evidence: LocationEvidence,
+    /// A business customer's VAT ID (reverse charge within the EU once confirmed).
+    pub vat_id: Option<VatId>,
+}
+
+/// A payment the provider reports as paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidTopUp {
+    /// What was paid for.
+    pub paid_for: PaidFor,
+    /// The customer.
+    pub customer: CustomerId,
+    /// The price of the credits, in USD: what they buy at the credit rate, and the net
+    /// amount of the invoice (VAT, where due, is on top: the provider charged the gross).
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// The provider's reference of the charge (on the invoice, and the invoice's id: a
+    /// report delivered twice issues one invoice).
+    pub reference: String,
+    /// The day the money moved (the supply date and the invoice's issue date).
+    pub paid_on: NaiveDate,
+    /// The buyer.
+    pub buyer: Buyer,
+    /// The buyer's purchase-order number or reference, shown on the invoice.
+    pub purchase_order: Option<String>,
+}
+
+impl PaidTopUp {
+    /// The report of a paid auto top-up `request`: its customer, amount, method and
+    /// purchase order, and its tax ID as the buyer's VAT ID when `buyer` has none and the
+    /// tax ID is a VAT ID (a tax ID of another kind is not one an EU invoice can use for
+    /// VAT, and VAT is then determined without it).
+    pub fn for_request(request: &TopUpRequest, reference: String, paid_on: NaiveDate, mut buyer: Buyer) -> PaidTopUp {
+        if buyer.vat_id.is_none() {
+            buyer.vat_id = request.buyer_tax_id.and_then(|id| VatId::parse(id.as_str()).ok());
+        }
+        PaidTopUp {
+            paid_for: PaidFor::AutoTopUp { request: request.id },
+            customer: request.customer,
+            amount: request.amount,
+            method: request.method,
+            reference,
+            paid_on,
+            buyer,
+            purchase_order: request.purchase_order.map(|po| po.as_str().to_owned()),
+        }
+    }
+}
+
+/// A recorded and invoiced top-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invoiced {
+    /// The credits it bought.
+    pub credits: Credits,
+    /// The invoice.
+    pub invoice: Document,
+}
+
+/// The exchange rates the invoices need: USD to the national currency of the member state
+/// of supply on a day (Article 230), or `None` when the service has none for that day
+/// (an invoice that needs one is then refused, never issued without it).
+pub trait FxRates: Send + Sync {
+    /// The rate from USD to `to` on `day`.
+    fn usd_to(&self, to: Currency, day: NaiveDate) -> Option<FxRate>;
+}
+
+impl<F: Fn(Currency, NaiveDate) -> Option<FxRate> + Send + Sync> FxRates for F {
+    fn usd_to(&self, to: Currency, day: NaiveDate) -> Option<FxRate> {
+        self(to, day)
+    }
+}
+
+/// How the service invoices.
+#[derive(Clone)]
+pub struct TopUpOptions {
+    /// The seller as the invoice shows it (with its VAT ID).
+    pub seller: Party,
+    /// The seller for VAT: its member state and OSS registration.
+    pub seller_vat: Seller,
+    /// The invoice series.
+    pub series: SeriesName,
+    /// USD to credits (the billing layer's rate: the line says how many credits).
+    pub credit_rate: CreditRate,
+    /// How amounts round.
+    pub rounding: RoundingRules,
+    /// Confirms VAT IDs (VIES, or a cache of it).
+    pub confirmer: Arc<dyn VatIdConfirmer + Send + Sync>,
+    /// The rules for customers outside the EU.
+    pub outside_eu: Arc<dyn OutsideEuRules + Send + Sync>,
+    /// The exchange rates.
+    pub fx: Arc<dyn FxRates>,
+}
+
+impl std::fmt::Debug for TopUpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopUpOptions")
+            .field("seller", &self.seller)
+            .field("series", &self.series)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The top-up service: records a paid top-up in the billing store and invoices it with
+/// the VAT of the supply.
+///
+/// Each step is idempotent, so a report delivered twice (a webhook retried) credits once
+/// and invoices once: the billing command has the payment's id, and the invoice's id is
+/// the provider's reference. The invoice journal syncs each number it hands out: call
+/// `record` where a short blocking write is acceptable (top-ups are rare next to calls).
+pub struct TopUps<S> {
+    invoicing: Invoicing<S>,
+    options: TopUpOptions,
+}
+
+impl<S> std::fmt::Debug for TopUps<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopUps")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The invoice's payment method for a billing payment method (gift cards are refused by
+/// the billing layer before anything is invoiced).
+fn invoice_method(method: PaymentMethod) -> Result<InvoicePayment, GatewayError> {
+    match method {
+        PaymentMethod::Card(_) => Ok(InvoicePayment::Card),
+        PaymentMethod::PayPal => Ok(InvoicePayment::PayPal),
+        PaymentMethod::Crypto => Ok(InvoicePayment::Crypto),
+        PaymentMethod::GiftCard => Err(GatewayError::Refused(Refusal::PaymentMethodRefused(
+            MethodRefusal::GiftCard,
+        ))),
+    }
+}
+
+impl<S: SequenceStore> TopUps<S> {
+    /// The service, issuing invoices through `invoicing`.
+    pub fn new(invoicing: Invoicing<S>, options: TopUpOptions) -> TopUps<S> {
+        TopUps { invoicing, options }
+    }
+
+    /// The invoicing book (to list, read and credit documents).
+    pub fn invoicing(&self) -> &Invoicing<S> {
+        &self.invoicing
+    }
+
+    /// Records `paid` in `billing` (a top-up, or an auto top-up request reported paid),
+    /// determines its VAT and issues its invoice. Reported again, it answers the same
+    /// credits and the same invoice.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Refused`] when the billing layer refuses the payment (a refused
+    /// method, an unknown account or request; nothing is invoiced);
+    /// [`GatewayError::Billing`]; [`GatewayError::Vat`] when VAT cannot be determined;
+    /// [`GatewayError::Invoice`] when the invoice cannot be issued (the credits are
+    /// recorded then: reporting the payment again issues it once the cause is fixed).
+    pub async fn record<B: BillingStore>(&self, billing: &B, paid: &PaidTopUp) -> Result<Invoiced, GatewayError> {
+        let command = match paid.paid_for {
+            PaidFor::TopUp { id } => Command::TopUp {
+                id,
+                customer: paid.customer,
+                amount: paid.amount,
+                method: paid.method,
+            },
+            PaidFor::AutoTopUp { request } => Command::ReportPayment {
+                request,
+                outcome: PaymentOutcome::Succeeded,
+            },
+        };
+        let method = invoice_method(paid.method)?;
+        let replies = billing.submit(vec![command]).await?;
+        let credits = match replies.as_slice() {
+            [Ok(Receipt::ToppedUp { credits } | Receipt::PaymentRecorded { credits, .. })] => *credits,
+            [Err(refusal)] => return Err(GatewayError::Refused(*refusal)),
+            other => {
+                return Err(GatewayError::Contract {
+                    what: format!("a top-up answered {other:?}"),
+                });
+            }
+        };
+        let invoice = self.invoice(paid, method)?;
+        Ok(Invoiced { credits, invoice })
+    }
+
+    /// Issues (or finds, when issued before) the invoice of `paid`.
+    fn invoice(&self, paid: &PaidTopUp, method: InvoicePayment) -> Result<Document, GatewayError> {
+        let id = DocumentId::new(&paid.reference)?;
+        if let Some(document) = self.invoicing.get_by_id(&id)? {
+            return Ok(document);
+        }
+        let day = paid.paid_on;
+        let buyer = &paid.buyer;
+        let supply = Supply {
+            seller: self.options.seller_vat,
+            customer: Customer {
+                evidence: buyer.evidence,
+                vat_id: buyer.vat_id,
+            },
+            date: day,
+        };
+        let vat = determine(&supply, &*self.options.confirmer, &*self.options.outside_eu)?;
+        let country = buyer.evidence.billing_country.ok_or_else(|| {
+            GatewayError::Invoice(InvoiceError::InvalidText {
+                field: "buyer country".into(),
+                reason: "no billing country in the buyer's evidence: an invoice shows the buyer's country",
+            })
+        })?;
+        let national = Country::from_iso(country).map(|c| c.national_currency(day));
+        let national_fx = national
+            .filter(|c| *c != Currency::USD)
+            .and_then(|c| self.options.fx.usd_to(c, day));
+        let credits = self.options.credit_rate.to_credits(&paid.amount, Rounding::Down)?;
+        let draft = Draft {
+            id,
+            series: self.options.series.clone(),
+            seller: self.options.seller.clone(),
+            buyer: Party {
+                name: buyer.name.clone(),
+                address: buyer.address.clone(),
+                country,
+                vat_id: buyer.vat_id,
+            },
+            supply_date: day,
+            currency: Currency::USD,
+            lines: vec![LineInput {
+                description: format!("API credits top-up: {credits} credits"),
+                quantity: 1.into(),
+                unit_price: paid.amount,
+            }],
+            vat,
+            payment: Payment {
+                method,
+                reference: paid.reference.clone(),
+                paid_on: Some(day),
+            },
+            rules: self.options.rounding,
+            national_fx,
+            buyer_reference: paid.purchase_order.clone(),
+        };
+        Ok(self.invoicing.issue(&draft, day)?)
+    }
+}
