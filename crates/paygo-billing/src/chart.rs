@@ -42,8 +42,9 @@ pub mod codes {
     pub const BONUS_GRANT: u16 = 3;
     /// Transfer code of a bonus expiry.
     pub const BONUS_EXPIRY: u16 = 4;
-    /// Transfer code of a reversal of a top-up (its `user_data` is the top-up's id): the
-    /// credits clawed back to funding, and the arrears owed to funding from receivables.
+    /// Transfer code of a reversal of a top-up (its `user_data` is the top-up's id): all
+    /// the credits clawed back, from the customer's balance to funding (what the balance
+    /// did not cover came first from receivables: [`ARREARS_RECORDED`]).
     pub const REVERSAL_OF_TOP_UP: u16 = 5;
     /// Transfer code of a reversal of an auto top-up (its `user_data` is the payment
     /// request's id), as [`REVERSAL_OF_TOP_UP`].
@@ -52,4 +53,9 @@ pub mod codes {
     /// `user_data` is the top-up or request id that paid it, or 0 for credits that came
     /// back to the balance from a hold).
     pub const ARREARS_SETTLED: u16 = 7;
+    /// Transfer code of arrears recorded by a reversal: from receivables to the customer's
+    /// balance, the part of the reversed credits the balance did not cover, so that the
+    /// reversal itself moves all of them from the customer (its `user_data` is the
+    /// customer's id).
+    pub const ARREARS_RECORDED: u16 = 8;
 }

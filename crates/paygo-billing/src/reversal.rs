@@ -49,15 +49,20 @@ impl Billing {
             PaymentRef::TopUp(id) => (codes::REVERSAL_OF_TOP_UP, id.0),
             PaymentRef::AutoTopUp(id) => (codes::REVERSAL_OF_AUTO_TOP_UP, id.0),
         };
+        // The part the balance does not cover comes from receivables first, so that the
+        // reversal moves all the credits from the customer's account (and the customer's
+        // history shows all of them), in one linked chain.
         let mut events = Vec::with_capacity(2);
-        for (from, part) in [(AccountId(customer), recovered), (RECEIVABLES, owed)] {
-            if part > Credits::ZERO {
-                let t = Transfer::new(self.next_transfer_id(now_ns), from, FUNDING, part)
-                    .with_code(code)
-                    .with_user_data(user_data);
-                events.push(Event::CreateTransfer(t));
-            }
+        if owed > Credits::ZERO {
+            let advance = Transfer::new(self.next_transfer_id(now_ns), RECEIVABLES, AccountId(customer), owed)
+                .with_code(codes::ARREARS_RECORDED)
+                .with_user_data(customer);
+            events.push(Event::CreateTransfer(advance));
         }
+        let back = Transfer::new(self.next_transfer_id(now_ns), AccountId(customer), FUNDING, credits)
+            .with_code(code)
+            .with_user_data(user_data);
+        events.push(Event::CreateTransfer(back));
         if let Some(bad) = self.apply_chain(now_ns, &mut events) {
             return Err(Refusal::Ledger(bad));
         }

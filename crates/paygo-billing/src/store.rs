@@ -171,6 +171,12 @@ pub enum EntryKind {
         /// The lot's account.
         lot: AccountId,
     },
+    /// A payment reversed (a chargeback): the credits it bought, clawed back (what the
+    /// balance did not cover is arrears, [`Balance::arrears`]).
+    Reversal {
+        /// The reversed payment.
+        payment: crate::PaymentRef,
+    },
 }
 
 /// One movement of a customer's balance.
@@ -197,9 +203,10 @@ pub struct HistoryPage {
 }
 
 /// A customer's history from the ledger of `billing`: purchases, charges, bonus grants and
-/// expiries, newest first (holds and releases do not move the balance for good, so they
-/// are not listed; payment reversals and arrears are not listed yet: read them with
-/// [`Balance::arrears`] and the ledger). With an idempotency window, transfers older than the window have left
+/// expiries, and payment reversals, newest first, so that the entries add up to the
+/// balance ([`Balance::available`]) while the window keeps them. Holds and releases do not
+/// move the balance for good, and recording or settling arrears moves the paid balance and
+/// the arrears together, so none of them is listed. With an idempotency window, transfers older than the window have left
 /// memory: the page ends there (the journal's archive keeps them).
 ///
 /// # Errors
@@ -243,6 +250,16 @@ pub fn history_of(billing: &Billing, customer: CustomerId, query: &HistoryQuery)
                     },
                     -t.amount.get(),
                 ));
+            }
+            codes::REVERSAL_OF_TOP_UP | codes::REVERSAL_OF_AUTO_TOP_UP
+                if t.debit_account_id == own && t.credit_account_id == FUNDING =>
+            {
+                let payment = if t.code == codes::REVERSAL_OF_TOP_UP {
+                    crate::PaymentRef::TopUp(crate::TopUpId(t.user_data))
+                } else {
+                    crate::PaymentRef::AutoTopUp(crate::RequestId(t.user_data))
+                };
+                all.push(entry(EntryKind::Reversal { payment }, -t.amount.get()));
             }
             codes::USAGE if t.flags.contains(paygo_ledger::TransferFlags::POST_PENDING) => {
                 // A post names its pending transfer, whose debit account is the source.

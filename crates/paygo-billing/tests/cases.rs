@@ -547,18 +547,27 @@ fn a_reversal_claws_back_what_is_available_and_the_rest_is_arrears_until_a_top_u
     assert_eq!(b.balance(CustomerId(1)), Ok(c(-5_000_000)));
     assert_eq!(posted(&b, RECEIVABLES), -5_000_000);
     assert_eq!(posted(&b, FUNDING), 0);
-    // The transfers name the reversed payment: its kind in the code, its id in user_data.
+    // The reversal moves all the credits from the customer, naming the reversed payment
+    // (its kind in the code, its id in user_data); what the balance did not cover came
+    // from receivables first, naming the customer.
     let reversal_transfers: Vec<_> = b
         .ledger()
         .transfers()
-        .filter(|t| t.transfer.code == codes::REVERSAL_OF_TOP_UP)
-        .map(|t| (t.transfer.debit_account_id, t.transfer.amount, t.transfer.user_data))
+        .filter(|t| [codes::REVERSAL_OF_TOP_UP, codes::ARREARS_RECORDED].contains(&t.transfer.code))
+        .map(|t| {
+            (
+                t.transfer.code,
+                t.transfer.debit_account_id,
+                t.transfer.amount,
+                t.transfer.user_data,
+            )
+        })
         .collect();
     assert_eq!(
         reversal_transfers,
         [
-            (paygo_ledger::AccountId(1), c(15_000_000), 5),
-            (RECEIVABLES, c(5_000_000), 5)
+            (codes::ARREARS_RECORDED, RECEIVABLES, c(5_000_000), 1),
+            (codes::REVERSAL_OF_TOP_UP, paygo_ledger::AccountId(1), c(20_000_000), 5)
         ]
     );
     // Idempotent by its id: the same reply, and another body is refused.
