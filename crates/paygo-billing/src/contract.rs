@@ -109,6 +109,28 @@ fn funded<S: BillingStore>(store: &S, customer: CustomerId, top_up: TopUpId, cen
     );
 }
 
+/// Holds `held` for `customer` under `hold` and captures `charged` of it.
+fn charged<S: BillingStore>(store: &S, customer: CustomerId, hold: HoldId, held: i64, charged: i64) {
+    one(
+        store,
+        Command::Hold {
+            id: hold,
+            customer,
+            amount: Credits::new(held),
+            timeout_ms: 60_000,
+        },
+    )
+    .expect("held");
+    one(
+        store,
+        Command::Capture {
+            hold,
+            amount: Credits::new(charged),
+        },
+    )
+    .expect("captured");
+}
+
 /// Every command with an id, sent twice: the second answer is the first, and the balance
 /// moved once.
 pub fn retry_answers_as_the_first_call<S: BillingStore>(store: &S, base: u128) {
@@ -487,44 +509,9 @@ pub fn history_lists_purchases_and_charges<S: BillingStore>(store: &S, base: u12
     // Another customer's purchase and charge, in between: not in this customer's history.
     let other = CustomerId(base + 50);
     funded(store, other, TopUpId(base + 51), 100);
-    one(
-        store,
-        Command::Hold {
-            id: HoldId(base + 52),
-            customer: other,
-            amount: Credits::new(5_000),
-            timeout_ms: 60_000,
-        },
-    )
-    .expect("held");
-    one(
-        store,
-        Command::Capture {
-            hold: HoldId(base + 52),
-            amount: Credits::new(4_000),
-        },
-    )
-    .expect("captured");
+    charged(store, other, HoldId(base + 52), 5_000, 4_000);
     for i in 0..3u128 {
-        let hold = HoldId(base + 10 + i);
-        one(
-            store,
-            Command::Hold {
-                id: hold,
-                customer,
-                amount: Credits::new(5_000),
-                timeout_ms: 60_000,
-            },
-        )
-        .expect("held");
-        one(
-            store,
-            Command::Capture {
-                hold,
-                amount: Credits::new(1_000 + i as i64),
-            },
-        )
-        .expect("captured");
+        charged(store, customer, HoldId(base + 10 + i), 5_000, 1_000 + i as i64);
     }
     let page = block_on(store.history(customer, HistoryQuery::newest(10))).expect("history");
     let kinds: Vec<(EntryKind, i64)> = page.entries.iter().map(|e| (e.kind, e.credits.get())).collect();
@@ -575,24 +562,7 @@ pub fn history_lists_purchases_and_charges<S: BillingStore>(store: &S, base: u12
 pub fn reversal_claws_back_and_arrears_stop_service<S: BillingStore>(store: &S, base: u128) {
     let customer = CustomerId(base + 1);
     funded(store, customer, TopUpId(base + 2), 100); // $1: 2,000,000 credits
-    one(
-        store,
-        Command::Hold {
-            id: HoldId(base + 3),
-            customer,
-            amount: Credits::new(1_500_000),
-            timeout_ms: 60_000,
-        },
-    )
-    .expect("held");
-    one(
-        store,
-        Command::Capture {
-            hold: HoldId(base + 3),
-            amount: Credits::new(1_500_000),
-        },
-    )
-    .expect("captured");
+    charged(store, customer, HoldId(base + 3), 1_500_000, 1_500_000);
     let reversal = Command::ReversePayment {
         id: ReversalId(base + 4),
         customer,

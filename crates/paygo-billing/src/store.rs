@@ -98,19 +98,15 @@ impl Balance {
         let unknown = |_: Refusal| BillingError::UnknownCustomer { customer };
         let available = billing.balance(customer).map_err(unknown)?;
         let paid = billing.paid_balance(customer).map_err(unknown)?;
+        let arrears = billing.arrears(customer).map_err(unknown)?;
         Ok(Balance {
             customer,
             available,
             paid,
             // Both are within the customer's i64 range; available is paid + bonus − arrears.
-            bonus: Credits::new(
-                available
-                    .get()
-                    .saturating_sub(paid.get())
-                    .saturating_add(billing.arrears(customer).map_err(unknown)?.get()),
-            ),
+            bonus: Credits::new(available.get().saturating_sub(paid.get()).saturating_add(arrears.get())),
             uncollected: billing.uncollected(customer).map_err(unknown)?,
-            arrears: billing.arrears(customer).map_err(unknown)?,
+            arrears,
         })
     }
 }

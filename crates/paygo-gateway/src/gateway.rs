@@ -290,11 +290,7 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
             amount: held,
             timeout_ms: self.hold_timeout_ms,
         };
-        let reply = match self.billing.submit(vec![command]).await.map_err(GatewayError::from) {
-            Ok(replies) => single(replies),
-            Err(e) => Err(e),
-        };
-        let refusal = match reply {
+        let refusal = match self.submit_one(command).await {
             Ok(Ok(_)) => {
                 return Ok(Admitted {
                     id: call.id,
@@ -312,6 +308,7 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
             Ok(Err(Refusal::InsufficientCredits)) => Rejection::InsufficientCredits,
             Ok(Err(other)) => Rejection::Refused(other),
             Err(GatewayError::Billing(e)) => Rejection::Billing(e),
+            // A store that answers one command with another number of replies.
             Err(other) => Rejection::Billing(paygo_billing::BillingError::Unavailable {
                 reason: other.to_string(),
             }),
@@ -359,7 +356,8 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
         let used = usage
             .total_tokens
             .unwrap_or_else(|| usage.prompt_tokens.saturating_add(usage.completion_tokens));
-        let completed = self.capture(admitted, quote, quote_exact_credits_owed).await?;
+        let cost = quote.exact_credits;
+        let completed = self.capture(admitted, quote, cost).await?;
         let delta = i128::from(used) - i128::from(admitted.reserved_tokens);
         let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
         // The charge is recorded whatever the limiter says: a failed adjustment leaves the
@@ -369,15 +367,9 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
         Ok(completed)
     }
 
-    /// Captures `quote` for `admitted`: the exact cost `owed(quote)` through the remainder
-    /// carrier, never more than the hold.
-    async fn capture(
-        &self,
-        admitted: &Admitted,
-        quote: Quote,
-        owed: fn(&Quote) -> ExactCredits,
-    ) -> Result<Completed, GatewayError> {
-        let cost = owed(&quote);
+    /// Captures `cost` for `admitted` through the remainder carrier, never more than the
+    /// hold, and reports it with `quote`.
+    async fn capture(&self, admitted: &Admitted, quote: Quote, cost: ExactCredits) -> Result<Completed, GatewayError> {
         let receipt = self
             .execute(Command::CaptureCost {
                 hold: admitted.id,
@@ -464,21 +456,8 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
         // The request was priced when it was admitted, so its own part prices too; an
         // error here is reported, and the hold stays for the caller to decide.
         let quote = self.prices.quote(&request)?;
-        self.capture(admitted, quote, owed_at_least_one_credit).await
-    }
-}
-
-/// What a quote owes: its exact credits.
-fn quote_exact_credits_owed(quote: &Quote) -> ExactCredits {
-    quote.exact_credits
-}
-
-/// What a call without usage owes: its quote, and at least one credit.
-fn owed_at_least_one_credit(quote: &Quote) -> ExactCredits {
-    let one = ExactCredits::from(Credits::new(1));
-    if quote.exact_credits < one {
-        one
-    } else {
-        quote.exact_credits
+        // Something was produced: at least one credit.
+        let cost = quote.exact_credits.max(ExactCredits::from(Credits::new(1)));
+        self.capture(admitted, quote, cost).await
     }
 }

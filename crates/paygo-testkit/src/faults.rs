@@ -14,6 +14,7 @@ use paygo_ledger::LedgerError;
 use paygo_ledger::durable::{FileStore, Head, Loaded, Recovery, SnapshotJob, Storage};
 
 use crate::rng::Rng;
+use crate::store::segment_files;
 
 /// The segment header's size in format 3 (a record that starts a segment starts there).
 const SEGMENT_HEADER: u64 = 64;
@@ -115,23 +116,6 @@ impl Faulty {
             faults,
         }
     }
-}
-
-fn segment_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("journal-") && name.ends_with(".log")
-        })
-        .map(|p| {
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// Where the last append landed: what changed in the segments.

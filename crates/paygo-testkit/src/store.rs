@@ -104,7 +104,8 @@ impl Crashing {
     }
 }
 
-fn segments(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// The journal segments of a store directory and their bytes, in name order.
+pub(crate) fn segment_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -160,9 +161,9 @@ impl Storage for Crashing {
         if !self.track.load(Ordering::SeqCst) {
             return self.inner.append(payload);
         }
-        let before = segments(&self.dir);
+        let before = segment_files(&self.dir);
         self.inner.append(payload)?;
-        let after = segments(&self.dir);
+        let after = segment_files(&self.dir);
         // The range is what changed: it starts where the record starts (its length's
         // first byte is never zero), and may end before the record if it ends in zeros.
         if let Some(range) = changed(&before, &after) {
