@@ -1,0 +1,48 @@
+//! [`HttpError`]: everything that can go wrong in the HTTP layer, each with the status and
+//! OpenAI-style error it answers with.
+
+use paygo_pricing::PricingError;
+
+/// What went wrong in the HTTP layer: a request that cannot be sized or forwarded, a key
+/// or account that does not exist, a store or an upstream that failed, a bad setting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The request body is not the JSON object the endpoint takes.
+    #[error("malformed request body: {reason}")]
+    MalformedBody {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A field the endpoint needs is missing.
+    #[error("missing field `{field}`: the request needs it")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field has the wrong type or an impossible value.
+    #[error("invalid field `{field}`: expected {expected}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The request sets no output limit and the price book knows no maximum for the model,
+    /// so the most the call can cost is unknown: it is refused rather than guessed.
+    #[error("`max_tokens` is required for model `{model}`: the price book has no output maximum for it")]
+    MaxTokensRequired {
+        /// The model.
+        model: String,
+    },
+    /// The request holds content whose size in tokens cannot be bounded (so it could not
+    /// be held for): refused before the upstream is called.
+    #[error("unsupported content: {what}")]
+    UnsupportedContent {
+        /// What it was.
+        what: String,
+    },
+    /// The model or the request cannot be priced.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+}
