@@ -57,6 +57,9 @@ pub use paygo_vat as vat;
 
 #[cfg(feature = "gateway")]
 pub use paygo_gateway as gateway;
+/// The HTTP layer (feature `http`, off by default): the metering proxy.
+#[cfg(feature = "http")]
+pub use paygo_http as http;
 #[cfg(feature = "time")]
 pub use paygo_time as time;
 

@@ -156,6 +156,11 @@ impl<B: BillingStore, L: AsyncStore<CustomerId>, C: Clock> Gateway<B, L, C> {
         &self.clock
     }
 
+    /// How long a hold lives without a capture, release or extension, in milliseconds.
+    pub fn hold_timeout_ms(&self) -> u64 {
+        self.hold_timeout_ms
+    }
+
     /// Runs one billing command.
     ///
     /// # Errors

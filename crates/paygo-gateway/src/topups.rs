@@ -14,7 +14,7 @@ use paygo_invoice::{
     RoundingRules, SequenceStore, SeriesName,
 };
 use paygo_vat::{
-    Country, Customer, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer, determine,
+    Country, Customer, Determination, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer, determine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -217,6 +217,15 @@ impl<S: SequenceStore> TopUps<S> {
             },
         };
         let method = invoice_method(paid.method)?;
+        // The VAT first: a payment whose VAT cannot be determined (too little location
+        // evidence for a consumer) is refused before anything is credited, so that the
+        // report can be corrected and sent again.
+        let id = DocumentId::new(&paid.reference)?;
+        let issued = self.invoicing.get_by_id(&id)?;
+        let vat = match issued {
+            Some(_) => None,
+            None => Some(self.vat(paid)?),
+        };
         let replies = billing.submit(vec![command]).await?;
         let credits = match replies.as_slice() {
             [Ok(Receipt::ToppedUp { credits } | Receipt::PaymentRecorded { credits, .. })] => *credits,
@@ -227,27 +236,42 @@ impl<S: SequenceStore> TopUps<S> {
                 });
             }
         };
-        let invoice = self.invoice(paid, method)?;
+        let invoice = match (issued, vat) {
+            (Some(document), _) => document,
+            (None, Some(vat)) => self.invoice(paid, method, id, vat)?,
+            // `vat` is determined whenever no invoice was issued.
+            (None, None) => {
+                return Err(GatewayError::Contract {
+                    what: "a top-up without its VAT".into(),
+                });
+            }
+        };
         Ok(Invoiced { credits, invoice })
     }
 
-    /// Issues (or finds, when issued before) the invoice of `paid`.
-    fn invoice(&self, paid: &PaidTopUp, method: InvoicePayment) -> Result<Document, GatewayError> {
-        let id = DocumentId::new(&paid.reference)?;
-        if let Some(document) = self.invoicing.get_by_id(&id)? {
-            return Ok(document);
-        }
-        let day = paid.paid_on;
-        let buyer = &paid.buyer;
+    /// The VAT of the supply `paid`.
+    fn vat(&self, paid: &PaidTopUp) -> Result<Determination, GatewayError> {
         let supply = Supply {
             seller: self.options.seller_vat,
             customer: Customer {
-                evidence: buyer.evidence,
-                vat_id: buyer.vat_id,
+                evidence: paid.buyer.evidence,
+                vat_id: paid.buyer.vat_id,
             },
-            date: day,
+            date: paid.paid_on,
         };
-        let vat = determine(&supply, &*self.options.confirmer, &*self.options.outside_eu)?;
+        Ok(determine(&supply, &*self.options.confirmer, &*self.options.outside_eu)?)
+    }
+
+    /// Issues the invoice `id` of `paid`, with its VAT.
+    fn invoice(
+        &self,
+        paid: &PaidTopUp,
+        method: InvoicePayment,
+        id: DocumentId,
+        vat: Determination,
+    ) -> Result<Document, GatewayError> {
+        let day = paid.paid_on;
+        let buyer = &paid.buyer;
         let country = buyer.evidence.billing_country.ok_or_else(|| {
             GatewayError::Invoice(InvoiceError::InvalidText {
                 field: "buyer country".into(),

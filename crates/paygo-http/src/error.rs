@@ -1,6 +1,8 @@
 //! [`HttpError`]: everything that can go wrong in the HTTP layer, each with the status and
 //! OpenAI-style error it answers with.
 
+use paygo_billing::CustomerId;
+use paygo_credits::CreditsError;
 use paygo_pricing::PricingError;
 
 /// What went wrong in the HTTP layer: a request that cannot be sized or forwarded, a key
@@ -45,4 +47,37 @@ pub enum HttpError {
     /// The model or the request cannot be priced.
     #[error(transparent)]
     Pricing(#[from] PricingError),
+    /// A store of the HTTP layer (the account directory, the usage log) failed.
+    #[error("storage failed: {what}")]
+    Storage {
+        /// What failed.
+        what: String,
+    },
+    /// No account has this id.
+    #[error("no account {account}: create it first")]
+    UnknownAccount {
+        /// The id.
+        account: CustomerId,
+    },
+    /// No active key has this id.
+    #[error("no active key `{key_id}`")]
+    UnknownKey {
+        /// The key id.
+        key_id: String,
+    },
+    /// The operating system's random source failed (no key is made without it).
+    #[error("the random source failed: {reason}")]
+    Random {
+        /// Why.
+        reason: String,
+    },
+    /// Credit arithmetic left its range.
+    #[error(transparent)]
+    Credits(#[from] CreditsError),
+    /// A setting of the proxy is wrong (the server refuses to start).
+    #[error("bad setting: {what}")]
+    Config {
+        /// What was wrong, and what was expected.
+        what: String,
+    },
 }

@@ -1,0 +1,338 @@
+//! The account directory: who an API key belongs to, and what an invoice needs to know of
+//! each account (name, country, VAT ID). API keys are 256 random bits, shown once, and
+//! kept only as their BLAKE3 hash; a key is found by its hash, and hashes compare in
+//! constant time.
+//!
+//! The directory is an append-only JSON-lines file (`accounts.jsonl` in the data
+//! directory), each line synced before the operation is acknowledged. A last line without
+//! its newline was never acknowledged and is ignored; any other unreadable line refuses
+//! the open.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use paygo_billing::{AutoTopUpRule, CustomerId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::HttpError;
+
+/// The prefix of every API key paygo makes.
+pub const KEY_PREFIX: &str = "sk-paygo-";
+
+/// An API key's public id (`key_` and 16 hex digits of its hash's start): what an operator
+/// revokes it by, and what logs may show.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(pub String);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An account as the operator created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account's id (its billing customer id).
+    pub id: CustomerId,
+    /// The name on its invoices.
+    pub name: String,
+    /// Its country, ISO 3166 alpha-2 (`"IE"`): the billing country of its invoices.
+    pub country: String,
+    /// A business customer's VAT ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_id: Option<String>,
+    /// Its auto top-up rule, as last set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_top_up: Option<AutoTopUpRule>,
+}
+
+/// A new key: the secret (shown once) and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// The key itself: give it to the customer; paygo keeps only its hash.
+    pub secret: String,
+    /// Its id.
+    pub id: KeyId,
+}
+
+/// One line of the directory file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Line {
+    Account(Account),
+    Key {
+        key_id: KeyId,
+        account: CustomerId,
+        hash: String,
+    },
+    Revoke {
+        key_id: KeyId,
+    },
+    AutoTopUp {
+        account: CustomerId,
+        rule: Option<AutoTopUpRule>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    accounts: HashMap<CustomerId, Account>,
+    /// Key hash → (key id, account).
+    keys: HashMap<[u8; 32], (KeyId, CustomerId)>,
+    /// Key id → key hash.
+    ids: HashMap<KeyId, [u8; 32]>,
+    next_account: u128,
+}
+
+impl State {
+    fn apply(&mut self, line: Line) -> Result<(), String> {
+        match line {
+            Line::Account(account) => {
+                self.next_account = self.next_account.max(account.id.0.saturating_add(1));
+                self.accounts.insert(account.id, account);
+            }
+            Line::Key { key_id, account, hash } => {
+                let hash = blake3::Hash::from_hex(&hash).map_err(|e| format!("key hash: {e}"))?;
+                self.keys.insert(*hash.as_bytes(), (key_id.clone(), account));
+                self.ids.insert(key_id, *hash.as_bytes());
+            }
+            Line::Revoke { key_id } => {
+                if let Some(hash) = self.ids.remove(&key_id) {
+                    self.keys.remove(&hash);
+                }
+            }
+            Line::AutoTopUp { account, rule } => {
+                if let Some(a) = self.accounts.get_mut(&account) {
+                    a.auto_top_up = rule;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The account directory (see the module docs). `Send + Sync`: lookups take a read lock,
+/// changes are serialized and synced.
+#[derive(Debug)]
+pub struct Directory {
+    state: RwLock<State>,
+    file: Option<Mutex<File>>,
+    path: Option<PathBuf>,
+    /// Held while an account id is picked and recorded.
+    creating: Mutex<()>,
+}
+
+/// The hash of a key.
+fn hash_key(secret: &str) -> blake3::Hash {
+    blake3::hash(secret.as_bytes())
+}
+
+impl Directory {
+    /// A directory in memory (nothing survives the process).
+    pub fn in_memory() -> Directory {
+        Directory {
+            state: RwLock::new(State {
+                next_account: 1,
+                ..State::default()
+            }),
+            file: None,
+            path: None,
+            creating: Mutex::new(()),
+        }
+    }
+
+    /// Opens (or creates) the directory in `dir` (`accounts.jsonl`).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the file cannot be read or written, or holds a line
+    /// that is not a directory record (damage is never skipped).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Directory, HttpError> {
+        let path = dir.as_ref().join("accounts.jsonl");
+        let storage = |what: String| HttpError::Storage {
+            what: format!("{}: {what}", path.display()),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| storage(e.to_string()))?;
+        let mut state = State {
+            next_account: 1,
+            ..State::default()
+        };
+        let mut reader = BufReader::new(&file);
+        let mut line = String::new();
+        let mut number = 0usize;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(|e| storage(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if !line.ends_with('\n') {
+                // A torn last line: its write was never synced, so never acknowledged.
+                let keep = file.metadata().map_err(|e| storage(e.to_string()))?.len() - n as u64;
+                file.set_len(keep).map_err(|e| storage(e.to_string()))?;
+                break;
+            }
+            let record: Line =
+                serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
+            state.apply(record).map_err(|e| storage(format!("line {number}: {e}")))?;
+        }
+        Ok(Directory {
+            state: RwLock::new(state),
+            file: Some(Mutex::new(file)),
+            path: Some(path),
+            creating: Mutex::new(()),
+        })
+    }
+
+    /// Appends `line` and syncs it, then applies it to the state.
+    fn commit(&self, line: Line) -> Result<(), HttpError> {
+        if let Some(file) = &self.file {
+            let mut text = serde_json::to_string(&line).map_err(|e| HttpError::Storage { what: e.to_string() })?;
+            text.push('\n');
+            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+            let path = self.path.as_deref().unwrap_or_else(|| Path::new("accounts.jsonl"));
+            let storage = |e: std::io::Error| HttpError::Storage {
+                what: format!("{}: {e}", path.display()),
+            };
+            file.write_all(text.as_bytes()).map_err(storage)?;
+            file.sync_data().map_err(storage)?;
+        }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.apply(line).map_err(|what| HttpError::Storage { what })
+    }
+
+    /// Creates an account with a new id and its first key.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::InvalidField`] for an empty name or a country that is not two
+    /// letters; [`HttpError::Storage`] when the directory cannot be written.
+    pub fn create_account(&self, name: &str, country: &str, vat_id: Option<&str>) -> Result<(Account, NewKey), HttpError> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(HttpError::InvalidField {
+                field: "name",
+                expected: "a non-empty name of at most 200 bytes",
+            });
+        }
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(HttpError::InvalidField {
+                field: "country",
+                expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
+            });
+        }
+        // One creator at a time picks the next id and records it.
+        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            CustomerId(state.next_account)
+        };
+        let account = Account {
+            id,
+            name: name.to_owned(),
+            country: country.to_owned(),
+            vat_id: vat_id.map(str::to_owned),
+            auto_top_up: None,
+        };
+        self.commit(Line::Account(account.clone()))?;
+        let key = self.create_key(id)?;
+        Ok((account, key))
+    }
+
+    /// A new key for `account`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::UnknownAccount`]; [`HttpError::Storage`]; [`HttpError::Random`] when
+    /// the operating system's random source fails.
+    pub fn create_key(&self, account: CustomerId) -> Result<NewKey, HttpError> {
+        if self.account(account).is_none() {
+            return Err(HttpError::UnknownAccount { account });
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| HttpError::Random { reason: e.to_string() })?;
+        let mut secret = String::with_capacity(KEY_PREFIX.len() + 64);
+        secret.push_str(KEY_PREFIX);
+        for b in bytes {
+            secret.push_str(&format!("{b:02x}"));
+        }
+        let hash = hash_key(&secret);
+        let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));
+        self.commit(Line::Key {
+            key_id: id.clone(),
+            account,
+            hash: hash.to_hex().to_string(),
+        })?;
+        Ok(NewKey { secret, id })
+    }
+
+    /// Revokes a key: it authenticates nothing from now on.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::UnknownKey`] for a key id that is not active; [`HttpError::Storage`].
+    pub fn revoke_key(&self, id: &KeyId) -> Result<(), HttpError> {
+        let known = self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids
+            .contains_key(id);
+        if !known {
+            return Err(HttpError::UnknownKey { key_id: id.0.clone() });
+        }
+        self.commit(Line::Revoke { key_id: id.clone() })
+    }
+
+    /// Records an account's auto top-up rule.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::UnknownAccount`]; [`HttpError::Storage`].
+    pub fn set_auto_top_up(&self, account: CustomerId, rule: Option<AutoTopUpRule>) -> Result<(), HttpError> {
+        if self.account(account).is_none() {
+            return Err(HttpError::UnknownAccount { account });
+        }
+        self.commit(Line::AutoTopUp { account, rule })
+    }
+
+    /// The account a key belongs to, and the key's id; `None` for a key that is not
+    /// active. The key is found by its hash; the stored hash is compared again in
+    /// constant time.
+    pub fn authenticate(&self, secret: &str) -> Option<(CustomerId, KeyId)> {
+        let hash = hash_key(secret);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let (id, account) = state.keys.get(hash.as_bytes())?;
+        let stored = state.ids.get(id)?;
+        // blake3::Hash's equality is constant-time.
+        (blake3::Hash::from(*stored) == hash).then(|| (*account, id.clone()))
+    }
+
+    /// The account with this id.
+    pub fn account(&self, id: CustomerId) -> Option<Account> {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accounts
+            .get(&id)
+            .cloned()
+    }
+
+    /// Every account, by id.
+    pub fn accounts(&self) -> Vec<Account> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<Account> = state.accounts.values().cloned().collect();
+        all.sort_by_key(|a| a.id);
+        all
+    }
+}

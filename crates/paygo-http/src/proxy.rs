@@ -1,0 +1,572 @@
+//! [`Proxy`]: the state of the HTTP layer, and the path of one metered call that is not
+//! streamed. Streaming is in `stream.rs`, the account and operator endpoints in `api.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use paygo_billing::{BillingStore, CustomerId, HoldId};
+use paygo_credits::Money;
+use paygo_gateway::{Admitted, Call, Completed, Gateway, GatewayError, TopUps};
+use paygo_invoice::SequenceStore;
+use paygo_pricing::{ServiceTier, Usage, UsageSection, UsageShape};
+use paygo_ratelimit::AsyncStore;
+use paygo_time::Clock;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::accounts::Directory;
+use crate::error::HttpError;
+use crate::respond::{ApiError, add_headers, usage_headers};
+use crate::sizing::{Endpoint, size_request};
+use crate::usage::{CallRecord, Settlement, UsageLog};
+
+/// How the proxy is set up.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// The upstream's base URL (`http://host:port`, without `/v1`).
+    pub upstream: String,
+    /// The upstream's API key, sent as `Authorization: Bearer` on every upstream call
+    /// (never the client's key).
+    pub upstream_api_key: Option<String>,
+    /// The largest request body accepted, in bytes (larger: 413). Default 4 MiB.
+    pub body_limit_bytes: usize,
+    /// The largest upstream response body read, in bytes (larger: 502, the hold released).
+    /// Default 64 MiB.
+    pub response_limit_bytes: usize,
+    /// How long an upstream call may take to answer (the whole body, or a stream's
+    /// headers), in milliseconds (then 504, the hold released). Default 300,000.
+    pub upstream_timeout_ms: u64,
+    /// The longest pause between two chunks of a stream, in milliseconds (then the stream
+    /// is settled as cut). Default 120,000.
+    pub stream_idle_timeout_ms: u64,
+    /// The operator's token for `/admin/v1/...` (`Authorization: Bearer`); `None`: the
+    /// operator endpoints answer 404.
+    pub admin_token: Option<String>,
+    /// Path prefixes forwarded to the upstream unmetered (after the key is checked); any
+    /// other unknown path answers 404.
+    pub pass_through: Vec<String>,
+}
+
+impl ProxyOptions {
+    /// Options for `upstream` with the defaults.
+    pub fn new(upstream: impl Into<String>) -> ProxyOptions {
+        ProxyOptions {
+            upstream: upstream.into(),
+            upstream_api_key: None,
+            body_limit_bytes: 4 << 20,
+            response_limit_bytes: 64 << 20,
+            upstream_timeout_ms: 300_000,
+            stream_idle_timeout_ms: 120_000,
+            admin_token: None,
+            pass_through: Vec::new(),
+        }
+    }
+}
+
+/// Calls in flight: each holds a guard; [`Proxy::drain`] waits for none.
+#[derive(Debug)]
+pub(crate) struct InFlight(watch::Sender<usize>);
+
+/// One call in flight.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(watch::Sender<usize>);
+
+impl InFlight {
+    pub(crate) fn enter(&self) -> InFlightGuard {
+        self.0.send_modify(|n| *n += 1);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The HTTP layer's state: the gateway (prices, limits, billing), the account directory,
+/// the usage log, the top-up service, and the upstream client. Build one with
+/// [`Proxy::new`] and mount [`crate::router`].
+pub struct Proxy<B, L, C, S> {
+    pub(crate) gateway: Gateway<B, L, C>,
+    pub(crate) directory: Directory,
+    pub(crate) usage: UsageLog,
+    pub(crate) topups: TopUps<S>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) upstream: String,
+    pub(crate) upstream_auth: Option<HeaderValue>,
+    pub(crate) admin: Option<blake3::Hash>,
+    pub(crate) options: ProxyOptions,
+    pub(crate) in_flight: InFlight,
+}
+
+impl<B, L, C, S> std::fmt::Debug for Proxy<B, L, C, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("upstream", &self.upstream)
+            .field("calls_in_flight", &*self.in_flight.0.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the upstream's JSON answer holds that billing reads: its usage, if any.
+#[derive(Deserialize)]
+struct UsageOnly<'a> {
+    #[serde(borrow, default)]
+    usage: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The `meta` object of a charged call: `{"usage": {"credits_used": N, "usd_spent": X}}`,
+/// with the exact decimal written as a JSON number.
+pub(crate) fn meta_json(section: &UsageSection) -> String {
+    format!(
+        r#"{{"usage":{{"credits_used":{},"usd_spent":{}}}}}"#,
+        section.credits_used.get(),
+        section.usd_spent.normalize()
+    )
+}
+
+/// `object` (a JSON object's text) with `"meta": meta` added as its last member; `None`
+/// if it is not an object.
+pub(crate) fn with_meta(object: &[u8], meta: &str) -> Option<Vec<u8>> {
+    let end = object.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if object.first().copied() != Some(b'{') || object[end] != b'}' {
+        return None;
+    }
+    let inner_empty = object[1..end].iter().all(u8::is_ascii_whitespace);
+    let mut out = Vec::with_capacity(end + meta.len() + 10);
+    out.extend_from_slice(&object[..end]);
+    if !inner_empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"meta\":");
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'}');
+    Some(out)
+}
+
+/// The request id of a call: `req_` and its hold id in hex.
+pub(crate) fn request_id(hold: HoldId) -> String {
+    format!("req_{:032x}", hold.0)
+}
+
+impl<B, L, C, S> Proxy<B, L, C, S>
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    /// A proxy over `gateway`, `directory`, `usage` and `topups`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Config`] for an upstream URL that is not `http://` or `https://`, an
+    /// upstream key that cannot be a header, or an HTTP client that cannot be built.
+    pub fn new(
+        gateway: Gateway<B, L, C>,
+        directory: Directory,
+        usage: UsageLog,
+        topups: TopUps<S>,
+        options: ProxyOptions,
+    ) -> Result<Proxy<B, L, C, S>, HttpError> {
+        let upstream = options.upstream.trim_end_matches('/').to_owned();
+        if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+            return Err(HttpError::Config {
+                what: format!("upstream `{upstream}`: expected an http:// or https:// URL"),
+            });
+        }
+        let upstream_auth = options
+            .upstream_api_key
+            .as_deref()
+            .map(|key| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| HttpError::Config {
+                    what: "the upstream API key holds characters a header cannot carry".into(),
+                })?;
+                value.set_sensitive(true);
+                Ok::<_, HttpError>(value)
+            })
+            .transpose()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| HttpError::Config {
+                what: format!("the HTTP client: {e}"),
+            })?;
+        let admin = options.admin_token.as_deref().map(|t| blake3::hash(t.as_bytes()));
+        Ok(Proxy {
+            gateway,
+            directory,
+            usage,
+            topups,
+            client,
+            upstream,
+            upstream_auth,
+            admin,
+            options,
+            in_flight: InFlight(watch::channel(0).0),
+        })
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &Gateway<B, L, C> {
+        &self.gateway
+    }
+
+    /// The account directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The usage log.
+    pub fn usage(&self) -> &UsageLog {
+        &self.usage
+    }
+
+    /// The top-up service.
+    pub fn topups(&self) -> &TopUps<S> {
+        &self.topups
+    }
+
+    /// Calls in flight now (streams being read included).
+    pub fn calls_in_flight(&self) -> usize {
+        *self.in_flight.0.borrow()
+    }
+
+    /// Waits until no call is in flight: every admitted call is charged or released (for
+    /// a graceful shutdown, after the listener has stopped taking connections).
+    pub async fn drain(&self) {
+        let mut rx = self.in_flight.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// The account of the request's `Authorization: Bearer` key.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
+        let key = bearer(headers).ok_or_else(|| {
+            ApiError::new(
+                401,
+                "missing_api_key",
+                "no API key: send `Authorization: Bearer <key>`",
+            )
+        })?;
+        self.directory
+            .authenticate(key)
+            .map(|(account, _)| account)
+            .ok_or_else(|| ApiError::new(401, "invalid_api_key", "the API key is not valid"))
+    }
+
+    /// A new call id: time-ordered (the clock's millisecond above 80 random bits), so that
+    /// ids are unique across replicas and usable with an idempotency window.
+    fn call_id(&self) -> Result<HoldId, ApiError> {
+        let mut low = [0u8; 16];
+        getrandom::fill(&mut low[6..]).map_err(|e| ApiError::from(HttpError::Random { reason: e.to_string() }))?;
+        let ms = u128::from(self.gateway.clock().now_ns() / 1_000_000);
+        Ok(HoldId((ms << 80) | u128::from_be_bytes(low)))
+    }
+
+    /// A metered call: authenticate, size, admit (rate limit and hold), forward, settle.
+    pub(crate) async fn metered(
+        self: Arc<Self>,
+        endpoint: Endpoint,
+        path: &'static str,
+        headers: HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Response {
+        let guard = self.in_flight.enter();
+        let mut request_id_header = None;
+        let result = self
+            .clone()
+            .metered_inner(endpoint, path, &headers, body, &mut request_id_header, guard)
+            .await;
+        let mut response = match result {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+        if let Some(id) = request_id_header {
+            add_headers(response.headers_mut(), [("x-request-id", id.as_str())]);
+        }
+        response
+    }
+
+    async fn metered_inner(
+        self: Arc<Self>,
+        endpoint: Endpoint,
+        path: &'static str,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+        request_id_out: &mut Option<String>,
+        guard: InFlightGuard,
+    ) -> Result<Response, ApiError> {
+        let account = self.authenticate(headers)?;
+        let body = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    413,
+                    "request_too_large",
+                    format!(
+                        "the request body is larger than the limit of {} bytes",
+                        self.options.body_limit_bytes
+                    ),
+                )
+            } else {
+                ApiError::new(400, "invalid_request", rejection.body_text())
+            }
+        })?;
+        let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::from(HttpError::MalformedBody {
+                reason: format!("expected a JSON object: {e}"),
+            })
+        })?;
+        let size = size_request(endpoint, &value, self.gateway.prices())?;
+        let service_tier = service_tier(&value)?;
+        let id = self.call_id()?;
+        let request_id = request_id(id);
+        *request_id_out = Some(request_id.clone());
+        let call = Call {
+            id,
+            account,
+            model: &size.model,
+            prompt_tokens: size.prompt_tokens,
+            max_output_tokens: size.max_output_tokens,
+            service_tier,
+            units: size.units.as_ref(),
+        };
+        let admitted = self.gateway.admit(&call).await?;
+        // Streams always ask the upstream for their usage (the client sees it only if it
+        // asked).
+        let upstream_body = if size.stream && endpoint == Endpoint::ChatCompletions && !size.include_usage {
+            if let Some(object) = value.as_object_mut() {
+                object.insert(
+                    "stream_options".into(),
+                    serde_json::json!({"include_usage": true}),
+                );
+            }
+            Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?)
+        } else {
+            body
+        };
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.upstream))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(upstream_body);
+        if let Some(auth) = &self.upstream_auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let timeout = Duration::from_millis(self.options.upstream_timeout_ms);
+        if size.stream {
+            let sent = tokio::time::timeout(timeout, request.send()).await;
+            let upstream = match self.upstream_answer(&admitted, sent).await {
+                Ok(upstream) => upstream,
+                Err(e) => return Err(e),
+            };
+            return Ok(crate::stream::start(self, admitted, endpoint, &size, upstream, request_id, guard));
+        }
+        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let upstream = self.upstream_answer(&admitted, sent).await?;
+        let bytes = match tokio::time::timeout(timeout, read_limited(upstream, self.options.response_limit_bytes)).await
+        {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => return Err(self.release(&admitted, e).await),
+            Err(_) => {
+                let e = ApiError::new(504, "upstream_timeout", "the upstream did not answer in time");
+                return Err(self.release(&admitted, e).await);
+            }
+        };
+        let (usage, body) = match endpoint {
+            // Speech answers audio; images answer without usage: both are charged by the
+            // units of the request.
+            Endpoint::AudioSpeech | Endpoint::ImageGenerations => (Some(size.units.clone().unwrap_or_default()), bytes),
+            _ => {
+                let parsed: Result<UsageOnly<'_>, _> = serde_json::from_slice(&bytes);
+                let Ok(parsed) = parsed else {
+                    let e = ApiError::new(502, "upstream_malformed", "the upstream's answer is not a JSON object");
+                    return Err(self.release(&admitted, e).await);
+                };
+                let shape = if endpoint == Endpoint::Responses {
+                    UsageShape::OpenAiResponses
+                } else {
+                    UsageShape::OpenAiChat
+                };
+                let usage = parsed.usage.and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
+                (usage, bytes)
+            }
+        };
+        let (completed, settlement) = self.settle(&admitted, usage.as_ref(), true).await?;
+        let record = self.record(&admitted, endpoint, &request_id, &completed, settlement, usage, false);
+        self.usage.append(record).await?;
+        let mut response = if endpoint == Endpoint::AudioSpeech {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "audio/mpeg")], body).into_response()
+        } else {
+            let meta = meta_json(&completed.usage);
+            let body = with_meta(&body, &meta).unwrap_or_else(|| body.to_vec());
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        };
+        let headers = response.headers_mut();
+        add_headers(headers, admitted.rate_limit_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        add_headers(headers, usage_headers(&completed.usage).iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        Ok(response)
+    }
+
+    /// The upstream's answer to a sent request, or the error to answer with (the hold
+    /// released): a timeout (504), a failed connection or a 5xx (502), or the upstream's
+    /// own 4xx passed on.
+    pub(crate) async fn upstream_answer(
+        &self,
+        admitted: &Admitted,
+        sent: Result<Result<reqwest::Response, reqwest::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let error = match sent {
+            Err(_) => ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"),
+            Ok(Err(e)) if e.is_timeout() => ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"),
+            Ok(Err(_)) => ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"),
+            Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+            Ok(Ok(response)) if response.status().is_client_error() => {
+                let status = response.status().as_u16();
+                let text = read_limited(response, 64 << 10)
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let message = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("the upstream refused the request ({status})"));
+                ApiError::new(status, "upstream_refused", message)
+            }
+            Ok(Ok(response)) => ApiError::new(
+                502,
+                "upstream_error",
+                format!("the upstream failed ({})", response.status().as_u16()),
+            ),
+        };
+        Err(self.release(admitted, error).await)
+    }
+
+    /// Releases the hold of a call that failed, and answers `error` (or 503 if the
+    /// release itself could not be recorded: the hold then expires on its own).
+    pub(crate) async fn release(&self, admitted: &Admitted, error: ApiError) -> ApiError {
+        match self.gateway.fail(admitted).await {
+            Ok(()) => error,
+            Err(e) => ApiError::from(e),
+        }
+    }
+
+    /// Charges a call: its usage quoted and captured, or, without usage, the gateway's
+    /// settle-without-usage rule when something was produced (or the hold released when
+    /// nothing was). A store that is unavailable is retried (the capture is idempotent).
+    pub(crate) async fn settle(
+        &self,
+        admitted: &Admitted,
+        usage: Option<&Usage>,
+        produced: bool,
+    ) -> Result<(Completed, Settlement), ApiError> {
+        let mut attempt = 0u32;
+        loop {
+            let result = match usage {
+                Some(usage) => self.gateway.complete(admitted, usage).await.map(|c| (c, Settlement::Usage)),
+                None if produced => self
+                    .gateway
+                    .settle_without_usage(admitted)
+                    .await
+                    .map(|c| (c, Settlement::WithoutUsage)),
+                None => {
+                    return Err(self
+                        .release(
+                            admitted,
+                            ApiError::new(502, "upstream_error", "the upstream produced nothing"),
+                        )
+                        .await);
+                }
+            };
+            match result {
+                Err(GatewayError::Billing(paygo_billing::BillingError::Unavailable { .. })) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                other => return other.map_err(ApiError::from),
+            }
+        }
+    }
+
+    /// The usage log's record of a charged call.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        admitted: &Admitted,
+        endpoint: Endpoint,
+        request_id: &str,
+        completed: &Completed,
+        settlement: Settlement,
+        usage: Option<Usage>,
+        streamed: bool,
+    ) -> CallRecord {
+        let usage = usage.unwrap_or_else(|| {
+            let mut usage = admitted.units.clone().unwrap_or_default();
+            usage.prompt_tokens = admitted.prompt_tokens;
+            usage
+        });
+        CallRecord {
+            request_id: request_id.to_owned(),
+            account: admitted.account,
+            model: admitted.model.clone(),
+            endpoint,
+            at_ns: admitted.at_ns,
+            usage,
+            credits: completed.charged,
+            usd: Money::usd(completed.usage.usd_spent),
+            streamed,
+            settlement,
+        }
+    }
+}
+
+/// The service tier the body asks for (`service_tier`; `auto` and `default` are the
+/// standard tier).
+fn service_tier(value: &serde_json::Value) -> Result<ServiceTier, ApiError> {
+    match value.get("service_tier") {
+        None | Some(serde_json::Value::Null) => Ok(ServiceTier::STANDARD),
+        Some(serde_json::Value::String(s)) if s == "auto" || s == "default" => Ok(ServiceTier::STANDARD),
+        Some(serde_json::Value::String(s)) => ServiceTier::new(s).map_err(|e| ApiError::from(HttpError::Pricing(e))),
+        Some(_) => Err(ApiError::from(HttpError::InvalidField {
+            field: "service_tier",
+            expected: "a string such as \"auto\", \"flex\" or \"priority\"",
+        })),
+    }
+}
+
+/// The key of an `Authorization: Bearer <key>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty())
+}
+
+/// Reads a response body of at most `limit` bytes.
+pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > limit {
+                    return Err(ApiError::new(
+                        502,
+                        "upstream_too_large",
+                        format!("the upstream's answer is larger than {limit} bytes"),
+                    ));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(out)),
+            Err(e) if e.is_timeout() => {
+                return Err(ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"));
+            }
+            Err(_) => return Err(ApiError::new(502, "upstream_error", "the upstream's answer was cut")),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The server as an operator runs it: every store embedded in one data directory, and
+//! [`serve`] with a graceful shutdown.
+//!
+//! The data directory holds `ledger/` (the billing journal, locked by the process that has
+//! it open: a second server on the same directory refuses to start), `invoices/` (the
+//! invoice numbers), `accounts.jsonl` (accounts and key hashes) and `usage.jsonl` (one
+//! record per charged call).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use paygo_billing::{BillingConfig, BillingStore, CustomerId, EmbeddedStore};
+use paygo_credits::{CreditRate, Currency, FxRate};
+use paygo_gateway::{Gateway, GatewayOptions, TopUpOptions, TopUps};
+use paygo_invoice::{DocumentKind, FileSequenceStore, Invoicing, Party, RoundingRules, SequenceStore, Series, SeriesName};
+use paygo_ledger::durable::OpenOptions;
+use paygo_pricing::PriceBook;
+use paygo_ratelimit::{AsyncStore, InProcessStore, Plan};
+use paygo_time::Clock;
+use paygo_vat::{NoOutsideEuRules, Seller, VatId, VatIdStatus};
+use rust_decimal::Decimal;
+
+use crate::accounts::Directory;
+use crate::error::HttpError;
+use crate::proxy::{Proxy, ProxyOptions};
+use crate::usage::UsageLog;
+
+/// The proxy with every store embedded (see the module docs).
+pub type EmbeddedProxy<C> = Proxy<EmbeddedStore<C>, InProcessStore<CustomerId, C>, C, FileSequenceStore>;
+
+/// The seller on the invoices of top-ups.
+#[derive(Debug, Clone)]
+pub struct SellerOptions {
+    /// The seller as the invoice shows it (its VAT ID included).
+    pub party: Party,
+    /// The seller for VAT: its member state and OSS registration.
+    pub vat: Seller,
+    /// The invoice series (`INV-2026`), numbered with six digits.
+    pub series: String,
+}
+
+/// How an embedded server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// The price book.
+    pub prices: PriceBook,
+    /// Every account's rate-limit plan.
+    pub plan: Plan,
+    /// The proxy's options.
+    pub proxy: ProxyOptions,
+    /// The seller of the invoices.
+    pub seller: SellerOptions,
+    /// USD to other currencies (the national currency of a VAT amount: Article 230),
+    /// one rate a currency used on every day; a top-up whose invoice needs a rate it does
+    /// not have is credited, and its invoice refused until the payment is reported again
+    /// with the rate known.
+    pub usd_rates: BTreeMap<Currency, Decimal>,
+    /// How long a hold lives without a capture, in milliseconds.
+    pub hold_timeout_ms: u64,
+}
+
+/// Opens the stores in `options.data_dir` and builds the proxy on `clock`.
+///
+/// VAT IDs: an account's VAT ID is registered by the operator (`POST
+/// /admin/v1/accounts`), who confirms it with VIES first; the server treats registered
+/// IDs as confirmed.
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a store cannot be opened (the ledger locked by another
+/// process, damaged files, an unwritable directory), or a setting is wrong.
+pub fn open_embedded<C: Clock + Clone + 'static>(options: ServerOptions, clock: C) -> Result<EmbeddedProxy<C>, HttpError> {
+    let dir = &options.data_dir;
+    let config = |what: String| HttpError::Config { what };
+    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
+    // The ledger first: its lock keeps a second server away from every other file.
+    let billing = EmbeddedStore::open(dir.join("ledger"), BillingConfig::default(), clock.clone(), &OpenOptions::default())
+        .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
+    let limits = InProcessStore::with_clock(&options.plan, clock.clone());
+    let mut gateway_options = GatewayOptions::new(options.prices, clock);
+    gateway_options.hold_timeout_ms = options.hold_timeout_ms;
+    let gateway = Gateway::new(gateway_options, billing, limits);
+    let invoices = FileSequenceStore::open(dir.join("invoices"))
+        .map_err(|e| config(format!("{}: {e}", dir.join("invoices").display())))?;
+    let series = Series::new(&options.seller.series, DocumentKind::Invoice, 6).map_err(|e| config(e.to_string()))?;
+    let invoicing = Invoicing::open(invoices, vec![series]).map_err(|e| config(e.to_string()))?;
+    let rates = options.usd_rates.clone();
+    let fx = move |to: Currency, day: NaiveDate| -> Option<FxRate> {
+        rates.get(&to).and_then(|r| FxRate::new(Currency::USD, to, *r, day).ok())
+    };
+    let topups = TopUps::new(
+        invoicing,
+        TopUpOptions {
+            seller: options.seller.party,
+            seller_vat: options.seller.vat,
+            series: SeriesName::new(&options.seller.series).map_err(|e| config(e.to_string()))?,
+            credit_rate: CreditRate::default(),
+            rounding: RoundingRules::default(),
+            confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),
+            outside_eu: Arc::new(NoOutsideEuRules),
+            fx: Arc::new(fx),
+        },
+    );
+    let directory = Directory::open(dir)?;
+    let usage = UsageLog::open(dir)?;
+    Proxy::new(gateway, directory, usage, topups, options.proxy)
+}
+
+/// Serves `proxy` on `listener` until `shutdown` completes, then stops taking
+/// connections, lets the requests in progress finish, and waits until every call in
+/// flight (streams included) is charged or released.
+///
+/// # Errors
+///
+/// The listener's I/O errors.
+pub async fn serve<B, L, C, S>(
+    listener: tokio::net::TcpListener,
+    proxy: Arc<Proxy<B, L, C, S>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    use axum::serve::ListenerExt;
+    let app = crate::router(Arc::clone(&proxy));
+    // Small answers go out at once (no Nagle delay on a keep-alive connection).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    proxy.drain().await;
+    Ok(())
+}

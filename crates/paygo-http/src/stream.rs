@@ -1,0 +1,366 @@
+//! Streaming: the upstream's server-sent events are passed on as they arrive, the usage
+//! is read from the final usage chunk (chat) or the `response.completed` event
+//! (Responses API), the call is charged, and the last events carry the `meta` usage.
+//!
+//! One task per stream reads the upstream to its end whatever the client does: a client
+//! that disconnects stops receiving, not the metering, so what was produced is billed.
+//! The task extends the hold every half hold timeout while the stream runs.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use paygo_billing::{BillingStore, CustomerId};
+use paygo_gateway::Admitted;
+use paygo_invoice::SequenceStore;
+use paygo_pricing::{Usage, UsageShape};
+use paygo_ratelimit::AsyncStore;
+use paygo_time::Clock;
+use tokio::sync::mpsc;
+
+use crate::proxy::{InFlightGuard, Proxy, meta_json, with_meta};
+use crate::respond::add_headers;
+use crate::sizing::{Endpoint, RequestSize};
+
+/// Events waiting for a slow client; beyond them the upstream is read no faster.
+const CLIENT_BUFFER_EVENTS: usize = 64;
+
+/// The largest event kept whole; a longer line without an event end is a broken stream.
+const EVENT_BYTES_MAX: usize = 16 << 20;
+
+/// Starts the stream's task and answers with the client's event stream.
+pub(crate) fn start<B, L, C, S>(
+    proxy: Arc<Proxy<B, L, C, S>>,
+    admitted: Admitted,
+    endpoint: Endpoint,
+    size: &RequestSize,
+    upstream: reqwest::Response,
+    request_id: String,
+    guard: InFlightGuard,
+) -> Response
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER_EVENTS);
+    let headers = admitted.rate_limit_headers.clone();
+    let pump = Pump {
+        endpoint,
+        include_usage: size.include_usage || endpoint == Endpoint::Responses,
+        tx,
+        client_gone: false,
+        produced: false,
+        usage: None,
+        held_back: None,
+        done: false,
+        first_chunk: None,
+    };
+    tokio::spawn(pump.run(proxy, admitted, upstream, request_id, guard));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    }));
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response();
+    add_headers(response.headers_mut(), headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    response
+}
+
+/// How the upstream's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// It ended (with `[DONE]`, or its last event).
+    Finished,
+    /// It stopped sending for longer than the idle timeout.
+    Idle,
+    /// The connection failed, or an event was too long.
+    Broken,
+}
+
+struct Pump {
+    endpoint: Endpoint,
+    include_usage: bool,
+    tx: mpsc::Sender<Bytes>,
+    client_gone: bool,
+    /// Whether any event other than the usage was produced.
+    produced: bool,
+    usage: Option<Usage>,
+    /// The usage chunk (chat) or the completed event's data (Responses), kept to add the
+    /// `meta` usage once charged.
+    held_back: Option<Vec<u8>>,
+    /// `[DONE]` seen.
+    done: bool,
+    /// The first chunk's data (chat): its id, created and model make the meta chunk.
+    first_chunk: Option<serde_json::Value>,
+}
+
+/// One server-sent event: its `event:` name and its `data:` lines joined.
+struct Event<'a> {
+    name: Option<&'a str>,
+    data: String,
+}
+
+fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut name = None;
+    let mut data = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if let Some(rest) = line.strip_prefix("event:") {
+            name = Some(rest.trim());
+        }
+    }
+    Some(Event { name, data })
+}
+
+/// The end of the first event in `buf` (the index after its blank line), if complete.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' && buf[i + 1] == b'\n' {
+            return Some(i + 2);
+        }
+        if buf[i] == b'\n' && buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
+            return Some(i + 3);
+        }
+        i += 1;
+    }
+    None
+}
+
+impl Pump {
+    async fn send(&mut self, bytes: Bytes) {
+        if !self.client_gone && self.tx.send(bytes).await.is_err() {
+            // The client went away: keep reading the upstream, to bill what it produced.
+            self.client_gone = true;
+        }
+    }
+
+    /// Handles one complete event (`raw` with its blank line).
+    async fn on_event(&mut self, raw: Bytes) {
+        let Some(event) = parse_event(&raw) else {
+            self.produced = true;
+            self.send(raw).await;
+            return;
+        };
+        match self.endpoint {
+            Endpoint::Responses => {
+                let data_type = event.name.map(str::to_owned).or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&event.data)
+                        .ok()
+                        .and_then(|v| v["type"].as_str().map(str::to_owned))
+                });
+                let last = matches!(
+                    data_type.as_deref(),
+                    Some("response.completed" | "response.incomplete" | "response.failed")
+                );
+                if last {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
+                        let usage = &value["response"]["usage"];
+                        if usage.is_object() {
+                            self.usage = Usage::from_value(usage, Some(UsageShape::OpenAiResponses)).ok();
+                        }
+                    }
+                    self.held_back = Some(event.data.into_bytes());
+                    self.done = true;
+                    return;
+                }
+                self.produced = true;
+                self.send(raw).await;
+            }
+            _ => {
+                if event.data.trim() == "[DONE]" {
+                    self.done = true;
+                    return;
+                }
+                if event.data.contains("\"usage\"") {
+                    if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&event.data) {
+                        if value["usage"].is_object() {
+                            self.usage = Usage::from_value(&value["usage"], Some(UsageShape::OpenAiChat)).ok();
+                            let has_choices = value["choices"].as_array().is_some_and(|c| !c.is_empty());
+                            if !has_choices {
+                                self.held_back = Some(event.data.into_bytes());
+                                return;
+                            }
+                            // Usage on a content chunk: pass the content, without the
+                            // usage unless the client asked for it.
+                            if !self.include_usage {
+                                if let Some(object) = value.as_object_mut() {
+                                    object.remove("usage");
+                                }
+                                self.produced = true;
+                                let text = format!("data: {value}\n\n");
+                                self.send(Bytes::from(text)).await;
+                                return;
+                            }
+                        } else if !self.include_usage {
+                            // `"usage": null` on every chunk: the client did not ask.
+                            if let Some(object) = value.as_object_mut() {
+                                object.remove("usage");
+                            }
+                            self.remember_first(&value);
+                            self.produced = true;
+                            let text = format!("data: {value}\n\n");
+                            self.send(Bytes::from(text)).await;
+                            return;
+                        }
+                    }
+                }
+                if self.first_chunk.is_none() {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
+                        self.remember_first(&value);
+                    }
+                }
+                self.produced = true;
+                self.send(raw).await;
+            }
+        }
+    }
+
+    fn remember_first(&mut self, value: &serde_json::Value) {
+        if self.first_chunk.is_none() {
+            self.first_chunk = Some(serde_json::json!({
+                "id": value["id"], "object": "chat.completion.chunk", "created": value["created"],
+                "model": value["model"], "choices": [],
+            }));
+        }
+    }
+
+    async fn run<B, L, C, S>(
+        mut self,
+        proxy: Arc<Proxy<B, L, C, S>>,
+        admitted: Admitted,
+        upstream: reqwest::Response,
+        request_id: String,
+        _guard: InFlightGuard,
+    ) where
+        B: BillingStore + 'static,
+        L: AsyncStore<CustomerId> + 'static,
+        C: Clock + 'static,
+        S: SequenceStore + Send + Sync + 'static,
+    {
+        let idle = Duration::from_millis(proxy.options.stream_idle_timeout_ms);
+        let extend_every = Duration::from_millis((proxy.gateway.hold_timeout_ms() / 2).max(1));
+        let mut next_extend = tokio::time::Instant::now() + extend_every;
+        let mut body = upstream.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let end = loop {
+            tokio::select! {
+                next = tokio::time::timeout(idle, body.next()) => match next {
+                    Err(_) => break End::Idle,
+                    Ok(None) => break End::Finished,
+                    Ok(Some(Err(_))) => break End::Broken,
+                    Ok(Some(Ok(chunk))) => {
+                        buf.extend_from_slice(&chunk);
+                        while let Some(end) = event_end(&buf) {
+                            let raw = Bytes::from(buf.drain(..end).collect::<Vec<u8>>());
+                            self.on_event(raw).await;
+                        }
+                        if buf.len() > EVENT_BYTES_MAX {
+                            break End::Broken;
+                        }
+                        if self.done && self.endpoint == Endpoint::Responses {
+                            break End::Finished;
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(next_extend) => {
+                    // A failed extension is not fatal here: the capture reports an expired
+                    // hold, and the stream is then settled as it can be.
+                    let _ = proxy.gateway.extend_hold(&admitted).await;
+                    next_extend += extend_every;
+                }
+            }
+        };
+        if !buf.is_empty() && end == End::Finished {
+            let raw = Bytes::from(std::mem::take(&mut buf));
+            self.on_event(raw).await;
+        }
+        let usage = self.usage.take();
+        let settled = proxy.settle(&admitted, usage.as_ref(), self.produced).await;
+        let (completed, settlement) = match settled {
+            Ok(done) => done,
+            Err(e) => {
+                let body = serde_json::json!({"error": {"message": e.message, "type": "api_error", "code": e.code}});
+                self.send(Bytes::from(format!("data: {body}\n\n"))).await;
+                return;
+            }
+        };
+        let record = proxy.record(
+            &admitted,
+            self.endpoint,
+            &request_id,
+            &completed,
+            settlement,
+            usage,
+            true,
+        );
+        if let Err(e) = proxy.usage.append(record).await {
+            let body = serde_json::json!({"error": {"message": e.to_string(), "type": "api_error", "code": "store_unavailable"}});
+            self.send(Bytes::from(format!("data: {body}\n\n"))).await;
+            return;
+        }
+        let meta = meta_json(&completed.usage);
+        let last = match (self.endpoint, self.held_back.take()) {
+            (Endpoint::Responses, Some(data)) => {
+                let data = with_meta(&data, &meta).unwrap_or(data);
+                let mut text = b"event: response.completed\ndata: ".to_vec();
+                if let Some(name) = serde_json::from_slice::<serde_json::Value>(&data)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(str::to_owned))
+                {
+                    text = format!("event: {name}\ndata: ").into_bytes();
+                }
+                text.extend_from_slice(&data);
+                text.extend_from_slice(b"\n\n");
+                Some(text)
+            }
+            (Endpoint::Responses, None) => None,
+            (_, held) => {
+                let base = match held {
+                    Some(data) if self.include_usage => data,
+                    _ => serde_json::to_vec(&self.first_chunk.take().unwrap_or_else(|| {
+                        serde_json::json!({"object": "chat.completion.chunk", "choices": []})
+                    }))
+                    .unwrap_or_default(),
+                };
+                with_meta(&base, &meta).map(|data| {
+                    let mut text = b"data: ".to_vec();
+                    text.extend_from_slice(&data);
+                    text.extend_from_slice(b"\n\n");
+                    text
+                })
+            }
+        };
+        if let Some(last) = last {
+            self.send(Bytes::from(last)).await;
+        }
+        if end != End::Finished || !self.done {
+            // The client learns that the stream was cut (and what it was charged, above).
+            let message = match end {
+                End::Idle => "the upstream stopped sending: the stream was cut",
+                _ => "the upstream's stream ended early",
+            };
+            let body = serde_json::json!({"error": {"message": message, "type": "api_error", "code": "upstream_stream_cut"}});
+            self.send(Bytes::from(format!("data: {body}\n\n"))).await;
+        } else if self.endpoint != Endpoint::Responses {
+            self.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The usage log: one record per charged call (its request id, model, usage, credits and
+//! USD), for `GET /v1/billing/usage` and `GET /v1/generation/{request_id}`.
+//!
+//! Records are appended to `usage.jsonl` in the data directory by one writer thread that
+//! takes every waiting record into one write and one sync (group commit, as the billing
+//! journal does), and a call's response is sent only once its record is synced. The
+//! record follows the capture it describes: the ledger is the truth of what was charged,
+//! and the log says what for. `docs/http.md` states what a crash between the two leaves.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use paygo_billing::CustomerId;
+use paygo_credits::{Credits, Money};
+use paygo_pricing::Usage;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::error::HttpError;
+use crate::sizing::Endpoint;
+
+/// How a call's charge was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Settlement {
+    /// The upstream's usage, quoted and captured.
+    Usage,
+    /// The upstream never said what it used: the gateway's settle-without-usage rule.
+    WithoutUsage,
+}
+
+/// One charged call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The request id (`x-request-id`).
+    pub request_id: String,
+    /// The account charged.
+    pub account: CustomerId,
+    /// The model (its canonical id).
+    pub model: String,
+    /// The endpoint called.
+    pub endpoint: Endpoint,
+    /// When the call was admitted, in nanoseconds since the Unix epoch.
+    pub at_ns: u64,
+    /// The usage charged (for [`Settlement::WithoutUsage`], what the request determined).
+    pub usage: Usage,
+    /// Credits charged.
+    pub credits: Credits,
+    /// Their value in USD (exact).
+    pub usd: Money,
+    /// Whether the response was streamed.
+    pub streamed: bool,
+    /// How the charge was settled.
+    pub settlement: Settlement,
+}
+
+/// A bucket of `GET /v1/billing/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageBucket {
+    /// The bucket's start, in nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    /// The model, when grouped by model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Calls charged.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Credits charged.
+    pub credits: Credits,
+    /// Their value in USD (the sum of the calls' exact values).
+    pub usd: Money,
+}
+
+type Pending = (String, oneshot::Sender<Result<(), String>>);
+
+#[derive(Debug, Default)]
+struct Index {
+    by_request: HashMap<String, Arc<CallRecord>>,
+    /// Each account's records in the order they were written.
+    by_account: HashMap<CustomerId, Vec<Arc<CallRecord>>>,
+}
+
+impl Index {
+    fn insert(&mut self, record: CallRecord) {
+        let record = Arc::new(record);
+        if self.by_request.insert(record.request_id.clone(), Arc::clone(&record)).is_none() {
+            self.by_account.entry(record.account).or_default().push(record);
+        }
+    }
+}
+
+/// The usage log (see the module docs). `Send + Sync`.
+#[derive(Debug)]
+pub struct UsageLog {
+    index: RwLock<Index>,
+    writer: Option<mpsc::Sender<Pending>>,
+}
+
+impl UsageLog {
+    /// A log in memory.
+    pub fn in_memory() -> UsageLog {
+        UsageLog {
+            index: RwLock::new(Index::default()),
+            writer: None,
+        }
+    }
+
+    /// Opens (or creates) `usage.jsonl` in `dir` and starts its writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the file cannot be read or written or holds a line that
+    /// is not a call record.
+    pub fn open(dir: impl AsRef<Path>) -> Result<UsageLog, HttpError> {
+        let path = dir.as_ref().join("usage.jsonl");
+        let storage = |what: String| HttpError::Storage {
+            what: format!("{}: {what}", path.display()),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| storage(e.to_string()))?;
+        let mut index = Index::default();
+        let mut reader = BufReader::new(&file);
+        let mut line = String::new();
+        let mut number = 0usize;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(|e| storage(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if !line.ends_with('\n') {
+                // A torn last line was never synced, so never acknowledged.
+                let keep = file.metadata().map_err(|e| storage(e.to_string()))?.len() - n as u64;
+                file.set_len(keep).map_err(|e| storage(e.to_string()))?;
+                break;
+            }
+            let record: CallRecord =
+                serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
+            index.insert(record);
+        }
+        let (tx, rx) = mpsc::channel::<Pending>();
+        std::thread::Builder::new()
+            .name("paygo-usage-log".into())
+            .spawn(move || write_loop(file, &rx))
+            .map_err(|e| storage(e.to_string()))?;
+        Ok(UsageLog {
+            index: RwLock::new(index),
+            writer: Some(tx),
+        })
+    }
+
+    /// Appends `record` and returns once it is synced (at once for a log in memory). A
+    /// record with a request id already logged changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the write or the sync failed.
+    pub async fn append(&self, record: CallRecord) -> Result<(), HttpError> {
+        let known = self
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_request
+            .contains_key(&record.request_id);
+        if known {
+            return Ok(());
+        }
+        if let Some(writer) = &self.writer {
+            let mut line = serde_json::to_string(&record).map_err(|e| HttpError::Storage { what: e.to_string() })?;
+            line.push('\n');
+            let (tx, rx) = oneshot::channel();
+            writer.send((line, tx)).map_err(|_| HttpError::Storage {
+                what: "the usage log's writer has stopped".into(),
+            })?;
+            rx.await
+                .map_err(|_| HttpError::Storage {
+                    what: "the usage log's writer has stopped".into(),
+                })?
+                .map_err(|what| HttpError::Storage { what })?;
+        }
+        self.index.write().unwrap_or_else(PoisonError::into_inner).insert(record);
+        Ok(())
+    }
+
+    /// The record of a request id.
+    pub fn generation(&self, request_id: &str) -> Option<Arc<CallRecord>> {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_request
+            .get(request_id)
+            .cloned()
+    }
+
+    /// An account's usage admitted in `from_ns .. to_ns`, in buckets of `bucket_ns`
+    /// (aligned to the Unix epoch), optionally split by model; buckets in time order
+    /// (then by model).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::InvalidField`] for an empty range or a zero bucket;
+    /// [`HttpError::Credits`] if a sum leaves the range of credits.
+    pub fn usage(
+        &self,
+        account: CustomerId,
+        from_ns: u64,
+        to_ns: u64,
+        bucket_ns: u64,
+        by_model: bool,
+    ) -> Result<Vec<UsageBucket>, HttpError> {
+        if from_ns >= to_ns {
+            return Err(HttpError::InvalidField {
+                field: "from",
+                expected: "a time before `to`",
+            });
+        }
+        if bucket_ns == 0 {
+            return Err(HttpError::InvalidField {
+                field: "bucket",
+                expected: "1h or 1d",
+            });
+        }
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> = std::collections::BTreeMap::new();
+        for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
+            if record.at_ns < from_ns || record.at_ns >= to_ns {
+                continue;
+            }
+            let start_ns = record.at_ns - record.at_ns % bucket_ns;
+            let model = by_model.then_some(record.model.as_str());
+            let bucket = buckets.entry((start_ns, model)).or_insert_with(|| UsageBucket {
+                start_ns,
+                model: model.map(str::to_owned),
+                calls: 0,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                credits: Credits::ZERO,
+                usd: Money::usd(Decimal::ZERO),
+            });
+            bucket.calls = bucket.calls.saturating_add(1);
+            bucket.prompt_tokens = bucket.prompt_tokens.saturating_add(record.usage.prompt_tokens);
+            bucket.completion_tokens = bucket.completion_tokens.saturating_add(record.usage.completion_tokens);
+            bucket.credits = bucket.credits.try_add(record.credits)?;
+            bucket.usd = Money::usd(bucket.usd.amount().checked_add(record.usd.amount()).ok_or(
+                HttpError::InvalidField {
+                    field: "usd",
+                    expected: "a sum within range",
+                },
+            )?);
+        }
+        Ok(buckets.into_values().collect())
+    }
+
+    /// Every record of `account`, in the order written.
+    pub fn records(&self, account: CustomerId) -> Vec<Arc<CallRecord>> {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_account
+            .get(&account)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The writer thread: every waiting line in one write and one sync.
+fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let mut bytes = Vec::with_capacity(batch.iter().map(|(l, _)| l.len()).sum());
+        for (line, _) in &batch {
+            bytes.extend_from_slice(line.as_bytes());
+        }
+        let result = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("usage.jsonl: {e}"));
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+        if result.is_err() {
+            // Fail closed: after a failed write or sync nothing more is acknowledged.
+            while let Ok((_, reply)) = rx.recv() {
+                let _ = reply.send(Err("usage.jsonl: an earlier write failed; reopen the log".into()));
+            }
+        }
+    }
+}

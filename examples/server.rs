@@ -1,0 +1,229 @@
+//! The paygo server: the OpenAI-compatible metering proxy in front of an upstream, with
+//! every store embedded in one data directory (`docs/http.md`).
+//!
+//! ```sh
+//! PAYGO_UPSTREAM_API_KEY=... cargo run --release --example server -- \
+//!     --listen 127.0.0.1:8080 --upstream http://HOST:PORT --data-dir DIR \
+//!     [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE]
+//! ```
+//!
+//! It prints `listening on http://ADDR` once it serves, and stops on SIGTERM or ctrl-c:
+//! no new connections, the calls in flight charged or released, the stores closed.
+//! Everything it does is `paygo_http`; this file reads flags and wires signals.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use paygo::credits::Currency;
+use paygo::invoice::Party;
+use paygo::pricing::{DEFAULT_PRICES, PriceBook};
+use paygo::ratelimit::{Plan, Quota};
+use paygo::time::SystemClock;
+use paygo::vat::{Country, Seller, VatId};
+use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, open_embedded, serve};
+use rust_decimal::Decimal;
+
+const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
+  the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
+  the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
+  --fx-rates FILE: a JSON object of USD rates, {\"EUR\": \"0.9230\", \"PLN\": \"3.9512\"}, for the VAT amounts of invoices";
+
+struct Args {
+    listen: String,
+    options: ServerOptions,
+}
+
+fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+}
+
+fn parse() -> Result<Option<Args>, String> {
+    let mut listen = None;
+    let mut upstream = None;
+    let mut data_dir = None;
+    let mut prices_path = None;
+    let mut format = None;
+    let mut admin_token = std::env::var("PAYGO_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let mut fx_path = None;
+    let mut pass_through = Vec::new();
+    let mut body_limit = None;
+    let mut timeout_ms = None;
+    let mut requests_per_hour = None;
+    let mut burst = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = Some(value(&mut args, &arg)?),
+            "--upstream" => upstream = Some(value(&mut args, &arg)?),
+            "--data-dir" => data_dir = Some(PathBuf::from(value(&mut args, &arg)?)),
+            "--prices" => prices_path = Some(value(&mut args, &arg)?),
+            "--format" => format = Some(value(&mut args, &arg)?),
+            "--admin-token" => admin_token = Some(value(&mut args, &arg)?),
+            "--fx-rates" => fx_path = Some(value(&mut args, &arg)?),
+            "--pass-through" => pass_through.push(value(&mut args, &arg)?),
+            "--body-limit" => {
+                body_limit = Some(value(&mut args, &arg)?.parse::<usize>().map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?);
+            }
+            "--upstream-timeout-ms" => {
+                timeout_ms = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?);
+            }
+            "--requests-per-hour" => {
+                requests_per_hour = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?);
+            }
+            "--burst" => {
+                burst = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--burst needs a number\n{USAGE}"))?);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let listen = listen.ok_or_else(|| format!("--listen is required\n{USAGE}"))?;
+    let upstream = upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?;
+    let data_dir = data_dir.ok_or_else(|| format!("--data-dir is required\n{USAGE}"))?;
+    let prices = match (prices_path, format) {
+        (None, Some(_)) => return Err(format!("--format needs --prices FILE\n{USAGE}")),
+        (None, None) => PriceBook::from_json(DEFAULT_PRICES).map_err(|e| format!("the embedded price book: {e}"))?,
+        (Some(path), format) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the price file {path}: {e}"))?;
+            let options = paygo::pricing::litellm::ImportOptions::default();
+            match format.as_deref() {
+                Some("paygo") | None => PriceBook::from_json(&text),
+                Some("litellm") => paygo::pricing::litellm::import(&text, &options).map(|(b, _)| b),
+                Some("openrouter") => paygo::pricing::openrouter::import(&text, &options).map(|(b, _)| b),
+                Some(other) => return Err(format!("--format {other:?}: expected litellm, paygo or openrouter\n{USAGE}")),
+            }
+            .map_err(|e| format!("the price file {path}: {e}"))?
+        }
+    };
+    let mut usd_rates = BTreeMap::new();
+    if let Some(path) = fx_path {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the rates file {path}: {e}"))?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| format!("the rates file {path}: expected {{\"EUR\": \"0.92\", ...}}: {e}"))?;
+        for (code, rate) in map {
+            let currency = Currency::from_code(&code).ok_or_else(|| format!("the rates file {path}: {code:?} is not a currency code"))?;
+            let rate: Decimal = rate.parse().map_err(|_| format!("the rates file {path}: the rate of {code} is not a decimal"))?;
+            usd_rates.insert(currency, rate);
+        }
+    }
+    let mut proxy = ProxyOptions::new(upstream);
+    proxy.upstream_api_key = std::env::var("PAYGO_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty());
+    proxy.admin_token = admin_token;
+    proxy.pass_through = pass_through;
+    if let Some(limit) = body_limit {
+        proxy.body_limit_bytes = limit;
+    }
+    if let Some(ms) = timeout_ms {
+        proxy.upstream_timeout_ms = ms;
+    }
+    let plan = match (requests_per_hour, burst) {
+        (None, None) => Plan::pay_as_you_go(),
+        (per_hour, burst) => {
+            let per_hour = per_hour.unwrap_or(18_000);
+            let quota = Quota::per_hour(per_hour, burst.unwrap_or(60))
+                .map_err(|e| format!("--requests-per-hour {per_hour} / --burst: {e}"))?;
+            let mut plan = Plan::pay_as_you_go();
+            plan.policies[0].quota = quota;
+            plan
+        }
+    };
+    let seller = SellerOptions {
+        party: Party {
+            name: "paygo Ltd".into(),
+            address: vec!["1 Grand Canal Square".into(), "Dublin D02 X576".into()],
+            country: "IE".parse().map_err(|e| format!("{e:?}"))?,
+            vat_id: Some(VatId::parse("IE6433435F").map_err(|e| e.to_string())?),
+        },
+        vat: Seller {
+            country: Country::Ireland,
+            oss_registered: true,
+        },
+        series: "INV-2026".into(),
+    };
+    Ok(Some(Args {
+        listen,
+        options: ServerOptions {
+            data_dir,
+            prices,
+            plan,
+            proxy,
+            seller,
+            usd_rates,
+            hold_timeout_ms: 600_000,
+        },
+    }))
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("server: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let proxy = match open_embedded(args.options, SystemClock::new()) {
+            Ok(proxy) => Arc::new(proxy),
+            Err(e) => {
+                eprintln!("server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("server: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => println!("listening on http://{addr}"),
+            Err(e) => {
+                eprintln!("server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if let Err(e) = serve(listener, Arc::clone(&proxy), shutdown_signal()).await {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("server: stopped; every call in flight was settled");
+        ExitCode::SUCCESS
+    })
+}
