@@ -10,7 +10,7 @@ use paygo_http::{EmbeddedProxy, ProxyOptions, SellerOptions, ServerOptions, open
 use paygo_invoice::Party;
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
 use paygo_ratelimit::{Plan, Quota};
-use paygo_testkit::TempDir;
+use paygo_testkit::store::TempDir;
 use paygo_testkit::upstream::{FakeUpstream, UpstreamOptions};
 use paygo_time::SystemClock;
 use paygo_vat::{Country, Seller, VatId};
