@@ -46,6 +46,9 @@ pub struct Account {
     /// A business customer's VAT ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vat_id: Option<String>,
+    /// The address lines of its invoices (without the country); may be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address: Vec<String>,
     /// Its auto top-up rule, as last set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_top_up: Option<AutoTopUpRule>,
@@ -62,7 +65,7 @@ pub struct NewKey {
 
 /// One line of the directory file.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 enum Line {
     Account(Account),
     Key {
@@ -218,7 +221,19 @@ impl Directory {
     ///
     /// [`HttpError::InvalidField`] for an empty name or a country that is not two
     /// letters; [`HttpError::Storage`] when the directory cannot be written.
-    pub fn create_account(&self, name: &str, country: &str, vat_id: Option<&str>) -> Result<(Account, NewKey), HttpError> {
+    pub fn create_account(
+        &self,
+        name: &str,
+        country: &str,
+        vat_id: Option<&str>,
+        address: &[String],
+    ) -> Result<(Account, NewKey), HttpError> {
+        if address.len() > 6 || address.iter().any(|l| l.trim().is_empty() || l.len() > 200) {
+            return Err(HttpError::InvalidField {
+                field: "address",
+                expected: "at most 6 non-empty lines of at most 200 bytes",
+            });
+        }
         if name.trim().is_empty() || name.len() > 200 {
             return Err(HttpError::InvalidField {
                 field: "name",
@@ -242,6 +257,7 @@ impl Directory {
             name: name.to_owned(),
             country: country.to_owned(),
             vat_id: vat_id.map(str::to_owned),
+            address: address.to_vec(),
             auto_top_up: None,
         };
         self.commit(Line::Account(account.clone()))?;

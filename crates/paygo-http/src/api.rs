@@ -312,6 +312,8 @@ struct NewAccount {
     country: String,
     #[serde(default)]
     vat_id: Option<String>,
+    #[serde(default)]
+    address: Vec<String>,
 }
 
 async fn create_account<B, L, C, S>(
@@ -336,7 +338,7 @@ where
     if let Some(vat_id) = &new.vat_id {
         VatId::parse(vat_id).map_err(|e| ApiError::new(400, "invalid_vat_id", e.to_string()))?;
     }
-    let (account, key) = p.directory.create_account(&new.name, &new.country, new.vat_id.as_deref())?;
+    let (account, key) = p.directory.create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)?;
     match p.gateway.open_account(account.id).await {
         Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
         Err(e) => return Err(e.into()),
@@ -511,7 +513,13 @@ where
         paid_on,
         buyer: Buyer {
             name: account.name.clone(),
-            address: Vec::new(),
+            // An invoice shows at least one address line: the country's code when the
+            // operator gave no address (docs/http.md).
+            address: if account.address.is_empty() {
+                vec![account.country.clone()]
+            } else {
+                account.address.clone()
+            },
             evidence: LocationEvidence {
                 billing_country: Some(country),
                 ip_country: evidence_country("ip_country", new.ip_country.as_deref())?,
