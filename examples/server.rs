@@ -64,16 +64,32 @@ fn parse() -> Result<Option<Args>, String> {
             "--fx-rates" => fx_path = Some(value(&mut args, &arg)?),
             "--pass-through" => pass_through.push(value(&mut args, &arg)?),
             "--body-limit" => {
-                body_limit = Some(value(&mut args, &arg)?.parse::<usize>().map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?);
+                body_limit = Some(
+                    value(&mut args, &arg)?
+                        .parse::<usize>()
+                        .map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?,
+                );
             }
             "--upstream-timeout-ms" => {
-                timeout_ms = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?);
+                timeout_ms = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?,
+                );
             }
             "--requests-per-hour" => {
-                requests_per_hour = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?);
+                requests_per_hour = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?,
+                );
             }
             "--burst" => {
-                burst = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--burst needs a number\n{USAGE}"))?);
+                burst = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--burst needs a number\n{USAGE}"))?,
+                );
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -95,7 +111,11 @@ fn parse() -> Result<Option<Args>, String> {
                 Some("paygo") | None => PriceBook::from_json(&text),
                 Some("litellm") => paygo::pricing::litellm::import(&text, &options).map(|(b, _)| b),
                 Some("openrouter") => paygo::pricing::openrouter::import(&text, &options).map(|(b, _)| b),
-                Some(other) => return Err(format!("--format {other:?}: expected litellm, paygo or openrouter\n{USAGE}")),
+                Some(other) => {
+                    return Err(format!(
+                        "--format {other:?}: expected litellm, paygo or openrouter\n{USAGE}"
+                    ));
+                }
             }
             .map_err(|e| format!("the price file {path}: {e}"))?
         }
@@ -103,11 +123,14 @@ fn parse() -> Result<Option<Args>, String> {
     let mut usd_rates = BTreeMap::new();
     if let Some(path) = fx_path {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the rates file {path}: {e}"))?;
-        let map: BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| format!("the rates file {path}: expected {{\"EUR\": \"0.92\", ...}}: {e}"))?;
+        let map: BTreeMap<String, String> = serde_json::from_str(&text)
+            .map_err(|e| format!("the rates file {path}: expected {{\"EUR\": \"0.92\", ...}}: {e}"))?;
         for (code, rate) in map {
-            let currency = Currency::from_code(&code).ok_or_else(|| format!("the rates file {path}: {code:?} is not a currency code"))?;
-            let rate: Decimal = rate.parse().map_err(|_| format!("the rates file {path}: the rate of {code} is not a decimal"))?;
+            let currency = Currency::from_code(&code)
+                .ok_or_else(|| format!("the rates file {path}: {code:?} is not a currency code"))?;
+            let rate: Decimal = rate
+                .parse()
+                .map_err(|_| format!("the rates file {path}: the rate of {code} is not a decimal"))?;
             usd_rates.insert(currency, rate);
         }
     }

@@ -9,6 +9,7 @@
 //! the open.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -188,7 +189,9 @@ impl Directory {
             }
             let record: Line =
                 serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
-            state.apply(record).map_err(|e| storage(format!("line {number}: {e}")))?;
+            state
+                .apply(record)
+                .map_err(|e| storage(format!("line {number}: {e}")))?;
         }
         Ok(Directory {
             state: RwLock::new(state),
@@ -280,7 +283,8 @@ impl Directory {
         let mut secret = String::with_capacity(KEY_PREFIX.len() + 64);
         secret.push_str(KEY_PREFIX);
         for b in bytes {
-            secret.push_str(&format!("{b:02x}"));
+            // Writing to a String cannot fail.
+            let _ = write!(secret, "{b:02x}");
         }
         let hash = hash_key(&secret);
         let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));

@@ -92,7 +92,11 @@ struct Index {
 impl Index {
     fn insert(&mut self, record: CallRecord) {
         let record = Arc::new(record);
-        if self.by_request.insert(record.request_id.clone(), Arc::clone(&record)).is_none() {
+        if self
+            .by_request
+            .insert(record.request_id.clone(), Arc::clone(&record))
+            .is_none()
+        {
             self.by_account.entry(record.account).or_default().push(record);
         }
     }
@@ -192,7 +196,10 @@ impl UsageLog {
                 })?
                 .map_err(|what| HttpError::Storage { what })?;
         }
-        self.index.write().unwrap_or_else(PoisonError::into_inner).insert(record);
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record);
         Ok(())
     }
 
@@ -235,7 +242,8 @@ impl UsageLog {
             });
         }
         let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> = std::collections::BTreeMap::new();
+        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> =
+            std::collections::BTreeMap::new();
         for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
             if record.at_ns < from_ns || record.at_ns >= to_ns {
                 continue;

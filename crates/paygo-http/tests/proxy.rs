@@ -1,6 +1,8 @@
 //! The proxy driven as its users drive it: a real HTTP client against the server on
 //! loopback, in front of the fake upstream, with the durable embedded stores.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +64,11 @@ fn options(dir: &TempDir, upstream: &str) -> ServerOptions {
 
 impl Harness {
     async fn start(name: &str, change: impl FnOnce(&mut ServerOptions)) -> Harness {
-        let upstream = FakeUpstream::start(UpstreamOptions::default()).await.expect("the fake upstream");
+        Harness::start_with(name, UpstreamOptions::default(), change).await
+    }
+
+    async fn start_with(name: &str, upstream: UpstreamOptions, change: impl FnOnce(&mut ServerOptions)) -> Harness {
+        let upstream = FakeUpstream::start(upstream).await.expect("the fake upstream");
         let dir = TempDir::new(name);
         let mut options = options(&dir, &upstream.url());
         change(&mut options);
@@ -95,7 +101,10 @@ impl Harness {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("the server task").expect("the server stops cleanly");
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
         }
         (self.upstream, self.dir, self.proxy)
     }
@@ -191,7 +200,10 @@ async fn a_call_is_charged_exactly_what_its_meta_says_and_the_upstream_never_see
     let body: Value = response.json().await.expect("json");
     let credits = body["meta"]["usage"]["credits_used"].as_i64().expect("meta credits");
     assert!(credits > 0);
-    assert_eq!(headers["x-aimlapi-credits-used"].to_str().expect("ascii"), credits.to_string());
+    assert_eq!(
+        headers["x-aimlapi-credits-used"].to_str().expect("ascii"),
+        credits.to_string()
+    );
     assert!(body["meta"]["usage"]["usd_spent"].is_number());
     assert!(headers.contains_key("x-request-id"));
     assert!(headers.contains_key("ratelimit-policy"));
@@ -234,13 +246,19 @@ async fn keys_are_checked() {
         .await;
     assert_eq!(status, 201);
     let second_key = second["api_key"].as_str().expect("key").to_owned();
-    assert_eq!(h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(), 200);
+    assert_eq!(
+        h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(),
+        200
+    );
     let key_id = second["key_id"].as_str().expect("key id");
     let (status, _) = h
         .admin(reqwest::Method::DELETE, &format!("/admin/v1/keys/{key_id}"), None)
         .await;
     assert_eq!(status, 204);
-    assert_eq!(h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(), 401);
+    assert_eq!(
+        h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(),
+        401
+    );
     assert_eq!(h.post(&key, "/v1/chat/completions", &chat("x")).await.status(), 200);
     // The operator endpoints need the operator's token.
     let bad = h
@@ -274,7 +292,11 @@ async fn refusals_happen_before_the_upstream_and_cost_nothing() {
     assert_eq!(body["error"]["code"], "insufficient_credits");
     let (_, key) = h.account("5.00").await;
     let unknown = h
-        .post(&key, "/v1/chat/completions", &json!({"model": "no-such-model", "messages": [], "max_tokens": 5}))
+        .post(
+            &key,
+            "/v1/chat/completions",
+            &json!({"model": "no-such-model", "messages": [], "max_tokens": 5}),
+        )
         .await;
     assert_eq!(unknown.status(), 400);
     let huge = "x".repeat(300 << 10);
@@ -355,7 +377,9 @@ async fn streams_bill_the_final_usage_and_show_it_only_when_asked() {
         let with_usage: Vec<&Value> = chunks.iter().filter(|c| c["usage"].is_object()).collect();
         assert_eq!(with_usage.len(), usize::from(asked), "{text}");
         let last = chunks.last().expect("a chunk");
-        let credits = last["meta"]["usage"]["credits_used"].as_i64().expect("meta on the last chunk");
+        let credits = last["meta"]["usage"]["credits_used"]
+            .as_i64()
+            .expect("meta on the last chunk");
         if asked {
             assert_eq!(with_usage[0]["usage"]["completion_tokens"], 7);
         }
@@ -412,7 +436,10 @@ async fn cut_streams_and_streams_without_usage_are_settled_by_the_rule() {
         body["stream"] = json!(true);
         let response = h.post(&key, "/v1/chat/completions", &body).await;
         assert_eq!(response.status(), 200);
-        let id = response.headers().get("x-request-id").map(|v| v.to_str().expect("ascii").to_owned());
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().expect("ascii").to_owned());
         let text = response.text().await.expect("the stream");
         let after = h.credits(&key).await;
         assert!(after < before, "{directive}: produced tokens are never free");
@@ -502,7 +529,9 @@ async fn responses_embeddings_and_models() {
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .find(|v| v["type"] == "response.completed")
         .expect("the completed event");
-    let b = completed["meta"]["usage"]["credits_used"].as_i64().expect("meta on completed");
+    let b = completed["meta"]["usage"]["credits_used"]
+        .as_i64()
+        .expect("meta on completed");
     let embedded = h
         .post(
             &key,
@@ -516,7 +545,11 @@ async fn responses_embeddings_and_models() {
     assert_eq!(h.credits(&key).await, before - a - b - c);
     let (status, models) = h.get(&key, "/v1/models").await;
     assert_eq!(status, 200);
-    assert!(models["data"].as_array().is_some_and(|m| m.iter().any(|m| m["id"] == "gpt-4o")));
+    assert!(
+        models["data"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["id"] == "gpt-4o"))
+    );
     // Usage by model adds up to the balance's change.
     let (status, usage) = h.get(&key, "/v1/billing/usage?bucket=1h&group_by=model").await;
     assert_eq!(status, 200, "{usage}");
@@ -546,7 +579,11 @@ async fn payments_are_idempotent_invoiced_and_refused_for_prepaid_cards() {
         )
         .await;
     assert_eq!(status, 402, "{prepaid}");
-    assert!(prepaid["error"]["message"].as_str().is_some_and(|m| m.contains("prepaid")));
+    assert!(
+        prepaid["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("prepaid"))
+    );
     // A consumer (no VAT ID) needs a second piece of location evidence.
     let (status, consumer) = h
         .admin(
@@ -592,5 +629,38 @@ async fn keys_balances_and_usage_survive_a_restart() {
     let h = Harness::serve(upstream, dir, options).await;
     assert_eq!(h.credits(&key).await, balance);
     assert_eq!(h.get(&key, &format!("/v1/generation/{id}")).await.0, 200);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_outlives_its_hold_extends_it_and_is_charged_its_usage() {
+    let slow = UpstreamOptions {
+        stream_chunk_delay_ms: 150,
+        ..UpstreamOptions::default()
+    };
+    // A one-second hold, a stream of about three seconds.
+    let h = Harness::start_with("http-extend", slow, |o| {
+        o.hold_timeout_ms = 1_000;
+    })
+    .await;
+    let (id, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    let mut body = chat("[fake:tokens=20] slowly");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let response = h.post(&key, "/v1/chat/completions", &body).await;
+    let text = response.text().await.expect("the stream");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the stream outlived the hold"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id));
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].usage.completion_tokens, 20,
+        "charged by its usage, not expired"
+    );
+    assert_eq!(h.credits(&key).await, before - records[0].credits.get());
     h.stop().await;
 }
