@@ -228,6 +228,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        match proxy.reconcile().await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("server: rebuilt {n} usage records the ledger had charged (docs/http.md)"),
+            Err(e) => {
+                eprintln!("server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(&args.listen).await {
             Ok(l) => l,
             Err(e) => {

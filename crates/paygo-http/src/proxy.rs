@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use paygo_billing::{BillingStore, CustomerId, HoldId};
+use paygo_billing::{BillingError, BillingStore, CustomerId, EntryKind, HISTORY_PAGE_MAX, HistoryQuery, HoldId};
 use paygo_credits::Money;
 use paygo_gateway::{Admitted, Call, Completed, Gateway, GatewayError, TopUps};
 use paygo_invoice::SequenceStore;
@@ -244,6 +244,63 @@ where
     pub async fn drain(&self) {
         let mut rx = self.in_flight.0.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Rebuilds the usage records a crash lost: every charge in an account's ledger history
+    /// whose call has no record gets one ([`Settlement::Recovered`]: the credits and time
+    /// from the ledger, the model `"unknown"`, no usage), so that the usage endpoints always
+    /// add up to what the ledger charged. Run it once after opening, before serving;
+    /// returns how many records were rebuilt.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the billing store or the usage log fails.
+    pub async fn reconcile(&self) -> Result<usize, HttpError> {
+        let mut rebuilt = 0;
+        let rate = self.gateway.prices().credit_rate();
+        for account in self.directory.accounts() {
+            let mut query = HistoryQuery::newest(HISTORY_PAGE_MAX);
+            loop {
+                let page = match self.gateway.billing().history(account.id, query).await {
+                    Ok(page) => page,
+                    // An account the ledger never opened (a crash right after the directory
+                    // line): nothing was charged.
+                    Err(BillingError::UnknownCustomer { .. }) => break,
+                    Err(e) => return Err(HttpError::Storage { what: e.to_string() }),
+                };
+                for entry in &page.entries {
+                    let EntryKind::Charge { hold } = entry.kind else {
+                        continue;
+                    };
+                    let request_id = request_id(hold);
+                    if self.usage.contains(&request_id) {
+                        continue;
+                    }
+                    let credits = paygo_credits::Credits::new(entry.credits.get().saturating_neg());
+                    let usd = rate.to_money_exact(credits).map_err(HttpError::Credits)?;
+                    self.usage
+                        .append(CallRecord {
+                            request_id,
+                            account: account.id,
+                            model: "unknown".into(),
+                            endpoint: None,
+                            at_ns: entry.at_ns,
+                            usage: Usage::default(),
+                            credits,
+                            usd,
+                            streamed: false,
+                            settlement: Settlement::Recovered,
+                        })
+                        .await?;
+                    rebuilt += 1;
+                }
+                match page.next {
+                    Some(before) => query.before_ns = Some(before),
+                    None => break,
+                }
+            }
+        }
+        Ok(rebuilt)
     }
 
     /// The account of the request's `Authorization: Bearer` key.
@@ -556,7 +613,7 @@ pub(crate) fn call_record(
         request_id: request_id.to_owned(),
         account: admitted.account,
         model: admitted.model.clone(),
-        endpoint,
+        endpoint: Some(endpoint),
         at_ns: admitted.at_ns,
         usage,
         credits: charged.completed.charged,

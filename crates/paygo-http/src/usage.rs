@@ -33,6 +33,10 @@ pub enum Settlement {
     Usage,
     /// The upstream never said what it used: the gateway's settle-without-usage rule.
     WithoutUsage,
+    /// The ledger holds the charge but its record was lost (a crash between the capture
+    /// and the record's sync): rebuilt from the ledger by [`crate::Proxy::reconcile`],
+    /// with the credits and the time of the charge, and no model or usage.
+    Recovered,
 }
 
 /// One charged call.
@@ -44,8 +48,8 @@ pub struct CallRecord {
     pub account: CustomerId,
     /// The model (its canonical id).
     pub model: String,
-    /// The endpoint called.
-    pub endpoint: Endpoint,
+    /// The endpoint called (`None` for a [`Settlement::Recovered`] record).
+    pub endpoint: Option<Endpoint>,
     /// When the call was admitted, in nanoseconds since the Unix epoch.
     pub at_ns: u64,
     /// The usage charged (for [`Settlement::WithoutUsage`], what the request determined).
@@ -271,6 +275,15 @@ impl UsageLog {
             )?);
         }
         Ok(buckets.into_values().collect())
+    }
+
+    /// Whether a record has this request id.
+    pub fn contains(&self, request_id: &str) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_request
+            .contains_key(request_id)
     }
 
     /// Every record of `account`, in the order written.

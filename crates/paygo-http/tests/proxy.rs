@@ -238,7 +238,9 @@ async fn keys_are_checked() {
     assert_eq!(no_key.status(), 401);
     let body: Value = no_key.json().await.expect("json");
     assert_eq!(body["error"]["type"], "authentication_error");
-    let wrong = format!("{}0", &key[..key.len() - 1]);
+    // The same key with its last digit changed.
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
     assert_eq!(h.post(&wrong, "/v1/chat/completions", &chat("x")).await.status(), 401);
     // A second key works; revoked, it does not; the first still does.
     let (status, second) = h
@@ -662,5 +664,38 @@ async fn a_stream_that_outlives_its_hold_extends_it_and_is_charged_its_usage() {
         "charged by its usage, not expired"
     );
     assert_eq!(h.credits(&key).await, before - records[0].credits.get());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_record_lost_in_a_crash_is_rebuilt_from_the_ledger() {
+    let h = Harness::start("http-reconcile", |_| {}).await;
+    let (_, key) = h.account("3.00").await;
+    for text in ["one", "two"] {
+        assert_eq!(h.post(&key, "/v1/chat/completions", &chat(text)).await.status(), 200);
+    }
+    let spent = 6_000_000 - h.credits(&key).await;
+    let (upstream, dir, proxy) = h.stop().await;
+    drop(proxy);
+    // The crash: the capture was durable, the last record never reached the disk.
+    let path = dir.0.join("usage.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    assert_eq!(kept.len(), 2);
+    std::fs::write(&path, format!("{}\n", kept[0])).unwrap();
+    let options = options(&dir, &upstream.url());
+    let h = Harness::serve(upstream, dir, options).await;
+    assert_eq!(h.proxy.reconcile().await.unwrap(), 1);
+    assert_eq!(h.proxy.reconcile().await.unwrap(), 0, "once");
+    let (_, usage) = h.get(&key, "/v1/billing/usage?group_by=model").await;
+    assert_eq!(usage["total"]["credits"].as_i64(), Some(spent), "{usage}");
+    assert_eq!(usage["total"]["calls"].as_u64(), Some(2));
+    assert!(
+        usage["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["model"] == "unknown")
+    );
     h.stop().await;
 }
