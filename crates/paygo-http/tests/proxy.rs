@@ -699,3 +699,25 @@ async fn a_usage_record_lost_in_a_crash_is_rebuilt_from_the_ledger() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_paths_reach_the_upstream_with_its_key_and_others_do_not() {
+    let h = Harness::start("http-pass", |o| {
+        o.proxy.pass_through = vec!["/v1/files".into()];
+    })
+    .await;
+    let (_, key) = h.account("1.00").await;
+    assert_eq!(h.get(&key, "/v1/batches").await.0, 404);
+    assert_eq!(h.upstream.calls(), 0);
+    // Forwarded unmetered: the fake upstream has no such route and answers its own 404.
+    let (status, body) = h.get(&key, "/v1/files?purpose=batch").await;
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert_eq!(h.upstream.calls(), 1);
+    assert_eq!(h.upstream.seen_authorization(), vec![format!("Bearer {UPSTREAM_KEY}")]);
+    // Still behind the key.
+    assert_eq!(h.get("sk-paygo-nothing", "/v1/files").await.0, 401);
+    assert_eq!(h.upstream.calls(), 1);
+    assert_eq!(h.credits(&key).await, 2_000_000, "unmetered");
+    h.stop().await;
+}
