@@ -199,6 +199,15 @@ where
             .map_err(|e| HttpError::Config {
                 what: format!("the HTTP client: {e}"),
             })?;
+        if options.upstream_timeout_ms >= gateway.hold_timeout_ms() {
+            return Err(HttpError::Config {
+                what: format!(
+                    "the upstream timeout ({} ms) must be shorter than the hold timeout ({} ms): a call must end before its hold expires",
+                    options.upstream_timeout_ms,
+                    gateway.hold_timeout_ms()
+                ),
+            });
+        }
         let admin = options.admin_token.as_deref().map(|t| blake3::hash(t.as_bytes()));
         Ok(Proxy {
             gateway,
@@ -355,6 +364,10 @@ where
         request_id_out: &mut Option<String>,
         guard: InFlightGuard,
     ) -> Result<Response, ApiError> {
+        // Every answer carries the call's id, refusals included.
+        let id = self.call_id()?;
+        let request_id = request_id(id);
+        *request_id_out = Some(request_id.clone());
         let account = self.authenticate(headers)?;
         let body = body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -377,9 +390,6 @@ where
         })?;
         let size = size_request(endpoint, &value, self.gateway.prices())?;
         let service_tier = service_tier(&value)?;
-        let id = self.call_id()?;
-        let request_id = request_id(id);
-        *request_id_out = Some(request_id.clone());
         let call = Call {
             id,
             account,

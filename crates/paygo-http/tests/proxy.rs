@@ -236,6 +236,7 @@ async fn keys_are_checked() {
         .await
         .expect("answer");
     assert_eq!(no_key.status(), 401);
+    assert!(no_key.headers().contains_key("x-request-id"), "refusals carry the id too");
     let body: Value = no_key.json().await.expect("json");
     assert_eq!(body["error"]["type"], "authentication_error");
     // The same key with its last digit changed.
@@ -643,6 +644,7 @@ async fn a_stream_that_outlives_its_hold_extends_it_and_is_charged_its_usage() {
     // A one-second hold, a stream of about three seconds.
     let h = Harness::start_with("http-extend", slow, |o| {
         o.hold_timeout_ms = 1_000;
+        o.proxy.upstream_timeout_ms = 900;
     })
     .await;
     let (id, key) = h.account("10.00").await;
