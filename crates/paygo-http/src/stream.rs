@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use paygo_billing::{BillingStore, CustomerId};
 use paygo_gateway::Admitted;
@@ -136,8 +137,10 @@ fn parse_event(raw: &[u8]) -> Option<Event> {
 }
 
 /// The end of the first event in `buf` (the index after its blank line), if complete.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// The search starts at `from` (bytes before it were searched already, less the two a
+/// separator can straddle).
+fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.saturating_sub(2);
     while i + 1 < buf.len() {
         if buf[i] == b'\n' && buf[i + 1] == b'\n' {
             return Some(i + 2);
@@ -263,7 +266,9 @@ impl Pump {
         let extend_every = Duration::from_millis((proxy.gateway.hold_timeout_ms() / 2).max(1));
         let mut next_extend = tokio::time::Instant::now() + extend_every;
         let mut body = upstream.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf = BytesMut::new();
+        // How much of `buf` was searched for an event's end.
+        let mut searched = 0;
         let end = loop {
             tokio::select! {
                 next = tokio::time::timeout(idle, body.next()) => match next {
@@ -272,14 +277,17 @@ impl Pump {
                     Ok(Some(Err(_))) => break End::Broken,
                     Ok(Some(Ok(chunk))) => {
                         buf.extend_from_slice(&chunk);
-                        while let Some(end) = event_end(&buf) {
-                            let raw = Bytes::from(buf.drain(..end).collect::<Vec<u8>>());
+                        while let Some(end) = event_end(&buf, searched) {
+                            let raw = buf.split_to(end).freeze();
+                            searched = 0;
                             self.on_event(raw).await;
                         }
+                        searched = buf.len();
                         if buf.len() > EVENT_BYTES_MAX {
                             break End::Broken;
                         }
-                        if self.done && self.endpoint == Endpoint::Responses {
+                        if self.done {
+                            // Nothing after the last event (or `[DONE]`) matters.
                             break End::Finished;
                         }
                     }
@@ -293,7 +301,7 @@ impl Pump {
             }
         };
         if !buf.is_empty() && end == End::Finished {
-            let raw = Bytes::from(std::mem::take(&mut buf));
+            let raw = buf.split().freeze();
             self.on_event(raw).await;
         }
         self.finish(&proxy, &admitted, &request_id, end).await;
@@ -372,6 +380,54 @@ impl Pump {
             self.send(Bytes::from(format!("data: {body}\n\n"))).await;
         } else if self.endpoint != Endpoint::Responses {
             self.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Splits `stream` at `cuts` and reads its events as the pump does.
+    fn read(stream: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut buf = BytesMut::new();
+        let mut searched = 0;
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+        for end in points {
+            buf.extend_from_slice(&stream[start..end.max(start)]);
+            start = end.max(start);
+            while let Some(end) = event_end(&buf, searched) {
+                out.push(buf.split_to(end).to_vec());
+                searched = 0;
+            }
+            searched = buf.len();
+        }
+        out
+    }
+
+    proptest! {
+        /// However the network cuts a stream into chunks, the same events come out.
+        #[test]
+        fn events_do_not_depend_on_how_the_stream_is_cut(
+            events in proptest::collection::vec("[a-z {}:\"\\[\\]]{0,40}", 1..12),
+            crlf in any::<bool>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        ) {
+            let sep = if crlf { "\r\n\r\n" } else { "\n\n" };
+            let stream: String = events.iter().map(|e| format!("data: {e}{sep}")).collect();
+            let whole = read(stream.as_bytes(), &[]);
+            prop_assert_eq!(whole.len(), events.len());
+            prop_assert_eq!(read(stream.as_bytes(), &cuts), whole.clone());
+            for (raw, event) in whole.iter().zip(&events) {
+                prop_assert_eq!(&parse_event(raw).unwrap().data, event);
+            }
         }
     }
 }

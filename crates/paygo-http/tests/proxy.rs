@@ -236,7 +236,10 @@ async fn keys_are_checked() {
         .await
         .expect("answer");
     assert_eq!(no_key.status(), 401);
-    assert!(no_key.headers().contains_key("x-request-id"), "refusals carry the id too");
+    assert!(
+        no_key.headers().contains_key("x-request-id"),
+        "refusals carry the id too"
+    );
     let body: Value = no_key.json().await.expect("json");
     assert_eq!(body["error"]["type"], "authentication_error");
     // The same key with its last digit changed.
