@@ -48,7 +48,8 @@ fn openai_count(bpe: &CoreBPE, body: &Value) -> u64 {
                             "text" => n += tokens(bpe, p["text"].as_str().unwrap()),
                             "image_url" => {
                                 let (w, h) = (p["_w"].as_u64().unwrap(), p["_h"].as_u64().unwrap());
-                                n += gpt4o_image_tokens(w, h, p["image_url"]["detail"] == "low");
+                                let model = body["model"].as_str().unwrap();
+                                n += openai_image_tokens(model, w, h, p["image_url"]["detail"] == "low");
                             }
                             other => panic!("{other}"),
                         }
@@ -67,12 +68,21 @@ fn openai_count(bpe: &CoreBPE, body: &Value) -> u64 {
     n
 }
 
-/// OpenAI's documented image cost for gpt-4o: 85 at low detail; else the image is scaled
-/// to fit in 2048×2048, then so that its short side is 768, and costs 85 + 170 a 512 tile.
-fn gpt4o_image_tokens(w: u64, h: u64, low: bool) -> u64 {
-    if low {
-        return 85;
-    }
+/// OpenAI's documented image cost: the base cost at low detail; else the image is scaled to
+/// fit in 2048×2048, then so that its short side is 768, and costs the base plus a cost per
+/// 512 px tile (gpt-4o: 85 + 170 a tile).
+fn openai_image_tokens(model: &str, w: u64, h: u64, low: bool) -> u64 {
+    let (base, per_tile) = match model {
+        "gpt-4o" => (85, 170),
+        "gpt-4o-mini" => (2_833, 5_667),
+        "o3" => (75, 150),
+        other => panic!("no image formula for {other}"),
+    };
+    if low { base } else { base + per_tile * tiles(w, h) }
+}
+
+/// The 512 px tiles of a high-detail image.
+fn tiles(w: u64, h: u64) -> u64 {
     let (mut w, mut h) = (w as f64, h as f64);
     if w.max(h) > 2048.0 {
         let s = 2048.0 / w.max(h);
@@ -82,8 +92,7 @@ fn gpt4o_image_tokens(w: u64, h: u64, low: bool) -> u64 {
         let s = 768.0 / w.min(h);
         (w, h) = (w * s, h * s);
     }
-    let tiles = (w / 512.0).ceil() as u64 * (h / 512.0).ceil() as u64;
-    85 + 170 * tiles
+    (w / 512.0).ceil() as u64 * (h / 512.0).ceil() as u64
 }
 
 fn size(endpoint: Endpoint, body: &Value) -> Result<RequestSize, HttpError> {
@@ -266,12 +275,15 @@ proptest! {
     /// gpt-4o and on gpt-4o-mini (whose costs are 2,833 + 5,667 a tile).
     #[test]
     fn image_allowance_covers_every_image_size(w in 1u64..20_000, h in 1u64..20_000, low in any::<bool>()) {
-        let t4o = gpt4o_image_tokens(w, h, low);
+        let t4o = openai_image_tokens("gpt-4o", w, h, low);
         prop_assert!(image_tokens_max("gpt-4o", low) >= t4o);
         let tiles = (t4o - 85) / 170;
         let mini = if low { 2_833 } else { 2_833 + 5_667 * tiles };
         prop_assert!(image_tokens_max("openai/gpt-4o-mini", low) >= mini);
         prop_assert!(IMAGE_TOKENS_UNKNOWN_FAMILY >= mini);
+        for model in ["gpt-4o", "gpt-4o-mini", "o3"] {
+            prop_assert!(image_tokens_max(model, low) >= openai_image_tokens(model, w, h, low), "{}", model);
+        }
     }
 
     /// Embedding token ids are counted exactly.
