@@ -232,7 +232,7 @@ impl io::Write for ByteCount {
 }
 
 /// The length of a value's compact JSON text, plus [`TEXT_PART_OVERHEAD_TOKENS`].
-fn json_tokens_bound(value: &Value) -> Result<u64, HttpError> {
+fn json_tokens_bound(value: &impl serde::Serialize) -> Result<u64, HttpError> {
     let mut count = ByteCount(0);
     serde_json::to_writer(&mut count, value).map_err(|e| HttpError::MalformedBody {
         reason: format!("a value could not be written back as JSON: {e}"),
@@ -574,7 +574,7 @@ fn response_item_bound(item: &Value, model: &str) -> Result<u64, HttpError> {
             }
         }
         "function_call" | "function_call_output" | "custom_tool_call" | "custom_tool_call_output" => {
-            sum.add(json_tokens_bound(&Value::Object(item.clone()))?);
+            sum.add(json_tokens_bound(item)?);
         }
         "reasoning" => {
             if present(item, "encrypted_content").is_some() {
@@ -582,7 +582,7 @@ fn response_item_bound(item: &Value, model: &str) -> Result<u64, HttpError> {
                     "encrypted reasoning (its tokens cannot be counted from the body)",
                 ));
             }
-            sum.add(json_tokens_bound(&Value::Object(item.clone()))?);
+            sum.add(json_tokens_bound(item)?);
         }
         other => {
             return Err(unsupported(format!(

@@ -48,7 +48,8 @@ fn openai_count(bpe: &CoreBPE, body: &Value) -> u64 {
                             "text" => n += tokens(bpe, p["text"].as_str().unwrap()),
                             "image_url" => {
                                 let (w, h) = (p["_w"].as_u64().unwrap(), p["_h"].as_u64().unwrap());
-                                n += gpt4o_image_tokens(w, h, p["image_url"]["detail"] == "low");
+                                let model = body["model"].as_str().unwrap();
+                                n += openai_image_tokens(model, w, h, p["image_url"]["detail"] == "low");
                             }
                             other => panic!("{other}"),
                         }
@@ -67,12 +68,21 @@ fn openai_count(bpe: &CoreBPE, body: &Value) -> u64 {
     n
 }
 
-/// OpenAI's documented image cost for gpt-4o: 85 at low detail; else the image is scaled
-/// to fit in 2048×2048, then so that its short side is 768, and costs 85 + 170 a 512 tile.
-fn gpt4o_image_tokens(w: u64, h: u64, low: bool) -> u64 {
-    if low {
-        return 85;
-    }
+/// OpenAI's documented image cost: the base cost at low detail; else the image is scaled to
+/// fit in 2048×2048, then so that its short side is 768, and costs the base plus a cost per
+/// 512 px tile (gpt-4o: 85 + 170 a tile).
+fn openai_image_tokens(model: &str, w: u64, h: u64, low: bool) -> u64 {
+    let (base, per_tile) = match model {
+        "gpt-4o" => (85, 170),
+        "gpt-4o-mini" => (2_833, 5_667),
+        "o3" => (75, 150),
+        other => panic!("no image formula for {other}"),
+    };
+    if low { base } else { base + per_tile * tiles(w, h) }
+}
+
+/// The 512 px tiles of a high-detail image.
+fn tiles(w: u64, h: u64) -> u64 {
     let (mut w, mut h) = (w as f64, h as f64);
     if w.max(h) > 2048.0 {
         let s = 2048.0 / w.max(h);
@@ -82,8 +92,7 @@ fn gpt4o_image_tokens(w: u64, h: u64, low: bool) -> u64 {
         let s = 768.0 / w.min(h);
         (w, h) = (w * s, h * s);
     }
-    let tiles = (w / 512.0).ceil() as u64 * (h / 512.0).ceil() as u64;
-    85 + 170 * tiles
+    (w / 512.0).ceil() as u64 * (h / 512.0).ceil() as u64
 }
 
 fn size(endpoint: Endpoint, body: &Value) -> Result<RequestSize, HttpError> {
@@ -266,12 +275,15 @@ proptest! {
     /// gpt-4o and on gpt-4o-mini (whose costs are 2,833 + 5,667 a tile).
     #[test]
     fn image_allowance_covers_every_image_size(w in 1u64..20_000, h in 1u64..20_000, low in any::<bool>()) {
-        let t4o = gpt4o_image_tokens(w, h, low);
+        let t4o = openai_image_tokens("gpt-4o", w, h, low);
         prop_assert!(image_tokens_max("gpt-4o", low) >= t4o);
         let tiles = (t4o - 85) / 170;
         let mini = if low { 2_833 } else { 2_833 + 5_667 * tiles };
         prop_assert!(image_tokens_max("openai/gpt-4o-mini", low) >= mini);
         prop_assert!(IMAGE_TOKENS_UNKNOWN_FAMILY >= mini);
+        for model in ["gpt-4o", "gpt-4o-mini", "o3"] {
+            prop_assert!(image_tokens_max(model, low) >= openai_image_tokens(model, w, h, low), "{}", model);
+        }
     }
 
     /// Embedding token ids are counted exactly.
@@ -372,6 +384,99 @@ fn tightness() {
             );
         }
     }
+    // A tighter bound that knows the vocabulary (not in the library): see `pair_bound`.
+    for (label, chunks) in corpora() {
+        for (name, bpe) in tokenizers() {
+            let pairs = lowercase_pairs(bpe);
+            let mut ratios: Vec<f64> = chunks
+                .iter()
+                .map(|chunk| {
+                    let body =
+                        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": chunk}], "max_tokens": 1});
+                    let bytes_bound = size(Endpoint::ChatCompletions, &body).unwrap().prompt_tokens;
+                    let bound = bytes_bound - chunk.len() as u64 + pair_bound(&pairs, chunk);
+                    let truth = openai_count(bpe, &body);
+                    assert!(bound >= truth, "{label} {name}: pair bound {bound} < {truth}");
+                    bound as f64 / truth as f64
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "pair-bound {label:8} {name:12} median {:.2} worst {:.2}",
+                ratios[ratios.len() / 2],
+                ratios[ratios.len() - 1]
+            );
+        }
+    }
+}
+
+/// The pairs of ASCII lower-case letters that are one token of `bpe`.
+fn lowercase_pairs(bpe: &CoreBPE) -> std::collections::HashSet<[u8; 2]> {
+    let mut pairs = std::collections::HashSet::new();
+    for a in b'a'..=b'z' {
+        for b in b'a'..=b'z' {
+            if bpe.encode_ordinary(std::str::from_utf8(&[a, b]).unwrap()).len() == 1 {
+                pairs.insert([a, b]);
+            }
+        }
+    }
+    pairs
+}
+
+/// A bound for byte-level BPE with a known vocabulary: BPE (as tiktoken runs it) merges any
+/// two adjacent parts whose concatenation is a token, so in its result two adjacent one-letter
+/// tokens of one pre-tokenizer piece never form a pair of `pairs`. A maximal run of lower-case
+/// letters lies in one piece (both tokenizers' word patterns are greedy), except the up to 2
+/// letters after an apostrophe (a contraction piece), which count as bytes. Bytes outside the
+/// runs count 1 each (they also pay for tokens that straddle a run's edge); a run counts the
+/// most tokens a segmentation into parts of 1 to 3 letters can have without two adjacent
+/// one-letter parts forming a pair (a longer part splits into 2 + the rest, never fewer).
+fn pair_bound(pairs: &std::collections::HashSet<[u8; 2]>, text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut total = 0u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_lowercase() {
+            total += 1;
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while i < bytes.len() && bytes[i].is_ascii_lowercase() {
+            i += 1;
+        }
+        if start > 0 && bytes[start - 1] == b'\'' {
+            let skip = (i - start).min(2);
+            total += skip as u64;
+            start += skip;
+        }
+        total += run_max_tokens(pairs, &bytes[start..i]);
+    }
+    total
+}
+
+fn run_max_tokens(pairs: &std::collections::HashSet<[u8; 2]>, run: &[u8]) -> u64 {
+    const NONE: i64 = i64::MIN / 2;
+    // best[i][s]: most parts covering run[..i], the last one a single letter when s == 1.
+    let mut best = vec![[NONE, NONE]; run.len() + 1];
+    best[0][0] = 0;
+    for i in 0..run.len() {
+        for s in 0..2 {
+            let here = best[i][s];
+            if here == NONE {
+                continue;
+            }
+            if s == 0 || !pairs.contains(&[run[i - 1], run[i]]) {
+                best[i + 1][1] = best[i + 1][1].max(here + 1);
+            }
+            for len in 2..=3 {
+                if i + len <= run.len() {
+                    best[i + len][0] = best[i + len][0].max(here + 1);
+                }
+            }
+        }
+    }
+    best[run.len()][0].max(best[run.len()][1]) as u64
 }
 
 // ---------------------------------------------------------------------------------------
