@@ -25,7 +25,7 @@
 //!   refused with [`HttpError::UnsupportedContent`] rather than guessed.
 //!
 //! The bound saturates at `u64::MAX` instead of overflowing: a saturated bound is still an
-//! upper bound (and no balance covers it). See `docs/http-sizing.md` for the tightness
+//! upper bound (and no balance covers it). See `docs/http.md` (the size of the hold) for the tightness
 //! measured against OpenAI's tokenizers.
 
 use std::io;
