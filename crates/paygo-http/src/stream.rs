@@ -421,7 +421,12 @@ mod tests {
             cuts in proptest::collection::vec(any::<usize>(), 0..20),
         ) {
             let sep = if crlf { "\r\n\r\n" } else { "\n\n" };
-            let stream: String = events.iter().map(|e| format!("data: {e}{sep}")).collect();
+            let stream: String = events.iter().fold(String::new(), |mut all, e| {
+                all.push_str("data: ");
+                all.push_str(e);
+                all.push_str(sep);
+                all
+            });
             let whole = read(stream.as_bytes(), &[]);
             prop_assert_eq!(whole.len(), events.len());
             prop_assert_eq!(read(stream.as_bytes(), &cuts), whole.clone());
