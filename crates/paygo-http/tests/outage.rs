@@ -76,11 +76,11 @@ type FlakyProxy = Proxy<Flaky, InProcessStore<CustomerId, SystemClock>, SystemCl
 async fn start(upstream: &FakeUpstream) -> (Arc<FlakyProxy>, String, String) {
     let clock = SystemClock::new();
     let billing = Flaky {
-        inner: EmbeddedStore::in_memory(BillingConfig::default(), clock.clone()).unwrap(),
+        inner: EmbeddedStore::in_memory(BillingConfig::default(), clock).unwrap(),
         down: AtomicU32::new(0),
         lose_replies: AtomicU32::new(0),
     };
-    let limits = InProcessStore::with_clock(&Plan::pay_as_you_go(), clock.clone());
+    let limits = InProcessStore::with_clock(&Plan::pay_as_you_go(), clock);
     let gateway = Gateway::new(
         GatewayOptions::new(PriceBook::from_json(DEFAULT_PRICES).unwrap(), clock),
         billing,
