@@ -1,7 +1,8 @@
 //! Test support shared by paygo's crates (not published): one seeded generator and the
 //! proptest settings every property test uses; with the `storage` feature, temp
 //! directories, a storage that "crashes" and one that injects the faults of the storage
-//! fault model (`docs/ledger.md`).
+//! fault model (`docs/ledger.md`); with the `upstream` feature, a fake OpenAI-compatible
+//! upstream over HTTP ([`upstream::FakeUpstream`]) for the metering proxy's tests.
 //!
 //! ```
 //! use paygo_testkit::rng::Rng;
@@ -20,6 +21,8 @@ pub mod faults;
 pub mod rng;
 #[cfg(feature = "storage")]
 pub mod store;
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 use proptest::test_runner::{Config, FileFailurePersistence};
 
