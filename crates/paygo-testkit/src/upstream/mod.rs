@@ -9,7 +9,8 @@
 //! up, which never exceeds the contents' UTF-8 length plus 4 per message. The completion is
 //! `min(max_tokens, N)` words `"tok "`, where N is [`UpstreamOptions::completion_tokens`] or
 //! the `[fake:tokens=N]` directive. Directives ([`Directives`]) in the last user message
-//! inject errors, delays, cut or stalled streams and missing usage.
+//! inject errors, delays, cut or stalled streams, missing usage, and cached or reasoning
+//! token counts in the usage details.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
