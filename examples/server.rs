@@ -64,16 +64,32 @@ fn parse() -> Result<Option<Args>, String> {
             "--fx-rates" => fx_path = Some(value(&mut args, &arg)?),
             "--pass-through" => pass_through.push(value(&mut args, &arg)?),
             "--body-limit" => {
-                body_limit = Some(value(&mut args, &arg)?.parse::<usize>().map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?);
+                body_limit = Some(
+                    value(&mut args, &arg)?
+                        .parse::<usize>()
+                        .map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?,
+                );
             }
             "--upstream-timeout-ms" => {
-                timeout_ms = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?);
+                timeout_ms = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?,
+                );
             }
             "--requests-per-hour" => {
-                requests_per_hour = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?);
+                requests_per_hour = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?,
+                );
             }
             "--burst" => {
-                burst = Some(value(&mut args, &arg)?.parse::<u64>().map_err(|_| format!("--burst needs a number\n{USAGE}"))?);
+                burst = Some(
+                    value(&mut args, &arg)?
+                        .parse::<u64>()
+                        .map_err(|_| format!("--burst needs a number\n{USAGE}"))?,
+                );
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -83,34 +99,18 @@ fn parse() -> Result<Option<Args>, String> {
         }
     }
     let listen = listen.ok_or_else(|| format!("--listen is required\n{USAGE}"))?;
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(format!(
+            "--listen {listen:?}: expected an IP address and port, such as 127.0.0.1:8080\n{USAGE}"
+        ));
+    }
     let upstream = upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?;
     let data_dir = data_dir.ok_or_else(|| format!("--data-dir is required\n{USAGE}"))?;
-    let prices = match (prices_path, format) {
-        (None, Some(_)) => return Err(format!("--format needs --prices FILE\n{USAGE}")),
-        (None, None) => PriceBook::from_json(DEFAULT_PRICES).map_err(|e| format!("the embedded price book: {e}"))?,
-        (Some(path), format) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the price file {path}: {e}"))?;
-            let options = paygo::pricing::litellm::ImportOptions::default();
-            match format.as_deref() {
-                Some("paygo") | None => PriceBook::from_json(&text),
-                Some("litellm") => paygo::pricing::litellm::import(&text, &options).map(|(b, _)| b),
-                Some("openrouter") => paygo::pricing::openrouter::import(&text, &options).map(|(b, _)| b),
-                Some(other) => return Err(format!("--format {other:?}: expected litellm, paygo or openrouter\n{USAGE}")),
-            }
-            .map_err(|e| format!("the price file {path}: {e}"))?
-        }
+    let prices = load_prices(prices_path, format.as_deref())?;
+    let usd_rates = match fx_path {
+        Some(path) => load_rates(&path)?,
+        None => BTreeMap::new(),
     };
-    let mut usd_rates = BTreeMap::new();
-    if let Some(path) = fx_path {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the rates file {path}: {e}"))?;
-        let map: BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| format!("the rates file {path}: expected {{\"EUR\": \"0.92\", ...}}: {e}"))?;
-        for (code, rate) in map {
-            let currency = Currency::from_code(&code).ok_or_else(|| format!("the rates file {path}: {code:?} is not a currency code"))?;
-            let rate: Decimal = rate.parse().map_err(|_| format!("the rates file {path}: the rate of {code} is not a decimal"))?;
-            usd_rates.insert(currency, rate);
-        }
-    }
     let mut proxy = ProxyOptions::new(upstream);
     proxy.upstream_api_key = std::env::var("PAYGO_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty());
     proxy.admin_token = admin_token;
@@ -121,30 +121,8 @@ fn parse() -> Result<Option<Args>, String> {
     if let Some(ms) = timeout_ms {
         proxy.upstream_timeout_ms = ms;
     }
-    let plan = match (requests_per_hour, burst) {
-        (None, None) => Plan::pay_as_you_go(),
-        (per_hour, burst) => {
-            let per_hour = per_hour.unwrap_or(18_000);
-            let quota = Quota::per_hour(per_hour, burst.unwrap_or(60))
-                .map_err(|e| format!("--requests-per-hour {per_hour} / --burst: {e}"))?;
-            let mut plan = Plan::pay_as_you_go();
-            plan.policies[0].quota = quota;
-            plan
-        }
-    };
-    let seller = SellerOptions {
-        party: Party {
-            name: "paygo Ltd".into(),
-            address: vec!["1 Grand Canal Square".into(), "Dublin D02 X576".into()],
-            country: "IE".parse().map_err(|e| format!("{e:?}"))?,
-            vat_id: Some(VatId::parse("IE6433435F").map_err(|e| e.to_string())?),
-        },
-        vat: Seller {
-            country: Country::Ireland,
-            oss_registered: true,
-        },
-        series: "INV-2026".into(),
-    };
+    let plan = plan(requests_per_hour, burst)?;
+    let seller = seller()?;
     Ok(Some(Args {
         listen,
         options: ServerOptions {
@@ -157,6 +135,78 @@ fn parse() -> Result<Option<Args>, String> {
             hold_timeout_ms: 600_000,
         },
     }))
+}
+
+/// Every account's plan: Pay As You Go, or its quota changed by the flags.
+fn plan(requests_per_hour: Option<u64>, burst: Option<u64>) -> Result<Plan, String> {
+    Ok(match (requests_per_hour, burst) {
+        (None, None) => Plan::pay_as_you_go(),
+        (per_hour, burst) => {
+            let per_hour = per_hour.unwrap_or(18_000);
+            let quota = Quota::per_hour(per_hour, burst.unwrap_or(60))
+                .map_err(|e| format!("--requests-per-hour {per_hour} / --burst: {e}"))?;
+            let mut plan = Plan::pay_as_you_go();
+            plan.policies[0].quota = quota;
+            plan
+        }
+    })
+}
+
+/// The seller of the invoices.
+fn seller() -> Result<SellerOptions, String> {
+    Ok(SellerOptions {
+        party: Party {
+            name: "paygo Ltd".into(),
+            address: vec!["1 Grand Canal Square".into(), "Dublin D02 X576".into()],
+            country: "IE".parse().map_err(|e| format!("{e:?}"))?,
+            vat_id: Some(VatId::parse("IE6433435F").map_err(|e| e.to_string())?),
+        },
+        vat: Seller {
+            country: Country::Ireland,
+            oss_registered: true,
+        },
+        series: "INV-2026".into(),
+    })
+}
+
+/// The price book: the file in its format, or the embedded default book.
+fn load_prices(path: Option<String>, format: Option<&str>) -> Result<PriceBook, String> {
+    let Some(path) = path else {
+        if format.is_some() {
+            return Err(format!("--format needs --prices FILE\n{USAGE}"));
+        }
+        return PriceBook::from_json(DEFAULT_PRICES).map_err(|e| format!("the embedded price book: {e}"));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the price file {path}: {e}"))?;
+    let options = paygo::pricing::litellm::ImportOptions::default();
+    match format {
+        Some("paygo") | None => PriceBook::from_json(&text),
+        Some("litellm") => paygo::pricing::litellm::import(&text, &options).map(|(b, _)| b),
+        Some("openrouter") => paygo::pricing::openrouter::import(&text, &options).map(|(b, _)| b),
+        Some(other) => {
+            return Err(format!(
+                "--format {other:?}: expected litellm, paygo or openrouter\n{USAGE}"
+            ));
+        }
+    }
+    .map_err(|e| format!("the price file {path}: {e}"))
+}
+
+/// USD rates from a JSON object of decimal strings.
+fn load_rates(path: &str) -> Result<BTreeMap<Currency, Decimal>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the rates file {path}: {e}"))?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&text)
+        .map_err(|e| format!("the rates file {path}: expected {{\"EUR\": \"0.92\", ...}}: {e}"))?;
+    let mut rates = BTreeMap::new();
+    for (code, rate) in map {
+        let currency = Currency::from_code(&code)
+            .ok_or_else(|| format!("the rates file {path}: {code:?} is not a currency code"))?;
+        let rate: Decimal = rate
+            .parse()
+            .map_err(|_| format!("the rates file {path}: the rate of {code} is not a decimal"))?;
+        rates.insert(currency, rate);
+    }
+    Ok(rates)
 }
 
 /// Completes on ctrl-c or SIGTERM.
@@ -205,6 +255,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        match proxy.reconcile().await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("server: rebuilt {n} usage records the ledger had charged (docs/http.md)"),
+            Err(e) => {
+                eprintln!("server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(&args.listen).await {
             Ok(l) => l,
             Err(e) => {

@@ -46,6 +46,7 @@ fn book() -> &'static PriceBook {
             mode: Mode::Chat,
             tier_rule: TierRule::default(),
             markup: None,
+            max_output_tokens: None,
             versions: vec![version],
         }])
         .expect("the book of every unit")

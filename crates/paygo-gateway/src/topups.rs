@@ -14,7 +14,8 @@ use paygo_invoice::{
     RoundingRules, SequenceStore, SeriesName,
 };
 use paygo_vat::{
-    Country, Customer, Determination, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer, determine,
+    Country, Customer, Determination, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer,
+    determine,
 };
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@
 //! the open.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub struct Account {
     /// A business customer's VAT ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vat_id: Option<String>,
+    /// The address lines of its invoices (without the country); may be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address: Vec<String>,
     /// Its auto top-up rule, as last set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_top_up: Option<AutoTopUpRule>,
@@ -62,7 +66,7 @@ pub struct NewKey {
 
 /// One line of the directory file.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 enum Line {
     Account(Account),
     Key {
@@ -185,7 +189,9 @@ impl Directory {
             }
             let record: Line =
                 serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
-            state.apply(record).map_err(|e| storage(format!("line {number}: {e}")))?;
+            state
+                .apply(record)
+                .map_err(|e| storage(format!("line {number}: {e}")))?;
         }
         Ok(Directory {
             state: RwLock::new(state),
@@ -218,7 +224,19 @@ impl Directory {
     ///
     /// [`HttpError::InvalidField`] for an empty name or a country that is not two
     /// letters; [`HttpError::Storage`] when the directory cannot be written.
-    pub fn create_account(&self, name: &str, country: &str, vat_id: Option<&str>) -> Result<(Account, NewKey), HttpError> {
+    pub fn create_account(
+        &self,
+        name: &str,
+        country: &str,
+        vat_id: Option<&str>,
+        address: &[String],
+    ) -> Result<(Account, NewKey), HttpError> {
+        if address.len() > 6 || address.iter().any(|l| l.trim().is_empty() || l.len() > 200) {
+            return Err(HttpError::InvalidField {
+                field: "address",
+                expected: "at most 6 non-empty lines of at most 200 bytes",
+            });
+        }
         if name.trim().is_empty() || name.len() > 200 {
             return Err(HttpError::InvalidField {
                 field: "name",
@@ -242,6 +260,7 @@ impl Directory {
             name: name.to_owned(),
             country: country.to_owned(),
             vat_id: vat_id.map(str::to_owned),
+            address: address.to_vec(),
             auto_top_up: None,
         };
         self.commit(Line::Account(account.clone()))?;
@@ -264,7 +283,8 @@ impl Directory {
         let mut secret = String::with_capacity(KEY_PREFIX.len() + 64);
         secret.push_str(KEY_PREFIX);
         for b in bytes {
-            secret.push_str(&format!("{b:02x}"));
+            // Writing to a String cannot fail.
+            let _ = write!(secret, "{b:02x}");
         }
         let hash = hash_key(&secret);
         let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));

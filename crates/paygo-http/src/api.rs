@@ -51,7 +51,10 @@ where
         };
     }
     Router::new()
-        .route("/v1/chat/completions", metered!(Endpoint::ChatCompletions, "/v1/chat/completions"))
+        .route(
+            "/v1/chat/completions",
+            metered!(Endpoint::ChatCompletions, "/v1/chat/completions"),
+        )
         .route("/v1/responses", metered!(Endpoint::Responses, "/v1/responses"))
         .route("/v1/embeddings", metered!(Endpoint::Embeddings, "/v1/embeddings"))
         .route(
@@ -89,11 +92,7 @@ fn json_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) 
             ApiError::new(400, "invalid_request", r.body_text())
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(HttpError::MalformedBody {
-            reason: e.to_string(),
-        })
-    })
+    serde_json::from_slice(&body).map_err(|e| ApiError::from(HttpError::MalformedBody { reason: e.to_string() }))
 }
 
 impl<B, L, C, S> Proxy<B, L, C, S>
@@ -114,7 +113,11 @@ where
         if given.is_some_and(|g| g == *expected) {
             Ok(())
         } else {
-            Err(ApiError::new(401, "invalid_admin_token", "the operator token is not valid"))
+            Err(ApiError::new(
+                401,
+                "invalid_admin_token",
+                "the operator token is not valid",
+            ))
         }
     }
 
@@ -205,7 +208,8 @@ fn parse_time(field: &'static str, text: &str) -> Result<u64, ApiError> {
 }
 
 fn rfc3339(ns: u64) -> String {
-    DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 async fn usage<B, L, C, S>(
@@ -219,9 +223,9 @@ where
     C: Clock + 'static,
     S: SequenceStore + Send + Sync + 'static,
 {
+    const HOUR_NS: u64 = 3_600_000_000_000;
     let account = p.authenticate(&headers)?;
     let Query(query) = query.map_err(|e| ApiError::new(400, "invalid_request", e.body_text()))?;
-    const HOUR_NS: u64 = 3_600_000_000_000;
     let (bucket_name, bucket_ns) = match query.bucket.as_deref() {
         None | Some("1d") => ("1d", 24 * HOUR_NS),
         Some("1h") => ("1h", HOUR_NS),
@@ -295,7 +299,13 @@ where
         .usage
         .generation(&request_id)
         .filter(|r| r.account == account)
-        .ok_or_else(|| ApiError::new(404, "generation_not_found", "no charged call of this account has this id"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "generation_not_found",
+                "no charged call of this account has this id",
+            )
+        })?;
     Ok(axum::Json(json!({
         "id": record.request_id, "model": record.model, "endpoint": record.endpoint,
         "created": rfc3339(record.at_ns), "usage": record.usage, "credits_used": record.credits.get(),
@@ -312,6 +322,8 @@ struct NewAccount {
     country: String,
     #[serde(default)]
     vat_id: Option<String>,
+    #[serde(default)]
+    address: Vec<String>,
 }
 
 async fn create_account<B, L, C, S>(
@@ -336,7 +348,9 @@ where
     if let Some(vat_id) = &new.vat_id {
         VatId::parse(vat_id).map_err(|e| ApiError::new(400, "invalid_vat_id", e.to_string()))?;
     }
-    let (account, key) = p.directory.create_account(&new.name, &new.country, new.vat_id.as_deref())?;
+    let (account, key) = p
+        .directory
+        .create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)?;
     match p.gateway.open_account(account.id).await {
         Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
         Err(e) => return Err(e.into()),
@@ -357,7 +371,10 @@ where
 {
     p.check_admin(&headers)?;
     let id = p.named_account(&id)?;
-    let account = p.directory.account(id).ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
+    let account = p
+        .directory
+        .account(id)
+        .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
     let balance = p.gateway.balance(id).await?;
     Ok(axum::Json(json!({
         "account_id": id.0, "name": account.name, "country": account.country, "vat_id": account.vat_id,
@@ -367,7 +384,11 @@ where
     .into_response())
 }
 
-async fn create_key<B, L, C, S>(State(p): State<Shared<B, L, C, S>>, headers: HeaderMap, Path(id): Path<String>) -> Answer
+async fn create_key<B, L, C, S>(
+    State(p): State<Shared<B, L, C, S>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer
 where
     B: BillingStore + 'static,
     L: AsyncStore<CustomerId> + 'static,
@@ -497,13 +518,24 @@ where
             format!("payment method refused: {refusal}"),
         ));
     }
-    let account = p.directory.account(id).ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
+    let account = p
+        .directory
+        .account(id)
+        .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
     let country = CountryCode::from_str(&account.country)
         .map_err(|_| ApiError::new(500, "internal_error", "the account's country is not a country code"))?;
-    let vat_id = account.vat_id.as_deref().map(VatId::parse).transpose().map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
-    let paid_on = DateTime::from_timestamp_nanos(i64::try_from(p.gateway.clock().now_ns()).unwrap_or(i64::MAX)).date_naive();
+    let vat_id = account
+        .vat_id
+        .as_deref()
+        .map(VatId::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
+    let paid_on =
+        DateTime::from_timestamp_nanos(i64::try_from(p.gateway.clock().now_ns()).unwrap_or(i64::MAX)).date_naive();
     let paid = PaidTopUp {
-        paid_for: PaidFor::TopUp { id: top_up_id(&new.payment_id) },
+        paid_for: PaidFor::TopUp {
+            id: top_up_id(&new.payment_id),
+        },
         customer: id,
         amount: Money::usd(amount),
         method,
@@ -511,7 +543,13 @@ where
         paid_on,
         buyer: Buyer {
             name: account.name.clone(),
-            address: Vec::new(),
+            // An invoice shows at least one address line: the country's code when the
+            // operator gave no address (docs/http.md).
+            address: if account.address.is_empty() {
+                vec![account.country.clone()]
+            } else {
+                account.address.clone()
+            },
             evidence: LocationEvidence {
                 billing_country: Some(country),
                 ip_country: evidence_country("ip_country", new.ip_country.as_deref())?,
@@ -602,11 +640,21 @@ where
     S: SequenceStore + Send + Sync + 'static,
 {
     let path = uri.path();
-    if !p.options.pass_through.iter().any(|prefix| path.starts_with(prefix.as_str())) {
-        return Err(ApiError::new(404, "not_found", format!("no such endpoint: {method} {path}")));
+    if !p
+        .options
+        .pass_through
+        .iter()
+        .any(|prefix| path.starts_with(prefix.as_str()))
+    {
+        return Err(ApiError::new(
+            404,
+            "not_found",
+            format!("no such endpoint: {method} {path}"),
+        ));
     }
     p.authenticate(&headers)?;
-    let body = body.map_err(|_| ApiError::new(413, "request_too_large", "the request body is larger than the limit"))?;
+    let body =
+        body.map_err(|_| ApiError::new(413, "request_too_large", "the request body is larger than the limit"))?;
     let target = format!("{}{}", p.upstream, uri.path_and_query().map_or(path, |pq| pq.as_str()));
     let mut request = p.client.request(method, target).body(body);
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {

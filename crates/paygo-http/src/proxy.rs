@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use paygo_billing::{BillingStore, CustomerId, HoldId};
+use paygo_billing::{BillingError, BillingStore, CustomerId, EntryKind, HISTORY_PAGE_MAX, HistoryQuery, HoldId};
 use paygo_credits::Money;
 use paygo_gateway::{Admitted, Call, Completed, Gateway, GatewayError, TopUps};
 use paygo_invoice::SequenceStore;
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::accounts::Directory;
 use crate::error::HttpError;
 use crate::respond::{ApiError, add_headers, usage_headers};
-use crate::sizing::{Endpoint, size_request};
+use crate::sizing::{Endpoint, RequestSize, size_request};
 use crate::usage::{CallRecord, Settlement, UsageLog};
 
 /// How the proxy is set up.
@@ -199,6 +199,15 @@ where
             .map_err(|e| HttpError::Config {
                 what: format!("the HTTP client: {e}"),
             })?;
+        if options.upstream_timeout_ms >= gateway.hold_timeout_ms() {
+            return Err(HttpError::Config {
+                what: format!(
+                    "the upstream timeout ({} ms) must be shorter than the hold timeout ({} ms): a call must end before its hold expires",
+                    options.upstream_timeout_ms,
+                    gateway.hold_timeout_ms()
+                ),
+            });
+        }
         let admin = options.admin_token.as_deref().map(|t| blake3::hash(t.as_bytes()));
         Ok(Proxy {
             gateway,
@@ -246,15 +255,67 @@ where
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Rebuilds the usage records a crash lost: every charge in an account's ledger history
+    /// whose call has no record gets one ([`Settlement::Recovered`]: the credits and time
+    /// from the ledger, the model `"unknown"`, no usage), so that the usage endpoints always
+    /// add up to what the ledger charged. Run it once after opening, before serving;
+    /// returns how many records were rebuilt.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the billing store or the usage log fails.
+    pub async fn reconcile(&self) -> Result<usize, HttpError> {
+        let mut rebuilt = 0;
+        let rate = self.gateway.prices().credit_rate();
+        for account in self.directory.accounts() {
+            let mut query = HistoryQuery::newest(HISTORY_PAGE_MAX);
+            loop {
+                let page = match self.gateway.billing().history(account.id, query).await {
+                    Ok(page) => page,
+                    // An account the ledger never opened (a crash right after the directory
+                    // line): nothing was charged.
+                    Err(BillingError::UnknownCustomer { .. }) => break,
+                    Err(e) => return Err(HttpError::Storage { what: e.to_string() }),
+                };
+                for entry in &page.entries {
+                    let EntryKind::Charge { hold } = entry.kind else {
+                        continue;
+                    };
+                    let request_id = request_id(hold);
+                    if self.usage.contains(&request_id) {
+                        continue;
+                    }
+                    let credits = paygo_credits::Credits::new(entry.credits.get().saturating_neg());
+                    let usd = rate.to_money_exact(credits).map_err(HttpError::Credits)?;
+                    self.usage
+                        .append(CallRecord {
+                            request_id,
+                            account: account.id,
+                            model: "unknown".into(),
+                            endpoint: None,
+                            at_ns: entry.at_ns,
+                            usage: Usage::default(),
+                            credits,
+                            usd,
+                            streamed: false,
+                            settlement: Settlement::Recovered,
+                        })
+                        .await?;
+                    rebuilt += 1;
+                }
+                match page.next {
+                    Some(before) => query.before_ns = Some(before),
+                    None => break,
+                }
+            }
+        }
+        Ok(rebuilt)
+    }
+
     /// The account of the request's `Authorization: Bearer` key.
     pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
-        let key = bearer(headers).ok_or_else(|| {
-            ApiError::new(
-                401,
-                "missing_api_key",
-                "no API key: send `Authorization: Bearer <key>`",
-            )
-        })?;
+        let key = bearer(headers)
+            .ok_or_else(|| ApiError::new(401, "missing_api_key", "no API key: send `Authorization: Bearer <key>`"))?;
         self.directory
             .authenticate(key)
             .map(|(account, _)| account)
@@ -303,6 +364,10 @@ where
         request_id_out: &mut Option<String>,
         guard: InFlightGuard,
     ) -> Result<Response, ApiError> {
+        // Every answer carries the call's id, refusals included.
+        let id = self.call_id()?;
+        let request_id = request_id(id);
+        *request_id_out = Some(request_id.clone());
         let account = self.authenticate(headers)?;
         let body = body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -325,9 +390,6 @@ where
         })?;
         let size = size_request(endpoint, &value, self.gateway.prices())?;
         let service_tier = service_tier(&value)?;
-        let id = self.call_id()?;
-        let request_id = request_id(id);
-        *request_id_out = Some(request_id.clone());
         let call = Call {
             id,
             account,
@@ -342,10 +404,7 @@ where
         // asked).
         let upstream_body = if size.stream && endpoint == Endpoint::ChatCompletions && !size.include_usage {
             if let Some(object) = value.as_object_mut() {
-                object.insert(
-                    "stream_options".into(),
-                    serde_json::json!({"include_usage": true}),
-                );
+                object.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
             }
             Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?)
         } else {
@@ -366,7 +425,9 @@ where
                 Ok(upstream) => upstream,
                 Err(e) => return Err(e),
             };
-            return Ok(crate::stream::start(self, admitted, endpoint, &size, upstream, request_id, guard));
+            return Ok(crate::stream::start(
+                self, admitted, endpoint, &size, upstream, request_id, guard,
+            ));
         }
         let sent = tokio::time::timeout(timeout, request.send()).await;
         let upstream = self.upstream_answer(&admitted, sent).await?;
@@ -379,6 +440,18 @@ where
                 return Err(self.release(&admitted, e).await);
             }
         };
+        self.answer_plain(&admitted, endpoint, &size, &request_id, bytes).await
+    }
+
+    /// Charges a call that was not streamed and answers with its body, `meta` added.
+    async fn answer_plain(
+        &self,
+        admitted: &Admitted,
+        endpoint: Endpoint,
+        size: &RequestSize,
+        request_id: &str,
+        bytes: Bytes,
+    ) -> Result<Response, ApiError> {
         let (usage, body) = match endpoint {
             // Speech answers audio; images answer without usage: both are charged by the
             // units of the request.
@@ -387,20 +460,24 @@ where
                 let parsed: Result<UsageOnly<'_>, _> = serde_json::from_slice(&bytes);
                 let Ok(parsed) = parsed else {
                     let e = ApiError::new(502, "upstream_malformed", "the upstream's answer is not a JSON object");
-                    return Err(self.release(&admitted, e).await);
+                    return Err(self.release(admitted, e).await);
                 };
                 let shape = if endpoint == Endpoint::Responses {
                     UsageShape::OpenAiResponses
                 } else {
                     UsageShape::OpenAiChat
                 };
-                let usage = parsed.usage.and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
+                let usage = parsed
+                    .usage
+                    .and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
                 (usage, bytes)
             }
         };
-        let (completed, settlement) = self.settle(&admitted, usage.as_ref(), true).await?;
-        let record = self.record(&admitted, endpoint, &request_id, &completed, settlement, usage, false);
-        self.usage.append(record).await?;
+        let charged = self.settle(admitted, usage, true).await?;
+        self.usage
+            .append(call_record(admitted, endpoint, request_id, &charged, false))
+            .await?;
+        let completed = &charged.completed;
         let mut response = if endpoint == Endpoint::AudioSpeech {
             (StatusCode::OK, [(header::CONTENT_TYPE, "audio/mpeg")], body).into_response()
         } else {
@@ -409,8 +486,19 @@ where
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         };
         let headers = response.headers_mut();
-        add_headers(headers, admitted.rate_limit_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        add_headers(headers, usage_headers(&completed.usage).iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        add_headers(
+            headers,
+            admitted
+                .rate_limit_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        add_headers(
+            headers,
+            usage_headers(&completed.usage)
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         Ok(response)
     }
 
@@ -424,7 +512,9 @@ where
     ) -> Result<reqwest::Response, ApiError> {
         let error = match sent {
             Err(_) => ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"),
-            Ok(Err(e)) if e.is_timeout() => ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"),
+            Ok(Err(e)) if e.is_timeout() => {
+                ApiError::new(504, "upstream_timeout", "the upstream did not answer in time")
+            }
             Ok(Err(_)) => ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"),
             Ok(Ok(response)) if response.status().is_success() => return Ok(response),
             Ok(Ok(response)) if response.status().is_client_error() => {
@@ -463,13 +553,17 @@ where
     pub(crate) async fn settle(
         &self,
         admitted: &Admitted,
-        usage: Option<&Usage>,
+        usage: Option<Usage>,
         produced: bool,
-    ) -> Result<(Completed, Settlement), ApiError> {
+    ) -> Result<Charged, ApiError> {
         let mut attempt = 0u32;
         loop {
-            let result = match usage {
-                Some(usage) => self.gateway.complete(admitted, usage).await.map(|c| (c, Settlement::Usage)),
+            let result = match &usage {
+                Some(usage) => self
+                    .gateway
+                    .complete(admitted, usage)
+                    .await
+                    .map(|c| (c, Settlement::Usage)),
                 None if produced => self
                     .gateway
                     .settle_without_usage(admitted)
@@ -489,40 +583,53 @@ where
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
-                other => return other.map_err(ApiError::from),
+                Err(e) => return Err(ApiError::from(e)),
+                Ok((completed, settlement)) => {
+                    return Ok(Charged {
+                        completed,
+                        settlement,
+                        usage,
+                    });
+                }
             }
         }
     }
+}
 
-    /// The usage log's record of a charged call.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        admitted: &Admitted,
-        endpoint: Endpoint,
-        request_id: &str,
-        completed: &Completed,
-        settlement: Settlement,
-        usage: Option<Usage>,
-        streamed: bool,
-    ) -> CallRecord {
-        let usage = usage.unwrap_or_else(|| {
-            let mut usage = admitted.units.clone().unwrap_or_default();
-            usage.prompt_tokens = admitted.prompt_tokens;
-            usage
-        });
-        CallRecord {
-            request_id: request_id.to_owned(),
-            account: admitted.account,
-            model: admitted.model.clone(),
-            endpoint,
-            at_ns: admitted.at_ns,
-            usage,
-            credits: completed.charged,
-            usd: Money::usd(completed.usage.usd_spent),
-            streamed,
-            settlement,
-        }
+/// A charged call: what the gateway answered, how it was settled, and the usage charged
+/// (`None` when settled without usage).
+#[derive(Debug)]
+pub(crate) struct Charged {
+    pub(crate) completed: Completed,
+    pub(crate) settlement: Settlement,
+    pub(crate) usage: Option<Usage>,
+}
+
+/// The usage log's record of a charged call.
+pub(crate) fn call_record(
+    admitted: &Admitted,
+    endpoint: Endpoint,
+    request_id: &str,
+    charged: &Charged,
+    streamed: bool,
+) -> CallRecord {
+    let usage = charged.usage.clone().unwrap_or_else(|| {
+        // Settled without usage: what the request itself determined.
+        let mut usage = admitted.units.clone().unwrap_or_default();
+        usage.prompt_tokens = admitted.prompt_tokens;
+        usage
+    });
+    CallRecord {
+        request_id: request_id.to_owned(),
+        account: admitted.account,
+        model: admitted.model.clone(),
+        endpoint: Some(endpoint),
+        at_ns: admitted.at_ns,
+        usage,
+        credits: charged.completed.charged,
+        usd: Money::usd(charged.completed.usage.usd_spent),
+        streamed,
+        settlement: charged.settlement,
     }
 }
 
@@ -544,7 +651,10 @@ fn service_tier(value: &serde_json::Value) -> Result<ServiceTier, ApiError> {
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| key.trim())
+        .filter(|k| !k.is_empty())
 }
 
 /// Reads a response body of at most `limit` bytes.
@@ -564,7 +674,11 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
             }
             Ok(None) => return Ok(Bytes::from(out)),
             Err(e) if e.is_timeout() => {
-                return Err(ApiError::new(504, "upstream_timeout", "the upstream did not answer in time"));
+                return Err(ApiError::new(
+                    504,
+                    "upstream_timeout",
+                    "the upstream did not answer in time",
+                ));
             }
             Err(_) => return Err(ApiError::new(502, "upstream_error", "the upstream's answer was cut")),
         }

@@ -53,7 +53,10 @@ impl IntoResponse for ApiError {
             "error": {"message": self.message, "type": self.kind(), "code": self.code}
         });
         let mut response = (self.status, axum::Json(body)).into_response();
-        add_headers(response.headers_mut(), self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        add_headers(
+            response.headers_mut(),
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         response
     }
 }

@@ -15,7 +15,9 @@ use chrono::NaiveDate;
 use paygo_billing::{BillingConfig, BillingStore, CustomerId, EmbeddedStore};
 use paygo_credits::{CreditRate, Currency, FxRate};
 use paygo_gateway::{Gateway, GatewayOptions, TopUpOptions, TopUps};
-use paygo_invoice::{DocumentKind, FileSequenceStore, Invoicing, Party, RoundingRules, SequenceStore, Series, SeriesName};
+use paygo_invoice::{
+    DocumentKind, FileSequenceStore, Invoicing, Party, RoundingRules, SequenceStore, Series, SeriesName,
+};
 use paygo_ledger::durable::OpenOptions;
 use paygo_pricing::PriceBook;
 use paygo_ratelimit::{AsyncStore, InProcessStore, Plan};
@@ -74,13 +76,21 @@ pub struct ServerOptions {
 ///
 /// [`HttpError::Config`] when a store cannot be opened (the ledger locked by another
 /// process, damaged files, an unwritable directory), or a setting is wrong.
-pub fn open_embedded<C: Clock + Clone + 'static>(options: ServerOptions, clock: C) -> Result<EmbeddedProxy<C>, HttpError> {
+pub fn open_embedded<C: Clock + Clone + 'static>(
+    options: ServerOptions,
+    clock: C,
+) -> Result<EmbeddedProxy<C>, HttpError> {
     let dir = &options.data_dir;
     let config = |what: String| HttpError::Config { what };
     std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
     // The ledger first: its lock keeps a second server away from every other file.
-    let billing = EmbeddedStore::open(dir.join("ledger"), BillingConfig::default(), clock.clone(), &OpenOptions::default())
-        .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
+    let billing = EmbeddedStore::open(
+        dir.join("ledger"),
+        BillingConfig::default(),
+        clock.clone(),
+        &OpenOptions::default(),
+    )
+    .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
     let limits = InProcessStore::with_clock(&options.plan, clock.clone());
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
@@ -91,7 +101,9 @@ pub fn open_embedded<C: Clock + Clone + 'static>(options: ServerOptions, clock: 
     let invoicing = Invoicing::open(invoices, vec![series]).map_err(|e| config(e.to_string()))?;
     let rates = options.usd_rates.clone();
     let fx = move |to: Currency, day: NaiveDate| -> Option<FxRate> {
-        rates.get(&to).and_then(|r| FxRate::new(Currency::USD, to, *r, day).ok())
+        rates
+            .get(&to)
+            .and_then(|r| FxRate::new(Currency::USD, to, *r, day).ok())
     };
     let topups = TopUps::new(
         invoicing,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use paygo_billing::{BillingStore, CustomerId};
 use paygo_gateway::Admitted;
@@ -22,7 +23,7 @@ use paygo_ratelimit::AsyncStore;
 use paygo_time::Clock;
 use tokio::sync::mpsc;
 
-use crate::proxy::{InFlightGuard, Proxy, meta_json, with_meta};
+use crate::proxy::{InFlightGuard, Proxy, call_record, meta_json, with_meta};
 use crate::respond::add_headers;
 use crate::sizing::{Endpoint, RequestSize};
 
@@ -74,7 +75,10 @@ where
         body,
     )
         .into_response();
-    add_headers(response.headers_mut(), headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    add_headers(
+        response.headers_mut(),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
     response
 }
 
@@ -89,6 +93,9 @@ enum End {
     Broken,
 }
 
+// Four independent facts of one stream (what the client asked, whether it is still there,
+// whether anything was produced, whether the upstream said it was done).
+#[allow(clippy::struct_excessive_bools)]
 struct Pump {
     endpoint: Endpoint,
     include_usage: bool,
@@ -107,12 +114,12 @@ struct Pump {
 }
 
 /// One server-sent event: its `event:` name and its `data:` lines joined.
-struct Event<'a> {
-    name: Option<&'a str>,
+struct Event {
+    name: Option<String>,
     data: String,
 }
 
-fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
+fn parse_event(raw: &[u8]) -> Option<Event> {
     let text = std::str::from_utf8(raw).ok()?;
     let mut name = None;
     let mut data = String::new();
@@ -123,15 +130,17 @@ fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
             }
             data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
         } else if let Some(rest) = line.strip_prefix("event:") {
-            name = Some(rest.trim());
+            name = Some(rest.trim().to_owned());
         }
     }
     Some(Event { name, data })
 }
 
 /// The end of the first event in `buf` (the index after its blank line), if complete.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// The search starts at `from` (bytes before it were searched already, less the two a
+/// separator can straddle).
+fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.saturating_sub(2);
     while i + 1 < buf.len() {
         if buf[i] == b'\n' && buf[i + 1] == b'\n' {
             return Some(i + 2);
@@ -159,78 +168,76 @@ impl Pump {
             self.send(raw).await;
             return;
         };
-        match self.endpoint {
-            Endpoint::Responses => {
-                let data_type = event.name.map(str::to_owned).or_else(|| {
-                    serde_json::from_str::<serde_json::Value>(&event.data)
-                        .ok()
-                        .and_then(|v| v["type"].as_str().map(str::to_owned))
-                });
-                let last = matches!(
-                    data_type.as_deref(),
-                    Some("response.completed" | "response.incomplete" | "response.failed")
-                );
-                if last {
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
-                        let usage = &value["response"]["usage"];
-                        if usage.is_object() {
-                            self.usage = Usage::from_value(usage, Some(UsageShape::OpenAiResponses)).ok();
-                        }
-                    }
-                    self.held_back = Some(event.data.into_bytes());
-                    self.done = true;
-                    return;
-                }
-                self.produced = true;
-                self.send(raw).await;
-            }
-            _ => {
-                if event.data.trim() == "[DONE]" {
-                    self.done = true;
-                    return;
-                }
-                if event.data.contains("\"usage\"") {
-                    if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&event.data) {
-                        if value["usage"].is_object() {
-                            self.usage = Usage::from_value(&value["usage"], Some(UsageShape::OpenAiChat)).ok();
-                            let has_choices = value["choices"].as_array().is_some_and(|c| !c.is_empty());
-                            if !has_choices {
-                                self.held_back = Some(event.data.into_bytes());
-                                return;
-                            }
-                            // Usage on a content chunk: pass the content, without the
-                            // usage unless the client asked for it.
-                            if !self.include_usage {
-                                if let Some(object) = value.as_object_mut() {
-                                    object.remove("usage");
-                                }
-                                self.produced = true;
-                                let text = format!("data: {value}\n\n");
-                                self.send(Bytes::from(text)).await;
-                                return;
-                            }
-                        } else if !self.include_usage {
-                            // `"usage": null` on every chunk: the client did not ask.
-                            if let Some(object) = value.as_object_mut() {
-                                object.remove("usage");
-                            }
-                            self.remember_first(&value);
-                            self.produced = true;
-                            let text = format!("data: {value}\n\n");
-                            self.send(Bytes::from(text)).await;
-                            return;
-                        }
-                    }
-                }
-                if self.first_chunk.is_none() {
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
-                        self.remember_first(&value);
-                    }
-                }
-                self.produced = true;
-                self.send(raw).await;
+        if self.endpoint == Endpoint::Responses {
+            self.on_responses_event(raw, event).await;
+        } else {
+            self.on_chat_event(raw, event).await;
+        }
+    }
+
+    /// A Responses API event: the last one (`response.completed`, `.incomplete` or
+    /// `.failed`) carries the usage and is held back until the call is charged.
+    async fn on_responses_event(&mut self, raw: Bytes, event: Event) {
+        let data_type = event.name.or_else(|| {
+            serde_json::from_str::<serde_json::Value>(&event.data)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_owned))
+        });
+        let last = matches!(
+            data_type.as_deref(),
+            Some("response.completed" | "response.incomplete" | "response.failed")
+        );
+        if !last {
+            self.produced = true;
+            self.send(raw).await;
+            return;
+        }
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
+            let usage = &value["response"]["usage"];
+            if usage.is_object() {
+                self.usage = Usage::from_value(usage, Some(UsageShape::OpenAiResponses)).ok();
             }
         }
+        self.held_back = Some(event.data.into_bytes());
+        self.done = true;
+    }
+
+    /// A chat completion chunk: the usage chunk is held back; `"usage"` members are removed
+    /// when the client did not ask for them.
+    async fn on_chat_event(&mut self, raw: Bytes, event: Event) {
+        if event.data.trim() == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        if event.data.contains("\"usage\"")
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&event.data)
+        {
+            self.remember_first(&value);
+            if value["usage"].is_object() {
+                self.usage = Usage::from_value(&value["usage"], Some(UsageShape::OpenAiChat)).ok();
+                if value["choices"].as_array().is_none_or(Vec::is_empty) {
+                    self.held_back = Some(event.data.into_bytes());
+                    return;
+                }
+            }
+            if !self.include_usage {
+                // The usage (on a content chunk) or `"usage": null` (on every chunk): the
+                // client did not ask for it.
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("usage");
+                }
+                self.produced = true;
+                self.send(Bytes::from(format!("data: {value}\n\n"))).await;
+                return;
+            }
+        }
+        if self.first_chunk.is_none()
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data)
+        {
+            self.remember_first(&value);
+        }
+        self.produced = true;
+        self.send(raw).await;
     }
 
     fn remember_first(&mut self, value: &serde_json::Value) {
@@ -259,7 +266,9 @@ impl Pump {
         let extend_every = Duration::from_millis((proxy.gateway.hold_timeout_ms() / 2).max(1));
         let mut next_extend = tokio::time::Instant::now() + extend_every;
         let mut body = upstream.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf = BytesMut::new();
+        // How much of `buf` was searched for an event's end.
+        let mut searched = 0;
         let end = loop {
             tokio::select! {
                 next = tokio::time::timeout(idle, body.next()) => match next {
@@ -268,14 +277,17 @@ impl Pump {
                     Ok(Some(Err(_))) => break End::Broken,
                     Ok(Some(Ok(chunk))) => {
                         buf.extend_from_slice(&chunk);
-                        while let Some(end) = event_end(&buf) {
-                            let raw = Bytes::from(buf.drain(..end).collect::<Vec<u8>>());
+                        while let Some(end) = event_end(&buf, searched) {
+                            let raw = buf.split_to(end).freeze();
+                            searched = 0;
                             self.on_event(raw).await;
                         }
+                        searched = buf.len();
                         if buf.len() > EVENT_BYTES_MAX {
                             break End::Broken;
                         }
-                        if self.done && self.endpoint == Endpoint::Responses {
+                        if self.done {
+                            // Nothing after the last event (or `[DONE]`) matters.
                             break End::Finished;
                         }
                     }
@@ -289,65 +301,71 @@ impl Pump {
             }
         };
         if !buf.is_empty() && end == End::Finished {
-            let raw = Bytes::from(std::mem::take(&mut buf));
+            let raw = buf.split().freeze();
             self.on_event(raw).await;
         }
+        self.finish(&proxy, &admitted, &request_id, end).await;
+    }
+
+    /// Charges the stream, records it, and sends the last events: the usage (with `meta`),
+    /// then `[DONE]`, or an error event for a stream that was cut.
+    async fn finish<B, L, C, S>(&mut self, proxy: &Proxy<B, L, C, S>, admitted: &Admitted, request_id: &str, end: End)
+    where
+        B: BillingStore + 'static,
+        L: AsyncStore<CustomerId> + 'static,
+        C: Clock + 'static,
+        S: SequenceStore + Send + Sync + 'static,
+    {
         let usage = self.usage.take();
-        let settled = proxy.settle(&admitted, usage.as_ref(), self.produced).await;
-        let (completed, settlement) = match settled {
-            Ok(done) => done,
+        let charged = match proxy.settle(admitted, usage, self.produced).await {
+            Ok(charged) => charged,
             Err(e) => {
                 let body = serde_json::json!({"error": {"message": e.message, "type": "api_error", "code": e.code}});
                 self.send(Bytes::from(format!("data: {body}\n\n"))).await;
                 return;
             }
         };
-        let record = proxy.record(
-            &admitted,
-            self.endpoint,
-            &request_id,
-            &completed,
-            settlement,
-            usage,
-            true,
-        );
+        let record = call_record(admitted, self.endpoint, request_id, &charged, true);
         if let Err(e) = proxy.usage.append(record).await {
             let body = serde_json::json!({"error": {"message": e.to_string(), "type": "api_error", "code": "store_unavailable"}});
             self.send(Bytes::from(format!("data: {body}\n\n"))).await;
             return;
         }
+        let completed = &charged.completed;
         let meta = meta_json(&completed.usage);
-        let last = match (self.endpoint, self.held_back.take()) {
-            (Endpoint::Responses, Some(data)) => {
-                let data = with_meta(&data, &meta).unwrap_or(data);
-                let mut text = b"event: response.completed\ndata: ".to_vec();
-                if let Some(name) = serde_json::from_slice::<serde_json::Value>(&data)
-                    .ok()
-                    .and_then(|v| v["type"].as_str().map(str::to_owned))
-                {
-                    text = format!("event: {name}\ndata: ").into_bytes();
-                }
-                text.extend_from_slice(&data);
-                text.extend_from_slice(b"\n\n");
-                Some(text)
-            }
-            (Endpoint::Responses, None) => None,
-            (_, held) => {
-                let base = match held {
-                    Some(data) if self.include_usage => data,
-                    _ => serde_json::to_vec(&self.first_chunk.take().unwrap_or_else(|| {
-                        serde_json::json!({"object": "chat.completion.chunk", "choices": []})
-                    }))
-                    .unwrap_or_default(),
-                };
-                with_meta(&base, &meta).map(|data| {
-                    let mut text = b"data: ".to_vec();
+        let last =
+            match (self.endpoint, self.held_back.take()) {
+                (Endpoint::Responses, Some(data)) => {
+                    let data = with_meta(&data, &meta).unwrap_or(data);
+                    let mut text = b"event: response.completed\ndata: ".to_vec();
+                    if let Some(name) = serde_json::from_slice::<serde_json::Value>(&data)
+                        .ok()
+                        .and_then(|v| v["type"].as_str().map(str::to_owned))
+                    {
+                        text = format!("event: {name}\ndata: ").into_bytes();
+                    }
                     text.extend_from_slice(&data);
                     text.extend_from_slice(b"\n\n");
-                    text
-                })
-            }
-        };
+                    Some(text)
+                }
+                (Endpoint::Responses, None) => None,
+                (_, held) => {
+                    let base =
+                        match held {
+                            Some(data) if self.include_usage => data,
+                            _ => serde_json::to_vec(&self.first_chunk.take().unwrap_or_else(
+                                || serde_json::json!({"object": "chat.completion.chunk", "choices": []}),
+                            ))
+                            .unwrap_or_default(),
+                        };
+                    with_meta(&base, &meta).map(|data| {
+                        let mut text = b"data: ".to_vec();
+                        text.extend_from_slice(&data);
+                        text.extend_from_slice(b"\n\n");
+                        text
+                    })
+                }
+            };
         if let Some(last) = last {
             self.send(Bytes::from(last)).await;
         }
@@ -357,10 +375,64 @@ impl Pump {
                 End::Idle => "the upstream stopped sending: the stream was cut",
                 _ => "the upstream's stream ended early",
             };
-            let body = serde_json::json!({"error": {"message": message, "type": "api_error", "code": "upstream_stream_cut"}});
+            let body =
+                serde_json::json!({"error": {"message": message, "type": "api_error", "code": "upstream_stream_cut"}});
             self.send(Bytes::from(format!("data: {body}\n\n"))).await;
         } else if self.endpoint != Endpoint::Responses {
             self.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Splits `stream` at `cuts` and reads its events as the pump does.
+    fn read(stream: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut buf = BytesMut::new();
+        let mut searched = 0;
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+        for end in points {
+            buf.extend_from_slice(&stream[start..end.max(start)]);
+            start = end.max(start);
+            while let Some(end) = event_end(&buf, searched) {
+                out.push(buf.split_to(end).to_vec());
+                searched = 0;
+            }
+            searched = buf.len();
+        }
+        out
+    }
+
+    proptest! {
+        /// However the network cuts a stream into chunks, the same events come out.
+        #[test]
+        fn events_do_not_depend_on_how_the_stream_is_cut(
+            events in proptest::collection::vec("[a-z {}:\"\\[\\]]{0,40}", 1..12),
+            crlf in any::<bool>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        ) {
+            let sep = if crlf { "\r\n\r\n" } else { "\n\n" };
+            let stream: String = events.iter().fold(String::new(), |mut all, e| {
+                all.push_str("data: ");
+                all.push_str(e);
+                all.push_str(sep);
+                all
+            });
+            let whole = read(stream.as_bytes(), &[]);
+            prop_assert_eq!(whole.len(), events.len());
+            prop_assert_eq!(read(stream.as_bytes(), &cuts), whole.clone());
+            for (raw, event) in whole.iter().zip(&events) {
+                prop_assert_eq!(&parse_event(raw).unwrap().data, event);
+            }
         }
     }
 }

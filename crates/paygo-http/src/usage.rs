@@ -33,6 +33,10 @@ pub enum Settlement {
     Usage,
     /// The upstream never said what it used: the gateway's settle-without-usage rule.
     WithoutUsage,
+    /// The ledger holds the charge but its record was lost (a crash between the capture
+    /// and the record's sync): rebuilt from the ledger by [`crate::Proxy::reconcile`],
+    /// with the credits and the time of the charge, and no model or usage.
+    Recovered,
 }
 
 /// One charged call.
@@ -44,8 +48,8 @@ pub struct CallRecord {
     pub account: CustomerId,
     /// The model (its canonical id).
     pub model: String,
-    /// The endpoint called.
-    pub endpoint: Endpoint,
+    /// The endpoint called (`None` for a [`Settlement::Recovered`] record).
+    pub endpoint: Option<Endpoint>,
     /// When the call was admitted, in nanoseconds since the Unix epoch.
     pub at_ns: u64,
     /// The usage charged (for [`Settlement::WithoutUsage`], what the request determined).
@@ -92,7 +96,11 @@ struct Index {
 impl Index {
     fn insert(&mut self, record: CallRecord) {
         let record = Arc::new(record);
-        if self.by_request.insert(record.request_id.clone(), Arc::clone(&record)).is_none() {
+        if self
+            .by_request
+            .insert(record.request_id.clone(), Arc::clone(&record))
+            .is_none()
+        {
             self.by_account.entry(record.account).or_default().push(record);
         }
     }
@@ -192,7 +200,10 @@ impl UsageLog {
                 })?
                 .map_err(|what| HttpError::Storage { what })?;
         }
-        self.index.write().unwrap_or_else(PoisonError::into_inner).insert(record);
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record);
         Ok(())
     }
 
@@ -235,7 +246,8 @@ impl UsageLog {
             });
         }
         let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> = std::collections::BTreeMap::new();
+        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> =
+            std::collections::BTreeMap::new();
         for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
             if record.at_ns < from_ns || record.at_ns >= to_ns {
                 continue;
@@ -263,6 +275,15 @@ impl UsageLog {
             )?);
         }
         Ok(buckets.into_values().collect())
+    }
+
+    /// Whether a record has this request id.
+    pub fn contains(&self, request_id: &str) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_request
+            .contains_key(request_id)
     }
 
     /// Every record of `account`, in the order written.

@@ -150,6 +150,7 @@ impl CompiledModel {
 ///     mode: Mode::Chat,
 ///     tier_rule: TierRule::default(),
 ///     markup: None,
+///     max_output_tokens: None,
 ///     versions: vec![PriceVersion::new(since, prices)],
 /// }])?;
 ///

@@ -156,6 +156,7 @@ pub fn import(json: &str, options: &ImportOptions) -> Result<(PriceBook, ImportR
             },
             tier_rule: TierRule::default(),
             markup: None,
+            max_output_tokens: None,
             versions: vec![PriceVersion::new(options.valid_from, prices)],
         });
     }

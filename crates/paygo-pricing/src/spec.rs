@@ -461,6 +461,10 @@ pub struct ModelSpec {
     /// A markup for this model, replacing the book's global one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub markup: Option<Markup>,
+    /// The most completion tokens one call of the model can produce, if known: the output
+    /// limit a request that sets none is held for (LiteLLM's `max_output_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
     /// Price versions, at least one.
     pub versions: Vec<PriceVersion>,
 }

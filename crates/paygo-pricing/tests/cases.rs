@@ -376,6 +376,7 @@ fn price_versions_by_date() {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![v(2026, "0.000002"), v(2025, "0.000001")],
     };
     let b = PriceBook::new(vec![spec]).unwrap();
@@ -453,6 +454,7 @@ fn credits_round_up_by_default_and_as_configured() {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![PriceVersion::new(
             DateTime::<Utc>::UNIX_EPOCH,
             RateCard::new().with(Component::InputToken, d("0.00000015")),
@@ -482,6 +484,7 @@ fn bad_books_are_errors() {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![PriceVersion::new(
             DateTime::<Utc>::UNIX_EPOCH,
             RateCard::new().with(Component::InputToken, d(price)),

@@ -1487,3 +1487,58 @@ fn image_generation_priced_per_pixel_bills_each_image_by_its_size() {
             .is_err()
     );
 }
+
+/// `max_output_tokens` becomes the model's output maximum; a value that is not a whole
+/// number above zero leaves none and is reported, never read as 0.
+#[test]
+fn max_output_tokens_is_imported() {
+    let json = r#"{
+        "a": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06,
+              "max_input_tokens": 128000, "max_output_tokens": 16384, "max_tokens": 16384},
+        "b": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06, "max_tokens": 4096},
+        "c": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06, "max_output_tokens": 0},
+        "d": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06, "max_output_tokens": "8k"}
+    }"#;
+    let (book, report) = lenient(json);
+    let max = |id: &str| book.model(id).unwrap().max_output_tokens;
+    assert_eq!(max("a"), Some(16_384));
+    // The legacy max_tokens is sometimes the context window: not taken as the output maximum.
+    assert_eq!(max("b"), None);
+    assert_eq!((max("c"), max("d")), (None, None));
+    let noted: Vec<_> = report
+        .not_applied
+        .iter()
+        .filter(|n| n.key == "max_output_tokens")
+        .map(|n| &*n.model)
+        .collect();
+    assert_eq!(noted, ["c", "d"]);
+    assert!(report.unknown_keys.is_empty(), "{:?}", report.unknown_keys);
+    // Strict mode accepts it too: the key is understood.
+    assert!(
+        import(
+            json,
+            &ImportOptions {
+                strict: true,
+                ..ImportOptions::default()
+            }
+        )
+        .is_ok()
+    );
+}
+
+/// The bundled book gives every chat model an output maximum, and a book file round-trips it.
+#[test]
+fn default_book_has_output_maxima() {
+    let book = PriceBook::from_json(paygo_pricing::DEFAULT_PRICES).unwrap();
+    for spec in book.models() {
+        assert_eq!(
+            spec.max_output_tokens.is_some(),
+            spec.mode == paygo_pricing::Mode::Chat,
+            "{}",
+            spec.id
+        );
+        let text = serde_json::to_string(spec).unwrap();
+        assert_eq!(&serde_json::from_str::<paygo_pricing::ModelSpec>(&text).unwrap(), spec);
+    }
+    assert_eq!(book.model("o3").unwrap().max_output_tokens, Some(100_000));
+}

@@ -72,6 +72,7 @@ prop_compose! {
                 comparison: if at_least { Comparison::AtLeast } else { Comparison::Above },
             },
             markup: markup.map(|(p, f)| Markup { percent: Decimal::from(p), fixed_usd: Decimal::new(f, 6) }),
+            max_output_tokens: None,
             versions: vec![version],
         }
     }
@@ -154,6 +155,7 @@ fn usage_of_splits_back_into_its_amounts() {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![PriceVersion::new(DateTime::<Utc>::UNIX_EPOCH, card)],
     };
     let book = PriceBook::new(vec![spec]).unwrap();

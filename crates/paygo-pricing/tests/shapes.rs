@@ -39,6 +39,7 @@ fn every_token_book() -> PriceBook {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![PriceVersion::new(
             Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
             card,

@@ -388,6 +388,7 @@ fn book_with(window: PriceWindow) -> PriceBook {
         mode: Mode::Chat,
         tier_rule: TierRule::default(),
         markup: None,
+        max_output_tokens: None,
         versions: vec![version],
     }])
     .unwrap()
@@ -593,6 +594,7 @@ fn a_window_with_a_weekday_out_of_range_or_no_hours_is_refused() {
             mode: Mode::Chat,
             tier_rule: TierRule::default(),
             markup: None,
+            max_output_tokens: None,
             versions: vec![version],
         }
     };

@@ -2,7 +2,7 @@
 //! proptest settings every property test uses; with the `storage` feature, temp
 //! directories, a storage that "crashes" and one that injects the faults of the storage
 //! fault model (`docs/ledger.md`); with the `upstream` feature, a fake OpenAI-compatible
-//! upstream over HTTP ([`upstream::FakeUpstream`]) for the metering proxy's tests.
+//! upstream over HTTP (`upstream::FakeUpstream`) for the metering proxy's tests.
 //!
 //! ```
 //! use paygo_testkit::rng::Rng;

@@ -296,21 +296,14 @@ pub fn import_specs(json: &str, options: &ImportOptions) -> Result<(Vec<ModelSpe
         {
             sized.push((sized_key, price));
         }
-        let comparison = if provider == "xai" {
-            Comparison::AtLeast
-        } else {
-            Comparison::Above
-        };
         specs.push(ModelSpec {
             id: key.to_string(),
             aliases: Vec::new(),
+            tier_rule: tier_rule(&provider),
             provider,
             mode,
-            tier_rule: TierRule {
-                comparison,
-                ..TierRule::default()
-            },
             markup: None,
+            max_output_tokens: max_output_tokens(key, &fields, &mut report),
             versions: vec![version],
         });
     }
@@ -458,6 +451,41 @@ impl SizedKey {
         let (w, h) = self.size.split_once('x')?;
         let pixels = w.parse::<u64>().ok()?.checked_mul(h.parse::<u64>().ok()?)?;
         paygo_credits::decimal::checked_mul(per_pixel, Decimal::from(pixels)).ok()
+    }
+}
+
+/// How a provider's context tiers are picked: xAI's threshold is inclusive (`>=`, LiteLLM's
+/// `_INCLUSIVE_THRESHOLD_PROVIDERS`), the others' strict (`>`).
+fn tier_rule(provider: &str) -> TierRule {
+    let comparison = if provider == "xai" {
+        Comparison::AtLeast
+    } else {
+        Comparison::Above
+    };
+    TierRule {
+        comparison,
+        ..TierRule::default()
+    }
+}
+
+/// The entry's `max_output_tokens`, when it is a whole number of tokens above zero; any
+/// other value is reported as not applied (the model then has no output maximum, and a
+/// request for it must set its own limit).
+fn max_output_tokens(model: &str, fields: &BTreeMap<Key<'_>, &RawValue>, report: &mut ImportReport) -> Option<u64> {
+    let raw = fields.get("max_output_tokens")?;
+    match serde_json::from_str::<u64>(raw.get()) {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            report.not_applied.push(note(
+                model,
+                "max_output_tokens",
+                format!(
+                    "{} given, expected a whole number of tokens above zero",
+                    clip(raw.get())
+                ),
+            ));
+            None
+        }
     }
 }
 

@@ -1,0 +1,728 @@
+//! The proxy driven as its users drive it: a real HTTP client against the server on
+//! loopback, in front of the fake upstream, with the durable embedded stores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use paygo_http::{EmbeddedProxy, ProxyOptions, SellerOptions, ServerOptions, open_embedded, serve};
+use paygo_invoice::Party;
+use paygo_pricing::{DEFAULT_PRICES, PriceBook};
+use paygo_ratelimit::{Plan, Quota};
+use paygo_testkit::store::TempDir;
+use paygo_testkit::upstream::{FakeUpstream, UpstreamOptions};
+use paygo_time::SystemClock;
+use paygo_vat::{Country, Seller, VatId};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const ADMIN: &str = "admin-token-for-tests";
+const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+struct Harness {
+    base: String,
+    upstream: FakeUpstream,
+    proxy: Arc<EmbeddedProxy<SystemClock>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    client: reqwest::Client,
+    dir: TempDir,
+}
+
+fn options(dir: &TempDir, upstream: &str) -> ServerOptions {
+    let mut proxy = ProxyOptions::new(upstream);
+    proxy.admin_token = Some(ADMIN.into());
+    proxy.upstream_api_key = Some(UPSTREAM_KEY.into());
+    proxy.upstream_timeout_ms = 2_000;
+    proxy.stream_idle_timeout_ms = 1_000;
+    proxy.body_limit_bytes = 256 << 10;
+    ServerOptions {
+        data_dir: dir.0.clone(),
+        prices: PriceBook::from_json(DEFAULT_PRICES).expect("the embedded book"),
+        plan: Plan::pay_as_you_go(),
+        proxy,
+        seller: SellerOptions {
+            party: Party {
+                name: "paygo Ltd".into(),
+                address: vec!["1 Grand Canal Square".into()],
+                country: "IE".parse().expect("IE"),
+                vat_id: Some(VatId::parse("IE6433435F").expect("a VAT ID")),
+            },
+            vat: Seller {
+                country: Country::Ireland,
+                oss_registered: true,
+            },
+            series: "INV-2026".into(),
+        },
+        usd_rates: BTreeMap::from([(paygo_credits::Currency::EUR, "0.92".parse().expect("a rate"))]),
+        hold_timeout_ms: 600_000,
+    }
+}
+
+impl Harness {
+    async fn start(name: &str, change: impl FnOnce(&mut ServerOptions)) -> Harness {
+        Harness::start_with(name, UpstreamOptions::default(), change).await
+    }
+
+    async fn start_with(name: &str, upstream: UpstreamOptions, change: impl FnOnce(&mut ServerOptions)) -> Harness {
+        let upstream = FakeUpstream::start(upstream).await.expect("the fake upstream");
+        let dir = TempDir::new(name);
+        let mut options = options(&dir, &upstream.url());
+        change(&mut options);
+        Harness::serve(upstream, dir, options).await
+    }
+
+    async fn serve(upstream: FakeUpstream, dir: TempDir, options: ServerOptions) -> Harness {
+        let proxy = Arc::new(open_embedded(options, SystemClock::new()).expect("the server opens"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Arc::clone(&proxy), async move {
+            let _ = stopped.await;
+        }));
+        Harness {
+            base,
+            upstream,
+            proxy,
+            stop: Some(stop),
+            server: Some(server),
+            client: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// Stops the server gracefully (every call settled) and gives back what a restart
+    /// needs.
+    async fn stop(mut self) -> (FakeUpstream, TempDir, Arc<EmbeddedProxy<SystemClock>>) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+        (self.upstream, self.dir, self.proxy)
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A new account with `usd` paid by card; its id and key.
+    async fn account(&self, usd: &str) -> (u128, String) {
+        let (status, created) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/accounts",
+                Some(json!({"name": "Acme Ltd", "country": "IE", "vat_id": "IE6388047V"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["account_id"].as_u64().expect("an account id");
+        let key = created["api_key"].as_str().expect("a key").to_owned();
+        if usd != "0" {
+            let (status, paid) = self
+                .admin(
+                    reqwest::Method::POST,
+                    &format!("/admin/v1/accounts/{id}/payments"),
+                    Some(json!({"payment_id": format!("pay-{id}"), "usd": usd, "method": "card"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{paid}");
+        }
+        (u128::from(id), key)
+    }
+
+    async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn credits(&self, key: &str) -> i64 {
+        let (status, balance) = self.get(key, "/v1/billing/balance").await;
+        assert_eq!(status, 200, "{balance}");
+        balance["credits"].as_i64().expect("credits")
+    }
+}
+
+fn chat(text: &str) -> Value {
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": text}], "max_tokens": 100})
+}
+
+/// The data lines of a server-sent event stream.
+fn events(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_charged_exactly_what_its_meta_says_and_the_upstream_never_sees_the_client_key() {
+    let h = Harness::start("http-plain", |_| {}).await;
+    let (_, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    assert_eq!(before, 20_000_000);
+    let response = h.post(&key, "/v1/chat/completions", &chat("hello there")).await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.expect("json");
+    let credits = body["meta"]["usage"]["credits_used"].as_i64().expect("meta credits");
+    assert!(credits > 0);
+    assert_eq!(
+        headers["x-aimlapi-credits-used"].to_str().expect("ascii"),
+        credits.to_string()
+    );
+    assert!(body["meta"]["usage"]["usd_spent"].is_number());
+    assert!(headers.contains_key("x-request-id"));
+    assert!(headers.contains_key("ratelimit-policy"));
+    assert!(headers.contains_key("x-ratelimit-remaining-requests"));
+    assert_eq!(h.credits(&key).await, before - credits);
+    // The usage the generation endpoint reports is the same charge.
+    let id = headers["x-request-id"].to_str().expect("ascii");
+    let (status, generation) = h.get(&key, &format!("/v1/generation/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(generation["credits_used"].as_i64(), Some(credits));
+    assert_eq!(generation["usage"]["prompt_tokens"], body["usage"]["prompt_tokens"]);
+    // Another account cannot read it.
+    let (_, other) = h.account("1.00").await;
+    assert_eq!(h.get(&other, &format!("/v1/generation/{id}")).await.0, 404);
+    let seen = h.upstream.seen_authorization();
+    assert_eq!(seen, vec![format!("Bearer {UPSTREAM_KEY}")]);
+    assert!(!seen.iter().any(|a| a.contains(&key)));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_checked() {
+    let h = Harness::start("http-keys", |_| {}).await;
+    let (id, key) = h.account("1.00").await;
+    let no_key = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.base))
+        .json(&chat("x"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(no_key.status(), 401);
+    assert!(
+        no_key.headers().contains_key("x-request-id"),
+        "refusals carry the id too"
+    );
+    let body: Value = no_key.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    // The same key with its last digit changed.
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
+    assert_eq!(h.post(&wrong, "/v1/chat/completions", &chat("x")).await.status(), 401);
+    // A second key works; revoked, it does not; the first still does.
+    let (status, second) = h
+        .admin(reqwest::Method::POST, &format!("/admin/v1/accounts/{id}/keys"), None)
+        .await;
+    assert_eq!(status, 201);
+    let second_key = second["api_key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(),
+        200
+    );
+    let key_id = second["key_id"].as_str().expect("key id");
+    let (status, _) = h
+        .admin(reqwest::Method::DELETE, &format!("/admin/v1/keys/{key_id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        h.post(&second_key, "/v1/chat/completions", &chat("x")).await.status(),
+        401
+    );
+    assert_eq!(h.post(&key, "/v1/chat/completions", &chat("x")).await.status(), 200);
+    // The operator endpoints need the operator's token.
+    let bad = h
+        .client
+        .post(format!("{}/admin/v1/accounts", h.base))
+        .bearer_auth(&key)
+        .json(&json!({"name": "x", "country": "IE"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 401);
+    // Keys are stored hashed: the secret is nowhere in the data directory.
+    for file in ["accounts.jsonl", "usage.jsonl"] {
+        let text = std::fs::read_to_string(h.dir.0.join(file)).expect("the file");
+        assert!(!text.contains(&key[9..]), "{file} holds a key");
+        assert!(!text.contains("hello"), "{file} holds prompt content");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_happen_before_the_upstream_and_cost_nothing() {
+    let h = Harness::start("http-refusals", |o| {
+        o.plan.policies[0].quota = Quota::per_hour(18_000, 3).expect("a quota");
+    })
+    .await;
+    let (_, poor) = h.account("0").await;
+    let response = h.post(&poor, "/v1/chat/completions", &chat("x")).await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    let (_, key) = h.account("5.00").await;
+    let unknown = h
+        .post(
+            &key,
+            "/v1/chat/completions",
+            &json!({"model": "no-such-model", "messages": [], "max_tokens": 5}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    let huge = "x".repeat(300 << 10);
+    assert_eq!(h.post(&key, "/v1/chat/completions", &chat(&huge)).await.status(), 413);
+    let not_json = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.base))
+        .bearer_auth(&key)
+        .body("{not json")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_json.status(), 400);
+    assert_eq!(h.upstream.calls(), 0, "nothing refused reached the upstream");
+    // A burst of 3: the fourth call is limited (the earlier refusals counted too).
+    let mut limited = None;
+    for _ in 0..6 {
+        let r = h.post(&key, "/v1/chat/completions", &chat("x")).await;
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within the burst");
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(h.get(&key, "/v1/no-such-path").await.0, 404);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_and_timeouts_release_the_hold() {
+    let h = Harness::start("http-failures", |_| {}).await;
+    let (_, key) = h.account("2.00").await;
+    let before = h.credits(&key).await;
+    let failed = h.post(&key, "/v1/chat/completions", &chat("[fake:error=500]")).await;
+    assert_eq!(failed.status(), 502);
+    let timed_out = h.post(&key, "/v1/chat/completions", &chat("[fake:stall]")).await;
+    assert_eq!(timed_out.status(), 504);
+    let refused = h.post(&key, "/v1/chat/completions", &chat("[fake:error=429]")).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(h.credits(&key).await, before, "failed calls cost nothing");
+    let mut stream_body = chat("[fake:stall]");
+    stream_body["stream"] = json!(true);
+    // A stream that stalls after its first chunk: settled without usage once the idle
+    // timeout passes (something was produced: at least one credit).
+    let stalled = h.post(&key, "/v1/chat/completions", &stream_body).await;
+    assert_eq!(stalled.status(), 200);
+    let text = stalled.text().await.expect("the stream ends");
+    assert!(text.contains("upstream_stream_cut"), "{text}");
+    let after = h.credits(&key).await;
+    assert!(after < before && before - after <= 10_000, "{before} → {after}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_bill_the_final_usage_and_show_it_only_when_asked() {
+    let h = Harness::start("http-stream", |_| {}).await;
+    let (_, key) = h.account("10.00").await;
+    for asked in [false, true] {
+        let before = h.credits(&key).await;
+        let mut body = chat("[fake:tokens=7] stream please");
+        body["stream"] = json!(true);
+        if asked {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let response = h.post(&key, "/v1/chat/completions", &body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let text = response.text().await.expect("the stream");
+        let data = events(&text);
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).expect("a JSON chunk"))
+            .collect();
+        let with_usage: Vec<&Value> = chunks.iter().filter(|c| c["usage"].is_object()).collect();
+        assert_eq!(with_usage.len(), usize::from(asked), "{text}");
+        let last = chunks.last().expect("a chunk");
+        let credits = last["meta"]["usage"]["credits_used"]
+            .as_i64()
+            .expect("meta on the last chunk");
+        if asked {
+            assert_eq!(with_usage[0]["usage"]["completion_tokens"], 7);
+        }
+        let content: usize = chunks
+            .iter()
+            .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+            .count();
+        assert!(content >= 1);
+        assert_eq!(h.credits(&key).await, before - credits);
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_is_still_billed_for_what_was_produced() {
+    let h = Harness::start("http-disconnect", |o| {
+        o.proxy.stream_idle_timeout_ms = 5_000;
+    })
+    .await;
+    let (id, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    let mut body = chat("[fake:tokens=40] long answer");
+    body["stream"] = json!(true);
+    let response = h.post(&key, "/v1/chat/completions", &body).await;
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.expect("a first chunk").expect("bytes");
+    assert!(!first.is_empty());
+    drop(stream);
+    // The proxy reads the upstream to its end and charges.
+    for _ in 0..100 {
+        if h.proxy.calls_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.proxy.calls_in_flight(), 0);
+    let after = h.credits(&key).await;
+    assert!(after < before, "the produced tokens were billed");
+    // Billed by the final usage (40 completion tokens), not by the rule for cut streams.
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].usage.completion_tokens, 40);
+    assert_eq!(records[0].credits.get(), before - after);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_streams_and_streams_without_usage_are_settled_by_the_rule() {
+    let h = Harness::start("http-cut", |_| {}).await;
+    let (_, key) = h.account("10.00").await;
+    for directive in ["[fake:cut=2]", "[fake:no-usage]"] {
+        let before = h.credits(&key).await;
+        let mut body = chat(directive);
+        body["stream"] = json!(true);
+        let response = h.post(&key, "/v1/chat/completions", &body).await;
+        assert_eq!(response.status(), 200);
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let text = response.text().await.expect("the stream");
+        let after = h.credits(&key).await;
+        assert!(after < before, "{directive}: produced tokens are never free");
+        let data = events(&text);
+        let meta = data
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|c| c["meta"].is_object())
+            .expect("a meta chunk");
+        assert_eq!(meta["meta"]["usage"]["credits_used"].as_i64(), Some(before - after));
+        if let Some(id) = id {
+            let (_, generation) = h.get(&key, &format!("/v1/generation/{id}")).await;
+            assert_eq!(generation["settlement"], "without_usage");
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_never_overspend_the_balance() {
+    let h = Harness::start("http-concurrent", |o| {
+        o.plan.policies[0].quota = Quota::per_hour(18_000, 1_000).expect("a quota");
+    })
+    .await;
+    // $0.01 = 20,000 credits; each call holds about 1,000 + 100 × 10 credits' worth.
+    let (_, key) = h.account("0.01").await;
+    let start = h.credits(&key).await;
+    let h = Arc::new(h);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let h = Arc::clone(&h);
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut body = chat(&format!("call {i}"));
+            body["max_tokens"] = json!(500);
+            let response = h.post(&key, "/v1/chat/completions", &body).await;
+            let status = response.status().as_u16();
+            let value: Value = response.json().await.unwrap_or(Value::Null);
+            (status, value["meta"]["usage"]["credits_used"].as_i64().unwrap_or(0))
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    let mut charged = 0;
+    for task in tasks {
+        let (status, credits) = task.await.expect("a task");
+        match status {
+            200 => {
+                ok += 1;
+                charged += credits;
+            }
+            403 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok > 0 && refused > 0, "{ok} charged, {refused} refused");
+    let end = h.credits(&key).await;
+    assert!(end >= 0, "never below zero");
+    assert_eq!(start - end, charged, "what clients saw is what was charged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_embeddings_and_models() {
+    let h = Harness::start("http-other", |_| {}).await;
+    let (_, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    let response = h
+        .post(
+            &key,
+            "/v1/responses",
+            &json!({"model": "gpt-4o", "input": "hello", "max_output_tokens": 50}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let a = body["meta"]["usage"]["credits_used"].as_i64().expect("meta");
+    let streamed = h
+        .post(
+            &key,
+            "/v1/responses",
+            &json!({"model": "gpt-4o", "input": "hello", "max_output_tokens": 50, "stream": true}),
+        )
+        .await;
+    let text = streamed.text().await.expect("the stream");
+    let completed = events(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["type"] == "response.completed")
+        .expect("the completed event");
+    let b = completed["meta"]["usage"]["credits_used"]
+        .as_i64()
+        .expect("meta on completed");
+    let embedded = h
+        .post(
+            &key,
+            "/v1/embeddings",
+            &json!({"model": "text-embedding-3-small", "input": ["one", "two"]}),
+        )
+        .await;
+    assert_eq!(embedded.status(), 200);
+    let body: Value = embedded.json().await.expect("json");
+    let c = body["meta"]["usage"]["credits_used"].as_i64().expect("meta");
+    assert_eq!(h.credits(&key).await, before - a - b - c);
+    let (status, models) = h.get(&key, "/v1/models").await;
+    assert_eq!(status, 200);
+    assert!(
+        models["data"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["id"] == "gpt-4o"))
+    );
+    // Usage by model adds up to the balance's change.
+    let (status, usage) = h.get(&key, "/v1/billing/usage?bucket=1h&group_by=model").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["total"]["credits"].as_i64(), Some(a + b + c));
+    assert_eq!(usage["total"]["calls"].as_u64(), Some(3));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_are_idempotent_invoiced_and_refused_for_prepaid_cards() {
+    let h = Harness::start("http-payments", |_| {}).await;
+    let (id, key) = h.account("0").await;
+    let pay = json!({"payment_id": "pi_123", "usd": "10.00", "method": "card"});
+    let path = format!("/admin/v1/accounts/{id}/payments");
+    let (status, first) = h.admin(reqwest::Method::POST, &path, Some(pay.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["credits_added"], 20_000_000);
+    let (status, again) = h.admin(reqwest::Method::POST, &path, Some(pay)).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["invoice_number"], first["invoice_number"]);
+    assert_eq!(h.credits(&key).await, 20_000_000, "credited once");
+    let (status, prepaid) = h
+        .admin(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"payment_id": "pi_2", "usd": "5.00", "method": "prepaid_card"})),
+        )
+        .await;
+    assert_eq!(status, 402, "{prepaid}");
+    assert!(
+        prepaid["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("prepaid"))
+    );
+    // A consumer (no VAT ID) needs a second piece of location evidence.
+    let (status, consumer) = h
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/accounts",
+            Some(json!({"name": "Jane Doe", "country": "DE"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let consumer_id = consumer["account_id"].as_u64().expect("id");
+    let consumer_path = format!("/admin/v1/accounts/{consumer_id}/payments");
+    let (status, _) = h
+        .admin(
+            reqwest::Method::POST,
+            &consumer_path,
+            Some(json!({"payment_id": "pi_3", "usd": "5.00", "method": "paypal"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, paid) = h
+        .admin(
+            reqwest::Method::POST,
+            &consumer_path,
+            Some(json!({"payment_id": "pi_3", "usd": "5.00", "method": "paypal", "card_country": "DE"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["credits_added"], 10_000_000);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_balances_and_usage_survive_a_restart() {
+    let h = Harness::start("http-restart", |_| {}).await;
+    let (_, key) = h.account("3.00").await;
+    let response = h.post(&key, "/v1/chat/completions", &chat("before the restart")).await;
+    let id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert_eq!(response.status(), 200);
+    let balance = h.credits(&key).await;
+    let (upstream, dir, proxy) = h.stop().await;
+    drop(proxy);
+    let options = options(&dir, &upstream.url());
+    let h = Harness::serve(upstream, dir, options).await;
+    assert_eq!(h.credits(&key).await, balance);
+    assert_eq!(h.get(&key, &format!("/v1/generation/{id}")).await.0, 200);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_outlives_its_hold_extends_it_and_is_charged_its_usage() {
+    let slow = UpstreamOptions {
+        stream_chunk_delay_ms: 150,
+        ..UpstreamOptions::default()
+    };
+    // A one-second hold, a stream of about three seconds.
+    let h = Harness::start_with("http-extend", slow, |o| {
+        o.hold_timeout_ms = 1_000;
+        o.proxy.upstream_timeout_ms = 900;
+    })
+    .await;
+    let (id, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    let mut body = chat("[fake:tokens=20] slowly");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let response = h.post(&key, "/v1/chat/completions", &body).await;
+    let text = response.text().await.expect("the stream");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the stream outlived the hold"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id));
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].usage.completion_tokens, 20,
+        "charged by its usage, not expired"
+    );
+    assert_eq!(h.credits(&key).await, before - records[0].credits.get());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_record_lost_in_a_crash_is_rebuilt_from_the_ledger() {
+    let h = Harness::start("http-reconcile", |_| {}).await;
+    let (_, key) = h.account("3.00").await;
+    for text in ["one", "two"] {
+        assert_eq!(h.post(&key, "/v1/chat/completions", &chat(text)).await.status(), 200);
+    }
+    let spent = 6_000_000 - h.credits(&key).await;
+    let (upstream, dir, proxy) = h.stop().await;
+    drop(proxy);
+    // The crash: the capture was durable, the last record never reached the disk.
+    let path = dir.0.join("usage.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    assert_eq!(kept.len(), 2);
+    std::fs::write(&path, format!("{}\n", kept[0])).unwrap();
+    let options = options(&dir, &upstream.url());
+    let h = Harness::serve(upstream, dir, options).await;
+    assert_eq!(h.proxy.reconcile().await.unwrap(), 1);
+    assert_eq!(h.proxy.reconcile().await.unwrap(), 0, "once");
+    let (_, usage) = h.get(&key, "/v1/billing/usage?group_by=model").await;
+    assert_eq!(usage["total"]["credits"].as_i64(), Some(spent), "{usage}");
+    assert_eq!(usage["total"]["calls"].as_u64(), Some(2));
+    assert!(
+        usage["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["model"] == "unknown")
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_paths_reach_the_upstream_with_its_key_and_others_do_not() {
+    let h = Harness::start("http-pass", |o| {
+        o.proxy.pass_through = vec!["/v1/files".into()];
+    })
+    .await;
+    let (_, key) = h.account("1.00").await;
+    assert_eq!(h.get(&key, "/v1/batches").await.0, 404);
+    assert_eq!(h.upstream.calls(), 0);
+    // Forwarded unmetered: the fake upstream has no such route and answers its own 404.
+    let (status, body) = h.get(&key, "/v1/files?purpose=batch").await;
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert_eq!(h.upstream.calls(), 1);
+    assert_eq!(h.upstream.seen_authorization(), vec![format!("Bearer {UPSTREAM_KEY}")]);
+    // Still behind the key.
+    assert_eq!(h.get("sk-paygo-nothing", "/v1/files").await.0, 401);
+    assert_eq!(h.upstream.calls(), 1);
+    assert_eq!(h.credits(&key).await, 2_000_000, "unmetered");
+    h.stop().await;
+}
