@@ -181,6 +181,11 @@ impl FakeUpstream {
         });
         let app = routes::router(Arc::clone(&shared));
         let mut signal = shutdown;
+        // Each stream chunk goes out at once: with Nagle's algorithm a chunk written while
+        // the previous one is unacknowledged waits for the peer's delayed ACK (about 40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
