@@ -17,8 +17,9 @@
 //! reported and the usage the clients saw.
 //!
 //! The stores are durable: every hold and capture is journaled and synced before it is
-//! acknowledged, in `--ledger-dir` (the proxy's data directory: a new or empty folder,
-//! kept) or a temporary folder. All of it is `paygo_sim::run_day`; this file parses
+//! acknowledged, in `--ledger-dir` (also `--data-dir`: the proxy's data directory, with
+//! `ledger/`, `invoices/`, `accounts.jsonl` and `usage.jsonl`; a new or empty folder, kept)
+//! or a temporary folder. All of it is `paygo_sim::run_day`; this file parses
 //! arguments, shows progress and writes files.
 
 use std::path::PathBuf;
