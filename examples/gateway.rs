@@ -1,19 +1,26 @@
-//! The main job: a day of an AI API gateway, end to end, on every paygo crate.
+//! The main job: a day of an AI API gateway, end to end over HTTP, on every paygo crate.
 //!
 //! ```sh
 //! cargo run --release --example gateway -- [--accounts N] [--requests N] [--seed N]
 //!     [--prices FILE [--format litellm|paygo]] [--out DIR] [--ledger-dir DIR] [--quiet]
 //! ```
 //!
-//! The ledger is durable: every hold and capture is journaled and synced before it is
-//! acknowledged, in `--ledger-dir` (a new or empty folder, kept) or a temporary folder.
+//! The day starts the metering proxy (`paygo-http`, every store embedded in one data
+//! directory) and a fake OpenAI-compatible upstream on `127.0.0.1`, on one simulated
+//! clock. Accounts are created and paid through the operator's endpoints, and every call
+//! is an HTTP request with the account's API key: the plan's rate limit, a hold sized from
+//! the request body, the upstream call (chat completions, some streamed, and embeddings;
+//! some fail, a few streams are cut), then the charge of the usage the upstream reported
+//! (or the release). Auto top-ups are paid or declined by a simulated payment, every paid
+//! top-up is invoiced, and each account gets a usage statement. The run ends with a
+//! summary table and the consistency checks of the ledger against everything the day
+//! reported and the usage the clients saw.
 //!
-//! Every request goes through the plan's rate limit, a pre-authorization estimate and a hold,
-//! a simulated upstream call, then the quote and capture (or the release); auto top-ups are
-//! paid or declined by a simulated payment, every paid top-up is invoiced, and each account
-//! gets a usage statement. The run ends with a summary table and a consistency check of the
-//! ledger against everything the day reported. All of it is `paygo_sim::run_day`;
-//! this file parses arguments, shows progress and writes files.
+//! The stores are durable: every hold and capture is journaled and synced before it is
+//! acknowledged, in `--ledger-dir` (also `--data-dir`: the proxy's data directory, with
+//! `ledger/`, `invoices/`, `accounts.jsonl` and `usage.jsonl`; a new or empty folder, kept)
+//! or a temporary folder. All of it is `paygo_sim::run_day`; this file parses
+//! arguments, shows progress and writes files.
 
 use std::path::PathBuf;
 
@@ -55,7 +62,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--prices" => prices = Some(args.next().ok_or(USAGE)?),
             "--format" => format = Some(args.next().ok_or(USAGE)?),
             "--out" => out = PathBuf::from(args.next().ok_or(USAGE)?),
-            "--ledger-dir" => options.ledger_dir = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
+            "--ledger-dir" | "--data-dir" => options.ledger_dir = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
             "--quiet" => quiet = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -169,6 +176,11 @@ fn print_summary(report: &DayReport, written: &[String], out: &std::path::Path) 
         );
     }
     println!();
+    let t = &report.traffic;
+    println!(
+        "over HTTP: {} requests to the proxy, {} of them calls ({} streamed, {} with the usage chunk, {} cut; {} embeddings); {} reached the upstream",
+        t.requests, t.calls, t.streamed, t.streamed_with_usage, t.cut_streams, t.embeddings, t.upstream_requests
+    );
     println!("a response's usage section: {}", report.sample_usage_section);
     println!(
         "{} invoices and {} statements written to {} ({} files, listed in manifest.txt)",

@@ -1,5 +1,6 @@
-//! The main job at a small size with a fixed seed: every figure it reports is checked
-//! against the others, and the example's output folder against what it says it wrote.
+//! The main job at a small size with a fixed seed, over real HTTP on loopback: every figure
+//! it reports is checked against the others, and the example's output folder against what
+//! it says it wrote.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
@@ -58,6 +59,20 @@ fn a_small_day_is_consistent_in_every_figure() {
         assert_eq!(json["total"]["calls"].as_u64(), Some(a.completed), "{}", a.name);
         assert_eq!(json["total"]["credits"].as_i64(), Some(a.credits_spent), "{}", a.name);
     }
+    // Every call went over HTTP: some streamed (some asking for the usage chunk, a few
+    // cut), some embeddings; only the calls let through reached the upstream.
+    let t = &report.traffic;
+    assert_eq!(t.calls, 1_650);
+    assert!(t.requests > t.calls, "the operator's and account requests come on top");
+    assert!(t.streamed > 0 && t.streamed_with_usage > 0 && t.streamed_with_usage < t.streamed);
+    assert!(t.cut_streams > 0 && t.embeddings > 0);
+    let let_through: u64 = report.accounts.iter().map(|a| a.completed + a.failed_upstream).sum();
+    assert_eq!(t.upstream_requests, let_through);
+    assert_eq!(report.accounts.iter().map(|a| a.streamed).sum::<u64>(), t.streamed);
+    assert_eq!(
+        report.accounts.iter().map(|a| a.cut_streams).sum::<u64>(),
+        t.cut_streams
+    );
     // The bursting account met its rate limit; some account ran out of credits.
     assert!(report.accounts[1].refused_rate_limit > 0);
     assert!(report.accounts.iter().any(|a| a.refused_balance > 0));

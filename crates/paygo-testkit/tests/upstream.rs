@@ -781,3 +781,58 @@ async fn images_speech_and_models() {
     assert_eq!(up.calls(), 7);
     up.shutdown().await;
 }
+
+#[tokio::test]
+async fn cached_and_reasoning_directives_set_the_usage_details_capped_at_their_totals() {
+    let (up, client) = start().await;
+    for (cached, reasoning) in [(3u64, 2u64), (0, 0), (1_000_000, 1_000_000)] {
+        let text = format!("some prompt text here [fake:tokens=5][fake:cached={cached}][fake:reasoning={reasoning}]");
+        let chat: Value = post(&client, &up, "/v1/chat/completions", &chat_body(&text))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let usage = &chat["usage"];
+        let prompt = usage["prompt_tokens"].as_u64().unwrap();
+        assert_eq!(
+            usage["prompt_tokens_details"]["cached_tokens"].as_u64(),
+            Some(cached.min(prompt))
+        );
+        assert_eq!(
+            usage["completion_tokens_details"]["reasoning_tokens"].as_u64(),
+            Some(reasoning.min(5))
+        );
+        let body = json!({"model": "gpt-4o-mini", "input": text});
+        let resp: Value = post(&client, &up, "/v1/responses", &body).await.json().await.unwrap();
+        let usage = &resp["usage"];
+        let input = usage["input_tokens"].as_u64().unwrap();
+        assert_eq!(
+            usage["input_tokens_details"]["cached_tokens"].as_u64(),
+            Some(cached.min(input))
+        );
+        assert_eq!(
+            usage["output_tokens_details"]["reasoning_tokens"].as_u64(),
+            Some(reasoning.min(5))
+        );
+    }
+    // The streamed usage chunk carries the same details.
+    let mut body = chat_body("prompt [fake:tokens=4][fake:cached=2][fake:reasoning=3]");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (frames, failed) = sse_frames(post(&client, &up, "/v1/chat/completions", &body).await).await;
+    assert!(!failed);
+    let last = chunks(&frames)
+        .into_iter()
+        .rev()
+        .find(|c| c["usage"].is_object())
+        .unwrap();
+    assert_eq!(
+        last["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        Some(2)
+    );
+    assert_eq!(
+        last["usage"]["completion_tokens_details"]["reasoning_tokens"].as_u64(),
+        Some(3)
+    );
+    up.shutdown().await;
+}

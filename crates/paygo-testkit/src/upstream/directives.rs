@@ -20,6 +20,11 @@ pub struct Directives {
     /// `[fake:end=K]` (streams): end the body cleanly after K content chunks, with no
     /// usage and no `[DONE]` (a stream that stops early without a connection error).
     pub end: Option<u64>,
+    /// `[fake:cached=N]`: report N of the prompt tokens as cached (at most the prompt).
+    pub cached: Option<u64>,
+    /// `[fake:reasoning=N]`: report N of the completion tokens as reasoning (at most the
+    /// completion).
+    pub reasoning: Option<u64>,
     /// `[fake:stall]`: never answer (streams: stall after the first chunk) until the
     /// client goes away or the server shuts down.
     pub stall: bool,
@@ -67,11 +72,13 @@ impl Directives {
             ("tokens", v) => self.tokens = Some(number(v)?),
             ("cut", v) => self.cut = Some(number(v)?),
             ("end", v) => self.end = Some(number(v)?),
+            ("cached", v) => self.cached = Some(number(v)?),
+            ("reasoning", v) => self.reasoning = Some(number(v)?),
             ("no-usage", None) => self.no_usage = true,
             ("stall", None) => self.stall = true,
             _ => {
                 return Err(format!(
-                    "unknown fake directive `{directive}`: expected error=CODE, delay=MS, tokens=N, no-usage, cut=K, end=K or stall"
+                    "unknown fake directive `{directive}`: expected error=CODE, delay=MS, tokens=N, cached=N, reasoning=N, no-usage, cut=K, end=K or stall"
                 ));
             }
         }
@@ -91,6 +98,8 @@ mod tests {
         assert!(d.no_usage);
         assert!(!d.stall);
         assert_eq!(Directives::parse("plain text").unwrap(), Directives::default());
+        let d = Directives::parse("[fake:cached=7] text [fake:reasoning=3]").unwrap();
+        assert_eq!((d.cached, d.reasoning), (Some(7), Some(3)));
     }
 
     #[test]
@@ -99,5 +108,6 @@ mod tests {
         assert!(Directives::parse("[fake:tokens=x]").is_err());
         assert!(Directives::parse("[fake:error=200]").is_err());
         assert!(Directives::parse("[fake:stall").is_err());
+        assert!(Directives::parse("[fake:cached]").is_err());
     }
 }

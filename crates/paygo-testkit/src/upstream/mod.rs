@@ -9,7 +9,8 @@
 //! up, which never exceeds the contents' UTF-8 length plus 4 per message. The completion is
 //! `min(max_tokens, N)` words `"tok "`, where N is [`UpstreamOptions::completion_tokens`] or
 //! the `[fake:tokens=N]` directive. Directives ([`Directives`]) in the last user message
-//! inject errors, delays, cut or stalled streams and missing usage.
+//! inject errors, delays, cut or stalled streams, missing usage, and cached or reasoning
+//! token counts in the usage details.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -180,6 +181,11 @@ impl FakeUpstream {
         });
         let app = routes::router(Arc::clone(&shared));
         let mut signal = shutdown;
+        // Each stream chunk goes out at once: with Nagle's algorithm a chunk written while
+        // the previous one is unacknowledged waits for the peer's delayed ACK (about 40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

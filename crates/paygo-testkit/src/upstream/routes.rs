@@ -178,6 +178,15 @@ fn completion_length(s: &Shared, d: &Directives, cap: Option<u64>) -> (u64, bool
     (n, n < wanted)
 }
 
+/// The cached prompt tokens and reasoning completion tokens the directives ask for, each
+/// capped at its total (`prompt`, `completion`).
+fn details(d: &Directives, prompt: u64, completion: u64) -> (u64, u64) {
+    (
+        d.cached.unwrap_or(0).min(prompt),
+        d.reasoning.unwrap_or(0).min(completion),
+    )
+}
+
 fn words(n: u64) -> String {
     "tok ".repeat(usize::try_from(n).unwrap_or(usize::MAX / 8))
 }
@@ -227,9 +236,10 @@ async fn chat(s: &Arc<Shared>, body: &Value) -> Response {
     let finish = if capped { "length" } else { "stop" };
     let model = model_of(body, "gpt-4o-mini");
     let id = format!("chatcmpl-fake-{}", s.next_id());
+    let (cached, reasoning) = details(&d, prompt, n);
     let usage = json!({
         "prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n,
-        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached}, "completion_tokens_details": {"reasoning_tokens": reasoning},
     });
     if is_true(body, "/stream") {
         let include_usage = is_true(body, "/stream_options/include_usage");
@@ -414,9 +424,10 @@ async fn responses(s: &Arc<Shared>, body: &Value) -> Response {
     let model = model_of(body, "gpt-4o-mini");
     let serial = s.next_id();
     let (id, item_id) = (format!("resp_fake_{serial}"), format!("msg_fake_{serial}"));
+    let (cached, reasoning) = details(&d, input_tokens, n);
     let usage = json!({
-        "input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": n, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens + n,
+        "input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": n, "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": input_tokens + n,
     });
     let text = words(n);
     let part = json!({"type": "output_text", "text": text, "annotations": []});
