@@ -308,6 +308,7 @@ where
         })?;
     Ok(axum::Json(json!({
         "id": record.request_id, "model": record.model, "endpoint": record.endpoint,
+        "service_tier": record.service_tier,
         "created": rfc3339(record.at_ns), "usage": record.usage, "credits_used": record.credits.get(),
         "usd_spent": record.usd.amount().normalize().to_string(), "streamed": record.streamed, "settlement": record.settlement,
     }))

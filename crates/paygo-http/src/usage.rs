@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use paygo_billing::CustomerId;
 use paygo_credits::{Credits, Money};
-use paygo_pricing::Usage;
+use paygo_pricing::{ServiceTier, Usage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -50,6 +50,9 @@ pub struct CallRecord {
     pub model: String,
     /// The endpoint called (`None` for a [`Settlement::Recovered`] record).
     pub endpoint: Option<Endpoint>,
+    /// The service tier it was priced at.
+    #[serde(default = "standard_tier")]
+    pub service_tier: ServiceTier,
     /// When the call was admitted, in nanoseconds since the Unix epoch.
     pub at_ns: u64,
     /// The usage charged (for [`Settlement::WithoutUsage`], what the request determined).
@@ -62,6 +65,11 @@ pub struct CallRecord {
     pub streamed: bool,
     /// How the charge was settled.
     pub settlement: Settlement,
+}
+
+/// The standard tier, for records written before the tier was recorded.
+fn standard_tier() -> ServiceTier {
+    ServiceTier::STANDARD
 }
 
 /// A bucket of `GET /v1/billing/usage`.
