@@ -8,7 +8,8 @@
 # Each leg: a closed loop (CONNECTIONS connections, as fast as answers come: calls/s, p50,
 # p99), an open loop at RATE calls/s and one at LOW_RATE calls/s (latency from each call's
 # scheduled time: the proxy's added latency is its p99 less the direct p99), and streamed
-# calls at STREAM_RATE calls/s (time to first byte). Knobs (environment, defaults below):
+# calls at STREAM_RATE calls/s (time to first byte). The overloading run (RATE) comes last.
+# Knobs (environment, defaults below):
 # DURATION WARMUP LEG_WARMUP PAUSE CONNECTIONS RATE LOW_RATE RATE_CONNECTIONS STREAM_RATE CHUNK_DELAY_MS
 # UPSTREAM_LATENCY_MS LEGS LITELLM_VERSION LITELLM_WORKERS LITELLM_VENV PAYGO_UPSTREAM MODEL OUT.
 #
@@ -27,7 +28,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 RATE=${RATE:-1000}
 LOW_RATE=${LOW_RATE:-20}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
-STREAM_RATE=${STREAM_RATE:-20}
+STREAM_RATE=${STREAM_RATE:-10}
 CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-5}
 UPSTREAM_LATENCY_MS=${UPSTREAM_LATENCY_MS:-0}
 # A closed-loop run before each leg's measures, discarded: LiteLLM's first seconds are slow.
