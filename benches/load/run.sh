@@ -6,7 +6,7 @@
 #   LEGS="direct litellm" bash benches/load/run.sh
 #
 # Each leg: a closed loop (CONNECTIONS connections, as fast as answers come: calls/s, p50,
-# p99), an open loop at RATE calls/s and one at LOW_RATE calls/s (latency from each call's
+# p99), an open loop at LOW_RATE calls/s and one at RATE calls/s (latency from each call's
 # scheduled time: the proxy's added latency is its p99 less the direct p99), and streamed
 # calls at STREAM_RATE calls/s (time to first byte). The overloading run (RATE) comes last.
 # Knobs (environment, defaults below):
