@@ -6,10 +6,11 @@
 #   LEGS="direct litellm" bash benches/load/run.sh
 #
 # Each leg: a closed loop (CONNECTIONS connections, as fast as answers come: calls/s, p50,
-# p99), an open loop at RATE calls/s and one at LOW_RATE calls/s (latency from each call's
+# p99), an open loop at LOW_RATE calls/s and one at RATE calls/s (latency from each call's
 # scheduled time: the proxy's added latency is its p99 less the direct p99), and streamed
-# calls at STREAM_RATE calls/s (time to first byte). Knobs (environment, defaults below):
-# DURATION WARMUP LEG_WARMUP CONNECTIONS RATE LOW_RATE RATE_CONNECTIONS STREAM_RATE CHUNK_DELAY_MS
+# calls at STREAM_RATE calls/s (time to first byte). The overloading run (RATE) comes last.
+# Knobs (environment, defaults below):
+# DURATION WARMUP LEG_WARMUP PAUSE CONNECTIONS RATE LOW_RATE RATE_CONNECTIONS STREAM_RATE CHUNK_DELAY_MS
 # UPSTREAM_LATENCY_MS LEGS LITELLM_VERSION LITELLM_WORKERS LITELLM_VENV PAYGO_UPSTREAM MODEL OUT.
 #
 # The fake upstream is paygo_testkit::upstream (examples/fake_upstream.rs of paygo-testkit),
@@ -25,13 +26,15 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 RATE=${RATE:-1000}
-LOW_RATE=${LOW_RATE:-50}
+LOW_RATE=${LOW_RATE:-20}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
-STREAM_RATE=${STREAM_RATE:-20}
+STREAM_RATE=${STREAM_RATE:-10}
 CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-5}
 UPSTREAM_LATENCY_MS=${UPSTREAM_LATENCY_MS:-0}
 # A closed-loop run before each leg's measures, discarded: LiteLLM's first seconds are slow.
 LEG_WARMUP=${LEG_WARMUP:-10}
+# Idle seconds between two runs of a leg, for the proxy's background work (LiteLLM's logging) to drain.
+PAUSE=${PAUSE:-5}
 LEGS=${LEGS:-direct litellm paygo}
 MODEL=${MODEL:-gpt-4o-mini}
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.7}
@@ -128,7 +131,7 @@ upstream_url="http://127.0.0.1:$up_port"
 : > "$OUT"
 echo "== $(date -u +%FT%TZ), $(nproc) cores, commit $(git rev-parse --short HEAD 2> /dev/null || echo '?')," \
   "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "   closed loop $CONNECTIONS connections ${DURATION}s; open loop $RATE/s and $LOW_RATE/s;" \
+echo "   closed loop $CONNECTIONS connections ${DURATION}s; open loop $LOW_RATE/s and $RATE/s;" \
   "streams $STREAM_RATE/s (upstream chunk delay ${CHUNK_DELAY_MS}ms, latency ${UPSTREAM_LATENCY_MS}ms); warmup ${WARMUP}s each"
 
 # measure LEG URL KEY: the four runs of one leg, appended to $OUT.
@@ -140,13 +143,17 @@ measure() {
     --label "$leg/warmup" > /dev/null
   echo "-- $leg: closed loop"
   "$bin/loadgen" "${common[@]}" --label "$leg/closed" --connections "$CONNECTIONS" | tee -a "$OUT"
-  echo "-- $leg: open loop $RATE/s"
-  "$bin/loadgen" "${common[@]}" --label "$leg/open-high" --connections "$RATE_CONNECTIONS" --rate "$RATE" | tee -a "$OUT"
+  sleep "$PAUSE"
   echo "-- $leg: open loop $LOW_RATE/s"
   "$bin/loadgen" "${common[@]}" --label "$leg/open-low" --connections "$RATE_CONNECTIONS" --rate "$LOW_RATE" | tee -a "$OUT"
+  sleep "$PAUSE"
   echo "-- $leg: streams $STREAM_RATE/s"
   "$bin/loadgen" "${common[@]}" --label "$leg/stream" --connections "$RATE_CONNECTIONS" --rate "$STREAM_RATE" --stream \
     | tee -a "$OUT"
+  sleep "$PAUSE"
+  # Last: a proxy that cannot keep up is left with a backlog that would skew the runs after it.
+  echo "-- $leg: open loop $RATE/s"
+  "$bin/loadgen" "${common[@]}" --label "$leg/open-high" --connections "$RATE_CONNECTIONS" --rate "$RATE" | tee -a "$OUT"
   echo "   load after $leg: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 

@@ -38,7 +38,7 @@ def main(path):
 
     rows = []
     some = next(iter(runs.values()), None)
-    for kind, title in [("closed", "closed loop"), ("open-high", "open loop"), ("open-low", "open loop"),
+    for kind, title in [("closed", "closed loop"), ("open-low", "open loop"), ("open-high", "open loop"),
                         ("stream", "streams")]:
         sample = next((runs[(leg, kind)] for leg in legs if (leg, kind) in runs), None)
         if sample is None:

@@ -264,17 +264,22 @@ async fn worker(
                 }
             }
         };
-        // Calls still due at the end are not sent (a server slower than the rate leaves them).
-        if scheduled >= end || Instant::now() >= end + DEADLINE_GRACE {
+        // Calls still due at the end are not sent (a server slower than the rate leaves them);
+        // a due call whose timer woke a little late still is.
+        let now = Instant::now();
+        if (args.rate.is_none() && now >= end) || now >= end + DEADLINE_GRACE {
             break;
         }
         sent.fetch_add(1, Ordering::Relaxed);
+        // A call counts when it is sent after the warm-up (an overloaded server's backlog of
+        // calls due during the warm-up counts too: its latency is from their due time).
+        let counted = Instant::now() >= measure_from;
         let timed = tokio::time::timeout(CALL_TIMEOUT, call(&mut sender, &target, scheduled)).await;
         let outcome = timed.unwrap_or_else(|_| {
             sender = None;
             Outcome::Error
         });
-        if scheduled < measure_from {
+        if !counted {
             continue;
         }
         match outcome {
