@@ -281,7 +281,13 @@ fn main() -> ExitCode {
             eprintln!("server: {e}");
             return ExitCode::FAILURE;
         }
-        eprintln!("server: stopped; every call in flight was settled");
+        // Group commit at work: how many syncs the calls shared.
+        let records = proxy.gateway().billing().ledger().head().ok().flatten().map_or(0, |h| h.records);
+        eprintln!(
+            "server: stopped; every call in flight was settled; {} usage records in {} usage-log syncs, {records} ledger journal records (one sync each)",
+            proxy.usage().len(),
+            proxy.usage().syncs()
+        );
         ExitCode::SUCCESS
     })
 }

@@ -178,8 +178,11 @@ for leg in $LEGS; do
       pg_port=$(free_port)
       token=bench-admin-token
       echo "== starting paygo's server on port $pg_port"
+      # One account takes all the load: its plan must not be what limits the run.
+      echo '{"EUR": "0.92"}' > "$work/rates.json"
       start paygo "$CARGO_TARGET_DIR/release/examples/server" --listen "127.0.0.1:$pg_port" \
-        --upstream "${PAYGO_UPSTREAM:-$upstream_url}" --data-dir "$work/paygo-data" --admin-token "$token"
+        --upstream "${PAYGO_UPSTREAM:-$upstream_url}" --data-dir "$work/paygo-data" --admin-token "$token" \
+        --requests-per-hour 1000000000 --burst 1000000 --fx-rates "$work/rates.json"
       pg_pid=$last_pid
       wait_for paygo "$pg_pid" 60 grep -q "listening on" "$work/paygo.log"
       pg_url=$(grep -o 'http://[0-9.:]*' "$work/paygo.log" | head -n 1)
@@ -188,9 +191,11 @@ for leg in $LEGS; do
       account_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["account_id"])' <<< "$account")
       api_key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' <<< "$account")
       curl -sf -X POST "$pg_url/admin/v1/accounts/$account_id/payments" -H "authorization: Bearer $token" \
-        -H 'content-type: application/json' -d '{"payment_id":"p1","usd":"1000.00","method":"card"}' > /dev/null
+        -H 'content-type: application/json' -d '{"payment_id":"p1","usd":"1000.00","method":"card","card_country":"IE"}' > /dev/null
       measure paygo "$pg_url/v1/chat/completions" "$api_key"
       stop "$pg_pid"
+      # Group commit: each call is two billing commands (hold, capture) and one usage record.
+      grep "server: stopped" "$work/paygo.log" || echo "paygo's server did not stop cleanly: $(tail -n 3 "$work/paygo.log")"
       ;;
     *)
       echo "unknown leg $leg: expected direct, litellm or paygo" >&2

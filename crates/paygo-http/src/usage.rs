@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -119,6 +120,7 @@ impl Index {
 pub struct UsageLog {
     index: RwLock<Index>,
     writer: Option<mpsc::Sender<Pending>>,
+    syncs: Arc<AtomicU64>,
 }
 
 impl UsageLog {
@@ -127,6 +129,7 @@ impl UsageLog {
         UsageLog {
             index: RwLock::new(Index::default()),
             writer: None,
+            syncs: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -169,13 +172,16 @@ impl UsageLog {
             index.insert(record);
         }
         let (tx, rx) = mpsc::channel::<Pending>();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&syncs);
         std::thread::Builder::new()
             .name("paygo-usage-log".into())
-            .spawn(move || write_loop(file, &rx))
+            .spawn(move || write_loop(file, &rx, &counter))
             .map_err(|e| storage(e.to_string()))?;
         Ok(UsageLog {
             index: RwLock::new(index),
             writer: Some(tx),
+            syncs,
         })
     }
 
@@ -285,6 +291,26 @@ impl UsageLog {
         Ok(buckets.into_values().collect())
     }
 
+    /// How many records the log holds.
+    pub fn len(&self) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_request
+            .len()
+    }
+
+    /// Whether the log holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many writes (each one sync) the writer made: fewer than the records appended
+    /// when concurrent calls shared a sync (0 for a log in memory).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
     /// Whether a record has this request id.
     pub fn contains(&self, request_id: &str) -> bool {
         self.index
@@ -307,7 +333,7 @@ impl UsageLog {
 }
 
 /// The writer thread: every waiting line in one write and one sync.
-fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>) {
+fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>, syncs: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -321,6 +347,7 @@ fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>) {
             .write_all(&bytes)
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("usage.jsonl: {e}"));
+        syncs.fetch_add(1, Ordering::Relaxed);
         for (_, reply) in batch {
             let _ = reply.send(result.clone());
         }
