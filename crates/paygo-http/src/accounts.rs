@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
@@ -19,6 +19,7 @@ use paygo_billing::{AutoTopUpRule, CustomerId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HttpError;
+use crate::jsonl::open_lines;
 
 /// The prefix of every API key paygo makes.
 pub const KEY_PREFIX: &str = "sk-paygo-";
@@ -158,41 +159,11 @@ impl Directory {
     /// that is not a directory record (damage is never skipped).
     pub fn open(dir: impl AsRef<Path>) -> Result<Directory, HttpError> {
         let path = dir.as_ref().join("accounts.jsonl");
-        let storage = |what: String| HttpError::Storage {
-            what: format!("{}: {what}", path.display()),
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| storage(e.to_string()))?;
         let mut state = State {
             next_account: 1,
             ..State::default()
         };
-        let mut reader = BufReader::new(&file);
-        let mut line = String::new();
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(|e| storage(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if !line.ends_with('\n') {
-                // A torn last line: its write was never synced, so never acknowledged.
-                let keep = file.metadata().map_err(|e| storage(e.to_string()))?.len() - n as u64;
-                file.set_len(keep).map_err(|e| storage(e.to_string()))?;
-                break;
-            }
-            let record: Line =
-                serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
-            state
-                .apply(record)
-                .map_err(|e| storage(format!("line {number}: {e}")))?;
-        }
+        let file = open_lines(&path, |line: Line| state.apply(line))?;
         Ok(Directory {
             state: RwLock::new(state),
             file: Some(Mutex::new(file)),

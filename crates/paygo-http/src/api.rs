@@ -29,8 +29,6 @@ use crate::proxy::{Proxy, bearer, read_limited};
 use crate::respond::ApiError;
 use crate::sizing::Endpoint;
 
-type Shared<B, L, C, S> = Arc<Proxy<B, L, C, S>>;
-
 /// The router of a proxy: every endpoint of `docs/http.md`. Serve it with
 /// `axum::serve`, and call [`Proxy::drain`] after a graceful shutdown.
 pub fn router<B, L, C, S>(proxy: Arc<Proxy<B, L, C, S>>) -> Router
@@ -44,7 +42,7 @@ where
     macro_rules! metered {
         ($endpoint:expr, $path:literal) => {
             post(
-                |State(p): State<Shared<B, L, C, S>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+                |State(p): State<Arc<Proxy<B, L, C, S>>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
                     p.metered($endpoint, $path, headers, body).await
                 },
             )
@@ -62,21 +60,24 @@ where
             metered!(Endpoint::ImageGenerations, "/v1/images/generations"),
         )
         .route("/v1/audio/speech", metered!(Endpoint::AudioSpeech, "/v1/audio/speech"))
-        .route("/v1/models", get(models::<B, L, C, S>))
-        .route("/v1/billing/balance", get(balance::<B, L, C, S>))
-        .route("/v1/billing/usage", get(usage::<B, L, C, S>))
-        .route("/v1/generation/{request_id}", get(generation::<B, L, C, S>))
-        .route("/admin/v1/accounts", post(create_account::<B, L, C, S>))
-        .route("/admin/v1/accounts/{id}", get(account::<B, L, C, S>))
-        .route("/admin/v1/accounts/{id}/keys", post(create_key::<B, L, C, S>))
-        .route("/admin/v1/keys/{key_id}", delete(revoke_key::<B, L, C, S>))
-        .route("/admin/v1/accounts/{id}/payments", post(payment::<B, L, C, S>))
+        .route("/v1/models", get(Proxy::<B, L, C, S>::on_models))
+        .route("/v1/billing/balance", get(Proxy::<B, L, C, S>::on_balance))
+        .route("/v1/billing/usage", get(Proxy::<B, L, C, S>::on_usage))
+        .route("/v1/generation/{request_id}", get(Proxy::<B, L, C, S>::on_generation))
+        .route("/admin/v1/accounts", post(Proxy::<B, L, C, S>::on_create_account))
+        .route("/admin/v1/accounts/{id}", get(Proxy::<B, L, C, S>::on_account))
+        .route("/admin/v1/accounts/{id}/keys", post(Proxy::<B, L, C, S>::on_create_key))
+        .route("/admin/v1/keys/{key_id}", delete(Proxy::<B, L, C, S>::on_revoke_key))
+        .route(
+            "/admin/v1/accounts/{id}/payments",
+            post(Proxy::<B, L, C, S>::on_payment),
+        )
         .route(
             "/admin/v1/accounts/{id}/auto-top-up",
-            get(get_auto_top_up::<B, L, C, S>).put(put_auto_top_up::<B, L, C, S>),
+            get(Proxy::<B, L, C, S>::on_get_auto_top_up).put(Proxy::<B, L, C, S>::on_put_auto_top_up),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(fallback::<B, L, C, S>)
+        .fallback(Proxy::<B, L, C, S>::on_fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(proxy)
 }
@@ -134,48 +135,6 @@ where
     }
 }
 
-async fn models<B, L, C, S>(State(p): State<Shared<B, L, C, S>>) -> Response
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    let data: Vec<serde_json::Value> = p
-        .gateway
-        .prices()
-        .models()
-        .iter()
-        .map(|m| json!({"id": m.id, "object": "model", "owned_by": m.provider, "mode": m.mode}))
-        .collect();
-    axum::Json(json!({"object": "list", "data": data})).into_response()
-}
-
-async fn balance<B, L, C, S>(State(p): State<Shared<B, L, C, S>>, headers: HeaderMap) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    let account = p.authenticate(&headers)?;
-    let balance = p.gateway.balance(account).await?;
-    let rate = p.gateway.prices().credit_rate();
-    let usd = |c| {
-        rate.to_money_exact(c)
-            .map(|m| m.amount().normalize().to_string())
-            .map_err(|e| ApiError::from(HttpError::Credits(e)))
-    };
-    Ok(axum::Json(json!({
-        "credits": balance.available.get(),
-        "usd": usd(balance.available)?,
-        "paid_credits": balance.paid.get(),
-        "bonus_credits": balance.bonus.get(),
-        "arrears_credits": balance.arrears.get(),
-    }))
-    .into_response())
-}
-
 /// The query of `GET /v1/billing/usage`.
 #[derive(Debug, Deserialize)]
 struct UsageQuery {
@@ -212,109 +171,6 @@ fn rfc3339(ns: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn usage<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    const HOUR_NS: u64 = 3_600_000_000_000;
-    let account = p.authenticate(&headers)?;
-    let Query(query) = query.map_err(|e| ApiError::new(400, "invalid_request", e.body_text()))?;
-    let (bucket_name, bucket_ns) = match query.bucket.as_deref() {
-        None | Some("1d") => ("1d", 24 * HOUR_NS),
-        Some("1h") => ("1h", HOUR_NS),
-        Some(_) => {
-            return Err(ApiError::from(HttpError::InvalidField {
-                field: "bucket",
-                expected: "1h or 1d",
-            }));
-        }
-    };
-    let by_model = match query.group_by.as_deref() {
-        None | Some("") => false,
-        Some("model") => true,
-        Some(_) => {
-            return Err(ApiError::from(HttpError::InvalidField {
-                field: "group_by",
-                expected: "model, or nothing",
-            }));
-        }
-    };
-    let to_ns = match &query.to {
-        Some(t) => parse_time("to", t)?,
-        None => p.gateway.clock().now_ns().saturating_add(1),
-    };
-    let from_ns = match &query.from {
-        Some(f) => parse_time("from", f)?,
-        None => to_ns.saturating_sub(30 * 24 * HOUR_NS),
-    };
-    let buckets = p.usage.usage(account, from_ns, to_ns, bucket_ns, by_model)?;
-    let mut total_credits = paygo_credits::Credits::ZERO;
-    let mut total_usd = Decimal::ZERO;
-    let mut total_calls = 0u64;
-    let data: Vec<serde_json::Value> = buckets
-        .iter()
-        .map(|b| {
-            total_credits = total_credits.checked_add(b.credits).unwrap_or(total_credits);
-            total_usd = total_usd.checked_add(b.usd.amount()).unwrap_or(total_usd);
-            total_calls = total_calls.saturating_add(b.calls);
-            let mut v = json!({
-                "start": rfc3339(b.start_ns), "calls": b.calls, "prompt_tokens": b.prompt_tokens,
-                "completion_tokens": b.completion_tokens, "credits": b.credits.get(), "usd": b.usd.amount().normalize().to_string(),
-            });
-            if let Some(model) = &b.model {
-                v["model"] = json!(model);
-            }
-            v
-        })
-        .collect();
-    Ok(axum::Json(json!({
-        "object": "list", "from": rfc3339(from_ns), "to": rfc3339(to_ns), "bucket": bucket_name,
-        "data": data,
-        "total": {"calls": total_calls, "credits": total_credits.get(), "usd": total_usd.normalize().to_string()},
-    }))
-    .into_response())
-}
-
-async fn generation<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(request_id): Path<String>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    let account = p.authenticate(&headers)?;
-    // Another account's call is as unknown as a call that never was.
-    let record = p
-        .usage
-        .generation(&request_id)
-        .filter(|r| r.account == account)
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "generation_not_found",
-                "no charged call of this account has this id",
-            )
-        })?;
-    Ok(axum::Json(json!({
-        "id": record.request_id, "model": record.model, "endpoint": record.endpoint,
-        "service_tier": record.service_tier,
-        "created": rfc3339(record.at_ns), "usage": record.usage, "credits_used": record.credits.get(),
-        "usd_spent": record.usd.amount().normalize().to_string(), "streamed": record.streamed, "settlement": record.settlement,
-    }))
-    .into_response())
-}
-
 /// `POST /admin/v1/accounts`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,101 +181,6 @@ struct NewAccount {
     vat_id: Option<String>,
     #[serde(default)]
     address: Vec<String>,
-}
-
-async fn create_account<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    let new: NewAccount = json_body(body)?;
-    CountryCode::from_str(&new.country).map_err(|_| {
-        ApiError::from(HttpError::InvalidField {
-            field: "country",
-            expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
-        })
-    })?;
-    if let Some(vat_id) = &new.vat_id {
-        VatId::parse(vat_id).map_err(|e| ApiError::new(400, "invalid_vat_id", e.to_string()))?;
-    }
-    let (account, key) = p
-        .directory
-        .create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)?;
-    match p.gateway.open_account(account.id).await {
-        Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"account_id": account.id.0, "api_key": key.secret, "key_id": key.id})),
-    )
-        .into_response())
-}
-
-async fn account<B, L, C, S>(State(p): State<Shared<B, L, C, S>>, headers: HeaderMap, Path(id): Path<String>) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    let id = p.named_account(&id)?;
-    let account = p
-        .directory
-        .account(id)
-        .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
-    let balance = p.gateway.balance(id).await?;
-    Ok(axum::Json(json!({
-        "account_id": id.0, "name": account.name, "country": account.country, "vat_id": account.vat_id,
-        "credits": balance.available.get(), "uncollected_credits": balance.uncollected.get(),
-        "arrears_credits": balance.arrears.get(),
-    }))
-    .into_response())
-}
-
-async fn create_key<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    let id = p.named_account(&id)?;
-    let key = p.directory.create_key(id)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"account_id": id.0, "api_key": key.secret, "key_id": key.id})),
-    )
-        .into_response())
-}
-
-async fn revoke_key<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(key_id): Path<String>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    p.directory.revoke_key(&KeyId(key_id))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /admin/v1/accounts/{id}/payments`.
@@ -476,128 +237,6 @@ fn top_up_id(payment_id: &str) -> TopUpId {
     TopUpId((u128::from_be_bytes(first) >> 1).max(1))
 }
 
-async fn payment<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    let id = p.named_account(&id)?;
-    let new: NewPayment = json_body(body)?;
-    if new.payment_id.is_empty() || new.payment_id.len() > 100 {
-        return Err(HttpError::InvalidField {
-            field: "payment_id",
-            expected: "the provider's payment id, 1 to 100 bytes",
-        }
-        .into());
-    }
-    let amount: Decimal = new.usd.parse().map_err(|_| {
-        ApiError::from(HttpError::InvalidField {
-            field: "usd",
-            expected: "a decimal string such as \"10.00\"",
-        })
-    })?;
-    if amount <= Decimal::ZERO || amount.normalize().scale() > 2 {
-        return Err(HttpError::InvalidField {
-            field: "usd",
-            expected: "a positive amount in whole cents",
-        }
-        .into());
-    }
-    let method = payment_method(&new.method)?;
-    if let Some(refusal) = method.refusal() {
-        return Err(ApiError::new(
-            402,
-            "payment_method_refused",
-            format!("payment method refused: {refusal}"),
-        ));
-    }
-    let account = p
-        .directory
-        .account(id)
-        .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
-    let country = CountryCode::from_str(&account.country)
-        .map_err(|_| ApiError::new(500, "internal_error", "the account's country is not a country code"))?;
-    let vat_id = account
-        .vat_id
-        .as_deref()
-        .map(VatId::parse)
-        .transpose()
-        .map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
-    let paid_on =
-        DateTime::from_timestamp_nanos(i64::try_from(p.gateway.clock().now_ns()).unwrap_or(i64::MAX)).date_naive();
-    let paid = PaidTopUp {
-        paid_for: PaidFor::TopUp {
-            id: top_up_id(&new.payment_id),
-        },
-        customer: id,
-        amount: Money::usd(amount),
-        method,
-        reference: new.payment_id.clone(),
-        paid_on,
-        buyer: Buyer {
-            name: account.name.clone(),
-            // An invoice shows at least one address line: the country's code when the
-            // operator gave no address (docs/http.md).
-            address: if account.address.is_empty() {
-                vec![account.country.clone()]
-            } else {
-                account.address.clone()
-            },
-            evidence: LocationEvidence {
-                billing_country: Some(country),
-                ip_country: evidence_country("ip_country", new.ip_country.as_deref())?,
-                card_country: evidence_country("card_country", new.card_country.as_deref())?,
-            },
-            vat_id,
-        },
-        purchase_order: None,
-    };
-    let invoiced = match p.topups.record(p.gateway.billing(), &paid).await {
-        Ok(invoiced) => invoiced,
-        Err(GatewayError::Vat(e)) => {
-            return Err(ApiError::new(
-                400,
-                "vat_undetermined",
-                format!(
-                    "{e}: nothing was credited; a consumer's country needs two agreeing pieces of evidence: the account's country and the payment's `card_country` or `ip_country`"
-                ),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let balance = p.gateway.balance(id).await?;
-    Ok(axum::Json(json!({
-        "payment_id": new.payment_id, "account_id": id.0, "credits_added": invoiced.credits.get(),
-        "invoice_number": invoiced.invoice.number().to_string(), "balance_credits": balance.available.get(),
-    }))
-    .into_response())
-}
-
-async fn get_auto_top_up<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    p.check_admin(&headers)?;
-    let id = p.named_account(&id)?;
-    let rule = p.directory.account(id).and_then(|a| a.auto_top_up);
-    Ok(axum::Json(json!({"account_id": id.0, "rule": rule})).into_response())
-}
-
 /// `PUT /admin/v1/accounts/{id}/auto-top-up`: `{"rule": <rule> | null}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -605,77 +244,362 @@ struct RuleBody {
     rule: Option<AutoTopUpRule>,
 }
 
-async fn put_auto_top_up<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer
+/// The handlers: associated functions of the proxy, so that its bounds are written once.
+// axum takes handlers as async functions, also those that never wait.
+#[allow(clippy::unused_async)]
+impl<B, L, C, S> Proxy<B, L, C, S>
 where
     B: BillingStore + 'static,
     L: AsyncStore<CustomerId> + 'static,
     C: Clock + 'static,
     S: SequenceStore + Send + Sync + 'static,
 {
-    p.check_admin(&headers)?;
-    let id = p.named_account(&id)?;
-    let body: RuleBody = json_body(body)?;
-    p.gateway.set_auto_top_up(id, body.rule).await?;
-    p.directory.set_auto_top_up(id, body.rule)?;
-    Ok(axum::Json(json!({"account_id": id.0, "rule": body.rule})).into_response())
-}
+    async fn on_models(State(p): State<Arc<Self>>) -> Response {
+        let data: Vec<serde_json::Value> = p
+            .gateway
+            .prices()
+            .models()
+            .iter()
+            .map(|m| json!({"id": m.id, "object": "model", "owned_by": m.provider, "mode": m.mode}))
+            .collect();
+        axum::Json(json!({"object": "list", "data": data})).into_response()
+    }
 
-/// Any other path: forwarded unmetered when it is under a configured pass-through prefix
-/// (the key checked first), else 404.
-async fn fallback<B, L, C, S>(
-    State(p): State<Shared<B, L, C, S>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer
-where
-    B: BillingStore + 'static,
-    L: AsyncStore<CustomerId> + 'static,
-    C: Clock + 'static,
-    S: SequenceStore + Send + Sync + 'static,
-{
-    let path = uri.path();
-    if !p
-        .options
-        .pass_through
-        .iter()
-        .any(|prefix| path.starts_with(prefix.as_str()))
-    {
-        return Err(ApiError::new(
-            404,
-            "not_found",
-            format!("no such endpoint: {method} {path}"),
-        ));
+    async fn on_balance(State(p): State<Arc<Self>>, headers: HeaderMap) -> Answer {
+        let account = p.authenticate(&headers)?;
+        let balance = p.gateway.balance(account).await?;
+        let rate = p.gateway.prices().credit_rate();
+        let usd = |c| {
+            rate.to_money_exact(c)
+                .map(|m| m.amount().normalize().to_string())
+                .map_err(|e| ApiError::from(HttpError::Credits(e)))
+        };
+        Ok(axum::Json(json!({
+            "credits": balance.available.get(),
+            "usd": usd(balance.available)?,
+            "paid_credits": balance.paid.get(),
+            "bonus_credits": balance.bonus.get(),
+            "arrears_credits": balance.arrears.get(),
+        }))
+        .into_response())
     }
-    p.authenticate(&headers)?;
-    let body =
-        body.map_err(|_| ApiError::new(413, "request_too_large", "the request body is larger than the limit"))?;
-    let target = format!("{}{}", p.upstream, uri.path_and_query().map_or(path, |pq| pq.as_str()));
-    let mut request = p.client.request(method, target).body(body);
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        request = request.header(header::CONTENT_TYPE, content_type.clone());
+
+    async fn on_usage(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Answer {
+        const HOUR_NS: u64 = 3_600_000_000_000;
+        let account = p.authenticate(&headers)?;
+        let Query(query) = query.map_err(|e| ApiError::new(400, "invalid_request", e.body_text()))?;
+        let (bucket_name, bucket_ns) = match query.bucket.as_deref() {
+            None | Some("1d") => ("1d", 24 * HOUR_NS),
+            Some("1h") => ("1h", HOUR_NS),
+            Some(_) => {
+                return Err(ApiError::from(HttpError::InvalidField {
+                    field: "bucket",
+                    expected: "1h or 1d",
+                }));
+            }
+        };
+        let by_model = match query.group_by.as_deref() {
+            None | Some("") => false,
+            Some("model") => true,
+            Some(_) => {
+                return Err(ApiError::from(HttpError::InvalidField {
+                    field: "group_by",
+                    expected: "model, or nothing",
+                }));
+            }
+        };
+        let to_ns = match &query.to {
+            Some(t) => parse_time("to", t)?,
+            None => p.gateway.clock().now_ns().saturating_add(1),
+        };
+        let from_ns = match &query.from {
+            Some(f) => parse_time("from", f)?,
+            None => to_ns.saturating_sub(30 * 24 * HOUR_NS),
+        };
+        let buckets = p.usage.usage(account, from_ns, to_ns, bucket_ns, by_model)?;
+        let mut total_credits = paygo_credits::Credits::ZERO;
+        let mut total_usd = Decimal::ZERO;
+        let mut total_calls = 0u64;
+        let data: Vec<serde_json::Value> = buckets
+            .iter()
+            .map(|b| {
+                total_credits = total_credits.checked_add(b.credits).unwrap_or(total_credits);
+                total_usd = total_usd.checked_add(b.usd.amount()).unwrap_or(total_usd);
+                total_calls = total_calls.saturating_add(b.calls);
+                let mut v = json!({
+                    "start": rfc3339(b.start_ns), "calls": b.calls, "prompt_tokens": b.prompt_tokens,
+                    "completion_tokens": b.completion_tokens, "credits": b.credits.get(), "usd": b.usd.amount().normalize().to_string(),
+                });
+                if let Some(model) = &b.model {
+                    v["model"] = json!(model);
+                }
+                v
+            })
+            .collect();
+        Ok(axum::Json(json!({
+            "object": "list", "from": rfc3339(from_ns), "to": rfc3339(to_ns), "bucket": bucket_name,
+            "data": data,
+            "total": {"calls": total_calls, "credits": total_credits.get(), "usd": total_usd.normalize().to_string()},
+        }))
+        .into_response())
     }
-    if let Some(auth) = &p.upstream_auth {
-        request = request.header(header::AUTHORIZATION, auth.clone());
+
+    async fn on_generation(State(p): State<Arc<Self>>, headers: HeaderMap, Path(request_id): Path<String>) -> Answer {
+        let account = p.authenticate(&headers)?;
+        // Another account's call is as unknown as a call that never was.
+        let record = p
+            .usage
+            .generation(&request_id)
+            .filter(|r| r.account == account)
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "generation_not_found",
+                    "no charged call of this account has this id",
+                )
+            })?;
+        Ok(axum::Json(json!({
+            "id": record.request_id, "model": record.model, "endpoint": record.endpoint,
+            "service_tier": record.service_tier,
+            "created": rfc3339(record.at_ns), "usage": record.usage, "credits_used": record.credits.get(),
+            "usd_spent": record.usd.amount().normalize().to_string(), "streamed": record.streamed, "settlement": record.settlement,
+        }))
+        .into_response())
     }
-    let timeout = std::time::Duration::from_millis(p.options.upstream_timeout_ms);
-    let response = request
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|_| ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"))?;
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let bytes = read_limited(response, p.options.response_limit_bytes).await?;
-    let mut out = (status, bytes).into_response();
-    if let Some(ct) = content_type {
-        out.headers_mut().insert(header::CONTENT_TYPE, ct);
+
+    async fn on_create_account(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answer {
+        p.check_admin(&headers)?;
+        let new: NewAccount = json_body(body)?;
+        CountryCode::from_str(&new.country).map_err(|_| {
+            ApiError::from(HttpError::InvalidField {
+                field: "country",
+                expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
+            })
+        })?;
+        if let Some(vat_id) = &new.vat_id {
+            VatId::parse(vat_id).map_err(|e| ApiError::new(400, "invalid_vat_id", e.to_string()))?;
+        }
+        let (account, key) =
+            p.directory
+                .create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)?;
+        match p.gateway.open_account(account.id).await {
+            Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({"account_id": account.id.0, "api_key": key.secret, "key_id": key.id})),
+        )
+            .into_response())
     }
-    Ok(out)
+
+    async fn on_account(State(p): State<Arc<Self>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        let account = p
+            .directory
+            .account(id)
+            .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
+        let balance = p.gateway.balance(id).await?;
+        Ok(axum::Json(json!({
+            "account_id": id.0, "name": account.name, "country": account.country, "vat_id": account.vat_id,
+            "credits": balance.available.get(), "uncollected_credits": balance.uncollected.get(),
+            "arrears_credits": balance.arrears.get(),
+        }))
+        .into_response())
+    }
+
+    async fn on_create_key(State(p): State<Arc<Self>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        let key = p.directory.create_key(id)?;
+        Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({"account_id": id.0, "api_key": key.secret, "key_id": key.id})),
+        )
+            .into_response())
+    }
+
+    async fn on_revoke_key(State(p): State<Arc<Self>>, headers: HeaderMap, Path(key_id): Path<String>) -> Answer {
+        p.check_admin(&headers)?;
+        p.directory.revoke_key(&KeyId(key_id))?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    async fn on_payment(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        Path(id): Path<String>,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        let new: NewPayment = json_body(body)?;
+        if new.payment_id.is_empty() || new.payment_id.len() > 100 {
+            return Err(HttpError::InvalidField {
+                field: "payment_id",
+                expected: "the provider's payment id, 1 to 100 bytes",
+            }
+            .into());
+        }
+        let amount: Decimal = new.usd.parse().map_err(|_| {
+            ApiError::from(HttpError::InvalidField {
+                field: "usd",
+                expected: "a decimal string such as \"10.00\"",
+            })
+        })?;
+        if amount <= Decimal::ZERO || amount.normalize().scale() > 2 {
+            return Err(HttpError::InvalidField {
+                field: "usd",
+                expected: "a positive amount in whole cents",
+            }
+            .into());
+        }
+        let method = payment_method(&new.method)?;
+        if let Some(refusal) = method.refusal() {
+            return Err(ApiError::new(
+                402,
+                "payment_method_refused",
+                format!("payment method refused: {refusal}"),
+            ));
+        }
+        let account = p
+            .directory
+            .account(id)
+            .ok_or_else(|| ApiError::from(HttpError::UnknownAccount { account: id }))?;
+        let country = CountryCode::from_str(&account.country)
+            .map_err(|_| ApiError::new(500, "internal_error", "the account's country is not a country code"))?;
+        let vat_id = account
+            .vat_id
+            .as_deref()
+            .map(VatId::parse)
+            .transpose()
+            .map_err(|e| ApiError::new(500, "internal_error", e.to_string()))?;
+        let paid_on =
+            DateTime::from_timestamp_nanos(i64::try_from(p.gateway.clock().now_ns()).unwrap_or(i64::MAX)).date_naive();
+        let paid = PaidTopUp {
+            paid_for: PaidFor::TopUp {
+                id: top_up_id(&new.payment_id),
+            },
+            customer: id,
+            amount: Money::usd(amount),
+            method,
+            reference: new.payment_id.clone(),
+            paid_on,
+            buyer: Buyer {
+                name: account.name.clone(),
+                // An invoice shows at least one address line: the country's code when the
+                // operator gave no address (docs/http.md).
+                address: if account.address.is_empty() {
+                    vec![account.country.clone()]
+                } else {
+                    account.address.clone()
+                },
+                evidence: LocationEvidence {
+                    billing_country: Some(country),
+                    ip_country: evidence_country("ip_country", new.ip_country.as_deref())?,
+                    card_country: evidence_country("card_country", new.card_country.as_deref())?,
+                },
+                vat_id,
+            },
+            purchase_order: None,
+        };
+        let invoiced = match p.topups.record(p.gateway.billing(), &paid).await {
+            Ok(invoiced) => invoiced,
+            Err(GatewayError::Vat(e)) => {
+                return Err(ApiError::new(
+                    400,
+                    "vat_undetermined",
+                    format!(
+                        "{e}: nothing was credited; a consumer's country needs two agreeing pieces of evidence: the account's country and the payment's `card_country` or `ip_country`"
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let balance = p.gateway.balance(id).await?;
+        Ok(axum::Json(json!({
+            "payment_id": new.payment_id, "account_id": id.0, "credits_added": invoiced.credits.get(),
+            "invoice_number": invoiced.invoice.number().to_string(), "balance_credits": balance.available.get(),
+        }))
+        .into_response())
+    }
+
+    async fn on_get_auto_top_up(State(p): State<Arc<Self>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        let rule = p.directory.account(id).and_then(|a| a.auto_top_up);
+        Ok(axum::Json(json!({"account_id": id.0, "rule": rule})).into_response())
+    }
+
+    async fn on_put_auto_top_up(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        Path(id): Path<String>,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        let body: RuleBody = json_body(body)?;
+        p.gateway.set_auto_top_up(id, body.rule).await?;
+        p.directory.set_auto_top_up(id, body.rule)?;
+        Ok(axum::Json(json!({"account_id": id.0, "rule": body.rule})).into_response())
+    }
+
+    /// Any other path: forwarded unmetered when it is under a configured pass-through prefix
+    /// (the key checked first), else 404.
+    async fn on_fallback(
+        State(p): State<Arc<Self>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answer {
+        let path = uri.path();
+        if !p
+            .options
+            .pass_through
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+        {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no such endpoint: {method} {path}"),
+            ));
+        }
+        p.authenticate(&headers)?;
+        let body =
+            body.map_err(|_| ApiError::new(413, "request_too_large", "the request body is larger than the limit"))?;
+        let target = format!("{}{}", p.upstream, uri.path_and_query().map_or(path, |pq| pq.as_str()));
+        let mut request = p.client.request(method, target).body(body);
+        if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+            request = request.header(header::CONTENT_TYPE, content_type.clone());
+        }
+        if let Some(auth) = &p.upstream_auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let timeout = std::time::Duration::from_millis(p.options.upstream_timeout_ms);
+        let response = request
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|_| ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"))?;
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = read_limited(response, p.options.response_limit_bytes).await?;
+        let mut out = (status, bytes).into_response();
+        if let Some(ct) = content_type {
+            out.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        Ok(out)
+    }
 }

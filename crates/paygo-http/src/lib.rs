@@ -69,6 +69,7 @@
 mod accounts;
 mod api;
 mod error;
+mod jsonl;
 mod proxy;
 mod respond;
 pub mod server;

@@ -8,8 +8,8 @@
 //! and the log says what for. `docs/http.md` states what a crash between the two leaves.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::error::HttpError;
+use crate::jsonl::open_lines;
 use crate::sizing::Endpoint;
 
 /// How a call's charge was settled.
@@ -141,36 +142,14 @@ impl UsageLog {
     /// is not a call record.
     pub fn open(dir: impl AsRef<Path>) -> Result<UsageLog, HttpError> {
         let path = dir.as_ref().join("usage.jsonl");
+        let mut index = Index::default();
+        let file = open_lines(&path, |record: CallRecord| {
+            index.insert(record);
+            Ok(())
+        })?;
         let storage = |what: String| HttpError::Storage {
             what: format!("{}: {what}", path.display()),
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| storage(e.to_string()))?;
-        let mut index = Index::default();
-        let mut reader = BufReader::new(&file);
-        let mut line = String::new();
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(|e| storage(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if !line.ends_with('\n') {
-                // A torn last line was never synced, so never acknowledged.
-                let keep = file.metadata().map_err(|e| storage(e.to_string()))?.len() - n as u64;
-                file.set_len(keep).map_err(|e| storage(e.to_string()))?;
-                break;
-            }
-            let record: CallRecord =
-                serde_json::from_str(line.trim_end()).map_err(|e| storage(format!("line {number}: {e}")))?;
-            index.insert(record);
-        }
         let (tx, rx) = mpsc::channel::<Pending>();
         let syncs = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&syncs);
