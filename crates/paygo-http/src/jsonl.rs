@@ -71,7 +71,11 @@ mod tests {
         let path = dir.join("lines.jsonl");
         std::fs::write(&path, "1\n2\n3").unwrap();
         assert_eq!(read(&path).unwrap(), vec![1, 2]);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n", "the torn line is cut");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "1\n2\n",
+            "the torn line is cut"
+        );
         std::fs::write(&path, "1\nnot a number\n3\n").unwrap();
         let error = read(&path).unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");

@@ -419,9 +419,11 @@ where
         if let Some(auth) = &self.upstream_auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        let timeout = Duration::from_millis(self.options.upstream_timeout_ms);
+        // One deadline for the whole upstream call (its answer's headers, and its body when
+        // it is not streamed): shorter than the hold's timeout (checked in `Proxy::new`).
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.options.upstream_timeout_ms);
         if size.stream {
-            let sent = tokio::time::timeout(timeout, request.send()).await;
+            let sent = tokio::time::timeout_at(deadline, request.send()).await;
             let upstream = match self.upstream_answer(&admitted, sent).await {
                 Ok(upstream) => upstream,
                 Err(e) => return Err(e),
@@ -430,17 +432,17 @@ where
                 self, admitted, endpoint, &size, upstream, request_id, guard,
             ));
         }
-        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let sent = tokio::time::timeout_at(deadline, request.send()).await;
         let upstream = self.upstream_answer(&admitted, sent).await?;
-        let bytes = match tokio::time::timeout(timeout, read_limited(upstream, self.options.response_limit_bytes)).await
-        {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) => return Err(self.release(&admitted, e).await),
-            Err(_) => {
-                let e = ApiError::new(504, "upstream_timeout", "the upstream did not answer in time");
-                return Err(self.release(&admitted, e).await);
-            }
-        };
+        let bytes =
+            match tokio::time::timeout_at(deadline, read_limited(upstream, self.options.response_limit_bytes)).await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => return Err(self.release(&admitted, e).await),
+                Err(_) => {
+                    let e = ApiError::new(504, "upstream_timeout", "the upstream did not answer in time");
+                    return Err(self.release(&admitted, e).await);
+                }
+            };
         self.answer_plain(&admitted, endpoint, &size, &request_id, bytes).await
     }
 
@@ -453,27 +455,38 @@ where
         request_id: &str,
         bytes: Bytes,
     ) -> Result<Response, ApiError> {
-        let (usage, body) = match endpoint {
-            // Speech answers audio; images answer without usage: both are charged by the
-            // units of the request.
-            Endpoint::AudioSpeech | Endpoint::ImageGenerations => (Some(size.units.clone().unwrap_or_default()), bytes),
-            _ => {
-                let parsed: Result<UsageOnly<'_>, _> = serde_json::from_slice(&bytes);
-                let Ok(parsed) = parsed else {
-                    let e = ApiError::new(502, "upstream_malformed", "the upstream's answer is not a JSON object");
-                    return Err(self.release(admitted, e).await);
-                };
-                let shape = if endpoint == Endpoint::Responses {
-                    UsageShape::OpenAiResponses
-                } else {
-                    UsageShape::OpenAiChat
-                };
-                let usage = parsed
-                    .usage
-                    .and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
-                (usage, bytes)
+        let usage = if endpoint == Endpoint::AudioSpeech {
+            // Speech answers audio: it is charged by the units of its request.
+            size.units.clone()
+        } else {
+            let parsed: Result<UsageOnly<'_>, _> = serde_json::from_slice(&bytes);
+            let Ok(parsed) = parsed else {
+                let e = ApiError::new(502, "upstream_malformed", "the upstream's answer is not a JSON object");
+                return Err(self.release(admitted, e).await);
+            };
+            // Images report usage only for models priced by image tokens (the Responses
+            // API's shape); the others are charged by the units of their request.
+            let shape = if matches!(endpoint, Endpoint::Responses | Endpoint::ImageGenerations) {
+                UsageShape::OpenAiResponses
+            } else {
+                UsageShape::OpenAiChat
+            };
+            let mut reported = parsed
+                .usage
+                .and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
+            if endpoint == Endpoint::ImageGenerations
+                && let Some(usage) = &mut reported
+            {
+                // The Images API's output tokens are all image tokens.
+                let details = usage.completion_tokens_details.get_or_insert_with(Default::default);
+                details.image_tokens = usage.completion_tokens;
+            }
+            match (reported, endpoint) {
+                (None, Endpoint::ImageGenerations) => size.units.clone(),
+                (reported, _) => reported,
             }
         };
+        let body = bytes;
         let charged = self.settle(admitted, usage, true).await?;
         self.usage
             .append(call_record(admitted, endpoint, request_id, &charged, false))

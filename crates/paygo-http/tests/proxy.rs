@@ -726,3 +726,63 @@ async fn pass_through_paths_reach_the_upstream_with_its_key_and_others_do_not() 
     assert_eq!(h.credits(&key).await, 2_000_000, "unmetered");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_and_speech_are_charged_by_their_units_or_their_image_tokens() {
+    let book = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [
+        {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
+          "valid_from": "2024-01-01T00:00:00Z", "prices": {},
+          "variants": [
+            {"component": "output_image", "variant": "1024x1024/standard", "usd_per_unit": "0.04"},
+            {"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]},
+        {"id": "gpt-image-1", "provider": "openai", "mode": "image_generation", "versions": [{
+          "valid_from": "2025-04-01T00:00:00Z",
+          "prices": {"input_token": "0.000005", "output_image_token": "0.00004"}}]},
+        {"id": "tts-1", "provider": "openai", "mode": "audio_speech", "versions": [{
+          "valid_from": "2024-01-01T00:00:00Z", "prices": {"input_character": "0.000015"}}]}
+    ]}"#,
+    )
+    .unwrap();
+    let h = Harness::start("http-media", |o| o.prices = book).await;
+    let (_, key) = h.account("10.00").await;
+    // Two HD images at $0.08: $0.16 = 320,000 credits.
+    let response = h
+        .post(
+            &key,
+            "/v1/images/generations",
+            &json!({"model": "dall-e-3", "prompt": "a lighthouse", "n": 2, "size": "1024x1024", "quality": "hd"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["meta"]["usage"]["credits_used"], 320_000);
+    // Eleven characters at $0.000015: 330 credits; the answer is audio, the usage in headers.
+    let response = h
+        .post(
+            &key,
+            "/v1/audio/speech",
+            &json!({"model": "tts-1", "input": "hello world", "voice": "alloy"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-aimlapi-credits-used"], "330");
+    assert!(!response.bytes().await.unwrap().is_empty());
+    // Priced by image tokens: the upstream's usage (all its output tokens are image tokens).
+    let response = h
+        .post(
+            &key,
+            "/v1/images/generations",
+            &json!({"model": "gpt-image-1", "prompt": "a lighthouse", "n": 1, "quality": "low", "size": "1024x1024"}),
+        )
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let tokens = body["usage"]["output_tokens"].as_u64().unwrap();
+    let input = body["usage"]["input_tokens"].as_u64().unwrap();
+    // input × $5/M + output × $40/M, in credits (2 per micro-dollar): 10 and 80 a token.
+    let expected = i64::try_from(input * 10 + tokens * 80).unwrap();
+    assert_eq!(body["meta"]["usage"]["credits_used"].as_i64(), Some(expected));
+    h.stop().await;
+}
