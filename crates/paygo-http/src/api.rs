@@ -512,6 +512,12 @@ where
             },
             purchase_order: None,
         };
+        // An account whose creation was cut between the directory and the billing store
+        // (the store was down) is opened now: a payment never fails for that.
+        match p.gateway.open_account(id).await {
+            Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let invoiced = match p.topups.record(p.gateway.billing(), &paid).await {
             Ok(invoiced) => invoiced,
             Err(GatewayError::Vat(e)) => {

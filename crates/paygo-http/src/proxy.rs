@@ -255,7 +255,8 @@ where
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
-    /// Rebuilds the usage records a crash lost: every charge in an account's ledger history
+    /// Opens the billing accounts of directory accounts the store does not have (their
+    /// creation was cut), and rebuilds the usage records a crash lost: every charge in an account's ledger history
     /// whose call has no record gets one ([`Settlement::Recovered`]: the credits and time
     /// from the ledger, the model `"unknown"`, no usage), so that the usage endpoints always
     /// add up to what the ledger charged. Run it once after opening, before serving;
@@ -272,9 +273,16 @@ where
             loop {
                 let page = match self.gateway.billing().history(account.id, query).await {
                     Ok(page) => page,
-                    // An account the ledger never opened (a crash right after the directory
-                    // line): nothing was charged.
-                    Err(BillingError::UnknownCustomer { .. }) => break,
+                    // An account the ledger never opened (a crash, or the store down, right
+                    // after the directory line): nothing was charged; it is opened now.
+                    Err(BillingError::UnknownCustomer { .. }) => {
+                        match self.gateway.open_account(account.id).await {
+                            Ok(_)
+                            | Err(paygo_gateway::GatewayError::Refused(paygo_billing::Refusal::AccountExists)) => {}
+                            Err(e) => return Err(HttpError::Storage { what: e.to_string() }),
+                        }
+                        break;
+                    }
                     Err(e) => return Err(HttpError::Storage { what: e.to_string() }),
                 };
                 for entry in &page.entries {

@@ -125,13 +125,11 @@ async fn start(upstream: &FakeUpstream) -> (Arc<FlakyProxy>, String, String) {
         .await
         .unwrap();
     let proxy = Arc::new(
-        Proxy::new(
-            gateway,
-            directory,
-            UsageLog::in_memory(),
-            topups,
-            ProxyOptions::new(upstream.url()),
-        )
+        Proxy::new(gateway, directory, UsageLog::in_memory(), topups, {
+            let mut options = ProxyOptions::new(upstream.url());
+            options.admin_token = Some("admin".into());
+            options
+        })
         .unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,4 +192,35 @@ async fn a_capture_whose_reply_was_lost_is_retried_and_charged_once() {
     let credits = body["meta"]["usage"]["credits_used"].as_i64().unwrap();
     let after = proxy.gateway().balance(account).await.unwrap().available.get();
     assert_eq!(before - after, credits, "charged once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_whose_creation_was_cut_is_opened_by_its_first_payment() {
+    let upstream = FakeUpstream::start(UpstreamOptions::default()).await.unwrap();
+    let (proxy, base, _) = start(&upstream).await;
+    let http = reqwest::Client::new();
+    proxy.gateway().billing().down.store(1, Ordering::SeqCst);
+    let created = http
+        .post(format!("{base}/admin/v1/accounts"))
+        .bearer_auth("admin")
+        .json(&json!({"name": "Late Inc.", "country": "US"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 503, "the billing store is down");
+    proxy.gateway().billing().down.store(0, Ordering::SeqCst);
+    // The directory has it (id 2: the harness's account is 1); its key works once paid.
+    let account = proxy.directory().account(CustomerId(2)).expect("in the directory");
+    assert_eq!(account.name, "Late Inc.");
+    let paid = http
+        .post(format!("{base}/admin/v1/accounts/2/payments"))
+        .bearer_auth("admin")
+        .json(&json!({"payment_id": "pi_late", "usd": "1.00", "method": "card", "card_country": "US"}))
+        .send()
+        .await
+        .unwrap();
+    let status = paid.status();
+    let body: Value = paid.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["credits_added"], 2_000_000);
 }
