@@ -348,7 +348,14 @@ impl Pump {
                     text.extend_from_slice(b"\n\n");
                     Some(text)
                 }
-                (Endpoint::Responses, None) => None,
+                // Cut before `response.completed`: the charge still has its event.
+                (Endpoint::Responses, None) => {
+                    let data = with_meta(br#"{"type":"paygo.usage"}"#, &meta).unwrap_or_default();
+                    let mut text = b"event: paygo.usage\ndata: ".to_vec();
+                    text.extend_from_slice(&data);
+                    text.extend_from_slice(b"\n\n");
+                    Some(text)
+                }
                 (_, held) => {
                     let base =
                         match held {

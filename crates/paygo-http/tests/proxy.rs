@@ -461,6 +461,26 @@ async fn cut_streams_and_streams_without_usage_are_settled_by_the_rule() {
             assert_eq!(generation["settlement"], "without_usage");
         }
     }
+    // A Responses stream cut before `response.completed`: charged, and told so.
+    let before = h.credits(&key).await;
+    let body = json!({"model": "gpt-4o", "input": "[fake:cut=2]", "max_output_tokens": 50, "stream": true});
+    let text = h
+        .post(&key, "/v1/responses", &body)
+        .await
+        .text()
+        .await
+        .expect("the stream");
+    let meta = events(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["meta"].is_object())
+        .expect("a meta event");
+    assert_eq!(meta["type"], "paygo.usage");
+    assert_eq!(
+        meta["meta"]["usage"]["credits_used"].as_i64(),
+        Some(before - h.credits(&key).await)
+    );
+    assert!(text.contains("upstream_stream_cut"), "{text}");
     h.stop().await;
 }
 
