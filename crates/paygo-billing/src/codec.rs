@@ -270,7 +270,7 @@ pub(crate) fn command(r: &mut Reader<'_>) -> Result<Command, LedgerError> {
     })
 }
 
-fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
+pub(crate) fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
     out.put_u128(q.id.0);
     out.put_u128(q.customer.0);
     put_money(out, &q.amount);
@@ -280,7 +280,7 @@ fn put_request(out: &mut Vec<u8>, q: &TopUpRequest) {
     put_opt_reference(out, q.purchase_order);
 }
 
-fn request(r: &mut Reader<'_>) -> Result<TopUpRequest, LedgerError> {
+pub(crate) fn request(r: &mut Reader<'_>) -> Result<TopUpRequest, LedgerError> {
     Ok(TopUpRequest {
         id: r.u128()?.into(),
         customer: r.u128()?.into(),
@@ -521,12 +521,12 @@ fn reply(r: &mut Reader<'_>) -> Result<Reply, LedgerError> {
     }
 }
 
-fn put_command_reply(out: &mut Vec<u8>, (c, reply): &(Command, Reply)) {
+pub(crate) fn put_command_reply(out: &mut Vec<u8>, (c, reply): &(Command, Reply)) {
     put_command(out, c);
     put_reply(out, reply);
 }
 
-fn command_reply(r: &mut Reader<'_>) -> Result<(Command, Reply), LedgerError> {
+pub(crate) fn command_reply(r: &mut Reader<'_>) -> Result<(Command, Reply), LedgerError> {
     Ok((command(r)?, reply(r)?))
 }
 
@@ -812,6 +812,7 @@ pub(crate) fn state(r: &mut Reader<'_>, transfers_more: usize) -> Result<Billing
         next_request,
         in_arrears: BTreeSet::new(),
         compact_at_len: 0,
+        counter_limit: crate::machine::COUNTERS_SOFT_MAX,
     };
     billing.in_arrears = billing
         .customers

@@ -624,3 +624,411 @@ pub fn reversal_claws_back_and_arrears_stop_service<S: BillingStore>(store: &S, 
     );
     assert!(held.is_ok(), "{held:?}");
 }
+
+/// The settings of a [`differential`] run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DifferentialOptions {
+    /// The seed of the command stream.
+    pub seed: u64,
+    /// How many submissions (of one to four commands each).
+    pub steps: usize,
+    /// The base of the customers and ids used (as the cases' `base`).
+    pub base: u128,
+}
+
+/// A store's names for the ids it minted (auto top-up requests, bonus lots), numbered in
+/// the order they were first seen: two stores that agree see them in the same order.
+#[derive(Debug, Default)]
+struct Names {
+    requests: Vec<u128>,
+    lots: Vec<u128>,
+}
+
+impl Names {
+    fn ordinal(list: &mut Vec<u128>, id: u128) -> u128 {
+        if let Some(p) = list.iter().position(|&x| x == id) {
+            p as u128 + 1
+        } else {
+            list.push(id);
+            list.len() as u128
+        }
+    }
+
+    fn request(&mut self, id: RequestId) -> RequestId {
+        RequestId(Names::ordinal(&mut self.requests, id.0))
+    }
+
+    fn decision(&mut self, d: AutoTopUp) -> AutoTopUp {
+        match d {
+            AutoTopUp::Requested(mut q) => {
+                q.id = self.request(q.id);
+                AutoTopUp::Requested(q)
+            }
+            AutoTopUp::Outstanding { request } => AutoTopUp::Outstanding {
+                request: self.request(request),
+            },
+            other => other,
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) -> Reply {
+        Ok(match reply? {
+            Receipt::Captured {
+                charged,
+                released,
+                shortfall,
+                auto_top_up,
+            } => Receipt::Captured {
+                charged,
+                released,
+                shortfall,
+                auto_top_up: self.decision(auto_top_up),
+            },
+            Receipt::BonusGranted { lot } => Receipt::BonusGranted {
+                lot: paygo_ledger::AccountId(Names::ordinal(&mut self.lots, lot.0)),
+            },
+            other => other,
+        })
+    }
+
+    /// The store's own id of request number `ordinal` (or an id no store minted).
+    fn real_request(&self, ordinal: u128) -> RequestId {
+        let i = ordinal as usize;
+        RequestId(if i >= 1 && i <= self.requests.len() {
+            self.requests[i - 1]
+        } else {
+            u128::MAX - 77
+        })
+    }
+}
+
+/// Sends the same seeded stream of commands to two stores and compares every reply, then
+/// every balance, the outstanding auto top-up requests and the histories: a store built
+/// differently (a database) must answer exactly as the reference (the embedded store).
+///
+/// The stream covers every command: accounts opened twice, top-ups by every method and
+/// some refused amounts, holds with short timeouts that expire, captures within and above
+/// their holds, exact costs, releases, extensions, bonus grants with expiries, auto
+/// top-up rules, payment outcomes, reversals, retries with the same and with another body,
+/// and ids reused across customers. `advance(ns)` moves both stores' clocks on by `ns`
+/// (from seconds to days, so holds, lots and months run out). Both stores need the same
+/// [`BillingConfig`](crate::BillingConfig), with bonuses enabled to cover grants.
+///
+/// Ids the stores mint (lot accounts, request ids) are compared by the order they were
+/// first seen, and history entries by kind and amount, in order (their transfer ids and
+/// times are a store's own numbering and stamps).
+#[allow(clippy::too_many_lines)] // one generator, one comparison
+pub fn differential<A: BillingStore, B: BillingStore>(
+    reference: &A,
+    other: &B,
+    advance: &dyn Fn(u64),
+    options: DifferentialOptions,
+) {
+    let base = options.base;
+    let mut state = options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rnd = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n.max(1)
+    };
+    let customers: Vec<CustomerId> = (1..=4).map(|c| CustomerId(base + c)).collect();
+    let (mut names_a, mut names_b) = (Names::default(), Names::default());
+    let mut holds: Vec<HoldId> = Vec::new();
+    let mut sent: Vec<Command> = Vec::new();
+    let mut next_id = base + 1_000;
+    let methods = [
+        CARD,
+        PaymentMethod::Card(CardKind::Debit),
+        PaymentMethod::PayPal,
+        PaymentMethod::Crypto,
+        PaymentMethod::Card(CardKind::Prepaid),
+        PaymentMethod::GiftCard,
+    ];
+    for step in 0..options.steps {
+        // Never whole milliseconds: a store stamps its events a few nanoseconds apart from
+        // another (each customer's shard counts its own), so a hold's expiry may differ by
+        // those nanoseconds; the stream never lands on them.
+        let jitter = 1 + rnd(999_000);
+        match rnd(20) {
+            0 => advance(60_000_000_000 + rnd(300) * 1_000_000_000 + jitter),
+            1 if rnd(10) == 0 => advance(rnd(40) * 86_400_000_000_000 + jitter),
+            _ => advance(rnd(3_000) * 1_000_000 + jitter),
+        }
+        let n = 1 + rnd(4) as usize;
+        // Commands as the stream means them; payment reports name a request by its
+        // ordinal, translated to each store's own id below.
+        let mut batch: Vec<(Command, Option<u128>)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            next_id += 1;
+            let id = next_id;
+            let customer = customers[rnd(customers.len() as u64) as usize];
+            let method = methods[(rnd(12) as usize).min(methods.len() - 1)];
+            let command = match rnd(100) {
+                0..=5 if !sent.is_empty() => {
+                    let mut c = sent[rnd(sent.len() as u64) as usize];
+                    if rnd(3) == 0 {
+                        match &mut c {
+                            Command::TopUp { customer, .. } | Command::Hold { customer, .. } => {
+                                *customer = customers[rnd(customers.len() as u64) as usize];
+                            }
+                            Command::Capture { amount, .. } => *amount = Credits::new(amount.get() + 1),
+                            _ => {}
+                        }
+                    }
+                    (c, None)
+                }
+                6..=8 => (Command::OpenAccount { customer }, None),
+                9..=20 => {
+                    let cents = match rnd(10) {
+                        0 => 0,
+                        1 => -100,
+                        _ => 1 + rnd(2_000) as i64,
+                    };
+                    let amount = if rnd(30) == 0 {
+                        Money::new("1.005".parse().expect("a decimal"), paygo_credits::Currency::USD)
+                    } else {
+                        usd(cents)
+                    };
+                    (
+                        Command::TopUp {
+                            id: TopUpId(id),
+                            customer,
+                            amount,
+                            method,
+                        },
+                        None,
+                    )
+                }
+                21..=45 => {
+                    holds.push(HoldId(id));
+                    let timeout_ms = match rnd(10) {
+                        0 => 0,
+                        1..=3 => 1_000 + rnd(5_000),
+                        _ => 600_000,
+                    };
+                    (
+                        Command::Hold {
+                            id: HoldId(id),
+                            customer,
+                            amount: Credits::new(rnd(3_000_000) as i64),
+                            timeout_ms,
+                        },
+                        None,
+                    )
+                }
+                46..=75 if !holds.is_empty() => {
+                    let hold = holds[holds.len() - 1 - (rnd(holds.len().min(6) as u64) as usize)];
+                    let c = match rnd(10) {
+                        0..=4 => Command::Capture {
+                            hold,
+                            amount: Credits::new(rnd(2_000_000) as i64),
+                        },
+                        5..=6 => Command::CaptureCost {
+                            hold,
+                            cost: format!("{}.{}", rnd(2_500_000), rnd(1_000))
+                                .parse()
+                                .expect("an exact amount"),
+                        },
+                        7..=8 => Command::Release { hold },
+                        _ => Command::ExtendHold {
+                            hold,
+                            timeout_ms: 1 + rnd(600_000),
+                        },
+                    };
+                    (c, None)
+                }
+                76..=81 => (
+                    Command::GrantBonus {
+                        id: crate::GrantId(id),
+                        customer,
+                        amount: Credits::new(rnd(500_000) as i64),
+                        expires_at_ns: if rnd(5) == 0 { 0 } else { u64::MAX / 2 },
+                    },
+                    None,
+                ),
+                82..=86 => {
+                    let rule = (rnd(6) != 0).then(|| AutoTopUpRule {
+                        enabled: rnd(8) != 0,
+                        threshold: Credits::new(rnd(30_000_000) as i64),
+                        amount: if rnd(2) == 0 {
+                            TopUpAmount::Fixed(usd(100 + rnd(2_000) as i64))
+                        } else {
+                            TopUpAmount::TargetBalance(Credits::new(30_000_000 + rnd(10_000_000) as i64))
+                        },
+                        method,
+                        requests_per_window_max: 1 + rnd(3) as u32,
+                        window_ms: 60_000 + rnd(3_600_000),
+                        backoff_ms: 1_000 + rnd(60_000),
+                        backoff_max_ms: 600_000,
+                        monthly_cap: (rnd(3) == 0).then(|| usd(1_000 + rnd(10_000) as i64)),
+                        disable_after_declines: (rnd(2) == 0).then(|| 1 + rnd(3) as u32),
+                        buyer_tax_id: None,
+                        purchase_order: None,
+                    });
+                    (Command::SetAutoTopUp { customer, rule }, None)
+                }
+                87..=93 => {
+                    let ordinal = 1 + u128::from(rnd(names_a.requests.len() as u64 + 1));
+                    let outcome = if rnd(3) == 0 {
+                        PaymentOutcome::Declined
+                    } else {
+                        PaymentOutcome::Succeeded
+                    };
+                    (
+                        Command::ReportPayment {
+                            request: RequestId(ordinal),
+                            outcome,
+                        },
+                        Some(ordinal),
+                    )
+                }
+                _ => (
+                    Command::ReversePayment {
+                        id: ReversalId(id),
+                        customer,
+                        amount: usd(1 + rnd(3_000) as i64),
+                        payment: PaymentRef::TopUp(TopUpId(
+                            base + 1_000 + u128::from(rnd((id - base - 1_000 + 1) as u64)),
+                        )),
+                    },
+                    None,
+                ),
+            };
+            batch.push(command);
+        }
+        let translate = |names: &Names| -> Vec<Command> {
+            batch
+                .iter()
+                .map(|(c, ordinal)| match (c, ordinal) {
+                    (Command::ReportPayment { outcome, .. }, Some(k)) => Command::ReportPayment {
+                        request: names.real_request(*k),
+                        outcome: *outcome,
+                    },
+                    _ => *c,
+                })
+                .collect()
+        };
+        let (to_a, to_b) = (translate(&names_a), translate(&names_b));
+        let got_a = submit(reference, to_a.clone());
+        let got_b = submit(other, to_b);
+        for (i, (ra, rb)) in got_a.into_iter().zip(got_b).enumerate() {
+            let (ra, rb) = (names_a.reply(ra), names_b.reply(rb));
+            assert_eq!(
+                ra, rb,
+                "seed {} step {step}: the stores answer {:?} differently (batch {:?})",
+                options.seed, to_a[i], to_a
+            );
+        }
+        sent.extend(batch.iter().filter(|(_, o)| o.is_none()).map(|(c, _)| *c));
+        if step % 25 == 24 || step + 1 == options.steps {
+            // A read shows the state as of the customer's last command (the embedded store
+            // sweeps every customer's expiries at any command, a store of shards only the
+            // customer's own): a refused hold (amount 0) brings each customer up to now in
+            // both before they are compared.
+            let touch: Vec<Command> = customers
+                .iter()
+                .map(|&customer| {
+                    next_id += 1;
+                    Command::Hold {
+                        id: HoldId(next_id),
+                        customer,
+                        amount: Credits::ZERO,
+                        timeout_ms: 1,
+                    }
+                })
+                .collect();
+            assert_eq!(submit(reference, touch.clone()), submit(other, touch));
+            compare_reads(
+                reference,
+                other,
+                &customers,
+                &mut names_a,
+                &mut names_b,
+                options.seed,
+                step,
+            );
+        }
+    }
+}
+
+/// Balances, outstanding requests and histories of two stores, compared.
+fn compare_reads<A: BillingStore, B: BillingStore>(
+    reference: &A,
+    other: &B,
+    customers: &[CustomerId],
+    names_a: &mut Names,
+    names_b: &mut Names,
+    seed: u64,
+    step: usize,
+) {
+    for &customer in customers {
+        let (a, b) = (block_on(reference.balance(customer)), block_on(other.balance(customer)));
+        assert_eq!(
+            a.is_ok(),
+            b.is_ok(),
+            "seed {seed} step {step}: balance of {customer}: {a:?} against {b:?}"
+        );
+        assert_eq!(a.ok(), b.ok(), "seed {seed} step {step}: balance of {customer}");
+        let (ha, hb) = (
+            block_on(reference.history(customer, HistoryQuery::newest(crate::HISTORY_PAGE_MAX))),
+            block_on(other.history(customer, HistoryQuery::newest(crate::HISTORY_PAGE_MAX))),
+        );
+        let plain = |page: Result<crate::HistoryPage, _>, names: &mut Names| {
+            page.ok().map(|p| {
+                p.entries
+                    .iter()
+                    .map(|e| {
+                        let kind = match e.kind {
+                            EntryKind::BonusGrant { lot } => EntryKind::BonusGrant {
+                                lot: paygo_ledger::AccountId(Names::ordinal(&mut names.lots, lot.0)),
+                            },
+                            EntryKind::BonusExpiry { lot } => EntryKind::BonusExpiry {
+                                lot: paygo_ledger::AccountId(Names::ordinal(&mut names.lots, lot.0)),
+                            },
+                            // An auto top-up's purchase names its request.
+                            EntryKind::Purchase { payment } if names.requests.contains(&payment) => {
+                                EntryKind::Purchase {
+                                    payment: u128::MAX - names.request(RequestId(payment)).0,
+                                }
+                            }
+                            EntryKind::Reversal {
+                                payment: PaymentRef::AutoTopUp(r),
+                            } => EntryKind::Reversal {
+                                payment: PaymentRef::AutoTopUp(names.request(r)),
+                            },
+                            other => other,
+                        };
+                        (kind, e.credits)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            plain(ha, names_a),
+            plain(hb, names_b),
+            "seed {seed} step {step}: history of {customer}"
+        );
+    }
+    let outstanding = |requests: Vec<crate::TopUpRequest>, names: &mut Names| {
+        let mut mine: Vec<_> = requests
+            .into_iter()
+            .filter(|q| customers.contains(&q.customer))
+            .map(|mut q| {
+                q.id = names.request(q.id);
+                q
+            })
+            .collect();
+        mine.sort_unstable_by_key(|q| q.id);
+        mine
+    };
+    let a = outstanding(
+        block_on(reference.outstanding_requests()).expect("the store answers"),
+        names_a,
+    );
+    let b = outstanding(
+        block_on(other.outstanding_requests()).expect("the store answers"),
+        names_b,
+    );
+    assert_eq!(a, b, "seed {seed} step {step}: outstanding requests");
+}

@@ -82,6 +82,8 @@ mod machine;
 mod payment;
 mod reference;
 mod reversal;
+mod shard;
+mod sharded;
 mod store;
 mod window;
 
@@ -95,6 +97,11 @@ pub use ids::{CustomerId, GrantId, HoldId, RequestId, ReversalId, TopUpId};
 pub use machine::Billing;
 pub use payment::{CardKind, MethodRefusal, PaymentMethod, PaymentOutcome, PaymentRef};
 pub use reference::{Reference, ReferenceError};
+pub use shard::{
+    ClosedHold, IdSpace, SHARD_ID_BITS, SHARD_NO_MAX, Settled, Shard, ShardNo, StoredReply, decode_request,
+    encode_request,
+};
+pub use sharded::{BatchOutcome, Route, Rows, ShardWrite, run_batch};
 pub use store::{
     Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
     history_of,

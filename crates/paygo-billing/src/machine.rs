@@ -115,6 +115,10 @@ pub struct Billing {
     pub(crate) in_arrears: BTreeSet<u128>,
     /// With a window: compact when `replies` and `holds` hold this many together.
     pub(crate) compact_at_len: usize,
+    /// Commands are refused once the lot or request counter reaches this: the billing
+    /// layer's limit, or the end of a shard's own id range ([`crate::Shard`]). Not part
+    /// of the stored state (a shard's number gives it).
+    pub(crate) counter_limit: u128,
 }
 
 impl Billing {
@@ -150,6 +154,7 @@ impl Billing {
             next_request: 1,
             in_arrears: BTreeSet::new(),
             compact_at_len: COMPACT_MIN,
+            counter_limit: COUNTERS_SOFT_MAX,
         }
     }
 
@@ -219,9 +224,9 @@ impl Billing {
     pub fn execute(&mut self, now_ns: u64, command: &Command) -> Reply {
         // Before anything mints an id: a store holds counters below 2^64, and no command
         // mints 2^40 of them, so a state that decodes still decodes after any command.
-        if [self.next_transfer, self.next_lot, self.next_request]
-            .iter()
-            .any(|&c| c >= COUNTERS_SOFT_MAX)
+        if self.next_transfer >= COUNTERS_SOFT_MAX
+            || self.next_lot >= self.counter_limit
+            || self.next_request >= self.counter_limit
         {
             return Err(Refusal::CountersExhausted);
         }

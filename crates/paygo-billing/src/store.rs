@@ -11,7 +11,7 @@
 use std::future::Future;
 
 use paygo_credits::Credits;
-use paygo_ledger::{AccountId, LedgerError, TransferId};
+use paygo_ledger::{AccountId, LedgerError, TransferId, TransferRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::auto::TopUpRequest;
@@ -45,6 +45,13 @@ pub enum BillingError {
         limit: usize,
         /// The largest page.
         max: usize,
+    },
+    /// Stored billing state that does not decode (a database row damaged or written by
+    /// another version): nothing was applied; the store refuses to guess.
+    #[error("stored billing state is damaged: {reason}")]
+    Corrupt {
+        /// What was wrong.
+        reason: String,
     },
     /// The store cannot take or answer commands now (its storage failed, it was closed, or
     /// the database is unreachable). Whether a command of the failed call was applied is
@@ -214,67 +221,20 @@ pub fn history_of(billing: &Billing, customer: CustomerId, query: &HistoryQuery)
         .balance(customer)
         .map_err(|_| BillingError::UnknownCustomer { customer })?;
     let ledger = billing.ledger();
-    let own = AccountId(customer.0);
-    // Lots are granted before anything draws on them: one pass in time order finds them.
-    let mut lots: Vec<AccountId> = Vec::new();
-    let mut all: Vec<HistoryEntry> = Vec::new();
-    for record in ledger.transfers() {
-        let t = record.transfer;
-        let entry = |kind, credits: i64| HistoryEntry {
-            at_ns: record.timestamp_ns,
-            transfer: t.id,
-            kind,
-            credits: Credits::new(credits),
-        };
-        match t.code {
-            codes::TOP_UP if t.credit_account_id == own && t.debit_account_id == FUNDING => {
-                all.push(entry(EntryKind::Purchase { payment: t.user_data }, t.amount.get()));
-            }
-            codes::BONUS_GRANT if t.user_data == customer.0 => {
-                lots.push(t.credit_account_id);
-                all.push(entry(
-                    EntryKind::BonusGrant {
-                        lot: t.credit_account_id,
-                    },
-                    t.amount.get(),
-                ));
-            }
-            codes::BONUS_EXPIRY if t.credit_account_id == BREAKAGE && lots.contains(&t.debit_account_id) => {
-                all.push(entry(
-                    EntryKind::BonusExpiry {
-                        lot: t.debit_account_id,
-                    },
-                    -t.amount.get(),
-                ));
-            }
-            codes::REVERSAL_OF_TOP_UP | codes::REVERSAL_OF_AUTO_TOP_UP
-                if t.debit_account_id == own && t.credit_account_id == FUNDING =>
-            {
-                let payment = if t.code == codes::REVERSAL_OF_TOP_UP {
-                    crate::PaymentRef::TopUp(crate::TopUpId(t.user_data))
-                } else {
-                    crate::PaymentRef::AutoTopUp(crate::RequestId(t.user_data))
-                };
-                all.push(entry(EntryKind::Reversal { payment }, -t.amount.get()));
-            }
-            codes::USAGE if t.flags.contains(paygo_ledger::TransferFlags::POST_PENDING) => {
-                // A post names its pending transfer, whose debit account is the source.
-                let source = t
-                    .pending_id
-                    .and_then(|p| ledger.transfer(p))
-                    .map(|p| p.transfer.debit_account_id);
-                if source.is_some_and(|s| s == own || lots.contains(&s)) {
-                    all.push(entry(
-                        EntryKind::Charge {
-                            hold: HoldId(t.user_data),
-                        },
-                        -t.amount.get(),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
+    let customer = customer.0;
+    // Lots are granted to the customer before anything draws on them.
+    let lots: Vec<AccountId> = ledger
+        .transfers()
+        .filter(|r| r.transfer.code == codes::BONUS_GRANT && r.transfer.user_data == customer)
+        .map(|r| r.transfer.credit_account_id)
+        .collect();
+    let is_lot = |a: AccountId| lots.contains(&a);
+    // A post names its pending transfer, whose debit account is the source.
+    let source_of = |p: TransferId| ledger.transfer(p).map(|p| p.transfer.debit_account_id);
+    let all: Vec<HistoryEntry> = ledger
+        .transfers()
+        .filter_map(|record| entry_of(&record, customer, &is_lot, &source_of))
+        .collect();
     let older: Vec<HistoryEntry> = all
         .into_iter()
         .rev()
@@ -284,6 +244,65 @@ pub fn history_of(billing: &Billing, customer: CustomerId, query: &HistoryQuery)
     let entries: Vec<HistoryEntry> = older.into_iter().take(query.limit).collect();
     let next = if more { entries.last().map(|e| e.at_ns) } else { None };
     Ok(HistoryPage { entries, next })
+}
+
+/// The customer's history entry for one ledger transfer, if it is one: `is_lot` says
+/// whether an account is one of the customer's bonus lots, `source_of` finds the account a
+/// pending transfer debits. Shared by [`history_of`] and the shards' settled history
+/// ([`crate::Shard::settle`]), so that both list the same entries.
+pub(crate) fn entry_of(
+    record: &TransferRecord,
+    customer: u128,
+    is_lot: &dyn Fn(AccountId) -> bool,
+    source_of: &dyn Fn(TransferId) -> Option<AccountId>,
+) -> Option<HistoryEntry> {
+    let own = AccountId(customer);
+    let t = record.transfer;
+    let entry = |kind, credits: i64| HistoryEntry {
+        at_ns: record.timestamp_ns,
+        transfer: t.id,
+        kind,
+        credits: Credits::new(credits),
+    };
+    match t.code {
+        codes::TOP_UP if t.credit_account_id == own && t.debit_account_id == FUNDING => {
+            Some(entry(EntryKind::Purchase { payment: t.user_data }, t.amount.get()))
+        }
+        codes::BONUS_GRANT if t.user_data == customer => Some(entry(
+            EntryKind::BonusGrant {
+                lot: t.credit_account_id,
+            },
+            t.amount.get(),
+        )),
+        codes::BONUS_EXPIRY if t.credit_account_id == BREAKAGE && is_lot(t.debit_account_id) => Some(entry(
+            EntryKind::BonusExpiry {
+                lot: t.debit_account_id,
+            },
+            -t.amount.get(),
+        )),
+        codes::REVERSAL_OF_TOP_UP | codes::REVERSAL_OF_AUTO_TOP_UP
+            if t.debit_account_id == own && t.credit_account_id == FUNDING =>
+        {
+            let payment = if t.code == codes::REVERSAL_OF_TOP_UP {
+                crate::PaymentRef::TopUp(crate::TopUpId(t.user_data))
+            } else {
+                crate::PaymentRef::AutoTopUp(crate::RequestId(t.user_data))
+            };
+            Some(entry(EntryKind::Reversal { payment }, -t.amount.get()))
+        }
+        codes::USAGE if t.flags.contains(paygo_ledger::TransferFlags::POST_PENDING) => {
+            let source = t.pending_id.and_then(source_of);
+            source.is_some_and(|s| s == own || is_lot(s)).then(|| {
+                entry(
+                    EntryKind::Charge {
+                        hold: HoldId(t.user_data),
+                    },
+                    -t.amount.get(),
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Where billing state lives: the seam that the embedded store and shared stores (a

@@ -518,6 +518,42 @@ impl Ledger {
         self.compact_at_len = self.transfers.len().saturating_mul(2).max(COMPACT_MIN);
     }
 
+    /// Moves out of memory every transfer that is neither an open hold nor kept by `keep`,
+    /// and every remembered failure, and returns the transfers moved out, in the order
+    /// they were applied. Balances, open holds and their expiries stay: the ledger's
+    /// state is the same, only its memory of settled transfers is gone.
+    ///
+    /// For a store that keeps settled transfers elsewhere (a database table) and a caller
+    /// that never submits an id twice (the billing layer mints a fresh id for every
+    /// transfer): after this, the id of a transfer moved out is no longer recognised as a
+    /// duplicate, and a post or void naming a pending transfer moved out is answered
+    /// [`EventResult::PendingTransferNotFound`]. `keep` sees each settled transfer once.
+    pub fn take_transfers(&mut self, mut keep: impl FnMut(&TransferRecord) -> bool) -> Vec<TransferRecord> {
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(self.transfers.len());
+        for stored in std::mem::take(&mut self.transfers) {
+            if stored.is_pending() || keep(&stored.record()) {
+                kept.push(stored);
+            } else {
+                taken.push(stored.record());
+            }
+        }
+        self.transfers = kept;
+        self.transfer_index.clear();
+        let transfers = &self.transfers;
+        for (p, s) in transfers.iter().enumerate() {
+            self.transfer_index
+                .insert_unique(id_hash(s.id), p, |&q| position_hash(transfers, q));
+        }
+        self.failed.clear();
+        let expiries = std::mem::take(&mut self.expiries).into_vec();
+        self.expiries = expiries
+            .into_iter()
+            .filter(|Reverse((at, id))| self.stored(*id).is_some_and(|s| s.expires_at_ns() == Some(*at)))
+            .collect();
+        taken
+    }
+
     /// With a window, at a batch's time: moves the forgotten-before time on, and compacts
     /// when the transfers held have doubled. Out of line, so that the path without a
     /// window stays as small as it was.
