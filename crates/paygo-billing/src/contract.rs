@@ -691,13 +691,14 @@ impl Names {
         })
     }
 
-    /// The store's own id of request number `ordinal` (or an id no store minted).
-    fn real_request(&self, ordinal: u128) -> RequestId {
+    /// The store's own id of request number `ordinal`, or `unknown` (an id of the run's
+    /// own range, which no store mints).
+    fn real_request(&self, ordinal: u128, unknown: u128) -> RequestId {
         let i = ordinal as usize;
         RequestId(if i >= 1 && i <= self.requests.len() {
             self.requests[i - 1]
         } else {
-            u128::MAX - 77
+            unknown
         })
     }
 }
@@ -902,7 +903,7 @@ pub fn differential<A: BillingStore, B: BillingStore>(
                 .iter()
                 .map(|(c, ordinal)| match (c, ordinal) {
                     (Command::ReportPayment { outcome, .. }, Some(k)) => Command::ReportPayment {
-                        request: names.real_request(*k),
+                        request: names.real_request(*k, base + 999),
                         outcome: *outcome,
                     },
                     _ => *c,

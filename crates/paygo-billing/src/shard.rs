@@ -334,6 +334,20 @@ impl Shard {
         Balance::of(&self.billing, customer)
     }
 
+    /// The customer's balance at `now_ns`: as of the shard's last command, with the holds
+    /// and bonus lots that ran out since then expired (on a copy: the shard is unchanged),
+    /// as the customer's next command would find it.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::UnknownCustomer`] when the shard holds no such customer.
+    pub fn balance_at(&self, now_ns: u64, customer: CustomerId) -> Result<Balance, BillingError> {
+        let mut now = self.billing.clone();
+        now.sweep(now_ns);
+        now.settle_arrears(now_ns);
+        Balance::of(&now, customer)
+    }
+
     /// The auto top-up requests waiting for their payment's outcome.
     pub fn outstanding_requests(&self) -> Vec<TopUpRequest> {
         self.billing.outstanding_requests()

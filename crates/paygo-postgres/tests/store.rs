@@ -1,0 +1,336 @@
+//! The PostgreSQL store against a real server (`PAYGO_TEST_POSTGRES_URL`; skipped with a
+//! printed reason when unset, never in CI): the `BillingStore` contract suite, the
+//! differential run against the embedded store, replicas racing on a few accounts, and bad
+//! input at the store's edge. Each test has a schema of its own, dropped at the end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+#![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)] // small generated values
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use paygo_billing::contract::{self, DifferentialOptions};
+use paygo_billing::{
+    BillingConfig, BillingError, BillingStore, CardKind, Command, CustomerId, EmbeddedStore, HoldId, PaymentMethod,
+    Receipt, Refusal, TopUpId, block_on,
+};
+use paygo_credits::{Credits, Money};
+use paygo_ledger::ManualClock;
+use paygo_postgres::{PgOptions, PgStore, PostgresError, StoreClock};
+
+const T0: u64 = 1_700_000_000_000_000_123;
+
+/// The server's URL, or `None` (with the reason printed) when the tests cannot run here.
+fn url() -> Option<String> {
+    match std::env::var("PAYGO_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: PAYGO_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)");
+            None
+        }
+    }
+}
+
+/// A runtime for the store's tasks: the test's own thread drives the futures with
+/// `block_on`, as a caller on any executor would.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A schema of this test's own, dropped when it ends (also on failure).
+struct Schema {
+    url: String,
+    name: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Schema {
+    fn new(url: String, test: &str) -> Schema {
+        let name = format!("t_{test}_{}", std::process::id());
+        let rt = runtime();
+        rt.block_on(paygo_postgres::drop_schema(&url, &name)).unwrap();
+        Schema { url, name, rt }
+    }
+
+    fn options(&self) -> PgOptions {
+        PgOptions::new(self.url.clone()).with_schema(&self.name)
+    }
+
+    fn open(&self, config: BillingConfig) -> PgStore {
+        self.rt.block_on(PgStore::open(self.options(), config)).unwrap()
+    }
+
+    fn open_with(&self, options: PgOptions, config: BillingConfig) -> Result<PgStore, PostgresError> {
+        self.rt.block_on(PgStore::open(options, config))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = self.rt.block_on(paygo_postgres::drop_schema(&self.url, &self.name));
+    }
+}
+
+macro_rules! cases {
+    ($($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(url) = url() else { return };
+                let schema = Schema::new(url, stringify!($case));
+                let store = schema.open(BillingConfig::default());
+                contract::$case(&store, 0);
+                let audit = block_on(store.audit()).unwrap();
+                assert!(audit.conserved(), "{audit:?}");
+            }
+        )*
+    };
+}
+
+cases!(
+    retry_answers_as_the_first_call,
+    refusals_change_nothing,
+    capture_is_at_most_the_hold,
+    concurrent_holds_never_overspend,
+    auto_top_up_is_requested_once,
+    balances_add_up,
+    history_lists_purchases_and_charges,
+    reversal_claws_back_and_arrears_stop_service
+);
+
+#[test]
+fn every_case_on_one_schema() {
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "run_all");
+    contract::run_all(&schema.open(BillingConfig::default()));
+}
+
+/// The same seeded stream of every command to the embedded store and to this one, with
+/// clocks moved together: every reply, balance, history and outstanding request the same.
+#[test]
+fn answers_as_the_embedded_store() {
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "differential");
+    let config = BillingConfig {
+        bonus_enabled: true,
+        ..BillingConfig::default()
+    };
+    let seeds: u64 = std::env::var("PAYGO_PG_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    for seed in 0..seeds {
+        let (clock_a, clock_b) = (ManualClock::new(T0), ManualClock::new(T0));
+        let reference = EmbeddedStore::in_memory(config, clock_a.clone()).unwrap();
+        let store = schema
+            .open_with(
+                schema
+                    .options()
+                    .with_clock(StoreClock::Local(Arc::new(clock_b.clone()))),
+                config,
+            )
+            .unwrap();
+        let advance = |ns: u64| {
+            clock_a.advance_ns(ns);
+            clock_b.advance_ns(ns);
+        };
+        contract::differential(
+            &reference,
+            &store,
+            &advance,
+            DifferentialOptions {
+                seed,
+                steps: 200,
+                // Each seed its own customers and ids in the one schema.
+                base: u128::from(seed + 1) << 40,
+            },
+        );
+        let audit = block_on(store.audit()).unwrap();
+        assert!(audit.conserved(), "seed {seed}: {audit:?}");
+    }
+}
+
+const CARD: PaymentMethod = PaymentMethod::Card(CardKind::Credit);
+
+/// Replicas (stores with pools of their own) on threads, hammering three accounts with
+/// holds, captures, releases and top-ups, every submission sent twice (a retry): no hold is
+/// ever granted beyond the balance, every id is applied once, and the books balance.
+#[test]
+fn replicas_racing_on_a_few_accounts_never_overspend() {
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "replicas");
+    let replicas: Vec<PgStore> = (0..3).map(|_| schema.open(BillingConfig::default())).collect();
+    let customers: Vec<CustomerId> = (1..=3).map(CustomerId).collect();
+    for (i, &customer) in customers.iter().enumerate() {
+        let replies = block_on(replicas[i].submit(vec![
+            Command::OpenAccount { customer },
+            Command::TopUp {
+                id: TopUpId(customer.0),
+                customer,
+                amount: Money::usd("0.50".parse().unwrap()),
+                method: CARD,
+            },
+        ]))
+        .unwrap();
+        assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    }
+    let bought = Arc::new(AtomicI64::new(3 * 1_000_000));
+    let charged = Arc::new(AtomicI64::new(0));
+    std::thread::scope(|scope| {
+        for t in 0..6u128 {
+            let store = replicas[(t % 3) as usize].clone();
+            let customers = customers.clone();
+            let (bought, charged) = (Arc::clone(&bought), Arc::clone(&charged));
+            scope.spawn(move || {
+                let mut state = 0x2545_F491_4F6C_DD1D_u64 ^ (t as u64 + 1);
+                let mut rnd = move |n: u64| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state % n
+                };
+                for i in 0..150u128 {
+                    let id = 1_000_000 + t * 10_000 + i;
+                    let customer = customers[rnd(3) as usize];
+                    if rnd(10) == 0 {
+                        let top_up = Command::TopUp {
+                            id: TopUpId(id),
+                            customer,
+                            amount: Money::usd("0.10".parse().unwrap()),
+                            method: CARD,
+                        };
+                        let first = block_on(store.submit(vec![top_up])).unwrap();
+                        let again = block_on(store.submit(vec![top_up])).unwrap();
+                        assert_eq!(first, again, "a retried top-up");
+                        if let Ok(Receipt::ToppedUp { credits }) = first[0] {
+                            bought.fetch_add(credits.get(), Ordering::SeqCst);
+                        }
+                        continue;
+                    }
+                    let amount = Credits::new(1 + rnd(150_000) as i64);
+                    let hold = Command::Hold {
+                        id: HoldId(id),
+                        customer,
+                        amount,
+                        timeout_ms: 600_000,
+                    };
+                    match block_on(store.submit(vec![hold])).unwrap()[0] {
+                        Ok(_) => {}
+                        Err(Refusal::InsufficientCredits) => continue,
+                        Err(other) => panic!("hold: {other:?}"),
+                    }
+                    let finish = if rnd(4) == 0 {
+                        Command::Release { hold: HoldId(id) }
+                    } else {
+                        Command::Capture {
+                            hold: HoldId(id),
+                            amount: Credits::new(rnd(amount.get() as u64 + 1) as i64),
+                        }
+                    };
+                    let first = block_on(store.submit(vec![finish])).unwrap();
+                    let again = block_on(store.submit(vec![finish])).unwrap();
+                    assert_eq!(first, again, "a retried {finish:?}");
+                    if let Ok(Receipt::Captured { charged: c, .. }) = first[0] {
+                        charged.fetch_add(c.get(), Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let mut total = 0;
+    for &customer in &customers {
+        let balance = block_on(replicas[0].balance(customer)).unwrap();
+        assert!(balance.available >= Credits::ZERO, "{balance:?}");
+        total += balance.available.get();
+    }
+    assert_eq!(
+        total,
+        bought.load(Ordering::SeqCst) - charged.load(Ordering::SeqCst),
+        "every top-up and every charge applied once"
+    );
+    let audit = block_on(replicas[1].audit()).unwrap();
+    assert!(audit.conserved(), "{audit:?}");
+    assert_eq!(audit.sold, i128::from(bought.load(Ordering::SeqCst)));
+    assert_eq!(audit.revenue, i128::from(charged.load(Ordering::SeqCst)));
+}
+
+/// Bad input at the store's edge: a schema of a newer version, other billing settings, a
+/// bad schema name, a bad URL, an oversized batch, an id reused for another command.
+#[test]
+fn bad_input_gets_typed_errors() {
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "edges");
+    let store = schema.open(BillingConfig::default());
+    // Another replica with other settings is refused.
+    let other = BillingConfig {
+        bonus_enabled: true,
+        ..BillingConfig::default()
+    };
+    assert!(matches!(
+        schema.open_with(schema.options(), other),
+        Err(PostgresError::ConfigMismatch { .. })
+    ));
+    assert!(matches!(
+        schema.open_with(schema.options().with_schema("Robert'); DROP"), BillingConfig::default()),
+        Err(PostgresError::InvalidSchemaName { .. })
+    ));
+    assert!(matches!(
+        schema.open_with(PgOptions::new("postgres://[::1"), BillingConfig::default()),
+        Err(PostgresError::InvalidUrl { .. })
+    ));
+    let too_many = vec![
+        Command::OpenAccount {
+            customer: CustomerId(1)
+        };
+        5_000
+    ];
+    assert!(matches!(
+        block_on(store.submit(too_many)),
+        Err(BillingError::BatchTooLarge { commands: 5_000, .. })
+    ));
+    // One id, two customers: the second is refused, whichever replica asks.
+    let customers = [CustomerId(1), CustomerId(2)];
+    for customer in customers {
+        block_on(store.submit(vec![Command::OpenAccount { customer }])).unwrap();
+    }
+    let top_up = |customer| Command::TopUp {
+        id: TopUpId(9),
+        customer,
+        amount: Money::usd("1.00".parse().unwrap()),
+        method: CARD,
+    };
+    assert!(block_on(store.submit(vec![top_up(customers[0])])).unwrap()[0].is_ok());
+    let second = schema.open(BillingConfig::default());
+    assert_eq!(
+        block_on(second.submit(vec![top_up(customers[1])])).unwrap()[0],
+        Err(Refusal::IdReused)
+    );
+    // A schema migrated by a newer build is not touched.
+    schema.rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .execute(
+                &format!(
+                    "UPDATE {}.meta SET value = '99' WHERE key = 'schema_version'",
+                    schema.name
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+    });
+    assert!(matches!(
+        schema.open_with(schema.options(), BillingConfig::default()),
+        Err(PostgresError::SchemaTooNew {
+            found: 99,
+            supported: paygo_postgres::SCHEMA_VERSION
+        })
+    ));
+}
