@@ -4,8 +4,12 @@
 //! ```sh
 //! PAYGO_UPSTREAM_API_KEY=... cargo run --release --example server -- \
 //!     --listen 127.0.0.1:8080 --upstream http://HOST:PORT --data-dir DIR \
+//!     [--store postgres://USER@HOST/DB] \
 //!     [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE]
 //! ```
+//!
+//! `--store postgres://...` keeps the balances in PostgreSQL (`docs/postgres.md`), shared by
+//! every server started with the same URL; the default is the data directory's ledger.
 //!
 //! It prints `listening on http://ADDR` once it serves, and stops on SIGTERM or ctrl-c:
 //! no new connections, the calls in flight charged or released, the stores closed.
@@ -16,16 +20,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use paygo::billing::{BillingConfig, BillingStore};
 use paygo::credits::Currency;
 use paygo::invoice::Party;
 use paygo::pricing::{DEFAULT_PRICES, PriceBook};
 use paygo::ratelimit::{Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
-use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, open_embedded, serve};
+use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_billing, serve};
+use paygo_postgres::{PgOptions, PgStore};
 use rust_decimal::Decimal;
 
-const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
+const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
+  --store: where balances live: the data directory's ledger (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
   --fx-rates FILE: a JSON object of USD rates, {\"EUR\": \"0.9230\", \"PLN\": \"3.9512\"}, for the VAT amounts of invoices";
@@ -33,10 +40,37 @@ const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [
 struct Args {
     listen: String,
     options: ServerOptions,
+    /// A PostgreSQL URL and schema, or `None` for the embedded store.
+    postgres: Option<(String, String)>,
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
     args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+}
+
+fn number<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T, String> {
+    value(args, flag)?
+        .parse::<T>()
+        .map_err(|_| format!("{flag} needs a number\n{USAGE}"))
+}
+
+/// Where balances live: `None` for the data directory's ledger, or a PostgreSQL URL and
+/// schema.
+fn store_of(store: Option<&str>, pg_schema: Option<String>) -> Result<Option<(String, String)>, String> {
+    match store {
+        None | Some("embedded") => {
+            if pg_schema.is_some() {
+                return Err(format!("--pg-schema needs --store postgres://...\n{USAGE}"));
+            }
+            Ok(None)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some((url.to_owned(), pg_schema.unwrap_or_else(|| "paygo".to_owned()))))
+        }
+        Some(other) => Err(format!(
+            "--store {other:?}: expected embedded or a postgres:// URL\n{USAGE}"
+        )),
+    }
 }
 
 fn parse() -> Result<Option<Args>, String> {
@@ -52,45 +86,25 @@ fn parse() -> Result<Option<Args>, String> {
     let mut timeout_ms = None;
     let mut requests_per_hour = None;
     let mut burst = None;
+    let mut store = None;
+    let mut pg_schema = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => listen = Some(value(&mut args, &arg)?),
             "--upstream" => upstream = Some(value(&mut args, &arg)?),
             "--data-dir" => data_dir = Some(PathBuf::from(value(&mut args, &arg)?)),
+            "--store" => store = Some(value(&mut args, &arg)?),
+            "--pg-schema" => pg_schema = Some(value(&mut args, &arg)?),
             "--prices" => prices_path = Some(value(&mut args, &arg)?),
             "--format" => format = Some(value(&mut args, &arg)?),
             "--admin-token" => admin_token = Some(value(&mut args, &arg)?),
             "--fx-rates" => fx_path = Some(value(&mut args, &arg)?),
             "--pass-through" => pass_through.push(value(&mut args, &arg)?),
-            "--body-limit" => {
-                body_limit = Some(
-                    value(&mut args, &arg)?
-                        .parse::<usize>()
-                        .map_err(|_| format!("--body-limit needs a number of bytes\n{USAGE}"))?,
-                );
-            }
-            "--upstream-timeout-ms" => {
-                timeout_ms = Some(
-                    value(&mut args, &arg)?
-                        .parse::<u64>()
-                        .map_err(|_| format!("--upstream-timeout-ms needs a number\n{USAGE}"))?,
-                );
-            }
-            "--requests-per-hour" => {
-                requests_per_hour = Some(
-                    value(&mut args, &arg)?
-                        .parse::<u64>()
-                        .map_err(|_| format!("--requests-per-hour needs a number\n{USAGE}"))?,
-                );
-            }
-            "--burst" => {
-                burst = Some(
-                    value(&mut args, &arg)?
-                        .parse::<u64>()
-                        .map_err(|_| format!("--burst needs a number\n{USAGE}"))?,
-                );
-            }
+            "--body-limit" => body_limit = Some(number::<usize>(&mut args, &arg)?),
+            "--upstream-timeout-ms" => timeout_ms = Some(number::<u64>(&mut args, &arg)?),
+            "--requests-per-hour" => requests_per_hour = Some(number::<u64>(&mut args, &arg)?),
+            "--burst" => burst = Some(number::<u64>(&mut args, &arg)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -123,7 +137,9 @@ fn parse() -> Result<Option<Args>, String> {
     }
     let plan = plan(requests_per_hour, burst)?;
     let seller = seller()?;
+    let postgres = store_of(store.as_deref(), pg_schema)?;
     Ok(Some(Args {
+        postgres,
         listen,
         options: ServerOptions {
             data_dir,
@@ -248,46 +264,100 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let proxy = match open_embedded(args.options, SystemClock::new()) {
-            Ok(proxy) => Arc::new(proxy),
-            Err(e) => {
-                eprintln!("server: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match proxy.reconcile().await {
-            Ok(0) => {}
-            Ok(n) => eprintln!("server: rebuilt {n} usage records the ledger had charged (docs/http.md)"),
-            Err(e) => {
-                eprintln!("server: {e}");
-                return ExitCode::FAILURE;
+        let Args {
+            listen,
+            options,
+            postgres,
+        } = args;
+        match postgres {
+            None => match open_embedded(options, SystemClock::new()) {
+                Ok(proxy) => {
+                    run(Arc::new(proxy), &listen, |proxy| {
+                        // Group commit at work: how many syncs the calls shared.
+                        let records = proxy
+                            .gateway()
+                            .billing()
+                            .ledger()
+                            .head()
+                            .ok()
+                            .flatten()
+                            .map_or(0, |h| h.records);
+                        format!("{records} ledger journal records (one sync each)")
+                    })
+                    .await
+                }
+                Err(e) => {
+                    eprintln!("server: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Some((url, schema)) => {
+                let options_pg = PgOptions::new(url).with_schema(schema);
+                let billing = match PgStore::open(options_pg, BillingConfig::default()).await {
+                    Ok(store) => store,
+                    Err(e) => {
+                        eprintln!("server: the PostgreSQL store: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match open_with_billing(options, SystemClock::new(), billing) {
+                    Ok(proxy) => {
+                        run(Arc::new(proxy), &listen, |proxy| {
+                            let stats = proxy.gateway().billing().stats();
+                            format!(
+                                "{} billing commands in {} PostgreSQL transactions ({} run again after a conflict)",
+                                stats.commands, stats.batches, stats.retries
+                            )
+                        })
+                        .await
+                    }
+                    Err(e) => {
+                        eprintln!("server: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
         }
-        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("server: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
-        };
-        match listener.local_addr() {
-            Ok(addr) => println!("listening on http://{addr}"),
-            Err(e) => {
-                eprintln!("server: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        if let Err(e) = serve(listener, Arc::clone(&proxy), shutdown_signal()).await {
+    })
+}
+
+/// Reconciles, listens, serves until a signal, and reports what the stores did.
+async fn run<B: BillingStore + 'static>(
+    proxy: Arc<ServerProxy<B, SystemClock>>,
+    listen: &str,
+    report: impl FnOnce(&ServerProxy<B, SystemClock>) -> String,
+) -> ExitCode {
+    match proxy.reconcile().await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("server: rebuilt {n} usage records the ledger had charged (docs/http.md)"),
+        Err(e) => {
             eprintln!("server: {e}");
             return ExitCode::FAILURE;
         }
-        // Group commit at work: how many syncs the calls shared.
-        let records = proxy.gateway().billing().ledger().head().ok().flatten().map_or(0, |h| h.records);
-        eprintln!(
-            "server: stopped; every call in flight was settled; {} usage records in {} usage-log syncs, {records} ledger journal records (one sync each)",
-            proxy.usage().len(),
-            proxy.usage().syncs()
-        );
-        ExitCode::SUCCESS
-    })
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("server: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on http://{addr}"),
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Err(e) = serve(listener, Arc::clone(&proxy), shutdown_signal()).await {
+        eprintln!("server: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "server: stopped; every call in flight was settled; {} usage records in {} usage-log syncs, {}",
+        proxy.usage().len(),
+        proxy.usage().syncs(),
+        report(&proxy)
+    );
+    ExitCode::SUCCESS
 }

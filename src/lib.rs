@@ -60,6 +60,8 @@ pub use paygo_gateway as gateway;
 /// The HTTP layer (feature `http`, off by default): the metering proxy.
 #[cfg(feature = "http")]
 pub use paygo_http as http;
+#[cfg(feature = "postgres")]
+pub use paygo_postgres as postgres;
 #[cfg(feature = "time")]
 pub use paygo_time as time;
 

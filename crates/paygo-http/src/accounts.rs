@@ -156,7 +156,8 @@ impl Directory {
     /// # Errors
     ///
     /// [`HttpError::Storage`] when the file cannot be read or written, or holds a line
-    /// that is not a directory record (damage is never skipped).
+    /// that is not a directory record (damage is never skipped); [`HttpError::Config`]
+    /// when another process has the directory open.
     pub fn open(dir: impl AsRef<Path>) -> Result<Directory, HttpError> {
         let path = dir.as_ref().join("accounts.jsonl");
         let mut state = State {
@@ -164,6 +165,14 @@ impl Directory {
             ..State::default()
         };
         let file = open_lines(&path, |line: Line| state.apply(line))?;
+        // One server per data directory: with the billing store in a database, the
+        // ledger's lock no longer keeps a second one away from these files.
+        file.try_lock().map_err(|e| HttpError::Config {
+            what: format!(
+                "{}: another server has this data directory open ({e}); give each replica a data directory of its own",
+                path.display()
+            ),
+        })?;
         Ok(Directory {
             state: RwLock::new(state),
             file: Some(Mutex::new(file)),

@@ -31,7 +31,11 @@ use crate::proxy::{Proxy, ProxyOptions};
 use crate::usage::UsageLog;
 
 /// The proxy with every store embedded (see the module docs).
-pub type EmbeddedProxy<C> = Proxy<EmbeddedStore<C>, InProcessStore<CustomerId, C>, C, FileSequenceStore>;
+pub type EmbeddedProxy<C> = ServerProxy<EmbeddedStore<C>, C>;
+
+/// The server's proxy on billing store `B` (the embedded one, or a database that several
+/// replicas share), with the other stores in the data directory.
+pub type ServerProxy<B, C> = Proxy<B, InProcessStore<CustomerId, C>, C, FileSequenceStore>;
 
 /// The seller on the invoices of top-ups.
 #[derive(Debug, Clone)]
@@ -91,6 +95,27 @@ pub fn open_embedded<C: Clock + Clone + 'static>(
         &OpenOptions::default(),
     )
     .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
+    open_with_billing(options, clock, billing)
+}
+
+/// As [`open_embedded`], with balances in `billing` (a store on a database that several
+/// replicas share, such as `paygo_postgres::PgStore`) instead of the data directory's
+/// ledger. The accounts and keys, the usage log, the invoice numbers and the rate limits
+/// stay in the data directory and this process (`docs/postgres.md` says what that means
+/// for several replicas).
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a store in the data directory cannot be opened, or a setting
+/// is wrong.
+pub fn open_with_billing<B: BillingStore + 'static, C: Clock + Clone + 'static>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+) -> Result<ServerProxy<B, C>, HttpError> {
+    let dir = &options.data_dir;
+    let config = |what: String| HttpError::Config { what };
+    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
     let limits = InProcessStore::with_clock(&options.plan, clock.clone());
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
