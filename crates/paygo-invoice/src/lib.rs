@@ -84,7 +84,8 @@
 //!   correct an invoice; the credit notes of an invoice never exceed it ([`Credited`]).
 //! - [`SequenceStore`]: gapless numbers, each recorded with its document in one durable
 //!   step; [`MemorySequenceStore`] and [`FileSequenceStore`] (an fsync'ed journal that
-//!   detects truncation and loss, over a [`Storage`]).
+//!   detects truncation and loss, over a [`Storage`]). The trait's contract is a suite of
+//!   cases every store runs (`contract`, feature `contract`).
 //! - [`RoundingRules`]: every amount in the currency's minor unit; VAT rounded per
 //!   invoice (default) or per line ([`TaxRounding`]).
 //! - [`Document::to_json`], [`Document::to_text`], [`Document::to_html`].
@@ -94,6 +95,8 @@
 //! `docs/invoice.md`.
 
 mod book;
+#[cfg(feature = "contract")]
+pub mod contract;
 mod document;
 mod error;
 mod journal;

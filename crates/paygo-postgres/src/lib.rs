@@ -51,14 +51,19 @@
 //! - [`SCHEMA_VERSION`]: the migrations are embedded and applied on open; a newer schema is
 //!   refused ([`PostgresError::SchemaTooNew`]).
 //! - [`PgStore::audit`]: conservation over every customer, for tests and audits.
+//! - [`PgSequenceStore`]: the invoice numbering ([`paygo_invoice::SequenceStore`]) in the
+//!   same database, gapless per series across every replica (blocking calls, served by a
+//!   thread of its own).
 
 mod error;
 mod ids;
 mod schema;
+mod sequence;
 mod store;
 
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
+pub use sequence::PgSequenceStore;
 pub use store::{Audit, PgOptions, PgStats, PgStore, StoreClock};
 
 /// Drops `schema` and everything in it: for tests that made a schema of their own.
