@@ -48,8 +48,14 @@ pub(crate) fn fingerprint(config: &BillingConfig) -> String {
     )
 }
 
-/// Brings `schema` to [`SCHEMA_VERSION`] (creating it if new) and checks the settings.
-pub(crate) async fn migrate(client: &mut Client, schema: &str, config: &BillingConfig) -> Result<u32, PostgresError> {
+/// Brings `schema` to [`SCHEMA_VERSION`] (creating it if new) and, given billing settings,
+/// records them or checks them against those recorded. The invoice numbering
+/// ([`crate::PgSequenceStore`]) does not depend on them and gives none.
+pub(crate) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    config: Option<&BillingConfig>,
+) -> Result<u32, PostgresError> {
     check_name(schema)?;
     let tx = client.transaction().await?;
     // One migrator at a time per schema: the lock is held to the end of the transaction.
@@ -95,6 +101,19 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str, config: &BillingC
         )
         .await?;
     }
+    if let Some(config) = config {
+        check_settings(&tx, schema, config).await?;
+    }
+    tx.commit().await?;
+    Ok(SCHEMA_VERSION)
+}
+
+/// Records the billing settings, or checks them against those recorded.
+async fn check_settings(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    config: &BillingConfig,
+) -> Result<(), PostgresError> {
     let given = fingerprint(config);
     let stored = tx
         .query_opt(
@@ -117,59 +136,5 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str, config: &BillingC
             }
         }
     }
-    tx.commit().await?;
-    Ok(SCHEMA_VERSION)
-}
-
-/// Brings `schema` to [`SCHEMA_VERSION`] (creating it if new) as [`migrate`] does, under the
-/// same advisory lock and with the same version check, without the billing settings: for
-/// the invoice numbering ([`crate::PgSequenceStore`]), which does not depend on them. The
-/// settings are recorded and checked when a [`crate::PgStore`] opens the schema.
-pub(crate) async fn migrate_tables(client: &mut Client, schema: &str) -> Result<u32, PostgresError> {
-    check_name(schema)?;
-    let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('paygo-postgres/' || $1))",
-        &[&schema],
-    )
-    .await?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.meta (key text PRIMARY KEY, value text NOT NULL);"
-    ))
-    .await?;
-    let found = tx
-        .query_opt(
-            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await?;
-    let version: u32 = match found {
-        None => 0,
-        Some(row) => {
-            let text: String = row.get(0);
-            text.parse().map_err(|_| PostgresError::SchemaDamaged {
-                reason: format!("schema_version is {text:?}, not a number"),
-            })?
-        }
-    };
-    if version > SCHEMA_VERSION {
-        return Err(PostgresError::SchemaTooNew {
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.batch_execute(&sql.replace("{s}", schema)).await?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {schema}.meta (key, value) VALUES ('schema_version', $1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            ),
-            &[&(n + 1).to_string()],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(SCHEMA_VERSION)
+    Ok(())
 }

@@ -424,7 +424,7 @@ impl Worker {
         let task = tokio::spawn(async move {
             let _ = connection.await;
         });
-        schema::migrate_tables(&mut client, &self.schema).await?;
+        schema::migrate(&mut client, &self.schema, None).await?;
         drop(client);
         let _ = task.await;
         self.conn = Some(Conn::connect(&self.config, &self.schema).await?);

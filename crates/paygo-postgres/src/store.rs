@@ -233,7 +233,7 @@ impl PgStore {
                 .get()
                 .await
                 .map_err(|e| PostgresError::Database { reason: pool_error(&e) })?;
-            schema::migrate(&mut client, &options.schema, &config).await?;
+            schema::migrate(&mut client, &options.schema, Some(&config)).await?;
         }
         let inner = Arc::new(Inner {
             pool,
