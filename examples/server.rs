@@ -22,13 +22,13 @@ use std::sync::Arc;
 
 use paygo::billing::{BillingConfig, BillingStore};
 use paygo::credits::Currency;
-use paygo::invoice::Party;
+use paygo::invoice::{Party, SequenceStore};
 use paygo::pricing::{DEFAULT_PRICES, PriceBook};
 use paygo::ratelimit::{Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
-use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_billing, serve};
-use paygo_postgres::{PgOptions, PgStore};
+use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_stores, serve};
+use paygo_postgres::{PgOptions, PgSequenceStore, PgStore};
 use rust_decimal::Decimal;
 
 const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
@@ -292,7 +292,7 @@ fn main() -> ExitCode {
                 }
             },
             Some((url, schema)) => {
-                let options_pg = PgOptions::new(url).with_schema(schema);
+                let options_pg = PgOptions::new(url.clone()).with_schema(schema.clone());
                 let billing = match PgStore::open(options_pg, BillingConfig::default()).await {
                     Ok(store) => store,
                     Err(e) => {
@@ -300,7 +300,19 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match open_with_billing(options, SystemClock::new(), billing) {
+                // The invoice numbers in the same schema, gapless across every replica.
+                let opened = tokio::task::spawn_blocking(move || PgSequenceStore::open(&url, &schema)).await;
+                let invoices = match opened
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
+                    Ok(store) => store,
+                    Err(e) => {
+                        eprintln!("server: the PostgreSQL invoice numbering: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match open_with_stores(options, SystemClock::new(), billing, invoices) {
                     Ok(proxy) => {
                         run(Arc::new(proxy), &listen, |proxy| {
                             let stats = proxy.gateway().billing().stats();
@@ -322,10 +334,10 @@ fn main() -> ExitCode {
 }
 
 /// Reconciles, listens, serves until a signal, and reports what the stores did.
-async fn run<B: BillingStore + 'static>(
-    proxy: Arc<ServerProxy<B, SystemClock>>,
+async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static>(
+    proxy: Arc<ServerProxy<B, SystemClock, S>>,
     listen: &str,
-    report: impl FnOnce(&ServerProxy<B, SystemClock>) -> String,
+    report: impl FnOnce(&ServerProxy<B, SystemClock, S>) -> String,
 ) -> ExitCode {
     match proxy.reconcile().await {
         Ok(0) => {}

@@ -81,5 +81,5 @@ pub use accounts::{Account, Directory, KEY_PREFIX, KeyId, NewKey};
 pub use api::router;
 pub use error::HttpError;
 pub use proxy::{Proxy, ProxyOptions};
-pub use server::{EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_billing, serve};
+pub use server::{EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_stores, serve};
 pub use usage::{CallRecord, Settlement, UsageBucket, UsageLog};

@@ -31,11 +31,11 @@ use crate::proxy::{Proxy, ProxyOptions};
 use crate::usage::UsageLog;
 
 /// The proxy with every store embedded (see the module docs).
-pub type EmbeddedProxy<C> = ServerProxy<EmbeddedStore<C>, C>;
+pub type EmbeddedProxy<C> = ServerProxy<EmbeddedStore<C>, C, FileSequenceStore>;
 
-/// The server's proxy on billing store `B` (the embedded one, or a database that several
-/// replicas share), with the other stores in the data directory.
-pub type ServerProxy<B, C> = Proxy<B, InProcessStore<CustomerId, C>, C, FileSequenceStore>;
+/// The server's proxy on billing store `B` and invoice numbering `S` (the embedded ones, or
+/// a database that several replicas share), with the other stores in the data directory.
+pub type ServerProxy<B, C, S> = Proxy<B, InProcessStore<CustomerId, C>, C, S>;
 
 /// The seller on the invoices of top-ups.
 #[derive(Debug, Clone)]
@@ -95,24 +95,33 @@ pub fn open_embedded<C: Clock + Clone + 'static>(
         &OpenOptions::default(),
     )
     .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
-    open_with_billing(options, clock, billing)
+    let invoices = FileSequenceStore::open(dir.join("invoices"))
+        .map_err(|e| config(format!("{}: {e}", dir.join("invoices").display())))?;
+    open_with_stores(options, clock, billing, invoices)
 }
 
-/// As [`open_embedded`], with balances in `billing` (a store on a database that several
-/// replicas share, such as `paygo_postgres::PgStore`) instead of the data directory's
-/// ledger. The accounts and keys, the usage log, the invoice numbers and the rate limits
-/// stay in the data directory and this process (`docs/postgres.md` says what that means
-/// for several replicas).
+/// As [`open_embedded`], with balances in `billing` and invoice numbers in `invoices`
+/// (stores on a database that several replicas share, such as `paygo_postgres::PgStore`
+/// and `paygo_postgres::PgSequenceStore`) instead of the data directory's ledger and
+/// numbering. The accounts and keys, the usage log and the rate limits stay in the data
+/// directory and this process (`docs/postgres.md` says what that means for several
+/// replicas).
 ///
 /// # Errors
 ///
 /// [`HttpError::Config`] when a store in the data directory cannot be opened, or a setting
 /// is wrong.
-pub fn open_with_billing<B: BillingStore + 'static, C: Clock + Clone + 'static>(
+pub fn open_with_stores<B, C, S>(
     options: ServerOptions,
     clock: C,
     billing: B,
-) -> Result<ServerProxy<B, C>, HttpError> {
+    invoices: S,
+) -> Result<ServerProxy<B, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
     let dir = &options.data_dir;
     let config = |what: String| HttpError::Config { what };
     std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
@@ -120,8 +129,6 @@ pub fn open_with_billing<B: BillingStore + 'static, C: Clock + Clone + 'static>(
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
     let gateway = Gateway::new(gateway_options, billing, limits);
-    let invoices = FileSequenceStore::open(dir.join("invoices"))
-        .map_err(|e| config(format!("{}: {e}", dir.join("invoices").display())))?;
     let series = Series::new(&options.seller.series, DocumentKind::Invoice, 6).map_err(|e| config(e.to_string()))?;
     let invoicing = Invoicing::open(invoices, vec![series]).map_err(|e| config(e.to_string()))?;
     let rates = options.usd_rates.clone();
