@@ -571,7 +571,9 @@ where
 
     /// Charges a call: its usage quoted and captured, or, without usage, the gateway's
     /// settle-without-usage rule when something was produced (or the hold released when
-    /// nothing was). A store that is unavailable is retried (the capture is idempotent).
+    /// nothing was). A store that is unavailable (a database restarting) is retried, the
+    /// capture being idempotent, for up to half the hold's timeout: the call was made and
+    /// its answer may be out already, so giving up early would make it free.
     pub(crate) async fn settle(
         &self,
         admitted: &Admitted,
@@ -579,6 +581,7 @@ where
         produced: bool,
     ) -> Result<Charged, ApiError> {
         let mut attempt = 0u32;
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(self.gateway.hold_timeout_ms() / 2);
         loop {
             let result = match &usage {
                 Some(usage) => self
@@ -601,9 +604,11 @@ where
                 }
             };
             match result {
-                Err(GatewayError::Billing(paygo_billing::BillingError::Unavailable { .. })) if attempt < 3 => {
+                Err(GatewayError::Billing(paygo_billing::BillingError::Unavailable { .. }))
+                    if tokio::time::Instant::now() < give_up =>
+                {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
                 }
                 Err(e) => return Err(ApiError::from(e)),
                 Ok((completed, settlement)) => {
