@@ -4,6 +4,7 @@
 #
 #   bash benches/load/run.sh                 # every leg
 #   LEGS="direct litellm" bash benches/load/run.sh
+#   LEGS="direct paygo paygo-postgres" bash benches/load/run.sh   # the embedded store against PostgreSQL
 #
 # Each leg: a closed loop (CONNECTIONS connections, as fast as answers come: calls/s, p50,
 # p99), an open loop at LOW_RATE calls/s and one at RATE calls/s (latency from each call's
@@ -11,7 +12,8 @@
 # calls at STREAM_RATE calls/s (time to first byte). The overloading run (RATE) comes last.
 # Knobs (environment, defaults below):
 # DURATION WARMUP LEG_WARMUP PAUSE CONNECTIONS RATE LOW_RATE RATE_CONNECTIONS STREAM_RATE CHUNK_DELAY_MS
-# UPSTREAM_LATENCY_MS LEGS LITELLM_VERSION LITELLM_WORKERS LITELLM_VENV PAYGO_UPSTREAM MODEL OUT.
+# UPSTREAM_LATENCY_MS LEGS LITELLM_VERSION LITELLM_WORKERS LITELLM_VENV PAYGO_UPSTREAM MODEL OUT
+# PAYGO_BENCH_POSTGRES_URL.
 #
 # The fake upstream is paygo_testkit::upstream (examples/fake_upstream.rs of paygo-testkit),
 # the load generator examples/loadgen.rs beside it. LiteLLM is installed from PyPI into
@@ -36,6 +38,8 @@ LEG_WARMUP=${LEG_WARMUP:-10}
 # Idle seconds between two runs of a leg, for the proxy's background work (LiteLLM's logging) to drain.
 PAUSE=${PAUSE:-5}
 LEGS=${LEGS:-direct litellm paygo}
+# The paygo-postgres leg: paygo's server with --store on this database (a schema of its own).
+PAYGO_BENCH_POSTGRES_URL=${PAYGO_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 MODEL=${MODEL:-gpt-4o-mini}
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.7}
 LITELLM_WORKERS=${LITELLM_WORKERS:-2}
@@ -106,9 +110,10 @@ for p in json.load(sys.stdin)["packages"]:
         if t["name"] == "server" and "example" in t["kind"]:
             print(p["name"])
 ')
-if [[ " $LEGS " == *" paygo "* ]]; then
+if [[ " $LEGS " == *" paygo "* || " $LEGS " == *" paygo-postgres "* ]]; then
   if [[ -z "$paygo_pkg" ]]; then
-    echo "== paygo leg skipped: no example named server in the workspace yet"
+    echo "== paygo legs skipped: no example named server in the workspace yet"
+    LEGS=${LEGS//paygo-postgres/}
     LEGS=${LEGS//paygo/}
   else
     echo "== building paygo's server example (package $paygo_pkg, release)"
@@ -174,7 +179,13 @@ for leg in $LEGS; do
       measure litellm "http://127.0.0.1:$ll_port/v1/chat/completions" sk-litellm-bench
       stop "$ll_pid"
       ;;
-    paygo)
+    paygo|paygo-postgres)
+      store_args=()
+      if [[ $leg == paygo-postgres ]]; then
+        # The balances in PostgreSQL, in a schema of this run's own (dropped at the end).
+        pg_schema="bench_http_$$"
+        store_args=(--store "$PAYGO_BENCH_POSTGRES_URL" --pg-schema "$pg_schema")
+      fi
       pg_port=$(free_port)
       token=bench-admin-token
       echo "== starting paygo's server on port $pg_port"
@@ -182,7 +193,7 @@ for leg in $LEGS; do
       echo '{"EUR": "0.92"}' > "$work/rates.json"
       start paygo "$CARGO_TARGET_DIR/release/examples/server" --listen "127.0.0.1:$pg_port" \
         --upstream "${PAYGO_UPSTREAM:-$upstream_url}" --data-dir "$work/paygo-data" --admin-token "$token" \
-        --requests-per-hour 1000000000 --burst 1000000 --fx-rates "$work/rates.json"
+        --requests-per-hour 1000000000 --burst 1000000 --fx-rates "$work/rates.json" "${store_args[@]}"
       pg_pid=$last_pid
       wait_for paygo "$pg_pid" 60 grep -q "listening on" "$work/paygo.log"
       pg_url=$(grep -o 'http://[0-9.:]*' "$work/paygo.log" | head -n 1)
@@ -192,13 +203,16 @@ for leg in $LEGS; do
       api_key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' <<< "$account")
       curl -sf -X POST "$pg_url/admin/v1/accounts/$account_id/payments" -H "authorization: Bearer $token" \
         -H 'content-type: application/json' -d '{"payment_id":"p1","usd":"1000.00","method":"card","card_country":"IE"}' > /dev/null
-      measure paygo "$pg_url/v1/chat/completions" "$api_key"
+      measure "$leg" "$pg_url/v1/chat/completions" "$api_key"
       stop "$pg_pid"
+      if [[ $leg == paygo-postgres ]]; then
+        psql "$PAYGO_BENCH_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS $pg_schema CASCADE" > /dev/null
+      fi
       # Group commit: each call is two billing commands (hold, capture) and one usage record.
       grep "server: stopped" "$work/paygo.log" || echo "paygo's server did not stop cleanly: $(tail -n 3 "$work/paygo.log")"
       ;;
     *)
-      echo "unknown leg $leg: expected direct, litellm or paygo" >&2
+      echo "unknown leg $leg: expected direct, litellm, paygo or paygo-postgres" >&2
       exit 2
       ;;
   esac

@@ -19,13 +19,15 @@ CREATE TABLE {s}.customers (
 );
 
 -- The first reply to every command with an id, by (id space, id): the primary key is the
--- idempotency. A hold's row also routes its capture (customer) and keeps its closing.
+-- idempotency. A hold's row also routes its capture (customer) and keeps its closing;
+-- held is true for a hold that was granted (and so is open until closing is set).
 -- space: 1 top-up, 2 hold, 3 bonus grant, 4 payment report, 5 reversal.
 CREATE TABLE {s}.replies (
     space       smallint NOT NULL CHECK (space BETWEEN 1 AND 5),
     id          uuid NOT NULL,
     customer    uuid,
     reply       bytea NOT NULL,
+    held        boolean NOT NULL,
     at_ns       bigint NOT NULL,
     hold_amount bigint,
     closing     bytea,

@@ -64,7 +64,7 @@ mod store;
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
 pub use sequence::PgSequenceStore;
-pub use store::{Audit, PgOptions, PgStats, PgStore, StoreClock};
+pub use store::{Audit, PgOptions, PgStats, PgStore, Pruned, StoreClock};
 
 /// Drops `schema` and everything in it: for tests that made a schema of their own.
 ///

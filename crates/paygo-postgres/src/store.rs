@@ -12,8 +12,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use paygo_billing::{
     Balance, BillingConfig, BillingError, BillingStore, ClosedHold, Command, CustomerId, EntryKind, HistoryEntry,
-    HistoryPage, HistoryQuery, HoldId, IdSpace, PaymentRef, Reply, RequestId, Route, Rows, Shard, ShardNo, ShardWrite,
-    StoredReply, TopUpRequest, decode_request, encode_request, run_batch,
+    HistoryPage, HistoryQuery, HoldId, IdSpace, PaymentRef, Receipt, Reply, RequestId, Route, Rows, Shard, ShardNo,
+    ShardWrite, StoredReply, TopUpRequest, decode_request, encode_request, run_batch,
 };
 use paygo_credits::Credits;
 use paygo_ledger::{AccountId, TransferId};
@@ -279,6 +279,26 @@ impl PgStore {
         spawned(&self.inner.runtime, async move { inner.audit().await }).await
     }
 
+    /// Deletes what the idempotency window has forgotten
+    /// ([`BillingConfig::id_window`](paygo_billing::BillingConfig::id_window)): stored
+    /// replies and closed holds whose id is older than the window, and settled auto top-up
+    /// requests as old. A command with such an id is refused
+    /// ([`paygo_billing::Refusal::IdOlderThanWindow`]) whether or not its row is still
+    /// there, so removing it changes no answer. Open holds are never removed (a hold row
+    /// routes its capture: only those whose hold was closed go, and holds live far less
+    /// than a window). History entries and the hourly roll-ups are kept: they are the
+    /// customers' statements. Run it from one replica now and then (a day's rows at a
+    /// time, in chunks of 10,000 rows per transaction). Without a window nothing is
+    /// forgotten and nothing is removed.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::Unavailable`].
+    pub async fn prune(&self) -> Result<Pruned, BillingError> {
+        let inner = Arc::clone(&self.inner);
+        spawned(&self.inner.runtime, async move { inner.prune().await }).await
+    }
+
     /// The charges of `customer` by UTC hour, from the roll-up written with each capture:
     /// `(hour start in ns, charges, credits)` for the hours in `from_ns .. to_ns`.
     ///
@@ -315,6 +335,19 @@ impl PgStore {
         .await
     }
 }
+
+/// What [`PgStore::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pruned {
+    /// Stored replies (and the closed holds in them) older than the window.
+    pub replies: u64,
+    /// Auto top-up requests settled and older than the window.
+    pub requests: u64,
+}
+
+/// Rows one prune statement deletes at most: short transactions, never a long lock.
+const PRUNE_CHUNK: i64 = 10_000;
 
 /// What [`PgStore::audit`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -652,7 +685,14 @@ impl Inner {
                 }
                 tx.execute(
                     &s3,
-                    &[&w.reply_spaces, &w.reply_ids, &w.reply_customers, &w.replies, &at],
+                    &[
+                        &w.reply_spaces,
+                        &w.reply_ids,
+                        &w.reply_customers,
+                        &w.replies,
+                        &w.reply_held,
+                        &at,
+                    ],
                 )
                 .await
             },
@@ -714,6 +754,42 @@ impl Inner {
         }
         tx.commit().await?;
         Ok(outcome.replies)
+    }
+
+    async fn prune(&self) -> Result<Pruned, BillingError> {
+        let Some(window) = self.config.id_window else {
+            return Ok(Pruned::default());
+        };
+        let client = self.client().await?;
+        let now_ns = match &self.clock {
+            StoreClock::Local(clock) => clock.now_ns(),
+            StoreClock::Database => {
+                let row = client.query_one(&self.sql.now, &[]).await.map_err(unavailable)?;
+                let micros: i64 = row.get(0);
+                u64::try_from(micros).unwrap_or(0).saturating_mul(1_000)
+            }
+        };
+        // Ids are time-ordered (a window needs them so): every id below the first id of
+        // the window's first millisecond is older than the window.
+        let floor = TransferId::from_time_ns(now_ns.saturating_sub(window.past_ns), 0);
+        let floor = uuid(floor.0);
+        let mut pruned = Pruned::default();
+        for (sql, count) in [
+            (&self.sql.prune_replies, &mut pruned.replies),
+            (&self.sql.prune_requests, &mut pruned.requests),
+        ] {
+            loop {
+                let n = client
+                    .execute(sql, &[&floor, &PRUNE_CHUNK])
+                    .await
+                    .map_err(unavailable)?;
+                *count += n;
+                if n < PRUNE_CHUNK.unsigned_abs() {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     async fn audit(&self) -> Result<Audit, BillingError> {
@@ -883,6 +959,7 @@ struct Writes {
     reply_ids: Vec<Uuid>,
     reply_customers: Vec<Option<Uuid>>,
     replies: Vec<Vec<u8>>,
+    reply_held: Vec<bool>,
     closed_ids: Vec<Uuid>,
     closed_amounts: Vec<i64>,
     closings: Vec<Vec<u8>>,
@@ -976,6 +1053,10 @@ impl Writes {
                     .map(|c| uuid(c.0)),
             );
             w.replies.push(r.encode());
+            w.reply_held.push(matches!(
+                (r.command, r.reply),
+                (Command::Hold { .. }, Ok(Receipt::Held { .. }))
+            ));
         }
         closed.sort_unstable_by_key(|h| h.hold);
         for h in closed {
@@ -1071,6 +1152,8 @@ struct Sql {
     outstanding: String,
     charges_by_hour: String,
     all_shards: String,
+    prune_replies: String,
+    prune_requests: String,
 }
 
 const NOW_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::int8";
@@ -1110,9 +1193,9 @@ impl Sql {
                  WHERE c.customer = u.customer"
             ),
             insert_replies: format!(
-                "INSERT INTO {s}.replies (space, id, customer, reply, at_ns)
-                 SELECT u.*, $5::int8 FROM unnest($1::int2[], $2::uuid[], $3::uuid[], $4::bytea[])
-                   AS u(space, id, customer, reply)"
+                "INSERT INTO {s}.replies (space, id, customer, reply, held, at_ns)
+                 SELECT u.*, $6::int8 FROM unnest($1::int2[], $2::uuid[], $3::uuid[], $4::bytea[], $5::bool[])
+                   AS u(space, id, customer, reply, held)"
             ),
             close_holds: format!(
                 "UPDATE {s}.replies r SET hold_amount = u.amount, closing = u.closing, closed_ns = $4::int8
@@ -1148,6 +1231,16 @@ impl Sql {
                  WHERE customer = $1 AND hour_ns >= $2 AND hour_ns < $3 ORDER BY hour_ns"
             ),
             all_shards: format!("SELECT state FROM {s}.customers"),
+            // A hold's row goes only once the hold is closed; every other reply is final.
+            prune_replies: format!(
+                "DELETE FROM {s}.replies WHERE ctid IN (
+                   SELECT ctid FROM {s}.replies
+                   WHERE id < $1 AND (NOT held OR closing IS NOT NULL) LIMIT $2)"
+            ),
+            prune_requests: format!(
+                "DELETE FROM {s}.requests WHERE ctid IN (
+                   SELECT ctid FROM {s}.requests WHERE request < $1 AND NOT outstanding LIMIT $2)"
+            ),
         }
     }
 }

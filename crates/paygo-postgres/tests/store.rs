@@ -334,3 +334,79 @@ fn bad_input_gets_typed_errors() {
         })
     ));
 }
+
+/// With an idempotency window, `prune` removes the replies and closed holds the window has
+/// forgotten, keeps open holds, and changes no answer: the same commands on the embedded
+/// store (same settings, same clock) answer the same before and after.
+#[test]
+fn prune_forgets_only_what_the_window_forgot() {
+    use paygo_ledger::{IdWindow, TransferId};
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "prune");
+    let config = BillingConfig {
+        id_window: Some(IdWindow {
+            past_ns: 3_600_000_000_000,
+            ahead_ns: 60_000_000_000,
+        }),
+        ..BillingConfig::default()
+    };
+    let t0: u64 = 1_796_000_000_000_000_000; // December 2026
+    let (clock_a, clock_b) = (ManualClock::new(t0), ManualClock::new(t0));
+    let reference = EmbeddedStore::in_memory(config, clock_a.clone()).unwrap();
+    let store = schema
+        .open_with(
+            schema.options().with_clock(StoreClock::Local(Arc::new(clock_b.clone()))),
+            config,
+        )
+        .unwrap();
+    let both = |commands: Vec<Command>| {
+        let a = block_on(reference.submit(commands.clone())).unwrap();
+        let b = block_on(store.submit(commands)).unwrap();
+        assert_eq!(a, b);
+        b
+    };
+    let id = |n: u128| TransferId::from_time_ns(t0, n).0;
+    let customer = CustomerId(5);
+    let top_up = Command::TopUp {
+        id: TopUpId(id(1)),
+        customer,
+        amount: Money::usd("0.01".parse().unwrap()),
+        method: CARD,
+    };
+    let hold = |n: u128, credits: i64| Command::Hold {
+        id: HoldId(id(n)),
+        customer,
+        amount: Credits::new(credits),
+        timeout_ms: 60_000,
+    };
+    let capture = |n: u128| Command::Capture {
+        hold: HoldId(id(n)),
+        amount: Credits::new(1_000),
+    };
+    let first = both(vec![
+        Command::OpenAccount { customer },
+        top_up,
+        hold(2, 5_000),
+        capture(2),
+        hold(3, 5_000),
+        hold(4, 1_000_000),
+    ]);
+    assert!(first[..5].iter().all(Result::is_ok), "{first:?}");
+    assert_eq!(first[5], Err(Refusal::InsufficientCredits));
+    // Within the window nothing goes, and retries answer as the first time.
+    assert_eq!(block_on(store.prune()).unwrap(), paygo_postgres::Pruned::default());
+    assert_eq!(both(vec![top_up, capture(2)]), first[1..=3].iter().step_by(2).copied().collect::<Vec<_>>());
+    // Two hours on: the top-up, the closed hold and the refused one are forgotten; the hold
+    // never closed stays (its row routes a capture).
+    clock_a.advance_ns(2 * 3_600_000_000_000);
+    clock_b.advance_ns(2 * 3_600_000_000_000);
+    let pruned = block_on(store.prune()).unwrap();
+    assert_eq!(pruned.replies, 3, "{pruned:?}");
+    let late = both(vec![top_up, capture(2), capture(3), hold(4, 1)]);
+    assert!(late.iter().all(|r| *r == Err(Refusal::IdOlderThanWindow)), "{late:?}");
+    assert_eq!(
+        block_on(store.balance(customer)).unwrap(),
+        block_on(reference.balance(customer)).unwrap()
+    );
+    assert_eq!(block_on(store.prune()).unwrap(), paygo_postgres::Pruned::default());
+}
