@@ -625,7 +625,7 @@ impl Inner {
         let now_ns = self.now_ns(&tx).await?;
         let outcome = run_batch(&self.config, now_ns, commands, rows)?;
         // 5. Write back, one statement a table, pipelined.
-        let w = Writes::of(&outcome.writes, now_ns)?;
+        let w = Writes::of(&outcome.writes)?;
         let (s1, s2, s3, s4, s5, s6, s7, s8) = tokio::try_join!(
             tx.prepare_cached(&sql.insert_customers),
             tx.prepare_cached(&sql.update_customers),
@@ -984,7 +984,7 @@ struct Writes {
 const HOUR_NS: u64 = 3_600_000_000_000;
 
 impl Writes {
-    fn of(writes: &[ShardWrite], _now_ns: u64) -> Result<Writes, BillingError> {
+    fn of(writes: &[ShardWrite]) -> Result<Writes, BillingError> {
         let mut w = Writes::default();
         let mut hours: BTreeMap<(Uuid, i64), (i64, i64)> = BTreeMap::new();
         let mut replies: Vec<&StoredReply> = Vec::new();
