@@ -68,13 +68,14 @@ pub struct PgOptions {
 }
 
 impl PgOptions {
-    /// The defaults for `url`: schema `paygo`, 4 combiners, 4 readers, batches of up to
+    /// The defaults for `url`: schema `paygo`, 2 combiners (more split the queue into
+    /// smaller batches that wait on each other's row locks: `benches/README.md`), 4 readers, batches of up to
     /// 4,096 commands, the database's clock, a 5-second connect timeout.
     pub fn new(url: impl Into<String>) -> PgOptions {
         PgOptions {
             url: url.into(),
             schema: "paygo".to_owned(),
-            combiners: 4,
+            combiners: 2,
             readers: 4,
             batch_max: 4_096,
             clock: StoreClock::Database,

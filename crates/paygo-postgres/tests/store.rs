@@ -355,7 +355,9 @@ fn prune_forgets_only_what_the_window_forgot() {
     let reference = EmbeddedStore::in_memory(config, clock_a.clone()).unwrap();
     let store = schema
         .open_with(
-            schema.options().with_clock(StoreClock::Local(Arc::new(clock_b.clone()))),
+            schema
+                .options()
+                .with_clock(StoreClock::Local(Arc::new(clock_b.clone()))),
             config,
         )
         .unwrap();
@@ -395,7 +397,10 @@ fn prune_forgets_only_what_the_window_forgot() {
     assert_eq!(first[5], Err(Refusal::InsufficientCredits));
     // Within the window nothing goes, and retries answer as the first time.
     assert_eq!(block_on(store.prune()).unwrap(), paygo_postgres::Pruned::default());
-    assert_eq!(both(vec![top_up, capture(2)]), first[1..=3].iter().step_by(2).copied().collect::<Vec<_>>());
+    assert_eq!(
+        both(vec![top_up, capture(2)]),
+        first[1..=3].iter().step_by(2).copied().collect::<Vec<_>>()
+    );
     // Two hours on: the top-up, the closed hold and the refused one are forgotten; the hold
     // never closed stays (its row routes a capture).
     clock_a.advance_ns(2 * 3_600_000_000_000);
