@@ -469,6 +469,8 @@ impl Inner {
     /// A combiner: takes what is waiting, runs it as one transaction, answers; until the
     /// store is dropped.
     async fn combine(self: Arc<Inner>) {
+        // The combiner's own connection, kept from one batch to the next.
+        let mut conn: Option<deadpool_postgres::Object> = None;
         loop {
             let notified = self.wake.notified();
             let jobs = self.take();
@@ -480,7 +482,7 @@ impl Inner {
                 continue;
             }
             let commands: Vec<Command> = jobs.iter().flat_map(|j| j.commands.iter().copied()).collect();
-            let answer = self.run(&commands).await;
+            let answer = self.run(&mut conn, &commands).await;
             match answer {
                 Ok(replies) => {
                     let mut replies = replies.into_iter();
@@ -499,15 +501,34 @@ impl Inner {
         }
     }
 
-    /// Runs one batch, again after a conflict.
-    async fn run(&self, commands: &[Command]) -> Result<Vec<Reply>, BillingError> {
+    /// Runs one batch, again after a conflict, on the combiner's own connection (`conn`:
+    /// opened when missing, dropped after a failure that may have left it unusable).
+    async fn run(
+        &self,
+        conn: &mut Option<deadpool_postgres::Object>,
+        commands: &[Command],
+    ) -> Result<Vec<Reply>, BillingError> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_micros(200 << attempt.min(6))).await;
             }
-            match self.transaction(commands).await {
+            let client = match conn {
+                Some(client) => client,
+                None => conn.insert(self.client().await?),
+            };
+            let result = self.transaction(client, commands).await;
+            if result.is_err() {
+                // Never leave a transaction open on a connection that is used again: roll
+                // back, or give the connection up (dropped from the pool, closed).
+                if client.batch_execute("ROLLBACK").await.is_err()
+                    && let Some(broken) = conn.take()
+                {
+                    drop(deadpool_postgres::Object::take(broken));
+                }
+            }
+            match result {
                 Ok(replies) => {
                     self.counters.batches.fetch_add(1, Ordering::Relaxed);
                     self.counters
@@ -524,29 +545,51 @@ impl Inner {
         })
     }
 
-    async fn now_ns(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<u64, Failure> {
-        match &self.clock {
-            StoreClock::Local(clock) => Ok(clock.now_ns()),
-            StoreClock::Database => {
-                let row = tx.query_one(&self.sql.now, &[]).await?;
-                let micros: i64 = row.get(0);
-                Ok(u64::try_from(micros)
-                    .ok()
-                    .and_then(|m| m.checked_mul(1_000))
-                    .ok_or_else(|| BillingError::Corrupt {
-                        reason: format!("the database's clock reads {micros} us since the epoch"),
-                    })?)
-            }
+    /// The time of a batch: the local clock, or the database's as read in the batch.
+    fn batch_time_ns(&self, database_us: Option<i64>) -> Result<u64, Failure> {
+        match (&self.clock, database_us) {
+            (StoreClock::Local(clock), _) => Ok(clock.now_ns()),
+            (StoreClock::Database, Some(micros)) => Ok(u64::try_from(micros)
+                .ok()
+                .and_then(|m| m.checked_mul(1_000))
+                .ok_or_else(|| BillingError::Corrupt {
+                reason: format!("the database's clock reads {micros} us since the epoch"),
+            })?),
+            (StoreClock::Database, None) => Err(Failure::Fatal(BillingError::Unavailable {
+                reason: "the database's clock was not read".to_owned(),
+            })),
         }
     }
 
-    /// One batch in one transaction (the module's docs; `paygo_billing::sharded`).
+    /// One batch in one transaction (the module's docs; `paygo_billing::sharded`), in four
+    /// round trips: statements that do not depend on each other's answers go out together
+    /// (the server runs them in the order sent, so a read sent after the locking `SELECT`
+    /// runs after the locks are held).
     #[allow(clippy::too_many_lines)] // the steps of one transaction, in order
-    async fn transaction(&self, commands: &[Command]) -> Result<Vec<Reply>, Failure> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+    async fn transaction(
+        &self,
+        client: &deadpool_postgres::Object,
+        commands: &[Command],
+    ) -> Result<Vec<Reply>, Failure> {
         let sql = &self.sql;
-        // 1. Where captures and payment reports go.
+        let (route_st, lock_st, fresh_st, replies_st, now_st) = tokio::try_join!(
+            client.prepare_cached(&sql.route),
+            client.prepare_cached(&sql.lock),
+            client.prepare_cached(&sql.fresh),
+            client.prepare_cached(&sql.replies),
+            client.prepare_cached(&sql.now),
+        )?;
+        let (s1, s2, s3, s4, s5, s6, s7, s8) = tokio::try_join!(
+            client.prepare_cached(&sql.insert_customers),
+            client.prepare_cached(&sql.update_customers),
+            client.prepare_cached(&sql.insert_replies),
+            client.prepare_cached(&sql.close_holds),
+            client.prepare_cached(&sql.insert_entries),
+            client.prepare_cached(&sql.upsert_hourly),
+            client.prepare_cached(&sql.insert_requests),
+            client.prepare_cached(&sql.close_requests),
+        )?;
+        // Round trip 1: begin, and find where captures and payment reports go.
         let mut holds: Vec<Uuid> = Vec::new();
         let mut requests: Vec<Uuid> = Vec::new();
         for c in commands {
@@ -556,87 +599,98 @@ impl Inner {
                 _ => {}
             }
         }
+        let (begun, routed) = tokio::join!(client.batch_execute("BEGIN"), async {
+            if holds.is_empty() && requests.is_empty() {
+                Ok(Vec::new())
+            } else {
+                client.query(&route_st, &[&holds, &requests]).await
+            }
+        });
+        begun?;
         let mut rows = Rows::new();
-        if !holds.is_empty() || !requests.is_empty() {
-            let route = tx.prepare_cached(&sql.route).await?;
-            for row in tx.query(&route, &[&holds, &requests]).await? {
-                let kind: i16 = row.get(0);
-                let (what, customer): (Uuid, Uuid) = (row.get(1), row.get(2));
-                if kind == 2 {
-                    rows.hold_customers.insert(HoldId(id(what)), CustomerId(id(customer)));
-                } else {
-                    rows.request_customers
-                        .insert(RequestId(id(what)), CustomerId(id(customer)));
-                }
+        for row in routed? {
+            let kind: i16 = row.get(0);
+            let (what, customer): (Uuid, Uuid) = (row.get(1), row.get(2));
+            if kind == 2 {
+                rows.hold_customers.insert(HoldId(id(what)), CustomerId(id(customer)));
+            } else {
+                rows.request_customers
+                    .insert(RequestId(id(what)), CustomerId(id(customer)));
             }
         }
-        // 2. Lock the customers, in ascending order, and read their shards.
+        // Round trip 2: lock the customers in ascending order, then (run after the locks
+        // are held) shard numbers for accounts the batch may open, the stored replies and
+        // closed holds of the ids named, and the time.
         let lock = Route::customers_to_lock(commands, &rows.hold_customers, &rows.request_customers);
         let lock_ids: Vec<Uuid> = lock.iter().map(|c| uuid(c.0)).collect();
-        let locked = tx.prepare_cached(&sql.lock).await?;
-        for row in tx.query(&locked, &[&lock_ids]).await? {
+        let opened = Route::customers_opened(commands);
+        let fresh_n = i32::try_from(opened.len()).unwrap_or(i32::MAX);
+        let keys = Route::ids(commands);
+        let spaces: Vec<i16> = keys.iter().map(|(s, _)| i16::from(s.code())).collect();
+        let key_ids: Vec<Uuid> = keys.iter().map(|(_, i)| uuid(*i)).collect();
+        let database_clock = matches!(self.clock, StoreClock::Database);
+        let (locked, numbers, replies, now) = tokio::try_join!(
+            async { client.query(&lock_st, &[&lock_ids]).await },
+            async {
+                if opened.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    client.query(&fresh_st, &[&fresh_n]).await
+                }
+            },
+            async {
+                if keys.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    client.query(&replies_st, &[&spaces, &key_ids]).await
+                }
+            },
+            async {
+                if database_clock {
+                    client.query_one(&now_st, &[]).await.map(|r| Some(r.get::<_, i64>(0)))
+                } else {
+                    Ok(None)
+                }
+            },
+        )?;
+        for row in locked {
             let customer = CustomerId(id(row.get(0)));
             let state: &[u8] = row.get(1);
             rows.shards.insert(customer, Shard::decode(state)?);
         }
-        // Shard numbers for accounts this batch may open.
-        let opened: Vec<CustomerId> = Route::customers_opened(commands)
-            .into_iter()
-            .filter(|c| !rows.shards.contains_key(c))
-            .collect();
-        if !opened.is_empty() {
-            let fresh = tx.prepare_cached(&sql.fresh).await?;
-            let n = i32::try_from(opened.len()).unwrap_or(i32::MAX);
-            let numbers = tx.query(&fresh, &[&n]).await?;
-            for (c, row) in opened.iter().zip(numbers) {
+        // Numbers for opened customers that have a row already stay unused: a gap in the
+        // sequence, never a collision.
+        for (c, row) in opened.iter().zip(numbers) {
+            if !rows.shards.contains_key(c) {
                 let no: i64 = row.get(0);
                 rows.fresh.insert(*c, ShardNo(u64::try_from(no).unwrap_or(0)));
             }
         }
-        // 3. Stored replies and closed holds of the ids named, read under the locks.
-        let keys = Route::ids(commands);
-        if !keys.is_empty() {
-            let spaces: Vec<i16> = keys.iter().map(|(s, _)| i16::from(s.code())).collect();
-            let ids: Vec<Uuid> = keys.iter().map(|(_, i)| uuid(*i)).collect();
-            let replies = tx.prepare_cached(&sql.replies).await?;
-            for row in tx.query(&replies, &[&spaces, &ids]).await? {
-                let code: i16 = row.get(0);
-                let space =
-                    u8::try_from(code)
-                        .ok()
-                        .and_then(IdSpace::from_code)
-                        .ok_or_else(|| BillingError::Corrupt {
-                            reason: format!("a stored reply of id space {code}"),
-                        })?;
-                let key = id(row.get(1));
-                let customer: Option<Uuid> = row.get(2);
-                let reply: &[u8] = row.get(3);
-                rows.replies
-                    .insert((space, key), StoredReply::decode(space, key, reply)?);
-                let (amount, closing): (Option<i64>, Option<&[u8]>) = (row.get(4), row.get(5));
-                if let (IdSpace::Hold, Some(customer), Some(amount), Some(closing)) = (space, customer, amount, closing)
-                {
-                    let hold = HoldId(key);
-                    let closed = ClosedHold::decode(hold, CustomerId(id(customer)), Credits::new(amount), closing)?;
-                    rows.closed_holds.insert(hold, closed);
-                }
+        for row in replies {
+            let code: i16 = row.get(0);
+            let space = u8::try_from(code)
+                .ok()
+                .and_then(IdSpace::from_code)
+                .ok_or_else(|| BillingError::Corrupt {
+                    reason: format!("a stored reply of id space {code}"),
+                })?;
+            let key = id(row.get(1));
+            let customer: Option<Uuid> = row.get(2);
+            let reply: &[u8] = row.get(3);
+            rows.replies
+                .insert((space, key), StoredReply::decode(space, key, reply)?);
+            let (amount, closing): (Option<i64>, Option<&[u8]>) = (row.get(4), row.get(5));
+            if let (IdSpace::Hold, Some(customer), Some(amount), Some(closing)) = (space, customer, amount, closing) {
+                let hold = HoldId(key);
+                let closed = ClosedHold::decode(hold, CustomerId(id(customer)), Credits::new(amount), closing)?;
+                rows.closed_holds.insert(hold, closed);
             }
         }
-        // 4. Apply.
-        let now_ns = self.now_ns(&tx).await?;
+        // Apply.
+        let now_ns = self.batch_time_ns(now)?;
         let outcome = run_batch(&self.config, now_ns, commands, rows)?;
-        // 5. Write back, one statement a table, pipelined.
+        // Round trip 3: write back, one statement a table.
         let w = Writes::of(&outcome.writes)?;
-        let (s1, s2, s3, s4, s5, s6, s7, s8) = tokio::try_join!(
-            tx.prepare_cached(&sql.insert_customers),
-            tx.prepare_cached(&sql.update_customers),
-            tx.prepare_cached(&sql.insert_replies),
-            tx.prepare_cached(&sql.close_holds),
-            tx.prepare_cached(&sql.insert_entries),
-            tx.prepare_cached(&sql.upsert_hourly),
-            tx.prepare_cached(&sql.insert_requests),
-            tx.prepare_cached(&sql.close_requests),
-        )?;
         let at = ns(now_ns)?;
         let (_, _, _, closed, _, _, _, _) = tokio::try_join!(
             async {
@@ -644,105 +698,112 @@ impl Inner {
                     return Ok(0);
                 }
                 let c = &w.new;
-                tx.execute(
-                    &s1,
-                    &[
-                        &c.customer,
-                        &c.shard,
-                        &c.state,
-                        &c.available,
-                        &c.paid,
-                        &c.bonus,
-                        &c.uncollected,
-                        &c.arrears,
-                        &at,
-                    ],
-                )
-                .await
+                client
+                    .execute(
+                        &s1,
+                        &[
+                            &c.customer,
+                            &c.shard,
+                            &c.state,
+                            &c.available,
+                            &c.paid,
+                            &c.bonus,
+                            &c.uncollected,
+                            &c.arrears,
+                            &at,
+                        ],
+                    )
+                    .await
             },
             async {
                 if w.updated.customer.is_empty() {
                     return Ok(0);
                 }
                 let c = &w.updated;
-                tx.execute(
-                    &s2,
-                    &[
-                        &c.customer,
-                        &c.state,
-                        &c.available,
-                        &c.paid,
-                        &c.bonus,
-                        &c.uncollected,
-                        &c.arrears,
-                        &at,
-                    ],
-                )
-                .await
+                client
+                    .execute(
+                        &s2,
+                        &[
+                            &c.customer,
+                            &c.state,
+                            &c.available,
+                            &c.paid,
+                            &c.bonus,
+                            &c.uncollected,
+                            &c.arrears,
+                            &at,
+                        ],
+                    )
+                    .await
             },
             async {
                 if w.reply_ids.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(
-                    &s3,
-                    &[
-                        &w.reply_spaces,
-                        &w.reply_ids,
-                        &w.reply_customers,
-                        &w.replies,
-                        &w.reply_held,
-                        &at,
-                    ],
-                )
-                .await
+                client
+                    .execute(
+                        &s3,
+                        &[
+                            &w.reply_spaces,
+                            &w.reply_ids,
+                            &w.reply_customers,
+                            &w.replies,
+                            &w.reply_held,
+                            &at,
+                        ],
+                    )
+                    .await
             },
             async {
                 if w.closed_ids.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(&s4, &[&w.closed_ids, &w.closed_amounts, &w.closings, &at])
+                client
+                    .execute(&s4, &[&w.closed_ids, &w.closed_amounts, &w.closings, &at])
                     .await
             },
             async {
                 if w.entry_customers.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(
-                    &s5,
-                    &[
-                        &w.entry_customers,
-                        &w.entry_at,
-                        &w.entry_transfers,
-                        &w.entry_kinds,
-                        &w.entry_refs,
-                        &w.entry_credits,
-                    ],
-                )
-                .await
+                client
+                    .execute(
+                        &s5,
+                        &[
+                            &w.entry_customers,
+                            &w.entry_at,
+                            &w.entry_transfers,
+                            &w.entry_kinds,
+                            &w.entry_refs,
+                            &w.entry_credits,
+                        ],
+                    )
+                    .await
             },
             async {
                 if w.hour_customers.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(&s6, &[&w.hour_customers, &w.hour_at, &w.hour_charges, &w.hour_credits])
+                client
+                    .execute(&s6, &[&w.hour_customers, &w.hour_at, &w.hour_charges, &w.hour_credits])
                     .await
             },
             async {
                 if w.request_ids.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(
-                    &s7,
-                    &[&w.request_ids, &w.request_customers, &w.request_at, &w.request_bodies],
-                )
-                .await
+                client
+                    .execute(
+                        &s7,
+                        &[&w.request_ids, &w.request_customers, &w.request_at, &w.request_bodies],
+                    )
+                    .await
             },
             async {
                 if w.closed_requests.is_empty() {
                     return Ok(0);
                 }
-                tx.execute(&s8, &[&w.closed_requests]).await
+                client.execute(&s8, &[&w.closed_requests]).await
             },
         )?;
         if closed != w.closed_ids.len() as u64 {
@@ -753,7 +814,8 @@ impl Inner {
                 ),
             }));
         }
-        tx.commit().await?;
+        // Round trip 4.
+        client.batch_execute("COMMIT").await?;
         Ok(outcome.replies)
     }
 

@@ -44,7 +44,7 @@ pub(crate) fn options(dir: &Path, upstream: &str) -> ServerOptions {
     ServerOptions {
         data_dir: dir.to_path_buf(),
         prices: PriceBook::from_json(DEFAULT_PRICES).expect("the embedded book"),
-        plan: Plan::pay_as_you_go(),
+        plan: unlimited(),
         proxy,
         seller: SellerOptions {
             party: Party {
@@ -62,6 +62,13 @@ pub(crate) fn options(dir: &Path, upstream: &str) -> ServerOptions {
         usd_rates: BTreeMap::from([(paygo_credits::Currency::EUR, "0.92".parse().expect("a rate"))]),
         hold_timeout_ms: HOLD_MS,
     }
+}
+
+/// Pay As You Go with a quota the load never reaches: these tests are about the store.
+fn unlimited() -> Plan {
+    let mut plan = Plan::pay_as_you_go();
+    plan.policies[0].quota = paygo_ratelimit::Quota::per_hour(1_000_000_000, 1_000_000).expect("a quota");
+    plan
 }
 
 /// A server on PostgreSQL (`schema`) with its data directory `dir`, in this process, until
