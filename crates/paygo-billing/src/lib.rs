@@ -61,7 +61,12 @@
 //!   database several gateway replicas write) implement with the same rules;
 //!   [`EmbeddedStore`] is the embedded one (the machine in this process, durable through
 //!   the ledger's journal). The trait's contract is a suite of cases every store runs
-//!   (`contract`, feature `contract`).
+//!   (`contract`, feature `contract`), with a differential run that compares two stores
+//!   answer by answer (`contract::differential`).
+//! - [`Shard`] and [`run_batch`]: one customer's billing state on its own, and a batch of
+//!   commands over such shards, for stores that keep each customer in a row of its own and
+//!   lock only the customers a batch touches (paygo-postgres); the rules are still
+//!   [`Billing::execute`]'s.
 
 mod auto;
 mod calendar;

@@ -50,7 +50,9 @@
 //!   [`paygo_billing::BillingStore`].
 //! - [`SCHEMA_VERSION`]: the migrations are embedded and applied on open; a newer schema is
 //!   refused ([`PostgresError::SchemaTooNew`]).
-//! - [`PgStore::audit`]: conservation over every customer, for tests and audits.
+//! - [`PgStore::audit`]: conservation over every customer, for tests and audits;
+//!   [`PgStore::prune`] ([`Pruned`]): what the idempotency window forgot, deleted;
+//!   [`PgStore::charges_by_hour`]: the hourly roll-ups; [`PgStore::stats`] ([`PgStats`]).
 //! - [`PgSequenceStore`]: the invoice numbering ([`paygo_invoice::SequenceStore`]) in the
 //!   same database, gapless per series across every replica (blocking calls, served by a
 //!   thread of its own).
