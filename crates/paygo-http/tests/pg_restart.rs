@@ -1,6 +1,7 @@
 //! The server on PostgreSQL while PostgreSQL is stopped for a second and started again
-//! (`pg_ctlcluster`), under load: calls fail with 503 while it is down (none hangs, none
-//! gets another error), the server recovers by itself, and nothing acknowledged is lost.
+//! (`pg_ctlcluster`), under load: a call made while it is down is refused at once with 503,
+//! calls already past their hold wait for it (their capture is retried) and none hangs or
+//! gets another error, the server recovers by itself, and nothing acknowledged is lost.
 //! Needs `PAYGO_TEST_POSTGRES_URL` and the right to run `pg_ctlcluster` (the project's
 //! machines); skipped with a printed reason otherwise. Alone in its test binary: it stops
 //! the server every other test uses.
@@ -47,8 +48,8 @@ async fn postgres_restarted_mid_load_fails_calls_with_503_and_the_server_recover
         eprintln!("skipped: pg_ctlcluster cannot manage the local cluster here");
         return;
     }
-    let schema = format!("t_restart_{}", std::process::id());
-    paygo_postgres::drop_schema(&url, &schema).await.unwrap();
+    let guard = pg::TestSchema::new(&url, "restart").await;
+    let schema = guard.name.clone();
     let upstream = FakeUpstream::start(UpstreamOptions {
         latency_ms: 10,
         ..UpstreamOptions::default()
@@ -81,7 +82,6 @@ async fn postgres_restarted_mid_load_fails_calls_with_503_and_the_server_recover
     pg::pay(&client, &[&base], account, "before").await;
     seen.lock().unwrap().payments.insert("before".into(), account);
     let started = Instant::now();
-    let down = Arc::new(Mutex::new(None::<(Instant, Instant)>));
     let mut clients = Vec::new();
     for _ in 0..4 {
         let (client, seen, base, key) = (client.clone(), Arc::clone(&seen), base.clone(), key.clone());
@@ -96,24 +96,34 @@ async fn postgres_restarted_mid_load_fails_calls_with_503_and_the_server_recover
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let outage = tokio::task::spawn_blocking({
-        let down = Arc::clone(&down);
-        move || {
-            cluster("stop").expect("PostgreSQL stops");
-            let from = Instant::now();
-            std::thread::sleep(Duration::from_secs(1));
-            let result = cluster("start");
-            *down.lock().unwrap() = Some((from, Instant::now()));
-            result
-        }
-    })
-    .await
-    .unwrap();
+    tokio::task::spawn_blocking(|| cluster("stop"))
+        .await
+        .unwrap()
+        .expect("PostgreSQL stops");
+    let stopped_at = Instant::now();
+    // While it is down, a new call is refused at once with 503, before the upstream.
+    let mut probes = Vec::new();
+    while stopped_at.elapsed() < Duration::from_secs(1) {
+        let response = client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 40}))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        probes.push(response.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started_again = tokio::task::spawn_blocking(|| cluster("start")).await.unwrap();
     // Whatever happened, the server must be running again for the tests after this one.
-    if outage.is_err() {
+    if started_again.is_err() {
         let _ = cluster("start");
     }
-    outage.expect("PostgreSQL starts again");
+    started_again.expect("PostgreSQL starts again");
+    assert!(
+        probes.iter().all(|p| *p == Ok(503)),
+        "calls made while PostgreSQL was down: {probes:?}"
+    );
     let mut slowest = Duration::ZERO;
     for c in clients {
         slowest = slowest.max(c.await.unwrap());
@@ -151,5 +161,5 @@ async fn postgres_restarted_mid_load_fails_calls_with_503_and_the_server_recover
         "no call hung: the slowest took {slowest:?}"
     );
     pg::check(&url, &schema, &[account], &seen).await;
-    paygo_postgres::drop_schema(&url, &schema).await.unwrap();
+    drop(guard);
 }

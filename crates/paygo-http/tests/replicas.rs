@@ -25,8 +25,8 @@ fn child_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_load_loses_nothing_acknowledged() {
     let Some(url) = pg::url() else { return };
-    let schema = format!("t_replicas_{}", std::process::id());
-    paygo_postgres::drop_schema(&url, &schema).await.unwrap();
+    let guard = pg::TestSchema::new(&url, "replicas").await;
+    let schema = guard.name.clone();
     // Calls take a while upstream, so that some are in flight when the replica dies.
     let upstream = FakeUpstream::start(UpstreamOptions {
         latency_ms: 40,
@@ -107,5 +107,5 @@ async fn a_replica_killed_mid_load_loses_nothing_acknowledged() {
         seen.payments.len()
     );
     drop(b);
-    paygo_postgres::drop_schema(&url, &schema).await.unwrap();
+    drop(guard);
 }

@@ -25,6 +25,38 @@ pub(crate) const ADMIN: &str = "admin-token-for-tests";
 /// A hold lives this long: the dead replica's holds are released within it.
 pub(crate) const HOLD_MS: u64 = 3_000;
 
+/// A test's own schema, dropped when the test ends, also when it fails (from a thread of its
+/// own: the test's runtime cannot block in `drop`).
+pub(crate) struct TestSchema {
+    pub(crate) url: String,
+    pub(crate) name: String,
+}
+
+impl TestSchema {
+    pub(crate) async fn new(url: &str, test: &str) -> TestSchema {
+        let name = format!("t_{test}_{}", std::process::id());
+        paygo_postgres::drop_schema(url, &name)
+            .await
+            .expect("the schema is dropped");
+        TestSchema {
+            url: url.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let _ = rt.block_on(paygo_postgres::drop_schema(&url, &name));
+            }
+        })
+        .join();
+    }
+}
+
 /// The server's URL from the environment, or `None` with the reason printed.
 pub(crate) fn url() -> Option<String> {
     match std::env::var("PAYGO_TEST_POSTGRES_URL") {
