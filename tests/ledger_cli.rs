@@ -163,7 +163,20 @@ fn a_billing_store_written_as_the_gateway_writes_it_can_be_inspected() {
 fn readers_work_while_a_writer_has_the_store_open() {
     let dir = TempDir::new("live");
     ledger_store(&dir.0);
-    let writer = paygo::ledger::open_ledger(&dir.0, ManualClock::new(5), &OpenOptions::default()).unwrap();
+    // The directory lock is a flock: a child process that another test of this binary forks
+    // at the moment `ledger_store` holds the lock file shares it until it execs (the file is
+    // close-on-exec), so the lock can outlive `ledger_store`'s handle by that instant. Seen
+    // once in CI under load; wait it out rather than fail.
+    let mut tries = 0;
+    let writer = loop {
+        match paygo::ledger::open_ledger(&dir.0, ManualClock::new(5), &OpenOptions::default()) {
+            Err(paygo::ledger::LedgerError::Locked { .. }) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     writer
         .submit(vec![Event::CreateTransfer(Transfer::new(
             TransferId(10),
