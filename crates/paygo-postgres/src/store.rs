@@ -20,6 +20,7 @@ use paygo_ledger::{AccountId, TransferId};
 use paygo_time::Clock;
 use tokio::sync::{Notify, oneshot};
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::error::{PostgresError, describe};
@@ -549,12 +550,7 @@ impl Inner {
     fn batch_time_ns(&self, database_us: Option<i64>) -> Result<u64, Failure> {
         match (&self.clock, database_us) {
             (StoreClock::Local(clock), _) => Ok(clock.now_ns()),
-            (StoreClock::Database, Some(micros)) => Ok(u64::try_from(micros)
-                .ok()
-                .and_then(|m| m.checked_mul(1_000))
-                .ok_or_else(|| BillingError::Corrupt {
-                reason: format!("the database's clock reads {micros} us since the epoch"),
-            })?),
+            (StoreClock::Database, Some(micros)) => Ok(database_ns(micros)?),
             (StoreClock::Database, None) => Err(Failure::Fatal(BillingError::Unavailable {
                 reason: "the database's clock was not read".to_owned(),
             })),
@@ -694,116 +690,73 @@ impl Inner {
         let at = ns(now_ns)?;
         let (_, _, _, closed, _, _, _, _) = tokio::try_join!(
             async {
-                if w.new.customer.is_empty() {
-                    return Ok(0);
-                }
                 let c = &w.new;
-                client
-                    .execute(
-                        &s1,
-                        &[
-                            &c.customer,
-                            &c.shard,
-                            &c.state,
-                            &c.available,
-                            &c.paid,
-                            &c.bonus,
-                            &c.uncollected,
-                            &c.arrears,
-                            &at,
-                        ],
-                    )
-                    .await
+                let params: [&(dyn ToSql + Sync); 9] = [
+                    &c.customer,
+                    &c.shard,
+                    &c.state,
+                    &c.available,
+                    &c.paid,
+                    &c.bonus,
+                    &c.uncollected,
+                    &c.arrears,
+                    &at,
+                ];
+                write(client, &s1, c.customer.len(), &params).await
             },
             async {
-                if w.updated.customer.is_empty() {
-                    return Ok(0);
-                }
                 let c = &w.updated;
-                client
-                    .execute(
-                        &s2,
-                        &[
-                            &c.customer,
-                            &c.state,
-                            &c.available,
-                            &c.paid,
-                            &c.bonus,
-                            &c.uncollected,
-                            &c.arrears,
-                            &at,
-                        ],
-                    )
-                    .await
+                let params: [&(dyn ToSql + Sync); 8] = [
+                    &c.customer,
+                    &c.state,
+                    &c.available,
+                    &c.paid,
+                    &c.bonus,
+                    &c.uncollected,
+                    &c.arrears,
+                    &at,
+                ];
+                write(client, &s2, c.customer.len(), &params).await
             },
             async {
-                if w.reply_ids.is_empty() {
-                    return Ok(0);
-                }
-                client
-                    .execute(
-                        &s3,
-                        &[
-                            &w.reply_spaces,
-                            &w.reply_ids,
-                            &w.reply_customers,
-                            &w.replies,
-                            &w.reply_held,
-                            &at,
-                        ],
-                    )
-                    .await
+                let params: [&(dyn ToSql + Sync); 6] = [
+                    &w.reply_spaces,
+                    &w.reply_ids,
+                    &w.reply_customers,
+                    &w.replies,
+                    &w.reply_held,
+                    &at,
+                ];
+                write(client, &s3, w.reply_ids.len(), &params).await
             },
             async {
-                if w.closed_ids.is_empty() {
-                    return Ok(0);
-                }
-                client
-                    .execute(&s4, &[&w.closed_ids, &w.closed_amounts, &w.closings, &at])
-                    .await
+                let params: [&(dyn ToSql + Sync); 4] = [&w.closed_ids, &w.closed_amounts, &w.closings, &at];
+                write(client, &s4, w.closed_ids.len(), &params).await
             },
             async {
-                if w.entry_customers.is_empty() {
-                    return Ok(0);
-                }
-                client
-                    .execute(
-                        &s5,
-                        &[
-                            &w.entry_customers,
-                            &w.entry_at,
-                            &w.entry_transfers,
-                            &w.entry_kinds,
-                            &w.entry_refs,
-                            &w.entry_credits,
-                        ],
-                    )
-                    .await
+                let params: [&(dyn ToSql + Sync); 6] = [
+                    &w.entry_customers,
+                    &w.entry_at,
+                    &w.entry_transfers,
+                    &w.entry_kinds,
+                    &w.entry_refs,
+                    &w.entry_credits,
+                ];
+                write(client, &s5, w.entry_customers.len(), &params).await
             },
             async {
-                if w.hour_customers.is_empty() {
-                    return Ok(0);
-                }
-                client
-                    .execute(&s6, &[&w.hour_customers, &w.hour_at, &w.hour_charges, &w.hour_credits])
-                    .await
+                let params: [&(dyn ToSql + Sync); 4] =
+                    [&w.hour_customers, &w.hour_at, &w.hour_charges, &w.hour_credits];
+                write(client, &s6, w.hour_customers.len(), &params).await
             },
             async {
-                if w.request_ids.is_empty() {
-                    return Ok(0);
-                }
-                client
-                    .execute(
-                        &s7,
-                        &[&w.request_ids, &w.request_customers, &w.request_at, &w.request_bodies],
-                    )
-                    .await
+                let params: [&(dyn ToSql + Sync); 4] =
+                    [&w.request_ids, &w.request_customers, &w.request_at, &w.request_bodies];
+                write(client, &s7, w.request_ids.len(), &params).await
             },
             async {
-                if w.closed_requests.is_empty() {
-                    return Ok(0);
-                }
-                client.execute(&s8, &[&w.closed_requests]).await
+                let params: [&(dyn ToSql + Sync); 1] = [&w.closed_requests];
+                write(client, &s8, w.closed_requests.len(), &params).await
             },
         )?;
         if closed != w.closed_ids.len() as u64 {
@@ -828,8 +781,7 @@ impl Inner {
             StoreClock::Local(clock) => clock.now_ns(),
             StoreClock::Database => {
                 let row = client.query_one(&self.sql.now, &[]).await.map_err(unavailable)?;
-                let micros: i64 = row.get(0);
-                u64::try_from(micros).unwrap_or(0).saturating_mul(1_000)
+                database_ns(row.get(0))?
             }
         };
         // Ids are time-ordered (a window needs them so): every id below the first id of
@@ -897,10 +849,7 @@ impl Inner {
         let shard = Shard::decode(row.get(0))?;
         let now_ns = match &self.clock {
             StoreClock::Local(clock) => clock.now_ns(),
-            StoreClock::Database => {
-                let micros: i64 = row.get(1);
-                u64::try_from(micros).unwrap_or(0).saturating_mul(1_000)
-            }
+            StoreClock::Database => database_ns(row.get(1))?,
         };
         shard.balance_at(now_ns, customer)
     }
@@ -943,6 +892,30 @@ impl Inner {
         let rows = client.query(&self.sql.outstanding, &[]).await.map_err(unavailable)?;
         rows.iter().map(|r| decode_request(r.get(0))).collect()
     }
+}
+
+/// One of a batch's writes: `statement` with `params` (arrays of `rows` elements each), or
+/// nothing when the batch has no such rows.
+async fn write(
+    client: &deadpool_postgres::Object,
+    statement: &tokio_postgres::Statement,
+    rows: usize,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    if rows == 0 {
+        return Ok(0);
+    }
+    client.execute(statement, params).await
+}
+
+/// Nanoseconds from the database clock's microseconds since the epoch.
+fn database_ns(micros: i64) -> Result<u64, BillingError> {
+    u64::try_from(micros)
+        .ok()
+        .and_then(|m| m.checked_mul(1_000))
+        .ok_or_else(|| BillingError::Corrupt {
+            reason: format!("the database's clock reads {micros} us since the epoch"),
+        })
 }
 
 fn entry_of_row(row: &tokio_postgres::Row) -> Result<HistoryEntry, BillingError> {
