@@ -59,11 +59,13 @@
 
 mod error;
 mod ids;
+mod records;
 mod schema;
 mod sequence;
 mod store;
 
 pub use error::PostgresError;
+pub use records::{Appended, PgRecords, UsageHour, UsageRow};
 pub use schema::SCHEMA_VERSION;
 pub use sequence::PgSequenceStore;
 pub use store::{Audit, PgOptions, PgStats, PgStore, Pruned, StoreClock};

@@ -267,29 +267,7 @@ impl PgStore {
             option: "runtime",
             reason: "open the store inside a tokio runtime".to_owned(),
         })?;
-        let mut pg: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| PostgresError::InvalidUrl { reason: e.to_string() })?;
-        pg.connect_timeout(options.connect_timeout);
-        pg.application_name("paygo");
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.combiners + options.readers.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| PostgresError::InvalidOption {
-                option: "pool",
-                reason: e.to_string(),
-            })?;
+        let pool = pool_for(&options, options.combiners + options.readers.max(1))?;
         {
             let mut client = pool
                 .get()
@@ -451,13 +429,40 @@ async fn spawned<T: Send + 'static>(
 }
 
 #[allow(clippy::needless_pass_by_value)] // for `map_err`
+/// A pool of at most `size` connections to `options.url`.
+pub(crate) fn pool_for(options: &PgOptions, size: usize) -> Result<Pool, PostgresError> {
+    let mut pg: tokio_postgres::Config = options
+        .url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| PostgresError::InvalidUrl { reason: e.to_string() })?;
+    pg.connect_timeout(options.connect_timeout);
+    pg.application_name("paygo");
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(options.connect_timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| PostgresError::InvalidOption {
+            option: "pool",
+            reason: e.to_string(),
+        })
+}
+
 fn unavailable(error: tokio_postgres::Error) -> BillingError {
     BillingError::Unavailable {
         reason: describe(&error),
     }
 }
 
-fn pool_error(error: &deadpool_postgres::PoolError) -> String {
+pub(crate) fn pool_error(error: &deadpool_postgres::PoolError) -> String {
     match error {
         deadpool_postgres::PoolError::Backend(e) => describe(e),
         other => other.to_string(),
