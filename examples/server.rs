@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use paygo::billing::{BillingConfig, BillingStore};
 use paygo::credits::Currency;
@@ -27,12 +28,14 @@ use paygo::pricing::{DEFAULT_PRICES, PriceBook};
 use paygo::ratelimit::{Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
-use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_stores, serve};
-use paygo_postgres::{PgOptions, PgSequenceStore, PgStore};
+use paygo_http::{
+    Directory, ProxyOptions, SellerOptions, ServerOptions, ServerProxy, UsageLog, open_embedded, open_with_parts, serve,
+};
+use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use rust_decimal::Decimal;
 
 const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
-  --store: where balances live: the data directory's ledger (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
+  --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
   --fx-rates FILE: a JSON object of USD rates, {\"EUR\": \"0.9230\", \"PLN\": \"3.9512\"}, for the VAT amounts of invoices";
@@ -293,6 +296,22 @@ fn main() -> ExitCode {
             },
             Some((url, schema)) => {
                 let options_pg = PgOptions::new(url.clone()).with_schema(schema.clone());
+                // The accounts, keys and usage records in the same schema: every replica
+                // knows every key and every call.
+                let shared = match PgRecords::open(&options_pg).await {
+                    Ok(records) => match Directory::shared(records.clone(), Duration::from_secs(1)).await {
+                        Ok(directory) => Ok((directory, UsageLog::shared(records))),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                let (directory, usage) = match shared {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        eprintln!("server: the shared account directory and usage log: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
                 let billing = match PgStore::open(options_pg, BillingConfig::default()).await {
                     Ok(store) => store,
                     Err(e) => {
@@ -312,7 +331,7 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match open_with_stores(options, SystemClock::new(), billing, invoices) {
+                match open_with_parts(options, SystemClock::new(), billing, invoices, directory, usage) {
                     Ok(proxy) => {
                         run(Arc::new(proxy), &listen, |proxy| {
                             let stats = proxy.gateway().billing().stats();

@@ -462,7 +462,7 @@ impl Shard {
     /// The shard as bytes: its number and its open state (call [`Shard::settle`] first, or
     /// the settled state is kept in it too).
     ///
-    /// The state is written with its runs of zero bytes shortened ([`pack_zeros`]): most of
+    /// The state is written with its runs of zero bytes shortened (a zero and the run's length): most of
     /// a shard is the zero high halves of 128-bit ledger amounts and ids, and a store
     /// rewrites a customer's shard on every batch that touches the customer.
     pub fn encode(&self) -> Vec<u8> {

@@ -73,6 +73,8 @@ mod jsonl;
 mod proxy;
 mod respond;
 pub mod server;
+#[cfg(feature = "postgres")]
+mod shared;
 pub mod sizing;
 mod stream;
 mod usage;
@@ -81,5 +83,7 @@ pub use accounts::{Account, Directory, KEY_PREFIX, KeyId, NewKey};
 pub use api::router;
 pub use error::HttpError;
 pub use proxy::{Proxy, ProxyOptions};
-pub use server::{EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_stores, serve};
+pub use server::{
+    EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,
+};
 pub use usage::{CallRecord, Settlement, UsageBucket, UsageLog};

@@ -123,8 +123,36 @@ where
     S: SequenceStore + Send + Sync + 'static,
 {
     let dir = &options.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| HttpError::Config {
+        what: format!("data directory {}: {e}", dir.display()),
+    })?;
+    let directory = Directory::open(dir)?;
+    let usage = UsageLog::open(dir)?;
+    open_with_parts(options, clock, billing, invoices, directory, usage)
+}
+
+/// As [`open_with_stores`], with the account directory and the usage log given too: for
+/// replicas that share them (`Directory::shared` and `UsageLog::shared`, with the
+/// `postgres` feature), so that every replica knows every key and every call. Only the
+/// rate limits then stay in this process.
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a setting is wrong.
+pub fn open_with_parts<B, C, S>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+    invoices: S,
+    directory: Directory,
+    usage: UsageLog,
+) -> Result<ServerProxy<B, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
     let config = |what: String| HttpError::Config { what };
-    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
     let limits = InProcessStore::with_clock(&options.plan, clock.clone());
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
@@ -150,8 +178,6 @@ where
             fx: Arc::new(fx),
         },
     );
-    let directory = Directory::open(dir)?;
-    let usage = UsageLog::open(dir)?;
     Proxy::new(gateway, directory, usage, topups, options.proxy)
 }
 

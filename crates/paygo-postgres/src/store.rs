@@ -170,7 +170,7 @@ impl HoldLanes {
     }
 }
 
-/// A 64-bit mix of an id (the finalizer of SplitMix64 over both halves): spreads sequential
+/// A 64-bit mix of an id (the finalizer of `SplitMix64` over both halves): spreads sequential
 /// ids over lanes and slots.
 fn mix(id: u128) -> u64 {
     #[allow(clippy::cast_possible_truncation)] // the two halves, on purpose
@@ -456,6 +456,7 @@ pub(crate) fn pool_for(options: &PgOptions, size: usize) -> Result<Pool, Postgre
         })
 }
 
+#[allow(clippy::needless_pass_by_value)] // the function of `map_err`
 fn unavailable(error: tokio_postgres::Error) -> BillingError {
     BillingError::Unavailable {
         reason: describe(&error),

@@ -65,8 +65,7 @@ async fn a_stream_is_dense_and_never_appended_on_a_stale_view() {
     assert_eq!(a.append_after("other", 0, "x").await.unwrap(), Appended::At(1));
     // Many writers racing from one view: exactly one wins each round, and the stream holds
     // every winner once, in order.
-    let mut after = 2;
-    for round in 0..20 {
+    for (after, round) in (2..).zip(0..20) {
         let racers: Vec<_> = (0..4)
             .map(|w| {
                 let store = if w % 2 == 0 { a.clone() } else { b.clone() };
@@ -85,7 +84,6 @@ async fn a_stream_is_dense_and_never_appended_on_a_stale_view() {
             }
         }
         assert_eq!(won, 1, "round {round}");
-        after += 1;
     }
     let all = a.read("dir", 0, 1000).await.unwrap();
     assert_eq!(all.len(), 22);
@@ -102,10 +100,10 @@ async fn a_stream_is_dense_and_never_appended_on_a_stale_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_records_are_written_once_and_roll_up_exactly() {
+    const HOUR: u64 = 3_600_000_000_000;
     let Some(url) = url() else { return };
     let schema = Schema::new(url, "usage").await;
     let store = PgRecords::open(&schema.options()).await.unwrap();
-    const HOUR: u64 = 3_600_000_000_000;
     let t0 = 1_764_000_000 * 1_000_000_000 / HOUR * HOUR;
     let row = |key: &'static str, at_ns: u64, model: &'static str, usd: &str| UsageRow {
         key,
