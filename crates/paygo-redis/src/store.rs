@@ -155,6 +155,8 @@ struct Shared {
     failing_since: Mutex<Option<Instant>>,
     /// Whether the store is failing (for the log lines: one when it starts, one when it ends).
     down: AtomicBool,
+    /// Whether a call is trying Redis while it is failing (one at a time).
+    probing: AtomicBool,
     failures_in_outage: AtomicU64,
 }
 
@@ -339,6 +341,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             counters: Counters::default(),
             failing_since: Mutex::new(None),
             down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
             failures_in_outage: AtomicU64::new(0),
         });
         shared.counters.script_loads.fetch_add(1, Ordering::Relaxed);
@@ -375,10 +378,14 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
     async fn call(&self, args: Vec<String>, at_ns: Option<u64>) -> Result<(u64, Value), RateLimitError> {
         let shared = &self.shared;
         shared.counters.operations.fetch_add(1, Ordering::Relaxed);
-        if let Some(message) = shared.backing_off() {
-            shared.counters.failures.fetch_add(1, Ordering::Relaxed);
-            return Err(unavailable(message));
-        }
+        let probe = match shared.gate() {
+            Ok(probe) => probe,
+            Err(message) => {
+                shared.counters.failures.fetch_add(1, Ordering::Relaxed);
+                shared.failures_in_outage.fetch_add(1, Ordering::Relaxed);
+                return Err(unavailable(message));
+            }
+        };
         let timeout = Duration::from_millis(shared.options.timeout_ms);
         let answer = if let Some(at_ns) = at_ns {
             let batch = [Pending {
@@ -409,6 +416,9 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             Ok(_) => shared.answered(),
             Err(RateLimitError::StoreUnavailable { message }) => shared.failed(message),
             Err(_) => {}
+        }
+        if probe {
+            shared.probing.store(false, Ordering::Release);
         }
         answer
     }
@@ -719,12 +729,27 @@ impl Shared {
         *self.defaults.write().unwrap_or_else(PoisonError::into_inner) = quotas.iter().map(quota_text).collect();
     }
 
-    /// `Some` while calls fail at once after a failure.
-    fn backing_off(&self) -> Option<String> {
+    /// Whether a call may try Redis: `Ok(false)` while it answers; while it fails, `Err`
+    /// (fail at once) during the back-off after the last failure and while another call is
+    /// trying, else `Ok(true)`: this call is the one that tries.
+    fn gate(&self) -> Result<bool, String> {
+        if !self.down.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         let since = *self.failing_since.lock().unwrap_or_else(PoisonError::into_inner);
-        let since = since?;
-        (since.elapsed() < Duration::from_millis(self.options.backoff_ms))
-            .then(|| format!("Redis failed {} ms ago; retrying after {} ms", since.elapsed().as_millis(), self.options.backoff_ms))
+        if let Some(since) = since
+            && since.elapsed() < Duration::from_millis(self.options.backoff_ms)
+        {
+            return Err(format!(
+                "Redis failed {} ms ago; trying again {} ms after a failure",
+                since.elapsed().as_millis(),
+                self.options.backoff_ms
+            ));
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return Err("Redis is failing; another call is trying it".into());
+        }
+        Ok(true)
     }
 
     fn answered(&self) {
@@ -740,11 +765,7 @@ impl Shared {
     fn failed(&self, message: &str) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         self.failures_in_outage.fetch_add(1, Ordering::Relaxed);
-        let mut since = self.failing_since.lock().unwrap_or_else(PoisonError::into_inner);
-        if since.is_none_or(|s| s.elapsed() >= Duration::from_millis(self.options.backoff_ms)) {
-            *since = Some(Instant::now());
-        }
-        drop(since);
+        *self.failing_since.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         if !self.down.swap(true, Ordering::AcqRel) {
             let policy = match self.options.failure {
                 FailurePolicy::Open => "admitting checks (failure policy: open)",
@@ -775,20 +796,25 @@ impl Shared {
         }
         self.counters.script_calls.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.conn.clone();
-        let answer = match conn.send_packed_command(&cmd).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                self.counters.script_loads.fetch_add(1, Ordering::Relaxed);
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(SCRIPT)
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
-                conn.send_packed_command(&cmd).await
-            }
-            other => other,
+        // The client answers a server's error as an error or as a value: both are read.
+        let no_script = |answer: &redis::RedisResult<Value>| match answer {
+            Err(e) => e.kind() == ErrorKind::Server(ServerErrorKind::NoScript),
+            Ok(Value::ServerError(e)) => e.kind() == Some(ServerErrorKind::NoScript),
+            Ok(_) => false,
+        };
+        let mut answer = conn.send_packed_command(&cmd).await;
+        if no_script(&answer) {
+            // A server restarted (or flushed): load the script again, and call it again.
+            self.counters.script_loads.fetch_add(1, Ordering::Relaxed);
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(SCRIPT)
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            answer = conn.send_packed_command(&cmd).await;
         }
-        .map_err(|e| unavailable(e.to_string()))?;
+        let answer = answer.map_err(|e| unavailable(e.to_string()))?;
         let mut results = items(answer)?;
         if results.len() != batch.len() + 1 {
             return Err(unavailable(format!(
