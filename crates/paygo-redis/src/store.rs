@@ -158,6 +158,9 @@ struct Shared {
     /// Whether a call is trying Redis while it is failing (one at a time).
     probing: AtomicBool,
     failures_in_outage: AtomicU64,
+    /// Script calls in flight: at most `pipeline_depth`. The combiner holds one while it
+    /// waits for operations; a call that finds one free and nothing queued goes alone.
+    permits: Arc<Semaphore>,
 }
 
 /// The shared rate-limit store: every replica of a gateway that opens it with the same
@@ -174,6 +177,8 @@ pub struct RedisStore<K: ?Sized> {
     limits: Vec<LimitSpec>,
     /// The quotas last seen, for the answers of [`FailurePolicy::Open`].
     known: RwLock<Vec<Quota>>,
+    /// The last quota text read and its quota (most answers repeat it: no parse then).
+    parsed: RwLock<(String, Quota)>,
     clock: SystemClock,
     key: PhantomData<fn(&K)>,
 }
@@ -332,6 +337,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
                 unit: p.unit,
             })
             .collect();
+        let options_depth = options.pipeline_depth;
         let shared = Arc::new(Shared {
             conn,
             sha,
@@ -343,6 +349,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             down: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             failures_in_outage: AtomicU64::new(0),
+            permits: Arc::new(Semaphore::new(options_depth)),
         });
         shared.counters.script_loads.fetch_add(1, Ordering::Relaxed);
         let (queue, rx) = mpsc::unbounded_channel();
@@ -352,6 +359,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             queue,
             limits,
             known: RwLock::new(plan.policies.iter().map(|p| p.quota).collect()),
+            parsed: RwLock::new((quota_text(&plan.policies[0].quota), plan.policies[0].quota)),
             clock: SystemClock::new(),
             key: PhantomData,
         };
@@ -387,19 +395,24 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             }
         };
         let timeout = Duration::from_millis(shared.options.timeout_ms);
-        let answer = if let Some(at_ns) = at_ns {
-            let batch = [Pending {
-                args,
-                reply: oneshot::channel().0,
-            }];
-            match tokio::time::timeout(timeout, shared.script(&batch, Some(at_ns))).await {
+        // A call with a test time, or one that finds the connection idle, goes alone, from
+        // this task (no hop through the combiner).
+        let alone = match at_ns {
+            Some(_) => None,
+            None => Arc::clone(&shared.permits).try_acquire_owned().ok(),
+        };
+        let answer = if at_ns.is_some() || alone.is_some() {
+            let ops = [args];
+            let answer = match tokio::time::timeout(timeout, shared.script(&ops, at_ns)).await {
                 Ok(Ok((now, mut results))) => match results.pop() {
                     Some(result) => Ok((now, result)),
                     None => Err(unavailable("an empty answer".into())),
                 },
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(unavailable(format!("no answer within {} ms", shared.options.timeout_ms))),
-            }
+            };
+            drop(alone);
+            answer
         } else {
             let (reply, answer) = oneshot::channel();
             if self.queue.send(Pending { args, reply }).is_err() {
@@ -431,6 +444,23 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             });
         }
         Ok(())
+    }
+
+    /// A quota the script answered, parsed once for as long as it repeats.
+    fn quota_of(&self, value: &Value) -> Result<Quota, RateLimitError> {
+        let Value::BulkString(bytes) = value else {
+            return parse_quota(&text(value)?);
+        };
+        {
+            let last = self.parsed.read().unwrap_or_else(PoisonError::into_inner);
+            if last.0.as_bytes() == bytes.as_slice() {
+                return Ok(last.1);
+            }
+        }
+        let text = text(value)?;
+        let quota = parse_quota(&text)?;
+        *self.parsed.write().unwrap_or_else(PoisonError::into_inner) = (text, quota);
+        Ok(quota)
     }
 
     /// Remembers a quota the store answered (for [`FailurePolicy::Open`]'s answers).
@@ -477,7 +507,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         let allowed = int(items.get(1))? == 1;
         let mut decisions = Vec::with_capacity(self.limits.len());
         for (i, chunk) in items[2..].chunks_exact(5).enumerate() {
-            let quota = parse_quota(&text(&chunk[0])?)?;
+            let quota = self.quota_of(&chunk[0])?;
             self.saw(i, quota);
             let retry = int(chunk.get(4))?;
             decisions.push(Decision {
@@ -560,7 +590,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         let items = ok_items(Value::Array(items), 1 + 3 * self.limits.len())?;
         let mut value = Vec::with_capacity(self.limits.len());
         for (i, chunk) in items[1..].chunks_exact(3).enumerate() {
-            let quota = parse_quota(&text(&chunk[0])?)?;
+            let quota = self.quota_of(&chunk[0])?;
             self.saw(i, quota);
             value.push(Decision {
                 allowed: true,
@@ -777,7 +807,7 @@ impl Shared {
 
     /// One script call for `batch`: its time and one result per operation. Loads the
     /// script again when the server has lost it (`NOSCRIPT`, after a restart).
-    async fn script(&self, batch: &[Pending], at_ns: Option<u64>) -> Result<(u64, Vec<Value>), RateLimitError> {
+    async fn script(&self, batch: &[Vec<String>], at_ns: Option<u64>) -> Result<(u64, Vec<Value>), RateLimitError> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.sha).arg(1).arg(format!("{}:now", self.prefix));
         {
@@ -789,8 +819,8 @@ impl Shared {
                 cmd.arg(quota);
             }
         }
-        for pending in batch {
-            for arg in &pending.args {
+        for op in batch {
+            for arg in op {
                 cmd.arg(arg);
             }
         }
@@ -836,32 +866,31 @@ impl Shared {
 /// operations that arrive while they are gather into the next one (flat combining). Ends
 /// when the store is dropped.
 async fn combine(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Pending>) {
-    let permits = Arc::new(Semaphore::new(shared.options.pipeline_depth));
     let mut batch = Vec::with_capacity(shared.options.batch_max);
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
             return;
         };
         if queue.recv_many(&mut batch, shared.options.batch_max).await == 0 {
             return;
         }
-        let pending = std::mem::replace(&mut batch, Vec::with_capacity(shared.options.batch_max));
+        let (ops, replies): (Vec<Vec<String>>, Vec<_>) = batch.drain(..).map(|p| (p.args, p.reply)).unzip();
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let answer = shared.script(&pending, None).await;
+            let answer = shared.script(&ops, None).await;
+            drop(permit);
             match answer {
                 Ok((now, results)) => {
-                    for (p, result) in pending.into_iter().zip(results) {
-                        let _ = p.reply.send(Ok((now, result)));
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok((now, result)));
                     }
                 }
                 Err(e) => {
-                    for p in pending {
-                        let _ = p.reply.send(Err(e.clone()));
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
                     }
                 }
             }
-            drop(permit);
         });
     }
 }
