@@ -24,15 +24,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use paygo::billing::CustomerId;
 use paygo::billing::{BillingConfig, BillingStore};
 use paygo::credits::Currency;
 use paygo::invoice::{Party, SequenceStore};
 use paygo::pricing::{DEFAULT_PRICES, PriceBook};
-use paygo::billing::CustomerId;
 use paygo::ratelimit::{InProcessStore, Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
-use paygo_http::{Proxy, ProxyOptions, SellerOptions, ServerOptions, open_embedded_with_limiter, open_with_limiter, serve};
+use paygo_http::{
+    Proxy, ProxyOptions, SellerOptions, ServerOptions, open_embedded_with_limiter, open_with_limiter, serve,
+};
 use paygo_postgres::{PgOptions, PgSequenceStore, PgStore};
 use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
 use rust_decimal::Decimal;
@@ -65,7 +67,9 @@ fn limiter_of(
     match limiter {
         None | Some("memory") => {
             if prefix.is_some() || fail.is_some() {
-                return Err(format!("--limiter-prefix / --limiter-fail need --limiter redis://...\n{USAGE}"));
+                return Err(format!(
+                    "--limiter-prefix / --limiter-fail need --limiter redis://...\n{USAGE}"
+                ));
             }
             Ok(None)
         }
@@ -78,7 +82,9 @@ fn limiter_of(
             };
             Ok(Some(options))
         }
-        Some(other) => Err(format!("--limiter {other:?}: expected memory or a redis:// URL\n{USAGE}")),
+        Some(other) => Err(format!(
+            "--limiter {other:?}: expected memory or a redis:// URL\n{USAGE}"
+        )),
     }
 }
 

@@ -15,9 +15,11 @@
 //! PAYGO_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo bench -p paygo-redis --bench vs_redis_rate
 //! ```
 //! Knobs: `SECONDS` per measure (default 3), `ROUNDS` (default 3, the median is shown),
-//! `CONCURRENCY` (default 64), `ONLY` (`paygo` or `redis_rate`: one subject, for profiling).
+//! `CONCURRENCY` (default 64), `DEPTH` (paygo's `pipeline_depth`, default 2), `ONLY` (`paygo` or `redis_rate`: one subject, for profiling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Knobs are small positive numbers; one main, start to end; names in prose.
+#![allow(clippy::cast_sign_loss, clippy::too_many_lines, clippy::doc_markdown)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +52,11 @@ return {cost, math.floor(diff / interval), '-1', tostring(reset_after)}
 #[derive(Clone)]
 enum Subject {
     Paygo(Arc<RedisStore<u64>>),
-    Baseline { conn: ConnectionManager, sha: String, prefix: String },
+    Baseline {
+        conn: ConnectionManager,
+        sha: String,
+        prefix: String,
+    },
 }
 
 impl Subject {
@@ -134,20 +140,41 @@ fn main() {
         return;
     }
     let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (seconds, rounds, concurrency) = (env("SECONDS", 3.0), env("ROUNDS", 3.0) as usize, env("CONCURRENCY", 64.0) as usize);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (seconds, rounds, concurrency) = (
+        env("SECONDS", 3.0),
+        env("ROUNDS", 3.0) as usize,
+        env("CONCURRENCY", 64.0) as usize,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let prefix = format!("bench-{}", std::process::id());
         let mut options = RedisOptions::new(url.clone(), prefix.clone());
         options.log = LogSink::none();
         options.timeout_ms = 5_000;
+        options.pipeline_depth = env("DEPTH", options.pipeline_depth as f64) as usize;
         let store = Arc::new(RedisStore::<u64>::open(options, &Plan::pay_as_you_go()).await.unwrap());
         let client = redis::Client::open(url.as_str()).unwrap();
         let conn = ConnectionManager::new(client).await.unwrap();
-        let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(BASELINE).query_async(&mut conn.clone()).await.unwrap();
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(BASELINE)
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap();
         let only = std::env::var("ONLY").unwrap_or_default();
         let subjects: Vec<(&str, Subject)> = [
-            ("redis_rate", Subject::Baseline { conn: conn.clone(), sha, prefix: format!("{{{prefix}}}:rr") }),
+            (
+                "redis_rate",
+                Subject::Baseline {
+                    conn: conn.clone(),
+                    sha,
+                    prefix: format!("{{{prefix}}}:rr"),
+                },
+            ),
             ("paygo", Subject::Paygo(Arc::clone(&store))),
         ]
         .into_iter()
@@ -155,8 +182,13 @@ fn main() {
         .collect();
         println!(
             "== {} cores, load {}; {rounds} rounds of {seconds} s each, medians; concurrency {concurrency}",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split(' ')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         for (label, callers) in [("single", 1), ("concurrent", concurrency)] {
             let mut results: Vec<(&str, Vec<Measure>)> = subjects.iter().map(|(n, _)| (*n, Vec::new())).collect();
@@ -177,7 +209,10 @@ fn main() {
                     median(ms.iter().map(|m| m.p99_us).collect()),
                 );
                 per_s.push(m.0);
-                println!("{label:>10} {name:>10}: {:>9.0} checks/s  p50 {:>7.1} us  p99 {:>7.1} us", m.0, m.1, m.2);
+                println!(
+                    "{label:>10} {name:>10}: {:>9.0} checks/s  p50 {:>7.1} us  p99 {:>7.1} us",
+                    m.0, m.1, m.2
+                );
             }
             if per_s.len() == 2 {
                 println!("{label:>10} paygo / redis_rate: {:.2}x checks/s", per_s[1] / per_s[0]);
@@ -196,6 +231,9 @@ fn main() {
         && let Ok(mut conn) = client.get_connection()
     {
         let prefix = format!("{{bench-{}}}", std::process::id());
-        let _: redis::RedisResult<u64> = redis::cmd("DEL").arg(format!("{prefix}:c:0")).arg(format!("{prefix}:now")).query(&mut conn);
+        let _: redis::RedisResult<u64> = redis::cmd("DEL")
+            .arg(format!("{prefix}:c:0"))
+            .arg(format!("{prefix}:now"))
+            .query(&mut conn);
     }
 }

@@ -3,9 +3,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-use paygo_ratelimit::{
-    AsyncStore, Decision, InProcessStore, LimitSpec, MultiDecision, Quota, RateLimitError, Stamped,
-};
+use paygo_ratelimit::{AsyncStore, Decision, InProcessStore, LimitSpec, MultiDecision, Quota, RateLimitError, Stamped};
 use paygo_time::{Clock, SystemClock};
 
 use crate::store::RedisStore;

@@ -29,9 +29,7 @@ pub enum RedisStoreError {
         reason: &'static str,
     },
     /// A prefix that cannot name the store's keys.
-    #[error(
-        "invalid key prefix {prefix:?}: expected 1 to 64 characters from A-Z a-z 0-9 - _ . : / and no braces"
-    )]
+    #[error("invalid key prefix {prefix:?}: expected 1 to 64 characters from A-Z a-z 0-9 - _ . : / and no braces")]
     InvalidPrefix {
         /// The prefix given, cut to 64 characters.
         prefix: String,

@@ -14,10 +14,10 @@
 //!     eprintln!("skipped: PAYGO_TEST_REDIS_URL is not set");
 //!     return Ok(());
 //! };
-//! let prefix = format!("doc-{}", std::process::id());
-//! let store: RedisStore<u64> = RedisStore::open(RedisOptions::new(url, prefix), &Plan::pay_as_you_go()).await?;
+//! let store: RedisStore<u64> = RedisStore::open(RedisOptions::new(url, "paygo-doc"), &Plan::pay_as_you_go()).await?;
 //! let limiter = AsyncPlanLimiter::new(store);
-//! let checked = limiter.check_call(&42, 0).await?;
+//! let account = std::process::id().into(); // a key of this run's own
+//! let checked = limiter.check_call(&account, 0).await?;
 //! assert!(checked.value.allowed);
 //! assert_eq!(checked.value.decisions[0].remaining, 59); // 60 at once, one taken
 //! # Ok(())

@@ -207,7 +207,7 @@ fn quota_text(quota: &Quota) -> String {
 
 /// Reads a quota the script answered.
 fn parse_quota(text: &str) -> Result<Quota, RateLimitError> {
-    let bad = || unavailable(format!("a quota the store does not write: {:.80}", text));
+    let bad = || unavailable(format!("a quota the store does not write: {text:.80}"));
     let mut parts = text.split(':').map(str::parse::<u64>);
     let mut next = || parts.next().and_then(Result::ok).ok_or_else(bad);
     let (limit, period_ns, burst, interval, window) = (next()?, next()?, next()?, next()?, next()?);
@@ -305,8 +305,8 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         for policy in &plan.policies {
             fits(&policy.quota)?;
         }
-        let client =
-            redis::Client::open(options.url.as_str()).map_err(|e| RedisStoreError::InvalidUrl { message: e.to_string() })?;
+        let client = redis::Client::open(options.url.as_str())
+            .map_err(|e| RedisStoreError::InvalidUrl { message: e.to_string() })?;
         let connect = Duration::from_millis(options.connect_timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect))
@@ -368,9 +368,8 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             .call(vec!["i".into(), "-".into()], None)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let items = ok_items(answer, 1 + store.limits.len()).map_err(|e| RedisStoreError::Protocol {
-            message: e.to_string(),
-        })?;
+        let items = ok_items(answer, 1 + store.limits.len())
+            .map_err(|e| RedisStoreError::Protocol { message: e.to_string() })?;
         let protocol = |e: RateLimitError| RedisStoreError::Protocol { message: e.to_string() };
         let mut known = Vec::with_capacity(store.limits.len());
         for item in &items[1..] {
@@ -409,7 +408,10 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
                     None => Err(unavailable("an empty answer".into())),
                 },
                 Ok(Err(e)) => Err(e),
-                Err(_) => Err(unavailable(format!("no answer within {} ms", shared.options.timeout_ms))),
+                Err(_) => Err(unavailable(format!(
+                    "no answer within {} ms",
+                    shared.options.timeout_ms
+                ))),
             };
             drop(alone);
             answer
@@ -421,7 +423,10 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
                 match tokio::time::timeout(timeout, answer).await {
                     Ok(Ok(answer)) => answer,
                     Ok(Err(_)) => Err(unavailable("the store's task dropped the call".into())),
-                    Err(_) => Err(unavailable(format!("no answer within {} ms", shared.options.timeout_ms))),
+                    Err(_) => Err(unavailable(format!(
+                        "no answer within {} ms",
+                        shared.options.timeout_ms
+                    ))),
                 }
             }
         };
@@ -471,12 +476,23 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(limit)
             .is_some_and(|q| *q != quota);
-        if stale && let Some(slot) = self.known.write().unwrap_or_else(PoisonError::into_inner).get_mut(limit) {
+        if stale
+            && let Some(slot) = self
+                .known
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(limit)
+        {
             *slot = quota;
         }
     }
 
-    async fn check_with(&self, key: &K, weights: &[u64], at_ns: Option<u64>) -> Result<Stamped<MultiDecision>, RateLimitError> {
+    async fn check_with(
+        &self,
+        key: &K,
+        weights: &[u64],
+        at_ns: Option<u64>,
+    ) -> Result<Stamped<MultiDecision>, RateLimitError> {
         if weights.len() != self.limits.len() {
             return Err(RateLimitError::WeightCountMismatch {
                 expected: self.limits.len(),
@@ -497,7 +513,11 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         if tag == "W" {
             let index = int(items.get(1))?;
             let quota = parse_quota(&text(items.get(2).unwrap_or(&Value::Nil))?)?;
-            let weight = usize::try_from(index).ok().and_then(|i| weights.get(i)).copied().unwrap_or(0);
+            let weight = usize::try_from(index)
+                .ok()
+                .and_then(|i| weights.get(i))
+                .copied()
+                .unwrap_or(0);
             return Err(RateLimitError::WeightExceedsBurst {
                 weight,
                 burst: quota.burst(),
@@ -568,7 +588,12 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         }
     }
 
-    async fn adjust_with(&self, key: &K, deltas: &[i64], at_ns: Option<u64>) -> Result<Stamped<Vec<Decision>>, RateLimitError> {
+    async fn adjust_with(
+        &self,
+        key: &K,
+        deltas: &[i64],
+        at_ns: Option<u64>,
+    ) -> Result<Stamped<Vec<Decision>>, RateLimitError> {
         if deltas.len() != self.limits.len() {
             return Err(RateLimitError::WeightCountMismatch {
                 expected: self.limits.len(),
@@ -609,14 +634,25 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         Ok((at_ns, ok_items(answer, 1)?))
     }
 
-    async fn set_quota_with(&self, limit: usize, quota: Quota, at_ns: Option<u64>) -> Result<Stamped<()>, RateLimitError> {
+    async fn set_quota_with(
+        &self,
+        limit: usize,
+        quota: Quota,
+        at_ns: Option<u64>,
+    ) -> Result<Stamped<()>, RateLimitError> {
         self.check_index(limit)?;
         fits(&quota)?;
         let text = quota_text(&quota);
         let (at_ns, _) = self
             .change(vec!["s".into(), "-".into(), limit.to_string(), text.clone()], at_ns)
             .await?;
-        if let Some(slot) = self.shared.defaults.write().unwrap_or_else(PoisonError::into_inner).get_mut(limit) {
+        if let Some(slot) = self
+            .shared
+            .defaults
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(limit)
+        {
             *slot = text;
         }
         Ok(Stamped { at_ns, value: () })
@@ -664,7 +700,12 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
     /// # Errors
     ///
     /// As [`AsyncStore::check`].
-    pub async fn check_at(&self, key: &K, weights: &[u64], at_ns: u64) -> Result<Stamped<MultiDecision>, RateLimitError> {
+    pub async fn check_at(
+        &self,
+        key: &K,
+        weights: &[u64],
+        at_ns: u64,
+    ) -> Result<Stamped<MultiDecision>, RateLimitError> {
         self.check_with(key, weights, Some(at_ns)).await
     }
 
@@ -673,7 +714,12 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
     /// # Errors
     ///
     /// As [`AsyncStore::adjust`].
-    pub async fn adjust_at(&self, key: &K, deltas: &[i64], at_ns: u64) -> Result<Stamped<Vec<Decision>>, RateLimitError> {
+    pub async fn adjust_at(
+        &self,
+        key: &K,
+        deltas: &[i64],
+        at_ns: u64,
+    ) -> Result<Stamped<Vec<Decision>>, RateLimitError> {
         self.adjust_with(key, deltas, Some(at_ns)).await
     }
 
@@ -731,7 +777,9 @@ impl<K: fmt::Display + Sync + ?Sized> AsyncStore<K> for RedisStore<K> {
 
     async fn quota_for(&self, key: &K, limit: usize) -> Result<Quota, RateLimitError> {
         self.check_index(limit)?;
-        let (_, answer) = self.call(vec!["q".into(), key.to_string(), limit.to_string()], None).await?;
+        let (_, answer) = self
+            .call(vec!["q".into(), key.to_string(), limit.to_string()], None)
+            .await?;
         let items = ok_items(answer, 2)?;
         parse_quota(&text(&items[1])?)
     }
@@ -801,7 +849,9 @@ impl Shared {
                 FailurePolicy::Open => "admitting checks (failure policy: open)",
                 FailurePolicy::Closed => "refusing checks (failure policy: closed)",
             };
-            (self.options.log.0)(&format!("the rate-limit store is unavailable: {message}; {policy} until it answers"));
+            (self.options.log.0)(&format!(
+                "the rate-limit store is unavailable: {message}; {policy} until it answers"
+            ));
         }
     }
 
@@ -909,14 +959,19 @@ fn items(value: Value) -> Result<Vec<Value>, RateLimitError> {
 fn ok_items(value: Value, len: usize) -> Result<Vec<Value>, RateLimitError> {
     let items = items(value)?;
     if items.len() < len || text(&items[0])? != "ok" {
-        return Err(unavailable(format!("an answer of {} items, expected {len}", items.len())));
+        return Err(unavailable(format!(
+            "an answer of {} items, expected {len}",
+            items.len()
+        )));
     }
     Ok(items)
 }
 
 fn text(value: &Value) -> Result<String, RateLimitError> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).map_err(|_| unavailable("a text that is not UTF-8".into())),
+        Value::BulkString(bytes) => {
+            String::from_utf8(bytes.clone()).map_err(|_| unavailable("a text that is not UTF-8".into()))
+        }
         Value::SimpleString(s) => Ok(s.clone()),
         Value::Okay => Ok("OK".into()),
         other => Err(unavailable(format!("a text expected, got {other:?}"))),

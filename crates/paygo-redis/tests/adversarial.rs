@@ -15,7 +15,12 @@ use paygo_ratelimit::{AsyncStore, Plan, Policy, PolicyName, Quota, QuotaOptions,
 use paygo_redis::{RedisOptions, RedisStore};
 
 fn quota(limit: u64, period_ns: u64, burst: u64) -> Quota {
-    Quota::new(QuotaOptions { limit, period_ns, burst }).unwrap()
+    Quota::new(QuotaOptions {
+        limit,
+        period_ns,
+        burst,
+    })
+    .unwrap()
 }
 
 fn plan(quotas: &[(Unit, Quota)]) -> Plan {
@@ -61,8 +66,8 @@ async fn bursts_at_the_window_edges_never_pass_the_quota() {
     let _lock = support::RedisLock::shared();
     let prefix = support::TestPrefix::new(&url, "edges");
     // governor's shape with the promise: the whole limit at once, 10 per 300 ms.
-    const PERIOD: u64 = 300_000_000;
-    let q = quota(10, PERIOD, 10);
+    let period: u64 = 300_000_000;
+    let q = quota(10, period, 10);
     let store = open(&prefix.prefix, &url, &plan(&[(Unit::Requests, q)])).await;
     let mut admitted = Vec::new();
     let first = store.check(&1, &[10]).await.unwrap();
@@ -70,7 +75,7 @@ async fn bursts_at_the_window_edges_never_pass_the_quota() {
     admitted.push((first.at_ns, 10));
     // Just before the window ends, then at its edge and after: whatever can be taken, one
     // unit at a time, as fast as Redis answers.
-    let until = first.at_ns + 3 * PERIOD;
+    let until = first.at_ns + 3 * period;
     let mut last = first.at_ns;
     while last < until {
         let answer = store.check(&1, &[1]).await.unwrap();
@@ -83,7 +88,7 @@ async fn bursts_at_the_window_edges_never_pass_the_quota() {
             tokio::time::sleep(Duration::from_nanos(wait.saturating_sub(2_000_000))).await;
         }
     }
-    let most = most_in_a_window(&admitted, PERIOD);
+    let most = most_in_a_window(&admitted, period);
     assert!(most <= 10, "{most} admitted in one window of 300 ms: {admitted:?}");
     assert!(admitted.len() >= 3, "the edges were reached: {admitted:?}");
 }
@@ -93,10 +98,10 @@ async fn quotas_raised_and_lowered_under_two_replicas_keep_the_promise() {
     let Some(url) = support::url() else { return };
     let _lock = support::RedisLock::shared();
     let prefix = support::TestPrefix::new(&url, "requota");
-    const PERIOD: u64 = 400_000_000;
-    let start = quota(40, PERIOD, 5);
-    let raised = quota(40, PERIOD, 30);
-    let lowered = quota(20, PERIOD, 5);
+    let period: u64 = 400_000_000;
+    let start = quota(40, period, 5);
+    let raised = quota(40, period, 30);
+    let lowered = quota(20, period, 5);
     let p = plan(&[(Unit::Requests, start)]);
     let stores = [
         Arc::new(open(&prefix.prefix, &url, &p).await),
@@ -149,12 +154,19 @@ async fn quotas_raised_and_lowered_under_two_replicas_keep_the_promise() {
             }
         }
         quotas.push(current);
-        quotas.iter().map(|q| q.max_admitted_in_window_ns(PERIOD)).max().unwrap()
+        quotas
+            .iter()
+            .map(|q| q.max_admitted_in_window_ns(period))
+            .max()
+            .unwrap()
     };
     for (i, &(s, _)) in admitted.iter().enumerate() {
-        let held = admitted[i..].iter().take_while(|(t, _)| *t < s + PERIOD).count() as u64;
-        let bound = in_force(s, s + PERIOD);
-        assert!(held <= bound, "{held} admitted in the window from {s}, more than {bound}");
+        let held = admitted[i..].iter().take_while(|(t, _)| *t < s + period).count() as u64;
+        let bound = in_force(s, s + period);
+        assert!(
+            held <= bound,
+            "{held} admitted in the window from {s}, more than {bound}"
+        );
     }
     assert!(admitted.len() > 40, "the load ran: {}", admitted.len());
 }

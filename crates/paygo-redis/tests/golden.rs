@@ -26,7 +26,10 @@ use proptest::prelude::*;
 const T0: u64 = 1_800_000_000_123_456_789;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn plan(quotas: &[(Unit, Quota)]) -> Plan {
@@ -48,7 +51,11 @@ fn quota_strategy() -> impl Strategy<Value = Result<Quota, RateLimitError>> {
     (1u64..=5_000, 0u64..=100, 1_000u64..=86_400_000_000_000, any::<bool>()).prop_map(
         |(limit, burst_pct, period_ns, window)| {
             let burst = (limit * burst_pct / 100).max(1);
-            let options = QuotaOptions { limit, period_ns, burst };
+            let options = QuotaOptions {
+                limit,
+                period_ns,
+                burst,
+            };
             if window {
                 Quota::new(options)
             } else {
@@ -72,11 +79,13 @@ fn steps() -> impl Strategy<Value = Vec<(u64, u8, u64, i64)>> {
 
 fn decode(quota: &Quota, raw: &[(u64, u8, u64, i64)]) -> Vec<Step> {
     let t = quota.emission_interval_ns();
+    // Bursts here are at most 5,000.
+    let burst = i64::try_from(quota.burst()).unwrap();
     raw.iter()
         .map(|&(wait, what, weight, delta)| match what {
             0..=2 => Step::Wait((t / 64).max(1).saturating_mul(wait)),
             3..=7 => Step::Check(quota.burst() * weight / 64 + u64::from(weight > 64)),
-            _ => Step::Adjust(delta.clamp(-(quota.burst() as i64) * 2, quota.burst() as i64) / 4),
+            _ => Step::Adjust(delta.clamp(-burst * 2, burst) / 4),
         })
         .collect()
 }
@@ -156,7 +165,12 @@ const PERIOD_NS: u64 = 1_000_000_000;
 fn small_quota() -> impl Strategy<Value = Quota> {
     (5u64..=60, 1u64..=100).prop_map(|(limit, pct)| {
         let burst = (limit * pct / 100).max(1);
-        Quota::new(QuotaOptions { limit, period_ns: PERIOD_NS, burst }).unwrap()
+        Quota::new(QuotaOptions {
+            limit,
+            period_ns: PERIOD_NS,
+            burst,
+        })
+        .unwrap()
     })
 }
 

@@ -14,9 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-mod support;
 #[path = "support/server.rs"]
 mod server;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +38,7 @@ fn child_server() {
 const LIMIT: u64 = 40;
 const BURST: u64 = 8;
 
+#[allow(clippy::too_many_lines)] // one scenario, start to end
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
     let Some(url) = support::url() else { return };
@@ -65,7 +66,11 @@ async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
         std::fs::create_dir_all(&dir.0).unwrap();
         std::fs::copy(dirs[0].0.join("accounts.jsonl"), dir.0.join("accounts.jsonl")).unwrap();
     }
-    let mut replicas = vec![a, Replica::start("child_server", &spec(1)), Replica::start("child_server", &spec(2))];
+    let mut replicas = vec![
+        a,
+        Replica::start("child_server", &spec(1)),
+        Replica::start("child_server", &spec(2)),
+    ];
     for (i, r) in replicas.iter().enumerate() {
         server::pay(&client, &r.base, account, &format!("pay-{i}")).await;
     }
@@ -96,7 +101,10 @@ async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     let mut logged: Vec<Logged> = logs.iter().flat_map(|l| server::read_log(l)).collect();
-    assert!(logged.iter().all(|l| l.error.is_none()), "every check answered by Redis");
+    assert!(
+        logged.iter().all(|l| l.error.is_none()),
+        "every check answered by Redis"
+    );
 
     // 1. The promise, on Redis's time: no window of a period admits more than the quota.
     let plan = server::plan(LIMIT, BURST);
@@ -109,10 +117,17 @@ async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
     admitted.sort_unstable();
     for (i, &start) in admitted.iter().enumerate() {
         let held = admitted[i..].iter().take_while(|&&t| t < start + PERIOD_NS).count() as u64;
-        assert!(held <= LIMIT, "{held} calls admitted in the period from {start} ns: more than {LIMIT}");
+        assert!(
+            held <= LIMIT,
+            "{held} calls admitted in the period from {start} ns: more than {LIMIT}"
+        );
     }
     let refused = logged.len() - admitted.len();
-    assert!(admitted.len() as u64 > 2 * BURST, "the load ran: {} admitted", admitted.len());
+    assert!(
+        admitted.len() as u64 > 2 * BURST,
+        "the load ran: {} admitted",
+        admitted.len()
+    );
     assert!(refused > 100, "the load was refused often: {refused} refusals");
 
     // 2. One GCRA sequence: in Redis's time order (at one instant, by the debt each
@@ -126,7 +141,12 @@ async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
     let mut tat = 0u64;
     for (i, l) in logged.iter().enumerate() {
         let out = gcra::check(tat, l.at_ns, &quota, 1).unwrap();
-        assert_eq!(out.decision, l.decision.as_ref().unwrap().decisions[0], "decision {i} at {}", l.at_ns);
+        assert_eq!(
+            out.decision,
+            l.decision.as_ref().unwrap().decisions[0],
+            "decision {i} at {}",
+            l.at_ns
+        );
         tat = out.new_tat.unwrap_or(tat);
     }
 
@@ -146,14 +166,25 @@ async fn replicas_on_one_redis_keep_one_quota_and_agree_on_the_headers() {
     let mut got: BTreeMap<(u16, Vec<(String, String)>), i64> = BTreeMap::new();
     let mut by_replica = [0u64; 3];
     for s in &seen {
-        assert!(s.status == 200 || s.status == 429, "status {} from replica {}", s.status, s.replica);
+        assert!(
+            s.status == 200 || s.status == 429,
+            "status {} from replica {}",
+            s.status,
+            s.replica
+        );
         by_replica[s.replica] += 1;
         if s.status == 429 {
-            assert!(s.headers.iter().any(|(n, _)| n == "retry-after"), "a 429 says when: {s:?}");
+            assert!(
+                s.headers.iter().any(|(n, _)| n == "retry-after"),
+                "a 429 says when: {s:?}"
+            );
         }
         *got.entry((s.status, s.headers.clone())).or_default() += 1;
     }
-    assert!(by_replica.iter().all(|&n| n > 20), "every replica answered: {by_replica:?}");
+    assert!(
+        by_replica.iter().all(|&n| n > 20),
+        "every replica answered: {by_replica:?}"
+    );
     assert_eq!(got, expected, "the responses' headers are the logged decisions'");
     eprintln!(
         "{} calls on 3 replicas ({by_replica:?}): {} admitted, {refused} refused, quota {LIMIT} per {} s",

@@ -85,7 +85,9 @@ pub(crate) fn delete_prefix(url: &str, prefix: &str) {
     let url = url.to_owned();
     let pattern = format!("{{{prefix}*");
     let _ = std::thread::spawn(move || {
-        let Ok(client) = redis::Client::open(url.as_str()) else { return };
+        let Ok(client) = redis::Client::open(url.as_str()) else {
+            return;
+        };
         let Ok(mut conn) = client.get_connection() else { return };
         let mut cursor: u64 = 0;
         loop {
