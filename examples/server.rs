@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use paygo::billing::CustomerId;
 use paygo::billing::{BillingConfig, BillingStore};
@@ -33,14 +34,15 @@ use paygo::ratelimit::{InProcessStore, Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
 use paygo_http::{
-    Proxy, ProxyOptions, SellerOptions, ServerOptions, open_embedded_with_limiter, open_with_limiter, serve,
+    Directory, Proxy, ProxyOptions, SellerOptions, ServerOptions, UsageLog, open_embedded_with_limiter,
+    open_with_parts_and_limiter, serve,
 };
-use paygo_postgres::{PgOptions, PgSequenceStore, PgStore};
+use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
 use rust_decimal::Decimal;
 
 const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]]
-  --store: where balances live: the data directory's ledger (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
+  --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
   --limiter: where rate limits live: this process (memory, the default) or Redis, shared by every server on the same server and --limiter-prefix (default paygo); --limiter-fail: a check while Redis does not answer is admitted (open, the default) or refused with 503 (closed)
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
@@ -297,6 +299,7 @@ async fn shutdown_signal() {
     }
 }
 
+#[allow(clippy::too_many_lines)] // flags, then each store, then serve: one sequence
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Some(args)) => args,
@@ -320,15 +323,8 @@ fn main() -> ExitCode {
             postgres,
             limiter,
         } = args;
-        let limiter: Limiter = match limiter {
-            None => LimiterStore::InProcess(InProcessStore::new(&options.plan)),
-            Some(redis) => match RedisStore::open(redis, &options.plan).await {
-                Ok(store) => LimiterStore::Redis(store),
-                Err(e) => {
-                    eprintln!("server: the Redis rate-limit store: {e}");
-                    return ExitCode::FAILURE;
-                }
-            },
+        let Some(limiter) = open_limiter(limiter, &options.plan).await else {
+            return ExitCode::FAILURE;
         };
         match postgres {
             None => match open_embedded_with_limiter(options, SystemClock::new(), limiter) {
@@ -354,6 +350,22 @@ fn main() -> ExitCode {
             },
             Some((url, schema)) => {
                 let options_pg = PgOptions::new(url.clone()).with_schema(schema.clone());
+                // The accounts, keys and usage records in the same schema: every replica
+                // knows every key and every call.
+                let shared = match PgRecords::open(&options_pg).await {
+                    Ok(records) => match Directory::shared(records.clone(), Duration::from_secs(1)).await {
+                        Ok(directory) => Ok((directory, UsageLog::shared(records))),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                let (directory, usage) = match shared {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        eprintln!("server: the shared account directory and usage log: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
                 let billing = match PgStore::open(options_pg, BillingConfig::default()).await {
                     Ok(store) => store,
                     Err(e) => {
@@ -373,7 +385,15 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match open_with_limiter(options, SystemClock::new(), billing, invoices, limiter) {
+                match open_with_parts_and_limiter(
+                    options,
+                    SystemClock::new(),
+                    billing,
+                    invoices,
+                    directory,
+                    usage,
+                    limiter,
+                ) {
                     Ok(proxy) => {
                         run(Arc::new(proxy), &listen, |proxy| {
                             let stats = proxy.gateway().billing().stats();
@@ -392,6 +412,21 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The rate-limit store: in memory, or on Redis (`None`, said on standard error, when
+/// Redis cannot be opened).
+async fn open_limiter(redis: Option<RedisOptions>, plan: &Plan) -> Option<Limiter> {
+    match redis {
+        None => Some(LimiterStore::InProcess(InProcessStore::new(plan))),
+        Some(redis) => match RedisStore::open(redis, plan).await {
+            Ok(store) => Some(LimiterStore::Redis(store)),
+            Err(e) => {
+                eprintln!("server: the Redis rate-limit store: {e}");
+                None
+            }
+        },
+    }
 }
 
 /// Reconciles, listens, serves until a signal, and reports what the stores did.

@@ -461,11 +461,17 @@ impl Shard {
 
     /// The shard as bytes: its number and its open state (call [`Shard::settle`] first, or
     /// the settled state is kept in it too).
+    ///
+    /// The state is written with its runs of zero bytes shortened (a zero and the run's length): most of
+    /// a shard is the zero high halves of 128-bit ledger amounts and ids, and a store
+    /// rewrites a customer's shard on every batch that touches the customer.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512);
+        let mut state = Vec::with_capacity(1024);
+        codec::put_state(&mut state, &self.billing);
+        let mut out = Vec::with_capacity(state.len() / 3 + 16);
         out.put_u8(SHARD_FORMAT);
         out.put_u64(self.no.0);
-        codec::put_state(&mut out, &self.billing);
+        pack_zeros(&state, &mut out);
         out
     }
 
@@ -478,12 +484,20 @@ impl Shard {
     pub fn decode(bytes: &[u8]) -> Result<Shard, BillingError> {
         let mut r = Reader::new(bytes);
         let format = r.u8().map_err(corrupt)?;
-        if format != SHARD_FORMAT {
-            return Err(corrupt(bad(format!(
-                "a shard of format {format}: expected {SHARD_FORMAT}"
-            ))));
-        }
         let no = ShardNo(r.u64().map_err(corrupt)?);
+        let unpacked;
+        let mut r = match format {
+            SHARD_FORMAT_PLAIN => r,
+            SHARD_FORMAT => {
+                unpacked = unpack_zeros(r.rest(), SHARD_BYTES_MAX).map_err(corrupt)?;
+                Reader::new(&unpacked)
+            }
+            other => {
+                return Err(corrupt(bad(format!(
+                    "a shard of format {other}: expected {SHARD_FORMAT_PLAIN} or {SHARD_FORMAT}"
+                ))));
+            }
+        };
         let mut billing = codec::state(&mut r, 0).map_err(corrupt)?;
         if !r.is_empty() {
             return Err(corrupt(bad("bytes are left after a shard")));
@@ -508,8 +522,92 @@ impl Shard {
     }
 }
 
-/// The version of [`Shard::encode`]'s layout.
-const SHARD_FORMAT: u8 = 1;
+/// The version of [`Shard::encode`]'s layout: the state with its zero runs packed.
+const SHARD_FORMAT: u8 = 2;
+
+/// The first layout, the state as it is (still read).
+const SHARD_FORMAT_PLAIN: u8 = 1;
+
+/// The largest unpacked state a shard may have: a bound on what damaged bytes can make the
+/// reader allocate (a shard with a hundred thousand open holds is far below it).
+const SHARD_BYTES_MAX: usize = 256 << 20;
+
+/// Appends `bytes` to `out` with every run of zero bytes written as a zero and the run's
+/// length (LEB128, at least 1); other bytes as they are. Exact: [`unpack_zeros`] gives the
+/// bytes back.
+pub(crate) fn pack_zeros(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0 {
+            let start = i;
+            while i < bytes.len() && bytes[i] == 0 {
+                i += 1;
+            }
+            out.push(0);
+            let mut run = i - start;
+            loop {
+                #[allow(clippy::cast_possible_truncation)] // the low seven bits
+                let low = (run & 0x7f) as u8;
+                run >>= 7;
+                if run == 0 {
+                    out.push(low);
+                    break;
+                }
+                out.push(low | 0x80);
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Reads what [`pack_zeros`] wrote, refusing more than `max` bytes out.
+///
+/// # Errors
+///
+/// [`LedgerError`] (corrupt) when a run's length is cut off, zero, longer than 64 bits,
+/// or when the bytes would unpack to more than `max`.
+pub(crate) fn unpack_zeros(packed: &[u8], max: usize) -> Result<Vec<u8>, LedgerError> {
+    let mut out = Vec::with_capacity(packed.len().saturating_mul(3).min(max));
+    let mut i = 0;
+    while i < packed.len() {
+        let b = packed[i];
+        i += 1;
+        if b != 0 {
+            if out.len() >= max {
+                return Err(bad(format!("a packed shard unpacks to more than {max} bytes")));
+            }
+            out.push(b);
+            continue;
+        }
+        let mut run: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let Some(&byte) = packed.get(i) else {
+                return Err(bad("a packed shard ends inside the length of a zero run"));
+            };
+            i += 1;
+            if shift >= 63 && byte > 1 {
+                return Err(bad("a zero run's length does not fit in 64 bits"));
+            }
+            run |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let run = usize::try_from(run).unwrap_or(usize::MAX);
+        if run == 0 {
+            return Err(bad("a zero run of length 0"));
+        }
+        if run > max - out.len() {
+            return Err(bad(format!("a packed shard unpacks to more than {max} bytes")));
+        }
+        out.resize(out.len() + run, 0);
+    }
+    Ok(out)
+}
 
 /// The first id of shard `no`'s range and the counter value it is refused at.
 fn range_of(no: ShardNo) -> Result<(u128, u128), BillingError> {
@@ -551,4 +649,75 @@ fn entries_of(b: &Billing, taken: &[TransferRecord]) -> Vec<HistoryEntry> {
         .iter()
         .filter_map(|record| entry_of(record, customer, &is_lot, &source_of))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn zero_runs_pack_to_a_zero_and_their_length() {
+        let mut out = Vec::new();
+        pack_zeros(&[7, 0, 0, 0, 9], &mut out);
+        assert_eq!(out, [7, 0, 3, 9]);
+        let mut long = Vec::new();
+        pack_zeros(&[0; 300], &mut long);
+        assert_eq!(long, [0, 0xac, 0x02]);
+        assert_eq!(unpack_zeros(&long, 300).map(|v| v.len()), Ok(300));
+        assert!(unpack_zeros(&long, 299).is_err(), "more than the bound is refused");
+        assert!(unpack_zeros(&[0], 10).is_err(), "a run without its length");
+        assert!(unpack_zeros(&[0, 0], 10).is_err(), "a run of length 0");
+        assert!(unpack_zeros(&[0, 0x80], 10).is_err(), "a length cut off");
+        let too_long = [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(unpack_zeros(&too_long, usize::MAX).is_err(), "a length above 64 bits");
+    }
+
+    #[test]
+    fn a_shard_of_the_first_format_still_reads() {
+        let mut shard = Shard::new(BillingConfig::default(), ShardNo(3)).expect("a shard");
+        let reply = shard.execute(
+            1,
+            &Command::OpenAccount {
+                customer: CustomerId(9),
+            },
+        );
+        assert!(reply.is_ok(), "{reply:?}");
+        let packed = shard.encode();
+        assert!(
+            packed.len() < 400,
+            "a new account's shard packs small: {} bytes",
+            packed.len()
+        );
+        let mut plain = vec![SHARD_FORMAT_PLAIN];
+        plain.extend_from_slice(&packed[1..9]);
+        plain.extend(unpack_zeros(&packed[9..], SHARD_BYTES_MAX).expect("unpacks"));
+        let (a, b) = (
+            Shard::decode(&packed).expect("packed"),
+            Shard::decode(&plain).expect("plain"),
+        );
+        assert_eq!(a.encode(), b.encode());
+        assert_eq!(a.encode(), packed);
+    }
+
+    proptest! {
+        #[test]
+        fn packing_is_exact(bytes in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..2000)) {
+            let mut packed = Vec::new();
+            pack_zeros(&bytes, &mut packed);
+            prop_assert!(packed.len() <= bytes.len() + bytes.len() / 2 + 1);
+            prop_assert_eq!(unpack_zeros(&packed, bytes.len()), Ok(bytes));
+        }
+
+        #[test]
+        fn any_bytes_unpack_or_are_refused_within_the_bound(packed in proptest::collection::vec(any::<u8>(), 0..200), max in 0usize..5000) {
+            if let Ok(out) = unpack_zeros(&packed, max) {
+                prop_assert!(out.len() <= max);
+                let mut again = Vec::new();
+                pack_zeros(&out, &mut again);
+                prop_assert_eq!(unpack_zeros(&again, max), Ok(out));
+            }
+        }
+    }
 }

@@ -288,7 +288,13 @@ fn a_shard_does_not_grow_with_its_history() {
             sizes.push(size());
         }
     }
-    assert_eq!(sizes[0], sizes[1], "the shard's bytes stay the same size");
+    // Packed, a shard's size moves by a few bytes as its counters and balances gain
+    // non-zero digits; it must not grow with the 3,000 settled pairs (about 200 bytes each
+    // if they were kept).
+    assert!(
+        sizes[1] <= sizes[0] + 16,
+        "the shard's bytes stay about the same size: {sizes:?}"
+    );
     // Retries of an old call are still answered from the stored rows.
     let again = store
         .apply(&[Command::Capture {

@@ -7,13 +7,21 @@
 //! directory), each line synced before the operation is acknowledged. A last line without
 //! its newline was never acknowledged and is ignored; any other unreadable line refuses
 //! the open.
+//!
+//! With the `postgres` feature, a directory can instead be shared by every replica
+//! (`Directory::shared`): its records are a stream in PostgreSQL
+//! (`paygo_postgres::PgRecords`), each replica keeps the whole directory in memory and
+//! reads what others appended every `refresh` interval, and at once when a key is not
+//! found. A change is appended only on the newest view (compare-and-append), so two
+//! replicas never give out one account id, and a key revoked anywhere is refused
+//! everywhere within one refresh interval.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use paygo_billing::{AutoTopUpRule, CustomerId};
 use serde::{Deserialize, Serialize};
@@ -68,7 +76,7 @@ pub struct NewKey {
 /// One line of the directory file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Line {
+pub(crate) enum Line {
     Account(Account),
     Key {
         key_id: KeyId,
@@ -85,7 +93,7 @@ enum Line {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     accounts: HashMap<CustomerId, Account>,
     /// Key hash → (key id, account).
     keys: HashMap<[u8; 32], (KeyId, CustomerId)>,
@@ -95,7 +103,7 @@ struct State {
 }
 
 impl State {
-    fn apply(&mut self, line: Line) -> Result<(), String> {
+    pub(crate) fn apply(&mut self, line: Line) -> Result<(), String> {
         match line {
             Line::Account(account) => {
                 self.next_account = self.next_account.max(account.id.0.saturating_add(1));
@@ -125,11 +133,14 @@ impl State {
 /// changes are serialized and synced.
 #[derive(Debug)]
 pub struct Directory {
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     file: Option<Mutex<File>>,
     path: Option<PathBuf>,
-    /// Held while an account id is picked and recorded.
+    /// Held while a change is decided and recorded (file and memory directories).
     creating: Mutex<()>,
+    /// The stream every replica shares, when shared.
+    #[cfg(feature = "postgres")]
+    shared: Option<Arc<crate::shared::SharedDirectory>>,
 }
 
 /// The hash of a key.
@@ -137,17 +148,50 @@ fn hash_key(secret: &str) -> blake3::Hash {
     blake3::hash(secret.as_bytes())
 }
 
+/// A new key's secret (256 random bits after [`KEY_PREFIX`]) and its hash.
+fn new_secret() -> Result<(String, blake3::Hash), HttpError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| HttpError::Random { reason: e.to_string() })?;
+    let mut secret = String::with_capacity(KEY_PREFIX.len() + 64);
+    secret.push_str(KEY_PREFIX);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(secret, "{b:02x}");
+    }
+    let hash = hash_key(&secret);
+    Ok((secret, hash))
+}
+
+/// The line that records a key of `account`, and the key.
+fn key_of(account: CustomerId, secret: &str, hash: &blake3::Hash) -> (Line, NewKey) {
+    let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));
+    let line = Line::Key {
+        key_id: id.clone(),
+        account,
+        hash: hash.to_hex().to_string(),
+    };
+    (
+        line,
+        NewKey {
+            secret: secret.to_owned(),
+            id,
+        },
+    )
+}
+
 impl Directory {
     /// A directory in memory (nothing survives the process).
     pub fn in_memory() -> Directory {
         Directory {
-            state: RwLock::new(State {
+            state: Arc::new(RwLock::new(State {
                 next_account: 1,
                 ..State::default()
-            }),
+            })),
             file: None,
             path: None,
             creating: Mutex::new(()),
+            #[cfg(feature = "postgres")]
+            shared: None,
         }
     }
 
@@ -174,11 +218,59 @@ impl Directory {
             ),
         })?;
         Ok(Directory {
-            state: RwLock::new(state),
+            state: Arc::new(RwLock::new(state)),
             file: Some(Mutex::new(file)),
             path: Some(path),
             creating: Mutex::new(()),
+            #[cfg(feature = "postgres")]
+            shared: None,
         })
+    }
+
+    /// The directory every replica on `records`' schema shares (see the module docs): read
+    /// in full now, then again every `refresh` (by a task on the current tokio runtime,
+    /// which stops when the directory is dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the database cannot be read or holds a record that is
+    /// not a directory record.
+    #[cfg(feature = "postgres")]
+    pub async fn shared(
+        records: paygo_postgres::PgRecords,
+        refresh: std::time::Duration,
+    ) -> Result<Directory, HttpError> {
+        let state = Arc::new(RwLock::new(State {
+            next_account: 1,
+            ..State::default()
+        }));
+        let shared = crate::shared::SharedDirectory::start(records, Arc::clone(&state), refresh).await?;
+        Ok(Directory {
+            state,
+            file: None,
+            path: None,
+            creating: Mutex::new(()),
+            shared: Some(shared),
+        })
+    }
+
+    /// Records the lines `decide` makes of the newest state and applies them: written and
+    /// synced to the file, or appended to the shared stream on the newest view (decided
+    /// again on a newer view when another replica appended first).
+    async fn change<T>(&self, decide: impl Fn(&State) -> Result<(Vec<Line>, T), HttpError>) -> Result<T, HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            return shared.change(&self.state, decide).await;
+        }
+        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
+        let (lines, out) = {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            decide(&state)?
+        };
+        for line in lines {
+            self.commit(line)?;
+        }
+        Ok(out)
     }
 
     /// Appends `line` and syncs it, then applies it to the state.
@@ -204,7 +296,7 @@ impl Directory {
     ///
     /// [`HttpError::InvalidField`] for an empty name or a country that is not two
     /// letters; [`HttpError::Storage`] when the directory cannot be written.
-    pub fn create_account(
+    pub async fn create_account(
         &self,
         name: &str,
         country: &str,
@@ -229,23 +321,21 @@ impl Directory {
                 expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
             });
         }
-        // One creator at a time picks the next id and records it.
-        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = {
-            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-            CustomerId(state.next_account)
-        };
-        let account = Account {
-            id,
-            name: name.to_owned(),
-            country: country.to_owned(),
-            vat_id: vat_id.map(str::to_owned),
-            address: address.to_vec(),
-            auto_top_up: None,
-        };
-        self.commit(Line::Account(account.clone()))?;
-        let key = self.create_key(id)?;
-        Ok((account, key))
+        let (secret, hash) = new_secret()?;
+        // The next id of the newest view, with its first key, in one change.
+        self.change(|state| {
+            let account = Account {
+                id: CustomerId(state.next_account),
+                name: name.to_owned(),
+                country: country.to_owned(),
+                vat_id: vat_id.map(str::to_owned),
+                address: address.to_vec(),
+                auto_top_up: None,
+            };
+            let (key_line, key) = key_of(account.id, &secret, &hash);
+            Ok((vec![Line::Account(account.clone()), key_line], (account, key)))
+        })
+        .await
     }
 
     /// A new key for `account`.
@@ -254,26 +344,16 @@ impl Directory {
     ///
     /// [`HttpError::UnknownAccount`]; [`HttpError::Storage`]; [`HttpError::Random`] when
     /// the operating system's random source fails.
-    pub fn create_key(&self, account: CustomerId) -> Result<NewKey, HttpError> {
-        if self.account(account).is_none() {
-            return Err(HttpError::UnknownAccount { account });
-        }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| HttpError::Random { reason: e.to_string() })?;
-        let mut secret = String::with_capacity(KEY_PREFIX.len() + 64);
-        secret.push_str(KEY_PREFIX);
-        for b in bytes {
-            // Writing to a String cannot fail.
-            let _ = write!(secret, "{b:02x}");
-        }
-        let hash = hash_key(&secret);
-        let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));
-        self.commit(Line::Key {
-            key_id: id.clone(),
-            account,
-            hash: hash.to_hex().to_string(),
-        })?;
-        Ok(NewKey { secret, id })
+    pub async fn create_key(&self, account: CustomerId) -> Result<NewKey, HttpError> {
+        let (secret, hash) = new_secret()?;
+        self.change(|state| {
+            if !state.accounts.contains_key(&account) {
+                return Err(HttpError::UnknownAccount { account });
+            }
+            let (line, key) = key_of(account, &secret, &hash);
+            Ok((vec![line], key))
+        })
+        .await
     }
 
     /// Revokes a key: it authenticates nothing from now on.
@@ -281,17 +361,14 @@ impl Directory {
     /// # Errors
     ///
     /// [`HttpError::UnknownKey`] for a key id that is not active; [`HttpError::Storage`].
-    pub fn revoke_key(&self, id: &KeyId) -> Result<(), HttpError> {
-        let known = self
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .ids
-            .contains_key(id);
-        if !known {
-            return Err(HttpError::UnknownKey { key_id: id.0.clone() });
-        }
-        self.commit(Line::Revoke { key_id: id.clone() })
+    pub async fn revoke_key(&self, id: &KeyId) -> Result<(), HttpError> {
+        self.change(|state| {
+            if !state.ids.contains_key(id) {
+                return Err(HttpError::UnknownKey { key_id: id.0.clone() });
+            }
+            Ok((vec![Line::Revoke { key_id: id.clone() }], ()))
+        })
+        .await
     }
 
     /// Records an account's auto top-up rule.
@@ -299,11 +376,14 @@ impl Directory {
     /// # Errors
     ///
     /// [`HttpError::UnknownAccount`]; [`HttpError::Storage`].
-    pub fn set_auto_top_up(&self, account: CustomerId, rule: Option<AutoTopUpRule>) -> Result<(), HttpError> {
-        if self.account(account).is_none() {
-            return Err(HttpError::UnknownAccount { account });
-        }
-        self.commit(Line::AutoTopUp { account, rule })
+    pub async fn set_auto_top_up(&self, account: CustomerId, rule: Option<AutoTopUpRule>) -> Result<(), HttpError> {
+        self.change(|state| {
+            if !state.accounts.contains_key(&account) {
+                return Err(HttpError::UnknownAccount { account });
+            }
+            Ok((vec![Line::AutoTopUp { account, rule }], ()))
+        })
+        .await
     }
 
     /// The account a key belongs to, and the key's id; `None` for a key that is not
@@ -316,6 +396,26 @@ impl Directory {
         let stored = state.ids.get(id)?;
         // blake3::Hash's equality is constant-time.
         (blake3::Hash::from(*stored) == hash).then(|| (*account, id.clone()))
+    }
+
+    /// As [`Directory::authenticate`]; a shared directory that does not know the key reads
+    /// what the other replicas appended first (at most one read every few milliseconds,
+    /// whatever the number of unknown keys), so that a key made on one replica works at
+    /// once on every other.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared directory cannot be read.
+    pub async fn authenticate_fresh(&self, secret: &str) -> Result<Option<(CustomerId, KeyId)>, HttpError> {
+        if let Some(found) = self.authenticate(secret) {
+            return Ok(Some(found));
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            shared.refresh_soon(&self.state).await?;
+            return Ok(self.authenticate(secret));
+        }
+        Ok(None)
     }
 
     /// The account with this id.

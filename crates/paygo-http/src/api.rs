@@ -266,7 +266,7 @@ where
     }
 
     async fn on_balance(State(p): State<Arc<Self>>, headers: HeaderMap) -> Answer {
-        let account = p.authenticate(&headers)?;
+        let account = p.authenticate(&headers).await?;
         let balance = p.gateway.balance(account).await?;
         let rate = p.gateway.prices().credit_rate();
         let usd = |c| {
@@ -290,7 +290,7 @@ where
         query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
     ) -> Answer {
         const HOUR_NS: u64 = 3_600_000_000_000;
-        let account = p.authenticate(&headers)?;
+        let account = p.authenticate(&headers).await?;
         let Query(query) = query.map_err(|e| ApiError::new(400, "invalid_request", e.body_text()))?;
         let (bucket_name, bucket_ns) = match query.bucket.as_deref() {
             None | Some("1d") => ("1d", 24 * HOUR_NS),
@@ -320,7 +320,7 @@ where
             Some(f) => parse_time("from", f)?,
             None => to_ns.saturating_sub(30 * 24 * HOUR_NS),
         };
-        let buckets = p.usage.usage(account, from_ns, to_ns, bucket_ns, by_model)?;
+        let buckets = p.usage.usage(account, from_ns, to_ns, bucket_ns, by_model).await?;
         let mut total_credits = paygo_credits::Credits::ZERO;
         let mut total_usd = Decimal::ZERO;
         let mut total_calls = 0u64;
@@ -349,11 +349,12 @@ where
     }
 
     async fn on_generation(State(p): State<Arc<Self>>, headers: HeaderMap, Path(request_id): Path<String>) -> Answer {
-        let account = p.authenticate(&headers)?;
+        let account = p.authenticate(&headers).await?;
         // Another account's call is as unknown as a call that never was.
         let record = p
             .usage
             .generation(&request_id)
+            .await?
             .filter(|r| r.account == account)
             .ok_or_else(|| {
                 ApiError::new(
@@ -387,9 +388,10 @@ where
         if let Some(vat_id) = &new.vat_id {
             VatId::parse(vat_id).map_err(|e| ApiError::new(400, "invalid_vat_id", e.to_string()))?;
         }
-        let (account, key) =
-            p.directory
-                .create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)?;
+        let (account, key) = p
+            .directory
+            .create_account(&new.name, &new.country, new.vat_id.as_deref(), &new.address)
+            .await?;
         match p.gateway.open_account(account.id).await {
             Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
             Err(e) => return Err(e.into()),
@@ -420,7 +422,7 @@ where
     async fn on_create_key(State(p): State<Arc<Self>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
         p.check_admin(&headers)?;
         let id = p.named_account(&id)?;
-        let key = p.directory.create_key(id)?;
+        let key = p.directory.create_key(id).await?;
         Ok((
             StatusCode::CREATED,
             axum::Json(json!({"account_id": id.0, "api_key": key.secret, "key_id": key.id})),
@@ -430,7 +432,7 @@ where
 
     async fn on_revoke_key(State(p): State<Arc<Self>>, headers: HeaderMap, Path(key_id): Path<String>) -> Answer {
         p.check_admin(&headers)?;
-        p.directory.revoke_key(&KeyId(key_id))?;
+        p.directory.revoke_key(&KeyId(key_id)).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 
@@ -556,7 +558,7 @@ where
         let id = p.named_account(&id)?;
         let body: RuleBody = json_body(body)?;
         p.gateway.set_auto_top_up(id, body.rule).await?;
-        p.directory.set_auto_top_up(id, body.rule)?;
+        p.directory.set_auto_top_up(id, body.rule).await?;
         Ok(axum::Json(json!({"account_id": id.0, "rule": body.rule})).into_response())
     }
 
@@ -582,7 +584,7 @@ where
                 format!("no such endpoint: {method} {path}"),
             ));
         }
-        p.authenticate(&headers)?;
+        p.authenticate(&headers).await?;
         let body =
             body.map_err(|_| ApiError::new(413, "request_too_large", "the request body is larger than the limit"))?;
         let target = format!("{}{}", p.upstream, uri.path_and_query().map_or(path, |pq| pq.as_str()));

@@ -73,6 +73,8 @@ mod jsonl;
 mod proxy;
 mod respond;
 pub mod server;
+#[cfg(feature = "postgres")]
+mod shared;
 pub mod sizing;
 mod stream;
 mod usage;
@@ -81,7 +83,9 @@ pub use accounts::{Account, Directory, KEY_PREFIX, KeyId, NewKey};
 pub use api::router;
 pub use error::HttpError;
 pub use proxy::{Proxy, ProxyOptions};
-pub use server::{EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_stores, serve};
+pub use server::{
+    EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,
+};
 // A rate-limit store of the caller's (shared by replicas on Redis) instead of this process's.
-pub use server::{open_embedded_with_limiter, open_with_limiter};
+pub use server::{open_embedded_with_limiter, open_with_limiter, open_with_parts_and_limiter};
 pub use usage::{CallRecord, Settlement, UsageBucket, UsageLog};

@@ -150,6 +150,10 @@ pub(crate) fn with_meta(object: &[u8], meta: &str) -> Option<Vec<u8>> {
 }
 
 /// The request id of a call: `req_` and its hold id in hex.
+/// How old a charge must be for [`Proxy::reconcile`] to rebuild its missing record in a
+/// shared usage log.
+const SHARED_RECONCILE_GRACE_NS: u64 = 60_000_000_000;
+
 pub(crate) fn request_id(hold: HoldId) -> String {
     format!("req_{:032x}", hold.0)
 }
@@ -260,7 +264,8 @@ where
     /// whose call has no record gets one ([`Settlement::Recovered`]: the credits and time
     /// from the ledger, the model `"unknown"`, no usage), so that the usage endpoints always
     /// add up to what the ledger charged. Run it once after opening, before serving;
-    /// returns how many records were rebuilt.
+    /// returns how many records were rebuilt. With a shared usage log, charges of the last
+    /// minute are left alone: another replica may still be writing their records.
     ///
     /// # Errors
     ///
@@ -268,6 +273,13 @@ where
     pub async fn reconcile(&self) -> Result<usize, HttpError> {
         let mut rebuilt = 0;
         let rate = self.gateway.prices().credit_rate();
+        // A log other replicas write to: a charge of the last minute may be a call another
+        // replica is still answering (its record follows its capture): left to it.
+        let newest_ns = if self.usage.is_shared() {
+            self.gateway.clock().now_ns().saturating_sub(SHARED_RECONCILE_GRACE_NS)
+        } else {
+            u64::MAX
+        };
         for account in self.directory.accounts() {
             let mut query = HistoryQuery::newest(HISTORY_PAGE_MAX);
             loop {
@@ -289,8 +301,11 @@ where
                     let EntryKind::Charge { hold } = entry.kind else {
                         continue;
                     };
+                    if entry.at_ns > newest_ns {
+                        continue;
+                    }
                     let request_id = request_id(hold);
-                    if self.usage.contains(&request_id) {
+                    if self.usage.contains(&request_id).await? {
                         continue;
                     }
                     let credits = paygo_credits::Credits::new(entry.credits.get().saturating_neg());
@@ -322,11 +337,12 @@ where
     }
 
     /// The account of the request's `Authorization: Bearer` key.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
         let key = bearer(headers)
             .ok_or_else(|| ApiError::new(401, "missing_api_key", "no API key: send `Authorization: Bearer <key>`"))?;
         self.directory
-            .authenticate(key)
+            .authenticate_fresh(key)
+            .await?
             .map(|(account, _)| account)
             .ok_or_else(|| ApiError::new(401, "invalid_api_key", "the API key is not valid"))
     }
@@ -377,7 +393,7 @@ where
         let id = self.call_id()?;
         let request_id = request_id(id);
         *request_id_out = Some(request_id.clone());
-        let account = self.authenticate(headers)?;
+        let account = self.authenticate(headers).await?;
         let body = body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(

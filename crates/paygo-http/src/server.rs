@@ -153,8 +153,13 @@ where
     C: Clock + Clone + 'static,
     S: SequenceStore + Send + Sync + 'static,
 {
-    let limits = InProcessStore::with_clock(&options.plan, clock.clone());
-    open_with_limiter(options, clock, billing, invoices, limits)
+    let dir = &options.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| HttpError::Config {
+        what: format!("data directory {}: {e}", dir.display()),
+    })?;
+    let directory = Directory::open(dir)?;
+    let usage = UsageLog::open(dir)?;
+    open_with_parts(options, clock, billing, invoices, directory, usage)
 }
 
 /// As [`open_with_stores`], with the rate limits in `limits` (a store that several replicas
@@ -178,8 +183,62 @@ where
     S: SequenceStore + Send + Sync + 'static,
 {
     let dir = &options.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| HttpError::Config {
+        what: format!("data directory {}: {e}", dir.display()),
+    })?;
+    let directory = Directory::open(dir)?;
+    let usage = UsageLog::open(dir)?;
+    open_with_parts_and_limiter(options, clock, billing, invoices, directory, usage, limits)
+}
+
+/// As [`open_with_stores`], with the account directory and the usage log given too: for
+/// replicas that share them (`Directory::shared` and `UsageLog::shared`, with the
+/// `postgres` feature), so that every replica knows every key and every call. Only the
+/// rate limits then stay in this process.
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a setting is wrong.
+pub fn open_with_parts<B, C, S>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+    invoices: S,
+    directory: Directory,
+    usage: UsageLog,
+) -> Result<ServerProxy<B, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    let limits = InProcessStore::with_clock(&options.plan, clock.clone());
+    open_with_parts_and_limiter(options, clock, billing, invoices, directory, usage, limits)
+}
+
+/// As [`open_with_parts`], with the rate limits in `limits` too (a store that several
+/// replicas share, such as `paygo_redis::RedisStore`, whose limits are `options.plan`'s
+/// policies): then nothing of a call's state stays in this process.
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a setting is wrong.
+pub fn open_with_parts_and_limiter<B, L, C, S>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+    invoices: S,
+    directory: Directory,
+    usage: UsageLog,
+    limits: L,
+) -> Result<Proxy<B, L, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
     let config = |what: String| HttpError::Config { what };
-    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
     let gateway = Gateway::new(gateway_options, billing, limits);
@@ -204,8 +263,6 @@ where
             fx: Arc::new(fx),
         },
     );
-    let directory = Directory::open(dir)?;
-    let usage = UsageLog::open(dir)?;
     Proxy::new(gateway, directory, usage, topups, options.proxy)
 }
 

@@ -62,7 +62,12 @@ where
         done: false,
         first_chunk: None,
     };
-    tokio::spawn(pump.run(proxy, admitted, upstream, request_id, guard));
+    tokio::spawn(async move {
+        pump.run(proxy, admitted, upstream, request_id).await;
+        // Counted out only once the task holds the proxy no more: whoever waits for the calls
+        // in flight (`Proxy::drain`) may then take the proxy back.
+        drop(guard);
+    });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
@@ -255,7 +260,6 @@ impl Pump {
         admitted: Admitted,
         upstream: reqwest::Response,
         request_id: String,
-        _guard: InFlightGuard,
     ) where
         B: BillingStore + 'static,
         L: AsyncStore<CustomerId> + 'static,

@@ -6,6 +6,12 @@
 //! journal does), and a call's response is sent only once its record is synced. The
 //! record follows the capture it describes: the ledger is the truth of what was charged,
 //! and the log says what for. `docs/http.md` states what a crash between the two leaves.
+//!
+//! With the `postgres` feature, the log can instead be shared by every replica
+//! (`UsageLog::shared`): each record is a row written once by request id, with the
+//! hourly roll-up of its account and model updated in the same statement
+//! (`paygo_postgres::PgRecords`); usage pages read the roll-ups for whole hours and the
+//! records only for the partial hours at a range's ends.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -122,6 +128,23 @@ pub struct UsageLog {
     index: RwLock<Index>,
     writer: Option<mpsc::Sender<Pending>>,
     syncs: Arc<AtomicU64>,
+    /// The shared records, when shared (the index then stays empty).
+    #[cfg(feature = "postgres")]
+    shared: Option<paygo_postgres::PgRecords>,
+    /// Records this process appended to a shared log.
+    #[cfg(feature = "postgres")]
+    appended: AtomicU64,
+}
+
+/// Nanoseconds in an hour.
+#[cfg(feature = "postgres")]
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+#[cfg(feature = "postgres")]
+fn shared_error(e: impl std::fmt::Display) -> HttpError {
+    HttpError::Storage {
+        what: format!("the shared usage log: {e}"),
+    }
 }
 
 impl UsageLog {
@@ -131,6 +154,19 @@ impl UsageLog {
             index: RwLock::new(Index::default()),
             writer: None,
             syncs: Arc::new(AtomicU64::new(0)),
+            #[cfg(feature = "postgres")]
+            shared: None,
+            #[cfg(feature = "postgres")]
+            appended: AtomicU64::new(0),
+        }
+    }
+
+    /// The log every replica on `records`' schema shares (see the module docs).
+    #[cfg(feature = "postgres")]
+    pub fn shared(records: paygo_postgres::PgRecords) -> UsageLog {
+        UsageLog {
+            shared: Some(records),
+            ..UsageLog::in_memory()
         }
     }
 
@@ -161,6 +197,10 @@ impl UsageLog {
             index: RwLock::new(index),
             writer: Some(tx),
             syncs,
+            #[cfg(feature = "postgres")]
+            shared: None,
+            #[cfg(feature = "postgres")]
+            appended: AtomicU64::new(0),
         })
     }
 
@@ -171,6 +211,25 @@ impl UsageLog {
     ///
     /// [`HttpError::Storage`] when the write or the sync failed.
     pub async fn append(&self, record: CallRecord) -> Result<(), HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            let body = serde_json::to_string(&record).map_err(shared_error)?;
+            let row = paygo_postgres::UsageRow {
+                key: &record.request_id,
+                account: record.account.0,
+                at_ns: record.at_ns,
+                model: &record.model,
+                prompt_tokens: record.usage.prompt_tokens,
+                completion_tokens: record.usage.completion_tokens,
+                credits: record.credits.get(),
+                usd: record.usd.amount(),
+                body: &body,
+            };
+            if shared.put_usage(&row).await.map_err(shared_error)? {
+                self.appended.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
         let known = self
             .index
             .read()
@@ -201,13 +260,25 @@ impl UsageLog {
     }
 
     /// The record of a request id.
-    pub fn generation(&self, request_id: &str) -> Option<Arc<CallRecord>> {
-        self.index
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared log cannot be read.
+    pub async fn generation(&self, request_id: &str) -> Result<Option<Arc<CallRecord>>, HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            return match shared.usage_record(request_id).await.map_err(shared_error)? {
+                Some(body) => Ok(Some(Arc::new(serde_json::from_str(&body).map_err(shared_error)?))),
+                None => Ok(None),
+            };
+        }
+        Ok(self
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .by_request
             .get(request_id)
-            .cloned()
+            .cloned())
     }
 
     /// An account's usage admitted in `from_ns .. to_ns`, in buckets of `bucket_ns`
@@ -216,9 +287,11 @@ impl UsageLog {
     ///
     /// # Errors
     ///
-    /// [`HttpError::InvalidField`] for an empty range or a zero bucket;
-    /// [`HttpError::Credits`] if a sum leaves the range of credits.
-    pub fn usage(
+    /// [`HttpError::InvalidField`] for an empty range or a zero bucket (or, for a shared
+    /// log, a bucket that is not a whole number of hours);
+    /// [`HttpError::Credits`] if a sum leaves the range of credits; [`HttpError::Storage`]
+    /// when a shared log cannot be read.
+    pub async fn usage(
         &self,
         account: CustomerId,
         from_ns: u64,
@@ -238,40 +311,78 @@ impl UsageLog {
                 expected: "1h or 1d",
             });
         }
+        let mut buckets = Buckets::new(bucket_ns, by_model);
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            if !bucket_ns.is_multiple_of(HOUR_NS) {
+                return Err(HttpError::InvalidField {
+                    field: "bucket",
+                    expected: "a whole number of hours",
+                });
+            }
+            // Whole hours from the roll-ups; the partial hours at the ends from the records.
+            let first_hour = from_ns.div_ceil(HOUR_NS).saturating_mul(HOUR_NS);
+            let end_hour = to_ns - to_ns % HOUR_NS;
+            if first_hour < end_hour {
+                for hour in shared
+                    .usage_hours(account.0, first_hour, end_hour)
+                    .await
+                    .map_err(shared_error)?
+                {
+                    buckets.add(
+                        hour.hour_ns,
+                        &hour.model,
+                        Sums {
+                            calls: hour.calls,
+                            prompt_tokens: hour.prompt_tokens,
+                            completion_tokens: hour.completion_tokens,
+                            credits: Credits::new(hour.credits),
+                            usd: hour.usd,
+                        },
+                    )?;
+                }
+            }
+            let edges = if first_hour < end_hour {
+                vec![(from_ns, first_hour), (end_hour, to_ns)]
+            } else {
+                vec![(from_ns, to_ns)]
+            };
+            for (from, to) in edges {
+                if from >= to {
+                    continue;
+                }
+                for body in shared.usage_records(account.0, from, to).await.map_err(shared_error)? {
+                    let record: CallRecord = serde_json::from_str(&body).map_err(shared_error)?;
+                    buckets.add(record.at_ns, &record.model, Sums::of(&record))?;
+                }
+            }
+            return Ok(buckets.done());
+        }
         let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        let mut buckets: std::collections::BTreeMap<(u64, Option<&str>), UsageBucket> =
-            std::collections::BTreeMap::new();
         for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
             if record.at_ns < from_ns || record.at_ns >= to_ns {
                 continue;
             }
-            let start_ns = record.at_ns - record.at_ns % bucket_ns;
-            let model = by_model.then_some(record.model.as_str());
-            let bucket = buckets.entry((start_ns, model)).or_insert_with(|| UsageBucket {
-                start_ns,
-                model: model.map(str::to_owned),
-                calls: 0,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                credits: Credits::ZERO,
-                usd: Money::usd(Decimal::ZERO),
-            });
-            bucket.calls = bucket.calls.saturating_add(1);
-            bucket.prompt_tokens = bucket.prompt_tokens.saturating_add(record.usage.prompt_tokens);
-            bucket.completion_tokens = bucket.completion_tokens.saturating_add(record.usage.completion_tokens);
-            bucket.credits = bucket.credits.try_add(record.credits)?;
-            bucket.usd = Money::usd(bucket.usd.amount().checked_add(record.usd.amount()).ok_or(
-                HttpError::InvalidField {
-                    field: "usd",
-                    expected: "a sum within range",
-                },
-            )?);
+            buckets.add(record.at_ns, &record.model, Sums::of(record))?;
         }
-        Ok(buckets.into_values().collect())
+        Ok(buckets.done())
     }
 
-    /// How many records the log holds.
+    /// Whether other replicas write to this log too (`UsageLog::shared`).
+    pub fn is_shared(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if self.shared.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// How many records the log holds (for a shared log: how many this process added).
     pub fn len(&self) -> usize {
+        #[cfg(feature = "postgres")]
+        if self.shared.is_some() {
+            return usize::try_from(self.appended.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        }
         self.index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -291,23 +402,123 @@ impl UsageLog {
     }
 
     /// Whether a record has this request id.
-    pub fn contains(&self, request_id: &str) -> bool {
-        self.index
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared log cannot be read.
+    pub async fn contains(&self, request_id: &str) -> Result<bool, HttpError> {
+        #[cfg(feature = "postgres")]
+        if self.shared.is_some() {
+            return Ok(self.generation(request_id).await?.is_some());
+        }
+        Ok(self
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .by_request
-            .contains_key(request_id)
+            .contains_key(request_id))
     }
 
-    /// Every record of `account`, in the order written.
-    pub fn records(&self, account: CustomerId) -> Vec<Arc<CallRecord>> {
-        self.index
+    /// Every record of `account`, in the order written (for a shared log: by time).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared log cannot be read.
+    pub async fn records(&self, account: CustomerId) -> Result<Vec<Arc<CallRecord>>, HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            let bodies = shared
+                .usage_records(account.0, 0, u64::MAX)
+                .await
+                .map_err(shared_error)?;
+            return bodies
+                .iter()
+                .map(|b| serde_json::from_str(b).map(Arc::new).map_err(shared_error))
+                .collect();
+        }
+        Ok(self
+            .index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .by_account
             .get(&account)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default())
+    }
+}
+
+/// What a bucket adds up.
+#[derive(Clone, Copy)]
+struct Sums {
+    calls: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    credits: Credits,
+    usd: Decimal,
+}
+
+impl Sums {
+    fn of(record: &CallRecord) -> Sums {
+        Sums {
+            calls: 1,
+            prompt_tokens: record.usage.prompt_tokens,
+            completion_tokens: record.usage.completion_tokens,
+            credits: record.credits,
+            usd: record.usd.amount(),
+        }
+    }
+}
+
+/// Buckets of [`UsageLog::usage`] being added up.
+struct Buckets {
+    bucket_ns: u64,
+    by_model: bool,
+    sums: std::collections::BTreeMap<(u64, Option<String>), UsageBucket>,
+}
+
+impl Buckets {
+    fn new(bucket_ns: u64, by_model: bool) -> Buckets {
+        Buckets {
+            bucket_ns,
+            by_model,
+            sums: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, at_ns: u64, model: &str, sums: Sums) -> Result<(), HttpError> {
+        let start_ns = at_ns - at_ns % self.bucket_ns;
+        let model = self.by_model.then(|| model.to_owned());
+        let bucket = self
+            .sums
+            .entry((start_ns, model.clone()))
+            .or_insert_with(|| UsageBucket {
+                start_ns,
+                model,
+                calls: 0,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                credits: Credits::ZERO,
+                usd: Money::usd(Decimal::ZERO),
+            });
+        bucket.calls = bucket.calls.saturating_add(sums.calls);
+        bucket.prompt_tokens = bucket.prompt_tokens.saturating_add(sums.prompt_tokens);
+        bucket.completion_tokens = bucket.completion_tokens.saturating_add(sums.completion_tokens);
+        bucket.credits = bucket.credits.try_add(sums.credits)?;
+        bucket.usd = Money::usd(
+            bucket
+                .usd
+                .amount()
+                .checked_add(sums.usd)
+                .ok_or(HttpError::InvalidField {
+                    field: "usd",
+                    expected: "a sum within range",
+                })?,
+        );
+        Ok(())
+    }
+
+    fn done(self) -> Vec<UsageBucket> {
+        self.sums.into_values().collect()
     }
 }
 

@@ -113,7 +113,7 @@ async fn start(upstream: &FakeUpstream) -> (Arc<FlakyProxy>, String, String) {
         },
     );
     let directory = Directory::in_memory();
-    let (account, key) = directory.create_account("Acme", "IE", None, &[]).unwrap();
+    let (account, key) = directory.create_account("Acme", "IE", None, &[]).await.unwrap();
     gateway.open_account(account.id).await.unwrap();
     gateway
         .top_up(

@@ -4,8 +4,10 @@
 //! gets another error, the server recovers by itself, and nothing acknowledged is lost.
 //! Needs `PAYGO_TEST_POSTGRES_URL` and the right to run `pg_ctlcluster` (the project's
 //! machines); skipped with a printed reason otherwise. Alone in its test binary: it stops
-//! the server every other test uses.
+//! the server every other test uses. Built with paygo-http's `postgres` feature (on in
+//! workspace runs): the server shares its accounts and usage records in the database too.
 
+#![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 mod pg;

@@ -425,7 +425,7 @@ async fn a_client_that_disconnects_is_still_billed_for_what_was_produced() {
     let after = h.credits(&key).await;
     assert!(after < before, "the produced tokens were billed");
     // Billed by the final usage (40 completion tokens), not by the rule for cut streams.
-    let records = h.proxy.usage().records(paygo_billing::CustomerId(id));
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id)).await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].usage.completion_tokens, 40);
     assert_eq!(records[0].credits.get(), before - after);
@@ -682,7 +682,7 @@ async fn a_stream_that_outlives_its_hold_extends_it_and_is_charged_its_usage() {
         "the stream outlived the hold"
     );
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    let records = h.proxy.usage().records(paygo_billing::CustomerId(id));
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id)).await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(
         records[0].usage.completion_tokens, 20,

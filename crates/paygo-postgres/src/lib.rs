@@ -35,14 +35,15 @@
 //!
 //! Each customer's billing state is a row: a [`paygo_billing::Shard`] (the customer's
 //! balances, bonus lots, open holds and auto top-up rule, encoded) with its balance in
-//! columns. A batch of commands (many callers' submissions combined) is one transaction:
-//! it locks the rows of the customers it touches **in ascending id order**, applies the
-//! commands with the billing layer's own rules ([`paygo_billing::run_batch`]), and writes
-//! back the shards, the first reply of every id (primary key `(space, id)`: the
-//! idempotency), closed holds, history entries, hourly charge roll-ups and auto top-up
-//! requests, one statement a table. A hold is granted against the locked row's balance,
-//! so two replicas can never both spend the same credits; the store's sums are derived
-//! per customer (no hot row: see `docs/postgres.md`).
+//! columns. A batch of commands (many callers' submissions combined, in lanes by customer)
+//! is one transaction: it reads the rows of the customers it touches with their versions,
+//! applies the commands with the billing layer's own rules ([`paygo_billing::run_batch`]),
+//! and writes back the shards **only if their versions are still those it read**, the
+//! first reply of every id (primary key `(space, id)`: the idempotency), closed holds,
+//! history entries, hourly charge roll-ups and auto top-up requests, one statement a
+//! table. A batch that lost a race with another replica is rolled back and run again with
+//! the rows locked, so two replicas can never both spend the same credits; the store's
+//! sums are derived per customer (no hot row: see `docs/postgres.md`).
 //!
 //! # The parts
 //!
@@ -53,17 +54,22 @@
 //! - [`PgStore::audit`]: conservation over every customer, for tests and audits;
 //!   [`PgStore::prune`] ([`Pruned`]): what the idempotency window forgot, deleted;
 //!   [`PgStore::charges_by_hour`]: the hourly roll-ups; [`PgStore::stats`] ([`PgStats`]).
+//! - [`PgRecords`] ([`Appended`], [`UsageRow`], [`UsageHour`]): what the HTTP layer shares
+//!   between replicas: ordered streams appended only on the newest view (the account
+//!   directory), and usage records with their hourly roll-ups by model.
 //! - [`PgSequenceStore`]: the invoice numbering ([`paygo_invoice::SequenceStore`]) in the
 //!   same database, gapless per series across every replica (blocking calls, served by a
 //!   thread of its own).
 
 mod error;
 mod ids;
+mod records;
 mod schema;
 mod sequence;
 mod store;
 
 pub use error::PostgresError;
+pub use records::{Appended, PgRecords, UsageHour, UsageRow};
 pub use schema::SCHEMA_VERSION;
 pub use sequence::PgSequenceStore;
 pub use store::{Audit, PgOptions, PgStats, PgStore, Pruned, StoreClock};

@@ -11,6 +11,8 @@ use crate::error::PostgresError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_billing.sql"),
     include_str!("../migrations/0002_invoices.sql"),
+    include_str!("../migrations/0003_write_path.sql"),
+    include_str!("../migrations/0004_records.sql"),
 ];
 
 /// The newest schema version this build knows.

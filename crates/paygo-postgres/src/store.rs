@@ -124,14 +124,72 @@ struct Job {
     answer: oneshot::Sender<Result<Vec<Reply>, BillingError>>,
 }
 
+/// One combiner's queue: the jobs of the customers that fall to it.
+#[derive(Default)]
+struct Lane {
+    queue: Mutex<VecDeque<Job>>,
+    wake: Notify,
+}
+
+/// How many holds one generation of [`HoldLanes`] remembers.
+const HOLD_GENERATION: usize = 1 << 18;
+
+/// Which lane each recent hold's customer falls to, so that a capture or release joins the
+/// lane of its hold's customer (and so never races the hold's other commands in another
+/// lane). Two generations of at most [`HOLD_GENERATION`] holds each: when the newer is
+/// full it becomes the older and the older is dropped, so memory is bounded whatever
+/// holds are never closed. A hold not found (dropped, or placed by another replica or
+/// before a restart) goes to the lane of its id's hash: only a matter of speed, since a
+/// batch that finds a customer's row changed under it runs again with the rows locked.
+#[derive(Default)]
+struct HoldLanes {
+    generations: Mutex<[HashMap<HoldId, u8>; 2]>,
+}
+
+impl HoldLanes {
+    fn remember(&self, hold: HoldId, lane: u8) {
+        let mut g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        if g[0].len() >= HOLD_GENERATION {
+            g.swap(0, 1);
+            g[0].clear();
+        }
+        g[0].insert(hold, lane);
+    }
+
+    /// The hold's lane, forgotten (a hold is closed once).
+    fn take(&self, hold: HoldId) -> Option<u8> {
+        let mut g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        let [newer, older] = &mut *g;
+        newer.remove(&hold).or_else(|| older.remove(&hold))
+    }
+
+    /// The hold's lane, kept (an extension leaves the hold open).
+    fn get(&self, hold: HoldId) -> Option<u8> {
+        let g = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        g[0].get(&hold).or_else(|| g[1].get(&hold)).copied()
+    }
+}
+
+/// A 64-bit mix of an id (the finalizer of `SplitMix64` over both halves): spreads sequential
+/// ids over lanes and slots.
+fn mix(id: u128) -> u64 {
+    #[allow(clippy::cast_possible_truncation)] // the two halves, on purpose
+    let mut z = (id as u64) ^ ((id >> 64) as u64).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 struct Inner {
     pool: Pool,
     config: BillingConfig,
     clock: StoreClock,
     batch_max: usize,
     sql: Sql,
-    queue: Mutex<VecDeque<Job>>,
-    wake: Notify,
+    /// One lane a combiner: a customer's commands always go to the same lane, so that two
+    /// combiners' batches seldom wait for each other's row locks.
+    lanes: Box<[Lane]>,
+    holds: HoldLanes,
     closed: AtomicBool,
     counters: Counters,
     runtime: tokio::runtime::Handle,
@@ -168,7 +226,9 @@ struct CloseOnDrop(Arc<Inner>);
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::SeqCst);
-        self.0.wake.notify_waiters();
+        for lane in &self.0.lanes {
+            lane.wake.notify_waiters();
+        }
     }
 }
 
@@ -207,29 +267,7 @@ impl PgStore {
             option: "runtime",
             reason: "open the store inside a tokio runtime".to_owned(),
         })?;
-        let mut pg: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| PostgresError::InvalidUrl { reason: e.to_string() })?;
-        pg.connect_timeout(options.connect_timeout);
-        pg.application_name("paygo");
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.combiners + options.readers.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| PostgresError::InvalidOption {
-                option: "pool",
-                reason: e.to_string(),
-            })?;
+        let pool = pool_for(&options, options.combiners + options.readers.max(1))?;
         {
             let mut client = pool
                 .get()
@@ -243,15 +281,15 @@ impl PgStore {
             clock: options.clock,
             batch_max: options.batch_max,
             sql: Sql::new(&options.schema),
-            queue: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
+            lanes: (0..options.combiners).map(|_| Lane::default()).collect(),
+            holds: HoldLanes::default(),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             runtime: runtime.clone(),
         });
-        for _ in 0..options.combiners {
+        for lane in 0..options.combiners {
             let worker = Arc::clone(&inner);
-            runtime.spawn(async move { worker.combine().await });
+            runtime.spawn(async move { worker.combine(lane).await });
         }
         Ok(PgStore {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -391,13 +429,41 @@ async fn spawned<T: Send + 'static>(
 }
 
 #[allow(clippy::needless_pass_by_value)] // for `map_err`
+/// A pool of at most `size` connections to `options.url`.
+pub(crate) fn pool_for(options: &PgOptions, size: usize) -> Result<Pool, PostgresError> {
+    let mut pg: tokio_postgres::Config = options
+        .url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| PostgresError::InvalidUrl { reason: e.to_string() })?;
+    pg.connect_timeout(options.connect_timeout);
+    pg.application_name("paygo");
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(options.connect_timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| PostgresError::InvalidOption {
+            option: "pool",
+            reason: e.to_string(),
+        })
+}
+
+#[allow(clippy::needless_pass_by_value)] // the function of `map_err`
 fn unavailable(error: tokio_postgres::Error) -> BillingError {
     BillingError::Unavailable {
         reason: describe(&error),
     }
 }
 
-fn pool_error(error: &deadpool_postgres::PoolError) -> String {
+pub(crate) fn pool_error(error: &deadpool_postgres::PoolError) -> String {
     match error {
         deadpool_postgres::PoolError::Backend(e) => describe(e),
         other => other.to_string(),
@@ -446,9 +512,36 @@ impl Inner {
             .map_err(|e| BillingError::Unavailable { reason: pool_error(&e) })
     }
 
-    /// Takes waiting jobs, up to the batch limit (at least one job).
-    fn take(&self) -> Vec<Job> {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The lane of a job: that of its first command's customer (a job's commands seldom
+    /// name more than one; the row locks keep it right when they do). Remembers the lane of
+    /// the holds it places, for their captures.
+    fn lane_of(&self, commands: &[Command]) -> usize {
+        let n = self.lanes.len();
+        // At most 64 lanes (checked on open): a lane fits a byte.
+        #[allow(clippy::cast_possible_truncation)]
+        let by_id = |id: u128| (mix(id) % n as u64) as u8;
+        let lane = match commands.first() {
+            Some(Command::ExtendHold { hold, .. }) => self.holds.get(*hold).unwrap_or_else(|| by_id(hold.0)),
+            Some(first) => match Route::of(first) {
+                Route::Customer(c) => by_id(c.0),
+                Route::Hold(h) => self.holds.take(h).unwrap_or_else(|| by_id(h.0)),
+                Route::Request(r) => by_id(r.0),
+                // A route this store does not know yet: any lane is right.
+                _ => 0,
+            },
+            None => 0,
+        };
+        for c in commands {
+            if let Command::Hold { id, customer, .. } = c {
+                self.holds.remember(*id, by_id(customer.0));
+            }
+        }
+        usize::from(lane).min(n - 1)
+    }
+
+    /// Takes waiting jobs of `lane`, up to the batch limit (at least one job).
+    fn take(&self, lane: usize) -> Vec<Job> {
+        let mut queue = self.lanes[lane].queue.lock().unwrap_or_else(PoisonError::into_inner);
         let mut jobs = Vec::new();
         let mut commands = 0;
         while let Some(job) = queue.front() {
@@ -460,21 +553,17 @@ impl Inner {
                 jobs.push(job);
             }
         }
-        if !queue.is_empty() {
-            // More than one batch waits: another combiner takes the rest.
-            self.wake.notify_one();
-        }
         jobs
     }
 
-    /// A combiner: takes what is waiting, runs it as one transaction, answers; until the
-    /// store is dropped.
-    async fn combine(self: Arc<Inner>) {
+    /// A combiner: takes what is waiting in its lane, runs it as one transaction, answers;
+    /// until the store is dropped.
+    async fn combine(self: Arc<Inner>, lane: usize) {
         // The combiner's own connection, kept from one batch to the next.
         let mut conn: Option<deadpool_postgres::Object> = None;
         loop {
-            let notified = self.wake.notified();
-            let jobs = self.take();
+            let notified = self.lanes[lane].wake.notified();
+            let jobs = self.take(lane);
             if jobs.is_empty() {
                 if self.closed.load(Ordering::SeqCst) {
                     return;
@@ -519,7 +608,7 @@ impl Inner {
                 Some(client) => client,
                 None => conn.insert(self.client().await?),
             };
-            let result = self.transaction(client, commands).await;
+            let result = self.transaction(client, commands, attempt > 0).await;
             if result.is_err() {
                 // Never leave a transaction open on a connection that is used again: roll
                 // back, or give the connection up (dropped from the pool, closed).
@@ -559,18 +648,20 @@ impl Inner {
 
     /// One batch in one transaction (the module's docs; `paygo_billing::sharded`), in four
     /// round trips: statements that do not depend on each other's answers go out together
-    /// (the server runs them in the order sent, so a read sent after the locking `SELECT`
-    /// runs after the locks are held).
+    /// (the server runs them in the order sent, so a read sent after the customers' rows
+    /// sees them or later). `lock`: read the customers' rows `FOR UPDATE` (a batch run
+    /// again after a conflict).
     #[allow(clippy::too_many_lines)] // the steps of one transaction, in order
     async fn transaction(
         &self,
         client: &deadpool_postgres::Object,
         commands: &[Command],
+        lock: bool,
     ) -> Result<Vec<Reply>, Failure> {
         let sql = &self.sql;
-        let (route_st, lock_st, fresh_st, replies_st, now_st) = tokio::try_join!(
+        let (route_st, customers_st, fresh_st, replies_st, now_st) = tokio::try_join!(
             client.prepare_cached(&sql.route),
-            client.prepare_cached(&sql.lock),
+            client.prepare_cached(if lock { &sql.customers_locked } else { &sql.customers }),
             client.prepare_cached(&sql.fresh),
             client.prepare_cached(&sql.replies),
             client.prepare_cached(&sql.now),
@@ -614,11 +705,13 @@ impl Inner {
                     .insert(RequestId(id(what)), CustomerId(id(customer)));
             }
         }
-        // Round trip 2: lock the customers in ascending order, then (run after the locks
-        // are held) shard numbers for accounts the batch may open, the stored replies and
-        // closed holds of the ids named, and the time.
-        let lock = Route::customers_to_lock(commands, &rows.hold_customers, &rows.request_customers);
-        let lock_ids: Vec<Uuid> = lock.iter().map(|c| uuid(c.0)).collect();
+        // Round trip 2: the customers' rows and their versions (no lock on a first attempt:
+        // the updates of round trip 3 are conditional on the versions read here; locked, in
+        // ascending order, on a later attempt), then shard numbers for
+        // accounts the batch may open, the stored replies and closed holds of the ids named
+        // (read after the rows, so never older than them), and the time.
+        let touched = Route::customers_to_lock(commands, &rows.hold_customers, &rows.request_customers);
+        let customer_ids: Vec<Uuid> = touched.iter().map(|c| uuid(c.0)).collect();
         let opened = Route::customers_opened(commands);
         let fresh_n = i32::try_from(opened.len()).unwrap_or(i32::MAX);
         let keys = Route::ids(commands);
@@ -626,7 +719,7 @@ impl Inner {
         let key_ids: Vec<Uuid> = keys.iter().map(|(_, i)| uuid(*i)).collect();
         let database_clock = matches!(self.clock, StoreClock::Database);
         let (locked, numbers, replies, now) = tokio::try_join!(
-            async { client.query(&lock_st, &[&lock_ids]).await },
+            async { client.query(&customers_st, &[&customer_ids]).await },
             async {
                 if opened.is_empty() {
                     Ok(Vec::new())
@@ -649,10 +742,12 @@ impl Inner {
                 }
             },
         )?;
+        let mut versions = HashMap::with_capacity(locked.len());
         for row in locked {
             let customer = CustomerId(id(row.get(0)));
             let state: &[u8] = row.get(1);
             rows.shards.insert(customer, Shard::decode(state)?);
+            versions.insert(customer, row.get::<_, i64>(2));
         }
         // Numbers for opened customers that have a row already stay unused: a gap in the
         // sequence, never a collision.
@@ -686,9 +781,9 @@ impl Inner {
         let now_ns = self.batch_time_ns(now)?;
         let outcome = run_batch(&self.config, now_ns, commands, rows)?;
         // Round trip 3: write back, one statement a table.
-        let w = Writes::of(&outcome.writes)?;
+        let w = Writes::of(&outcome.writes, &versions)?;
         let at = ns(now_ns)?;
-        let (_, _, _, closed, _, _, _, _) = tokio::try_join!(
+        let (_, updated, _, closed, _, _, _, _) = tokio::try_join!(
             async {
                 let c = &w.new;
                 let params: [&(dyn ToSql + Sync); 9] = [
@@ -706,7 +801,7 @@ impl Inner {
             },
             async {
                 let c = &w.updated;
-                let params: [&(dyn ToSql + Sync); 8] = [
+                let params: [&(dyn ToSql + Sync); 9] = [
                     &c.customer,
                     &c.state,
                     &c.available,
@@ -714,6 +809,7 @@ impl Inner {
                     &c.bonus,
                     &c.uncollected,
                     &c.arrears,
+                    &c.version,
                     &at,
                 ];
                 write(client, &s2, c.customer.len(), &params).await
@@ -759,6 +855,15 @@ impl Inner {
                 write(client, &s8, w.closed_requests.len(), &params).await
             },
         )?;
+        if updated != w.updated.customer.len() as u64 {
+            // Another replica changed a customer's row since this batch read it: run the
+            // batch again on what it wrote.
+            return Err(Failure::Conflict(format!(
+                "{} of {} customer rows changed since the batch read them",
+                w.updated.customer.len() as u64 - updated.min(w.updated.customer.len() as u64),
+                w.updated.customer.len()
+            )));
+        }
         if closed != w.closed_ids.len() as u64 {
             return Err(Failure::Fatal(BillingError::Corrupt {
                 reason: format!(
@@ -984,6 +1089,8 @@ struct CustomerColumns {
     bonus: Vec<i64>,
     uncollected: Vec<i64>,
     arrears: Vec<i64>,
+    /// For an update: the row's version the batch read (the update is conditional on it).
+    version: Vec<i64>,
 }
 
 /// Everything a batch writes, as one array per column.
@@ -1020,7 +1127,8 @@ struct Writes {
 const HOUR_NS: u64 = 3_600_000_000_000;
 
 impl Writes {
-    fn of(writes: &[ShardWrite]) -> Result<Writes, BillingError> {
+    /// The writes of a batch; `versions`: the version of every customer row it read.
+    fn of(writes: &[ShardWrite], versions: &HashMap<CustomerId, i64>) -> Result<Writes, BillingError> {
         let mut w = Writes::default();
         let mut hours: BTreeMap<(Uuid, i64), (i64, i64)> = BTreeMap::new();
         let mut replies: Vec<&StoredReply> = Vec::new();
@@ -1037,6 +1145,12 @@ impl Writes {
                 columns.bonus.push(balance.bonus.get());
                 columns.uncollected.push(balance.uncollected.get());
                 columns.arrears.push(balance.arrears.get());
+                if !write.created {
+                    let version = versions.get(&customer).ok_or_else(|| BillingError::Corrupt {
+                        reason: format!("customer {} is updated but its row was not read", customer.0),
+                    })?;
+                    columns.version.push(*version);
+                }
             }
             for r in &write.settled.replies {
                 // A hold's reply routes its capture: it names the hold's customer.
@@ -1130,12 +1244,12 @@ impl BillingStore for PgStore {
                 });
             }
             let (answer, wait) = oneshot::channel();
-            inner
-                .queue
+            let lane = &inner.lanes[inner.lane_of(&commands)];
+            lane.queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push_back(Job { commands, answer });
-            inner.wake.notify_one();
+            lane.wake.notify_one();
             wait.await.map_err(|_| BillingError::Unavailable {
                 reason: "the PostgreSQL store stopped before answering".to_owned(),
             })?
@@ -1170,7 +1284,10 @@ use std::future::Future;
 /// The statements, with the schema spliced in (checked: a plain identifier).
 struct Sql {
     route: String,
-    lock: String,
+    customers: String,
+    /// The same, the rows locked in ascending order: for a batch run again after a conflict,
+    /// so that it waits for the batches it races instead of losing to them again.
+    customers_locked: String,
     fresh: String,
     replies: String,
     now: String,
@@ -1203,8 +1320,9 @@ impl Sql {
                  UNION ALL
                  SELECT 4::int2, request, customer FROM {s}.requests WHERE request = ANY($2::uuid[])"
             ),
-            lock: format!(
-                "SELECT customer, state FROM {s}.customers WHERE customer = ANY($1::uuid[])
+            customers: format!("SELECT customer, state, version FROM {s}.customers WHERE customer = ANY($1::uuid[])"),
+            customers_locked: format!(
+                "SELECT customer, state, version FROM {s}.customers WHERE customer = ANY($1::uuid[])
                  ORDER BY customer FOR UPDATE"
             ),
             fresh: format!("SELECT nextval('{s}.shard_no') FROM generate_series(1, $1::int4)"),
@@ -1223,10 +1341,11 @@ impl Sql {
             ),
             update_customers: format!(
                 "UPDATE {s}.customers c SET state = u.state, available = u.available, paid = u.paid,
-                   bonus = u.bonus, uncollected = u.uncollected, arrears = u.arrears, updated_ns = $8::int8
-                 FROM unnest($1::uuid[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
-                   AS u(customer, state, available, paid, bonus, uncollected, arrears)
-                 WHERE c.customer = u.customer"
+                   bonus = u.bonus, uncollected = u.uncollected, arrears = u.arrears, updated_ns = $9::int8,
+                   version = c.version + 1
+                 FROM unnest($1::uuid[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
+                   $8::int8[]) AS u(customer, state, available, paid, bonus, uncollected, arrears, version)
+                 WHERE c.customer = u.customer AND c.version = u.version"
             ),
             insert_replies: format!(
                 "INSERT INTO {s}.replies (space, id, customer, reply, held, at_ns)
@@ -1268,10 +1387,12 @@ impl Sql {
             ),
             all_shards: format!("SELECT state FROM {s}.customers"),
             // A hold's row goes only once the hold is closed; every other reply is final.
+            // Every id space named, so that the primary key's index serves the id range.
             prune_replies: format!(
                 "DELETE FROM {s}.replies WHERE ctid IN (
                    SELECT ctid FROM {s}.replies
-                   WHERE id < $1 AND (NOT held OR closing IS NOT NULL) LIMIT $2)"
+                   WHERE space = ANY('{{1,2,3,4,5}}'::int2[]) AND id < $1
+                     AND (NOT held OR closing IS NOT NULL) LIMIT $2)"
             ),
             prune_requests: format!(
                 "DELETE FROM {s}.requests WHERE ctid IN (

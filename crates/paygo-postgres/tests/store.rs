@@ -258,6 +258,88 @@ fn replicas_racing_on_a_few_accounts_never_overspend() {
     assert_eq!(audit.revenue, i128::from(charged.load(Ordering::SeqCst)));
 }
 
+/// A batch that finds a customer's row changed since it read it (another replica's commit
+/// in between) is rolled back and run again with the rows locked: made to happen for sure
+/// by changing the row in a transaction of the test's own that commits only once the
+/// store's update waits for it.
+#[test]
+fn a_row_changed_under_a_batch_runs_it_again() {
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url.clone(), "conflict");
+    let store = schema.open(BillingConfig::default());
+    let customer = CustomerId(5);
+    let replies = block_on(store.submit(vec![
+        Command::OpenAccount { customer },
+        Command::TopUp {
+            id: TopUpId(5),
+            customer,
+            amount: Money::usd("1.00".parse().unwrap()),
+            method: CARD,
+        },
+    ]))
+    .unwrap();
+    assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    let name = schema.name.clone();
+    schema.rt.block_on(async move {
+        let (other, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let (watch, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        // The other "replica": the row changed (a version raised) but not committed yet.
+        other.batch_execute("BEGIN").await.unwrap();
+        let changed = other
+            .execute(&format!("UPDATE {name}.customers SET version = version + 1"), &[])
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+        let before = store.stats();
+        let submit = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .submit(vec![Command::Hold {
+                        id: HoldId(77),
+                        customer,
+                        amount: Credits::new(1_000),
+                        timeout_ms: 60_000,
+                    }])
+                    .await
+            })
+        };
+        // Wait until the store's conditional update waits for the uncommitted change.
+        let mut waited = false;
+        for _ in 0..500 {
+            let n: i64 = watch
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE application_name = 'paygo' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                waited = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(waited, "the store's update never waited for the other transaction");
+        other.batch_execute("COMMIT").await.unwrap();
+        let replies = submit.await.unwrap().unwrap();
+        assert!(matches!(replies[0], Ok(Receipt::Held { .. })), "{replies:?}");
+        let stats = store.stats();
+        assert_eq!(
+            stats.retries - before.retries,
+            1,
+            "run again once, with the rows locked"
+        );
+        assert_eq!(stats.batches - before.batches, 1);
+        let balance = store.balance(customer).await.unwrap();
+        assert_eq!(balance.available, Credits::new(2_000_000 - 1_000));
+    });
+}
+
 /// Bad input at the store's edge: a schema of a newer version, other billing settings, a
 /// bad schema name, a bad URL, an oversized batch, an id reused for another command.
 #[test]

@@ -659,7 +659,10 @@ fn reopened_checks(dir: &std::path::Path, reports: &[AccountReport]) -> Result<V
     });
     let log = paygo_http::UsageLog::open(dir).map_err(setup)?;
     let logged = reports.iter().all(|r| {
-        let records = log.records(CustomerId(r.id));
+        // A log in a folder answers without waiting on anything.
+        let Ok(records) = paygo_billing::block_on(log.records(CustomerId(r.id))) else {
+            return false;
+        };
         let credits: i64 = records.iter().map(|c| c.credits.get()).sum();
         records.len() as u64 == r.completed && credits == r.credits_spent
     });
@@ -1027,10 +1030,15 @@ impl Day<'_> {
         report.credits_spent += credits;
         let charged = Credits::new(credits);
         // The exact credits of the charge: the usage log's record of the call, quoted again.
-        let record = answer
-            .request_id
-            .as_deref()
-            .and_then(|id| self.proxy.usage().generation(id));
+        let record = match answer.request_id.as_deref() {
+            Some(id) => self
+                .proxy
+                .usage()
+                .generation(id)
+                .await
+                .map_err(|e| setup(format!("call {n}: the usage log: {e}")))?,
+            None => None,
+        };
         match record {
             Some(record) => {
                 let quote = self

@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use paygo_billing::{BillingConfig, BillingStore, CustomerId, EntryKind, HistoryQuery, HoldId};
-use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, open_with_stores, serve};
+use paygo_http::{Directory, ProxyOptions, SellerOptions, ServerOptions, UsageLog, open_with_parts, serve};
 use paygo_invoice::Party;
-use paygo_postgres::{PgOptions, PgSequenceStore, PgStore};
+use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
 use paygo_ratelimit::Plan;
 use paygo_time::SystemClock;
@@ -103,8 +103,12 @@ fn unlimited() -> Plan {
     plan
 }
 
-/// A server on PostgreSQL (`schema`) with its data directory `dir`, in this process, until
-/// `stop` completes. Its address is sent back once it listens.
+/// How often a replica reads what the others appended to the shared account directory.
+pub(crate) const DIRECTORY_REFRESH_MS: u64 = 300;
+
+/// A server on PostgreSQL (`schema`: balances, invoice numbers, accounts, keys and usage
+/// records, all shared), in this process, until `stop` completes. Its address is sent
+/// back once it listens.
 pub(crate) async fn run_server(
     url: &str,
     schema: &str,
@@ -121,8 +125,23 @@ pub(crate) async fn run_server(
         .await
         .expect("the task")
         .expect("the numbering opens");
+    let records = PgRecords::open(&PgOptions::new(url).with_schema(schema))
+        .await
+        .expect("the shared records open");
+    let directory = Directory::shared(records.clone(), std::time::Duration::from_millis(DIRECTORY_REFRESH_MS))
+        .await
+        .expect("the shared directory opens");
+    let usage = UsageLog::shared(records);
     let proxy = Arc::new(
-        open_with_stores(options(dir, upstream), SystemClock::new(), billing, invoices).expect("the server opens"),
+        open_with_parts(
+            options(dir, upstream),
+            SystemClock::new(),
+            billing,
+            invoices,
+            directory,
+            usage,
+        )
+        .expect("the server opens"),
     );
     proxy.reconcile().await.expect("reconciled");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");

@@ -111,6 +111,13 @@ impl<'a> Reader<'a> {
         self.pos == self.bytes.len()
     }
 
+    /// Every byte not read yet, taken (the reader is then empty).
+    pub fn rest(&mut self) -> &'a [u8] {
+        let rest = &self.bytes[self.pos..];
+        self.pos = self.bytes.len();
+        rest
+    }
+
     /// The next `n` bytes.
     ///
     /// # Errors

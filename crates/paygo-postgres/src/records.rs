@@ -1,0 +1,345 @@
+//! What the HTTP layer shares between replicas beside the balances: ordered streams of
+//! records every replica keeps in memory (the account directory), and the usage records of
+//! charged calls with their hourly roll-ups. Schema version 4 (`migrations/0004_records.sql`).
+
+use deadpool_postgres::Pool;
+use rust_decimal::Decimal;
+
+use crate::error::{PostgresError, describe};
+use crate::ids::{ns, ns_back, uuid};
+use crate::schema;
+use crate::store::{PgOptions, pool_error, pool_for};
+
+/// The answer of [`PgRecords::append_after`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Appended {
+    /// Appended with this sequence number.
+    At(u64),
+    /// Not appended: the stream has records after the one given (read them, then decide
+    /// again).
+    Behind,
+}
+
+/// One charged call for [`PgRecords::put_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageRow<'a> {
+    /// The call's request id: a record is written once per key.
+    pub key: &'a str,
+    /// The account charged.
+    pub account: u128,
+    /// When the call was admitted, in nanoseconds since the Unix epoch.
+    pub at_ns: u64,
+    /// The model.
+    pub model: &'a str,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Credits charged.
+    pub credits: i64,
+    /// Their value in USD, exact.
+    pub usd: Decimal,
+    /// The whole record, as the caller reads it back ([`PgRecords::usage_record`]).
+    pub body: &'a str,
+}
+
+/// The calls of one account, UTC hour and model ([`PgRecords::usage_hours`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageHour {
+    /// The hour's start, in nanoseconds since the Unix epoch.
+    pub hour_ns: u64,
+    /// The model.
+    pub model: String,
+    /// Calls.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Credits charged.
+    pub credits: i64,
+    /// Their value in USD (the exact sum).
+    pub usd: Decimal,
+}
+
+/// Nanoseconds in an hour.
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+/// Streams and usage records in PostgreSQL, shared by every replica that opens the same
+/// schema (see the module docs). `Clone` shares the pool.
+#[derive(Clone)]
+pub struct PgRecords {
+    pool: Pool,
+    sql: std::sync::Arc<Sql>,
+}
+
+impl std::fmt::Debug for PgRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgRecords").finish_non_exhaustive()
+    }
+}
+
+struct Sql {
+    append: String,
+    read: String,
+    put_usage: String,
+    usage_record: String,
+    usage_records: String,
+    usage_hours: String,
+}
+
+fn database(error: &tokio_postgres::Error) -> PostgresError {
+    PostgresError::Database {
+        reason: describe(error),
+    }
+}
+
+impl PgRecords {
+    /// Connects (a pool of `options.readers` connections, at least one) and brings the
+    /// schema to this build's version ([`crate::SCHEMA_VERSION`]).
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::InvalidUrl`], [`PostgresError::InvalidSchemaName`],
+    /// [`PostgresError::InvalidOption`], [`PostgresError::Database`],
+    /// [`PostgresError::SchemaTooNew`], [`PostgresError::SchemaDamaged`].
+    pub async fn open(options: &PgOptions) -> Result<PgRecords, PostgresError> {
+        schema::check_name(&options.schema)?;
+        let pool = pool_for(options, options.readers.max(1))?;
+        {
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| PostgresError::Database { reason: pool_error(&e) })?;
+            schema::migrate(&mut client, &options.schema, None).await?;
+        }
+        let s = &options.schema;
+        let sql = Sql {
+            append: format!(
+                "INSERT INTO {s}.streams (stream, seq, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (stream, seq) DO NOTHING"
+            ),
+            read: format!("SELECT seq, body FROM {s}.streams WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+            put_usage: format!(
+                "WITH r AS (
+                   INSERT INTO {s}.usage_records (key, account, at_ns, body) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (key) DO NOTHING RETURNING 1)
+                 INSERT INTO {s}.usage_hourly AS h
+                   (account, hour_ns, model, calls, prompt_tokens, completion_tokens, credits, usd)
+                 SELECT $2, $5, $6, 1, $7, $8, $9, $10::text::numeric FROM r
+                 ON CONFLICT (account, hour_ns, model) DO UPDATE SET
+                   calls = h.calls + 1,
+                   prompt_tokens = h.prompt_tokens + excluded.prompt_tokens,
+                   completion_tokens = h.completion_tokens + excluded.completion_tokens,
+                   credits = h.credits + excluded.credits,
+                   usd = h.usd + excluded.usd
+                 RETURNING 1"
+            ),
+            usage_record: format!("SELECT body FROM {s}.usage_records WHERE key = $1"),
+            usage_records: format!(
+                "SELECT body FROM {s}.usage_records
+                 WHERE account = $1 AND at_ns >= $2 AND at_ns < $3 ORDER BY at_ns, key"
+            ),
+            usage_hours: format!(
+                "SELECT hour_ns, model, calls, prompt_tokens, completion_tokens, credits, usd::text
+                   FROM {s}.usage_hourly
+                  WHERE account = $1 AND hour_ns >= $2 AND hour_ns < $3 ORDER BY hour_ns, model"
+            ),
+        };
+        Ok(PgRecords {
+            pool,
+            sql: std::sync::Arc::new(sql),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, PostgresError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| PostgresError::Database { reason: pool_error(&e) })
+    }
+
+    /// Appends `body` to `stream` as the record after `after` (the last sequence number the
+    /// caller has read; 0 for none), if the stream has nothing after it yet: a
+    /// compare-and-append, so that a writer never appends on a stale view.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::InvalidOption`] for `after` out of range; [`PostgresError::Database`].
+    pub async fn append_after(&self, stream: &str, after: u64, body: &str) -> Result<Appended, PostgresError> {
+        let next = after
+            .checked_add(1)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| PostgresError::InvalidOption {
+                option: "after",
+                reason: format!("{after} is beyond the largest sequence number"),
+            })?;
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&self.sql.append)
+            .await
+            .map_err(|e| database(&e))?;
+        let n = client
+            .execute(&st, &[&stream, &next, &body])
+            .await
+            .map_err(|e| database(&e))?;
+        // `next` is positive: it was checked above.
+        Ok(if n == 1 {
+            Appended::At(next.unsigned_abs())
+        } else {
+            Appended::Behind
+        })
+    }
+
+    /// Up to `limit` records of `stream` after sequence number `after`, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::Database`].
+    pub async fn read(&self, stream: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>, PostgresError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let st = client.prepare_cached(&self.sql.read).await.map_err(|e| database(&e))?;
+        let rows = client
+            .query(&st, &[&stream, &after, &i64::from(limit)])
+            .await
+            .map_err(|e| database(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0).unsigned_abs(), r.get::<_, String>(1)))
+            .collect())
+    }
+
+    /// Writes a call's record and adds it to its hour's roll-up, in one statement (one
+    /// transaction); a record whose key is already written changes nothing. Returns whether
+    /// it was new.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::InvalidOption`] for a time or a token count out of range;
+    /// [`PostgresError::Database`].
+    pub async fn put_usage(&self, row: &UsageRow<'_>) -> Result<bool, PostgresError> {
+        let at = ns(row.at_ns).map_err(|e| PostgresError::InvalidOption {
+            option: "at_ns",
+            reason: e.to_string(),
+        })?;
+        let hour = ns(row.at_ns - row.at_ns % HOUR_NS).map_err(|e| PostgresError::InvalidOption {
+            option: "at_ns",
+            reason: e.to_string(),
+        })?;
+        let tokens = |n: u64, option: &'static str| {
+            i64::try_from(n).map_err(|_| PostgresError::InvalidOption {
+                option,
+                reason: format!("{n} is beyond a bigint"),
+            })
+        };
+        let prompt = tokens(row.prompt_tokens, "prompt_tokens")?;
+        let completion = tokens(row.completion_tokens, "completion_tokens")?;
+        let usd = row.usd.to_string();
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&self.sql.put_usage)
+            .await
+            .map_err(|e| database(&e))?;
+        let n = client
+            .execute(
+                &st,
+                &[
+                    &row.key,
+                    &uuid(row.account),
+                    &at,
+                    &row.body,
+                    &hour,
+                    &row.model,
+                    &prompt,
+                    &completion,
+                    &row.credits,
+                    &usd,
+                ],
+            )
+            .await
+            .map_err(|e| database(&e))?;
+        Ok(n == 1)
+    }
+
+    /// The record written under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::Database`].
+    pub async fn usage_record(&self, key: &str) -> Result<Option<String>, PostgresError> {
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&self.sql.usage_record)
+            .await
+            .map_err(|e| database(&e))?;
+        let row = client.query_opt(&st, &[&key]).await.map_err(|e| database(&e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The records of `account` admitted in `from_ns .. to_ns`, in time order.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::Database`].
+    pub async fn usage_records(&self, account: u128, from_ns: u64, to_ns: u64) -> Result<Vec<String>, PostgresError> {
+        let (from, to) = (clamp(from_ns), clamp(to_ns));
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&self.sql.usage_records)
+            .await
+            .map_err(|e| database(&e))?;
+        let rows = client
+            .query(&st, &[&uuid(account), &from, &to])
+            .await
+            .map_err(|e| database(&e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The hourly roll-ups of `account` for the hours starting in `from_ns .. to_ns`, by
+    /// hour then model.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::Database`]; [`PostgresError::SchemaDamaged`] for a stored value out
+    /// of range.
+    pub async fn usage_hours(&self, account: u128, from_ns: u64, to_ns: u64) -> Result<Vec<UsageHour>, PostgresError> {
+        let (from, to) = (clamp(from_ns), clamp(to_ns));
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(&self.sql.usage_hours)
+            .await
+            .map_err(|e| database(&e))?;
+        let rows = client
+            .query(&st, &[&uuid(account), &from, &to])
+            .await
+            .map_err(|e| database(&e))?;
+        let damaged = |what: String| PostgresError::SchemaDamaged { reason: what };
+        rows.iter()
+            .map(|r| {
+                let count = |i: usize| {
+                    u64::try_from(r.get::<_, i64>(i))
+                        .map_err(|_| damaged("a negative count in usage_hourly".to_owned()))
+                };
+                let usd: String = r.get(6);
+                Ok(UsageHour {
+                    hour_ns: ns_back(r.get(0)).map_err(|e| damaged(e.to_string()))?,
+                    model: r.get(1),
+                    calls: count(2)?,
+                    prompt_tokens: count(3)?,
+                    completion_tokens: count(4)?,
+                    credits: r.get(5),
+                    usd: usd
+                        .parse()
+                        .map_err(|e| damaged(format!("a usd sum {usd:?} in usage_hourly: {e}")))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A time as the tables keep it, times past 2262 as the largest.
+fn clamp(at_ns: u64) -> i64 {
+    i64::try_from(at_ns).unwrap_or(i64::MAX)
+}
