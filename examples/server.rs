@@ -11,6 +11,10 @@
 //! `--store postgres://...` keeps the balances in PostgreSQL (`docs/postgres.md`), shared by
 //! every server started with the same URL; the default is the data directory's ledger.
 //!
+//! `--limiter redis://HOST:PORT` keeps the rate limits on Redis (`docs/ratelimit.md`, "The
+//! shared store on Redis"), shared by every server started with the same URL and
+//! `--limiter-prefix`; the default is this process's memory.
+//!
 //! It prints `listening on http://ADDR` once it serves, and stops on SIGTERM or ctrl-c:
 //! no new connections, the calls in flight charged or released, the stores closed.
 //! Everything it does is `paygo_http`; this file reads flags and wires signals.
@@ -21,22 +25,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use paygo::billing::CustomerId;
 use paygo::billing::{BillingConfig, BillingStore};
 use paygo::credits::Currency;
 use paygo::invoice::{Party, SequenceStore};
 use paygo::pricing::{DEFAULT_PRICES, PriceBook};
-use paygo::ratelimit::{Plan, Quota};
+use paygo::ratelimit::{InProcessStore, Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
 use paygo_http::{
-    Directory, ProxyOptions, SellerOptions, ServerOptions, ServerProxy, UsageLog, open_embedded, open_with_parts, serve,
+    Directory, Proxy, ProxyOptions, SellerOptions, ServerOptions, UsageLog, open_embedded_with_limiter,
+    open_with_parts_and_limiter, serve,
 };
 use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
+use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
 use rust_decimal::Decimal;
 
-const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N]
+const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]]
   --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
+  --limiter: where rate limits live: this process (memory, the default) or Redis, shared by every server on the same server and --limiter-prefix (default paygo); --limiter-fail: a check while Redis does not answer is admitted (open, the default) or refused with 503 (closed)
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
   --fx-rates FILE: a JSON object of USD rates, {\"EUR\": \"0.9230\", \"PLN\": \"3.9512\"}, for the VAT amounts of invoices";
 
@@ -45,6 +53,41 @@ struct Args {
     options: ServerOptions,
     /// A PostgreSQL URL and schema, or `None` for the embedded store.
     postgres: Option<(String, String)>,
+    /// Redis options for the rate limits, or `None` for this process's memory.
+    limiter: Option<RedisOptions>,
+}
+
+/// The rate-limit store of every server: in memory or on Redis.
+type Limiter = LimiterStore<CustomerId>;
+
+/// Where rate limits live: `None` for this process, or Redis options.
+fn limiter_of(
+    limiter: Option<&str>,
+    prefix: Option<String>,
+    fail: Option<&str>,
+) -> Result<Option<RedisOptions>, String> {
+    match limiter {
+        None | Some("memory") => {
+            if prefix.is_some() || fail.is_some() {
+                return Err(format!(
+                    "--limiter-prefix / --limiter-fail need --limiter redis://...\n{USAGE}"
+                ));
+            }
+            Ok(None)
+        }
+        Some(url) if url.starts_with("redis://") => {
+            let mut options = RedisOptions::new(url, prefix.unwrap_or_else(|| "paygo".to_owned()));
+            options.failure = match fail {
+                None | Some("open") => FailurePolicy::Open,
+                Some("closed") => FailurePolicy::Closed,
+                Some(other) => return Err(format!("--limiter-fail {other:?}: expected open or closed\n{USAGE}")),
+            };
+            Ok(Some(options))
+        }
+        Some(other) => Err(format!(
+            "--limiter {other:?}: expected memory or a redis:// URL\n{USAGE}"
+        )),
+    }
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
@@ -91,6 +134,7 @@ fn parse() -> Result<Option<Args>, String> {
     let mut burst = None;
     let mut store = None;
     let mut pg_schema = None;
+    let (mut limiter, mut limiter_prefix, mut limiter_fail) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -108,6 +152,9 @@ fn parse() -> Result<Option<Args>, String> {
             "--upstream-timeout-ms" => timeout_ms = Some(number::<u64>(&mut args, &arg)?),
             "--requests-per-hour" => requests_per_hour = Some(number::<u64>(&mut args, &arg)?),
             "--burst" => burst = Some(number::<u64>(&mut args, &arg)?),
+            "--limiter" => limiter = Some(value(&mut args, &arg)?),
+            "--limiter-prefix" => limiter_prefix = Some(value(&mut args, &arg)?),
+            "--limiter-fail" => limiter_fail = Some(value(&mut args, &arg)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -141,8 +188,10 @@ fn parse() -> Result<Option<Args>, String> {
     let plan = plan(requests_per_hour, burst)?;
     let seller = seller()?;
     let postgres = store_of(store.as_deref(), pg_schema)?;
+    let limiter = limiter_of(limiter.as_deref(), limiter_prefix, limiter_fail.as_deref())?;
     Ok(Some(Args {
         postgres,
+        limiter,
         listen,
         options: ServerOptions {
             data_dir,
@@ -250,6 +299,7 @@ async fn shutdown_signal() {
     }
 }
 
+#[allow(clippy::too_many_lines)] // flags, then each store, then serve: one sequence
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(Some(args)) => args,
@@ -271,9 +321,13 @@ fn main() -> ExitCode {
             listen,
             options,
             postgres,
+            limiter,
         } = args;
+        let Some(limiter) = open_limiter(limiter, &options.plan).await else {
+            return ExitCode::FAILURE;
+        };
         match postgres {
-            None => match open_embedded(options, SystemClock::new()) {
+            None => match open_embedded_with_limiter(options, SystemClock::new(), limiter) {
                 Ok(proxy) => {
                     run(Arc::new(proxy), &listen, |proxy| {
                         // Group commit at work: how many syncs the calls shared.
@@ -331,7 +385,15 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match open_with_parts(options, SystemClock::new(), billing, invoices, directory, usage) {
+                match open_with_parts_and_limiter(
+                    options,
+                    SystemClock::new(),
+                    billing,
+                    invoices,
+                    directory,
+                    usage,
+                    limiter,
+                ) {
                     Ok(proxy) => {
                         run(Arc::new(proxy), &listen, |proxy| {
                             let stats = proxy.gateway().billing().stats();
@@ -352,11 +414,26 @@ fn main() -> ExitCode {
     })
 }
 
+/// The rate-limit store: in memory, or on Redis (`None`, said on standard error, when
+/// Redis cannot be opened).
+async fn open_limiter(redis: Option<RedisOptions>, plan: &Plan) -> Option<Limiter> {
+    match redis {
+        None => Some(LimiterStore::InProcess(InProcessStore::new(plan))),
+        Some(redis) => match RedisStore::open(redis, plan).await {
+            Ok(store) => Some(LimiterStore::Redis(store)),
+            Err(e) => {
+                eprintln!("server: the Redis rate-limit store: {e}");
+                None
+            }
+        },
+    }
+}
+
 /// Reconciles, listens, serves until a signal, and reports what the stores did.
 async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static>(
-    proxy: Arc<ServerProxy<B, SystemClock, S>>,
+    proxy: Arc<Proxy<B, Limiter, SystemClock, S>>,
     listen: &str,
-    report: impl FnOnce(&ServerProxy<B, SystemClock, S>) -> String,
+    report: impl FnOnce(&Proxy<B, Limiter, SystemClock, S>) -> String,
 ) -> ExitCode {
     match proxy.reconcile().await {
         Ok(0) => {}
@@ -390,5 +467,8 @@ async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static
         proxy.usage().syncs(),
         report(&proxy)
     );
+    if let LimiterStore::Redis(store) = proxy.gateway().limiter().store() {
+        eprintln!("server: the Redis rate-limit store: {:?}", store.stats());
+    }
     ExitCode::SUCCESS
 }

@@ -62,6 +62,8 @@ pub use paygo_gateway as gateway;
 pub use paygo_http as http;
 #[cfg(feature = "postgres")]
 pub use paygo_postgres as postgres;
+#[cfg(feature = "redis")]
+pub use paygo_redis as redis;
 #[cfg(feature = "time")]
 pub use paygo_time as time;
 

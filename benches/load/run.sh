@@ -5,6 +5,7 @@
 #   bash benches/load/run.sh                 # every leg
 #   LEGS="direct litellm" bash benches/load/run.sh
 #   LEGS="direct paygo paygo-postgres" bash benches/load/run.sh   # the embedded store against PostgreSQL
+#   LEGS="direct paygo paygo-redis" bash benches/load/run.sh      # the in-memory limiter against Redis
 #
 # Each leg: a closed loop (CONNECTIONS connections, as fast as answers come: calls/s, p50,
 # p99), an open loop at LOW_RATE calls/s and one at RATE calls/s (latency from each call's
@@ -13,7 +14,7 @@
 # Knobs (environment, defaults below):
 # DURATION WARMUP LEG_WARMUP PAUSE CONNECTIONS RATE LOW_RATE RATE_CONNECTIONS STREAM_RATE CHUNK_DELAY_MS
 # UPSTREAM_LATENCY_MS LEGS LITELLM_VERSION LITELLM_WORKERS LITELLM_VENV PAYGO_UPSTREAM MODEL OUT
-# PAYGO_BENCH_POSTGRES_URL.
+# PAYGO_BENCH_POSTGRES_URL PAYGO_BENCH_REDIS_URL.
 #
 # The fake upstream is paygo_testkit::upstream (examples/fake_upstream.rs of paygo-testkit),
 # the load generator examples/loadgen.rs beside it. LiteLLM is installed from PyPI into
@@ -40,6 +41,8 @@ PAUSE=${PAUSE:-5}
 LEGS=${LEGS:-direct litellm paygo}
 # The paygo-postgres leg: paygo's server with --store on this database (a schema of its own).
 PAYGO_BENCH_POSTGRES_URL=${PAYGO_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+# The paygo-redis leg: paygo's server with --limiter on this Redis (a key prefix of its own).
+PAYGO_BENCH_REDIS_URL=${PAYGO_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 MODEL=${MODEL:-gpt-4o-mini}
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.7}
 LITELLM_WORKERS=${LITELLM_WORKERS:-2}
@@ -110,10 +113,11 @@ for p in json.load(sys.stdin)["packages"]:
         if t["name"] == "server" and "example" in t["kind"]:
             print(p["name"])
 ')
-if [[ " $LEGS " == *" paygo "* || " $LEGS " == *" paygo-postgres "* ]]; then
+if [[ " $LEGS " == *" paygo "* || " $LEGS " == *" paygo-postgres "* || " $LEGS " == *" paygo-redis "* ]]; then
   if [[ -z "$paygo_pkg" ]]; then
     echo "== paygo legs skipped: no example named server in the workspace yet"
     LEGS=${LEGS//paygo-postgres/}
+    LEGS=${LEGS//paygo-redis/}
     LEGS=${LEGS//paygo/}
   else
     echo "== building paygo's server example (package $paygo_pkg, release)"
@@ -179,20 +183,26 @@ for leg in $LEGS; do
       measure litellm "http://127.0.0.1:$ll_port/v1/chat/completions" sk-litellm-bench
       stop "$ll_pid"
       ;;
-    paygo|paygo-postgres)
+    paygo|paygo-postgres|paygo-redis)
       store_args=()
       if [[ $leg == paygo-postgres ]]; then
         # The balances in PostgreSQL, in a schema of this run's own (dropped at the end).
         pg_schema="bench_http_$$"
         store_args=(--store "$PAYGO_BENCH_POSTGRES_URL" --pg-schema "$pg_schema")
       fi
+      if [[ $leg == paygo-redis ]]; then
+        # The rate limits on Redis, under a key prefix of this run's own (deleted at the end).
+        redis_prefix="bench-http-$$"
+        store_args=(--limiter "$PAYGO_BENCH_REDIS_URL" --limiter-prefix "$redis_prefix")
+      fi
       pg_port=$(free_port)
       token=bench-admin-token
       echo "== starting paygo's server on port $pg_port"
       # One account takes all the load: its plan must not be what limits the run.
       echo '{"EUR": "0.92"}' > "$work/rates.json"
+      # A data directory per leg: a leg's ledger must not hold another leg's payment ids.
       start paygo "$CARGO_TARGET_DIR/release/examples/server" --listen "127.0.0.1:$pg_port" \
-        --upstream "${PAYGO_UPSTREAM:-$upstream_url}" --data-dir "$work/paygo-data" --admin-token "$token" \
+        --upstream "${PAYGO_UPSTREAM:-$upstream_url}" --data-dir "$work/$leg-data" --admin-token "$token" \
         --requests-per-hour 1000000000 --burst 1000000 --fx-rates "$work/rates.json" "${store_args[@]}"
       pg_pid=$last_pid
       wait_for paygo "$pg_pid" 60 grep -q "listening on" "$work/paygo.log"
@@ -208,11 +218,15 @@ for leg in $LEGS; do
       if [[ $leg == paygo-postgres ]]; then
         psql "$PAYGO_BENCH_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS $pg_schema CASCADE" > /dev/null
       fi
+      if [[ $leg == paygo-redis ]]; then
+        redis-cli -u "$PAYGO_BENCH_REDIS_URL" --scan --pattern "{$redis_prefix}*" | xargs -r redis-cli -u "$PAYGO_BENCH_REDIS_URL" del > /dev/null
+        grep "the Redis rate-limit store" "$work/paygo.log" || true
+      fi
       # Group commit: each call is two billing commands (hold, capture) and one usage record.
       grep "server: stopped" "$work/paygo.log" || echo "paygo's server did not stop cleanly: $(tail -n 3 "$work/paygo.log")"
       ;;
     *)
-      echo "unknown leg $leg: expected direct, litellm, paygo or paygo-postgres" >&2
+      echo "unknown leg $leg: expected direct, litellm, paygo, paygo-postgres or paygo-redis" >&2
       exit 2
       ;;
   esac

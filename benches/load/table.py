@@ -3,7 +3,7 @@
 import json
 import sys
 
-LEGS = ["direct", "litellm", "paygo", "paygo-postgres"]
+LEGS = ["direct", "litellm", "paygo", "paygo-postgres", "paygo-redis"]
 
 
 def load(path):
@@ -62,6 +62,8 @@ def main(path):
         ratio_cols.append(("paygo", "litellm"))
     if "paygo" in legs and "paygo-postgres" in legs:
         ratio_cols.append(("paygo-postgres", "paygo"))
+    if "paygo" in legs and "paygo-redis" in legs:
+        ratio_cols.append(("paygo-redis", "paygo"))
     added_cols = [leg for leg in legs if leg != "direct"] if "direct" in legs else []
 
     head = ["metric"] + legs + [f"{a}/{b}" for a, b in ratio_cols] + [f"{leg} added ms" for leg in added_cols]

@@ -100,6 +100,37 @@ pub fn open_embedded<C: Clock + Clone + 'static>(
     open_with_stores(options, clock, billing, invoices)
 }
 
+/// As [`open_embedded`], with the rate limits in `limits` (a store that several replicas
+/// share, such as `paygo_redis::RedisStore`, whose limits are `options.plan`'s policies)
+/// instead of this process.
+///
+/// # Errors
+///
+/// As [`open_embedded`].
+pub fn open_embedded_with_limiter<L, C>(
+    options: ServerOptions,
+    clock: C,
+    limits: L,
+) -> Result<Proxy<EmbeddedStore<C>, L, C, FileSequenceStore>, HttpError>
+where
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + Clone + 'static,
+{
+    let dir = &options.data_dir;
+    let config = |what: String| HttpError::Config { what };
+    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
+    let billing = EmbeddedStore::open(
+        dir.join("ledger"),
+        BillingConfig::default(),
+        clock.clone(),
+        &OpenOptions::default(),
+    )
+    .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
+    let invoices = FileSequenceStore::open(dir.join("invoices"))
+        .map_err(|e| config(format!("{}: {e}", dir.join("invoices").display())))?;
+    open_with_limiter(options, clock, billing, invoices, limits)
+}
+
 /// As [`open_embedded`], with balances in `billing` and invoice numbers in `invoices`
 /// (stores on a database that several replicas share, such as `paygo_postgres::PgStore`
 /// and `paygo_postgres::PgSequenceStore`) instead of the data directory's ledger and
@@ -131,6 +162,35 @@ where
     open_with_parts(options, clock, billing, invoices, directory, usage)
 }
 
+/// As [`open_with_stores`], with the rate limits in `limits` (a store that several replicas
+/// share, such as `paygo_redis::RedisStore`, whose limits are `options.plan`'s policies)
+/// instead of this process.
+///
+/// # Errors
+///
+/// As [`open_with_stores`].
+pub fn open_with_limiter<B, L, C, S>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+    invoices: S,
+    limits: L,
+) -> Result<Proxy<B, L, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    let dir = &options.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| HttpError::Config {
+        what: format!("data directory {}: {e}", dir.display()),
+    })?;
+    let directory = Directory::open(dir)?;
+    let usage = UsageLog::open(dir)?;
+    open_with_parts_and_limiter(options, clock, billing, invoices, directory, usage, limits)
+}
+
 /// As [`open_with_stores`], with the account directory and the usage log given too: for
 /// replicas that share them (`Directory::shared` and `UsageLog::shared`, with the
 /// `postgres` feature), so that every replica knows every key and every call. Only the
@@ -152,8 +212,33 @@ where
     C: Clock + Clone + 'static,
     S: SequenceStore + Send + Sync + 'static,
 {
-    let config = |what: String| HttpError::Config { what };
     let limits = InProcessStore::with_clock(&options.plan, clock.clone());
+    open_with_parts_and_limiter(options, clock, billing, invoices, directory, usage, limits)
+}
+
+/// As [`open_with_parts`], with the rate limits in `limits` too (a store that several
+/// replicas share, such as `paygo_redis::RedisStore`, whose limits are `options.plan`'s
+/// policies): then nothing of a call's state stays in this process.
+///
+/// # Errors
+///
+/// [`HttpError::Config`] when a setting is wrong.
+pub fn open_with_parts_and_limiter<B, L, C, S>(
+    options: ServerOptions,
+    clock: C,
+    billing: B,
+    invoices: S,
+    directory: Directory,
+    usage: UsageLog,
+    limits: L,
+) -> Result<Proxy<B, L, C, S>, HttpError>
+where
+    B: BillingStore + 'static,
+    L: AsyncStore<CustomerId> + 'static,
+    C: Clock + Clone + 'static,
+    S: SequenceStore + Send + Sync + 'static,
+{
+    let config = |what: String| HttpError::Config { what };
     let mut gateway_options = GatewayOptions::new(options.prices, clock);
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
     let gateway = Gateway::new(gateway_options, billing, limits);

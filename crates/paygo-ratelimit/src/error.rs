@@ -44,6 +44,23 @@ pub enum RateLimitError {
         /// The quota's burst.
         burst: u64,
     },
+    /// A quota that a store cannot hold exactly: the Redis store computes in a Lua script,
+    /// whose numbers are exact up to 2^53, and keeps `burst x emission interval` (and every
+    /// debt) within 2^52 ns, about 52 days.
+    #[error(
+        "quota of {limit} per {period_ns} ns with burst {burst} is too large for this store: \
+         expected burst x emission interval of at most {capacity_ns_max} ns"
+    )]
+    QuotaExceedsStore {
+        /// The quota's limit per period.
+        limit: u64,
+        /// The quota's period in nanoseconds.
+        period_ns: u64,
+        /// The quota's burst.
+        burst: u64,
+        /// The largest capacity the store holds, in nanoseconds.
+        capacity_ns_max: u64,
+    },
     /// A weighted check asking for more units than the burst: it could never be admitted.
     #[error(
         "weight {weight} exceeds the burst {burst}: such a request can never be admitted; expected at most {burst}"
