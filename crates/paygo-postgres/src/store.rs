@@ -187,7 +187,7 @@ struct Inner {
     batch_max: usize,
     sql: Sql,
     /// One lane a combiner: a customer's commands always go to the same lane, so that two
-    /// combiners' batches seldom wait for each other's row locks.
+    /// combiners' batches seldom race on one customer's row.
     lanes: Box<[Lane]>,
     holds: HoldLanes,
     closed: AtomicBool,
@@ -428,7 +428,6 @@ async fn spawned<T: Send + 'static>(
     })?
 }
 
-#[allow(clippy::needless_pass_by_value)] // for `map_err`
 /// A pool of at most `size` connections to `options.url`.
 pub(crate) fn pool_for(options: &PgOptions, size: usize) -> Result<Pool, PostgresError> {
     let mut pg: tokio_postgres::Config = options
@@ -513,7 +512,7 @@ impl Inner {
     }
 
     /// The lane of a job: that of its first command's customer (a job's commands seldom
-    /// name more than one; the row locks keep it right when they do). Remembers the lane of
+    /// name more than one; the versioned updates keep it right when they do). Remembers the lane of
     /// the holds it places, for their captures.
     fn lane_of(&self, commands: &[Command]) -> usize {
         let n = self.lanes.len();
