@@ -257,6 +257,8 @@ impl Directory {
     /// Records the lines `decide` makes of the newest state and applies them: written and
     /// synced to the file, or appended to the shared stream on the newest view (decided
     /// again on a newer view when another replica appended first).
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     async fn change<T>(&self, decide: impl Fn(&State) -> Result<(Vec<Line>, T), HttpError>) -> Result<T, HttpError> {
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
@@ -406,6 +408,8 @@ impl Directory {
     /// # Errors
     ///
     /// [`HttpError::Storage`] when a shared directory cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     pub async fn authenticate_fresh(&self, secret: &str) -> Result<Option<(CustomerId, KeyId)>, HttpError> {
         if let Some(found) = self.authenticate(secret) {
             return Ok(Some(found));

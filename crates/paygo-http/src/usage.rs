@@ -264,6 +264,8 @@ impl UsageLog {
     /// # Errors
     ///
     /// [`HttpError::Storage`] when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     pub async fn generation(&self, request_id: &str) -> Result<Option<Arc<CallRecord>>, HttpError> {
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
@@ -291,6 +293,8 @@ impl UsageLog {
     /// log, a bucket that is not a whole number of hours);
     /// [`HttpError::Credits`] if a sum leaves the range of credits; [`HttpError::Storage`]
     /// when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     pub async fn usage(
         &self,
         account: CustomerId,
@@ -406,6 +410,8 @@ impl UsageLog {
     /// # Errors
     ///
     /// [`HttpError::Storage`] when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     pub async fn contains(&self, request_id: &str) -> Result<bool, HttpError> {
         #[cfg(feature = "postgres")]
         if self.shared.is_some() {
@@ -424,6 +430,8 @@ impl UsageLog {
     /// # Errors
     ///
     /// [`HttpError::Storage`] when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
     pub async fn records(&self, account: CustomerId) -> Result<Vec<Arc<CallRecord>>, HttpError> {
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
