@@ -85,6 +85,7 @@ pub use error::HttpError;
 pub use proxy::{Proxy, ProxyOptions};
 pub use server::{
     EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,
+    take_back,
 };
 // A rate-limit store of the caller's (shared by replicas on Redis) instead of this process's.
 pub use server::{open_embedded_with_limiter, open_with_limiter, open_with_parts_and_limiter};

@@ -266,6 +266,27 @@ where
     Proxy::new(gateway, directory, usage, topups, options.proxy)
 }
 
+/// Takes a stopped server's proxy back: waits until `proxy` is the last handle on it, for
+/// at most `timeout`, and returns it (or gives the handle back if it is still shared then).
+/// A connection task of [`serve`] may drop its handle an instant after `serve` returned, so
+/// a caller that reopens the stores (their files are locked while the proxy lives) takes
+/// the proxy back this way first.
+///
+/// # Errors
+///
+/// The handle itself, when another is still alive after `timeout`.
+pub async fn take_back<P>(mut proxy: Arc<P>, timeout: std::time::Duration) -> Result<P, Arc<P>> {
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        match Arc::try_unwrap(proxy) {
+            Ok(proxy) => return Ok(proxy),
+            Err(shared) if tokio::time::Instant::now() >= until => return Err(shared),
+            Err(shared) => proxy = shared,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Serves `proxy` on `listener` until `shutdown` completes, then stops taking
 /// connections, lets the requests in progress finish, and waits until every call in
 /// flight (streams included) is charged or released.

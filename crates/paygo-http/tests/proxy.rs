@@ -62,6 +62,17 @@ fn options(dir: &TempDir, upstream: &str) -> ServerOptions {
     }
 }
 
+/// A stopped server's proxy, once nothing else holds it.
+async fn taken_back<P>(proxy: Arc<P>) -> P {
+    match paygo_http::take_back(proxy, Duration::from_secs(10)).await {
+        Ok(proxy) => proxy,
+        Err(still) => panic!(
+            "the proxy is still in use 10 s after the server stopped ({} handles)",
+            Arc::strong_count(&still)
+        ),
+    }
+}
+
 impl Harness {
     async fn start(name: &str, change: impl FnOnce(&mut ServerOptions)) -> Harness {
         Harness::start_with(name, UpstreamOptions::default(), change).await
@@ -650,7 +661,8 @@ async fn keys_balances_and_usage_survive_a_restart() {
     assert_eq!(response.status(), 200);
     let balance = h.credits(&key).await;
     let (upstream, dir, proxy) = h.stop().await;
-    drop(proxy);
+    // Its stores closed (their files unlocked) before they are opened again.
+    drop(taken_back(proxy).await);
     let options = options(&dir, &upstream.url());
     let h = Harness::serve(upstream, dir, options).await;
     assert_eq!(h.credits(&key).await, balance);
@@ -701,7 +713,8 @@ async fn a_usage_record_lost_in_a_crash_is_rebuilt_from_the_ledger() {
     }
     let spent = 6_000_000 - h.credits(&key).await;
     let (upstream, dir, proxy) = h.stop().await;
-    drop(proxy);
+    // Its stores closed (their files unlocked) before they are opened again.
+    drop(taken_back(proxy).await);
     // The crash: the capture was durable, the last record never reached the disk.
     let path = dir.0.join("usage.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();

@@ -626,8 +626,8 @@ async fn day(options: &DayOptions, progress: &mut dyn FnMut(usize, usize)) -> Re
     });
     // Close every store and open the ledger and the usage log again from the folder: the
     // day must survive a restart.
-    let Ok(proxy) = Arc::try_unwrap(proxy) else {
-        return Err(setup("the proxy is still in use after the server stopped"));
+    let Ok(proxy) = paygo_http::take_back(proxy, std::time::Duration::from_secs(10)).await else {
+        return Err(setup("the proxy is still in use 10 s after the server stopped"));
     };
     drop(proxy);
     checks.extend(reopened_checks(data_dir.path(), &reports)?);
