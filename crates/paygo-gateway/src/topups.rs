@@ -239,7 +239,18 @@ impl<S: SequenceStore> TopUps<S> {
         };
         let invoice = match (issued, vat) {
             (Some(document), _) => document,
-            (None, Some(vat)) => self.invoice(paid, method, id, vat)?,
+            (None, Some(vat)) => match self.invoice(paid, method, id.clone(), vat) {
+                // Issued by another replica on a shared store (one that answered the
+                // payment, or died before answering it): this one learns it and answers
+                // with that invoice, as a retry on the same replica would.
+                Err(GatewayError::Invoice(InvoiceError::AlreadyIssued { .. })) => {
+                    self.invoicing.refresh()?;
+                    self.invoicing.get_by_id(&id)?.ok_or_else(|| GatewayError::Contract {
+                        what: format!("document {id} was refused as issued but is not in the store"),
+                    })?
+                }
+                other => other?,
+            },
             // `vat` is determined whenever no invoice was issued.
             (None, None) => {
                 return Err(GatewayError::Contract {

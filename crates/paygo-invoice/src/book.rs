@@ -212,6 +212,37 @@ pub struct Invoicing<S> {
     state: Mutex<State>,
 }
 
+/// Checks `record` and adds its document to `state`; a document `state` has already is
+/// skipped when `known_ok` (and then must be the same number), an error otherwise. Returns
+/// whether it was added.
+fn load(state: &mut State, record: &crate::SequenceRecord, known_ok: bool) -> Result<bool, InvoiceError> {
+    let inconsistent = |reason: String| InvoiceError::Inconsistent {
+        series: record.series.to_string(),
+        sequence: record.sequence,
+        reason,
+    };
+    let doc: Document = serde_json::from_str(&record.body)?;
+    if doc.number().series() != &record.series || doc.number().sequence() != record.sequence {
+        return Err(inconsistent(format!("the document is numbered {}", doc.number())));
+    }
+    if doc.id() != &record.key {
+        return Err(inconsistent(format!("the document's id is {}", doc.id())));
+    }
+    if let Some(known) = state.by_id.get(doc.id()) {
+        if known_ok && *known == key(doc.number()) {
+            return Ok(false);
+        }
+        return Err(inconsistent(format!("id {} is issued twice", doc.id())));
+    }
+    if state.docs.contains_key(&key(doc.number())) {
+        return Err(inconsistent(format!("number {} is issued twice", doc.number())));
+    }
+    doc.check().map_err(inconsistent)?;
+    let credit = state.credit_after(&doc)?;
+    state.apply(doc, credit);
+    Ok(true)
+}
+
 impl<S: SequenceStore> Invoicing<S> {
     /// An issuer numbering from `store` into `series`, with every document the store
     /// already holds (of any series, configured or not) loaded and checked.
@@ -231,30 +262,7 @@ impl<S: SequenceStore> Invoicing<S> {
             }
         }
         let mut state = State::default();
-        store.for_each_record(&mut |record| {
-            let inconsistent = |reason: String| InvoiceError::Inconsistent {
-                series: record.series.to_string(),
-                sequence: record.sequence,
-                reason,
-            };
-            let doc: Document = serde_json::from_str(&record.body)?;
-            if doc.number().series() != &record.series || doc.number().sequence() != record.sequence {
-                return Err(inconsistent(format!("the document is numbered {}", doc.number())));
-            }
-            if doc.id() != &record.key {
-                return Err(inconsistent(format!("the document's id is {}", doc.id())));
-            }
-            if state.by_id.contains_key(doc.id()) {
-                return Err(inconsistent(format!("id {} is issued twice", doc.id())));
-            }
-            if state.docs.contains_key(&key(doc.number())) {
-                return Err(inconsistent(format!("number {} is issued twice", doc.number())));
-            }
-            doc.check().map_err(inconsistent)?;
-            let credit = state.credit_after(&doc)?;
-            state.apply(doc, credit);
-            Ok(())
-        })?;
+        store.for_each_record(&mut |record| load(&mut state, &record, false).map(|_| ()))?;
         Ok(Invoicing {
             store,
             series: by_name,
@@ -265,6 +273,27 @@ impl<S: SequenceStore> Invoicing<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Loads the documents the store holds that this issuer does not know yet (issued by
+    /// another process on a store that several share, such as `paygo_postgres`'s), checked
+    /// as [`Invoicing::open`] checks them; returns how many. It reads every record: for the
+    /// rare moment a draft turns out issued elsewhere ([`InvoiceError::AlreadyIssued`] from a
+    /// shared store), not for every issue.
+    ///
+    /// # Errors
+    ///
+    /// As [`Invoicing::open`]; [`InvoiceError::LockPoisoned`].
+    pub fn refresh(&self) -> Result<usize, InvoiceError> {
+        let mut state = self.lock()?;
+        let mut loaded = 0;
+        self.store.for_each_record(&mut |record| {
+            if load(&mut state, &record, true)? {
+                loaded += 1;
+            }
+            Ok(())
+        })?;
+        Ok(loaded)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, InvoiceError> {

@@ -490,3 +490,88 @@ fn measure_commit_rate() {
         );
     }
 }
+
+/// Two issuers on one schema (two replicas): a draft issued by one is refused as issued by
+/// the other, which then learns it with `Invoicing::refresh` and finds the same document —
+/// what the gateway does when a payment is reported again on another replica.
+#[test]
+fn a_document_issued_by_another_replica_is_learnt_not_issued_again() {
+    use chrono::NaiveDate;
+    use paygo_credits::{Currency, Money};
+    use paygo_invoice::{
+        DocumentKind, Draft, Invoicing, LineInput, Party, Payment, PaymentMethod, RoundingRules, Series,
+    };
+    use paygo_vat::{
+        Country, CountryCode, Customer, LocationEvidence, NoOutsideEuRules, Seller, Supply, VatId, VatIdStatus,
+        determine,
+    };
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "learnt");
+    let series = || vec![Series::new("INV-2026", DocumentKind::Invoice, 6).unwrap()];
+    let a = Invoicing::open(schema.open(), series()).unwrap();
+    let b = Invoicing::open(schema.open(), series()).unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let us: CountryCode = "US".parse().unwrap();
+    let party = |name: &str, country: CountryCode, vat_id| Party {
+        name: name.into(),
+        address: vec!["1 Main Street".into()],
+        country,
+        vat_id,
+    };
+    let supply = Supply {
+        seller: Seller {
+            country: Country::Ireland,
+            oss_registered: true,
+        },
+        customer: Customer {
+            evidence: LocationEvidence {
+                billing_country: Some(us),
+                ip_country: Some(us),
+                card_country: None,
+            },
+            vat_id: None,
+        },
+        date: day,
+    };
+    let draft = Draft {
+        id: DocumentId::new("pay-1").unwrap(),
+        series: SeriesName::new("INV-2026").unwrap(),
+        seller: party(
+            "paygo Ltd",
+            "IE".parse().unwrap(),
+            Some(VatId::parse("IE6433435F").unwrap()),
+        ),
+        buyer: party("Jane Doe", us, None),
+        supply_date: day,
+        currency: Currency::USD,
+        lines: vec![LineInput {
+            description: "API credits".into(),
+            quantity: 1.into(),
+            unit_price: Money::parse("10.00", Currency::USD).unwrap(),
+        }],
+        vat: determine(&supply, &|_: &VatId| VatIdStatus::Unknown, &NoOutsideEuRules).unwrap(),
+        payment: Payment {
+            method: PaymentMethod::Card,
+            reference: "pay-1".into(),
+            paid_on: Some(day),
+        },
+        rules: RoundingRules::default(),
+        national_fx: None,
+        buyer_reference: None,
+    };
+    let issued = a.issue(&draft, day).unwrap();
+    assert!(b.get_by_id(&draft.id).unwrap().is_none(), "B has not read it yet");
+    assert!(matches!(b.issue(&draft, day), Err(InvoiceError::AlreadyIssued { .. })));
+    assert_eq!(b.refresh().unwrap(), 1);
+    assert_eq!(b.get_by_id(&draft.id).unwrap(), Some(issued.clone()));
+    assert_eq!(b.refresh().unwrap(), 0, "nothing new the second time");
+    // B numbers on after A's number.
+    let next = Draft {
+        id: DocumentId::new("pay-2").unwrap(),
+        ..draft
+    };
+    assert_eq!(
+        b.issue(&next, day).unwrap().number().sequence(),
+        issued.number().sequence() + 1
+    );
+}
