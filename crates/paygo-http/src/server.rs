@@ -84,20 +84,8 @@ pub fn open_embedded<C: Clock + Clone + 'static>(
     options: ServerOptions,
     clock: C,
 ) -> Result<EmbeddedProxy<C>, HttpError> {
-    let dir = &options.data_dir;
-    let config = |what: String| HttpError::Config { what };
-    std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
-    // The ledger first: its lock keeps a second server away from every other file.
-    let billing = EmbeddedStore::open(
-        dir.join("ledger"),
-        BillingConfig::default(),
-        clock.clone(),
-        &OpenOptions::default(),
-    )
-    .map_err(|e| config(format!("{}: {e}", dir.join("ledger").display())))?;
-    let invoices = FileSequenceStore::open(dir.join("invoices"))
-        .map_err(|e| config(format!("{}: {e}", dir.join("invoices").display())))?;
-    open_with_stores(options, clock, billing, invoices)
+    let limits = InProcessStore::with_clock(&options.plan, clock.clone());
+    open_embedded_with_limiter(options, clock, limits)
 }
 
 /// As [`open_embedded`], with the rate limits in `limits` (a store that several replicas
@@ -119,6 +107,7 @@ where
     let dir = &options.data_dir;
     let config = |what: String| HttpError::Config { what };
     std::fs::create_dir_all(dir).map_err(|e| config(format!("data directory {}: {e}", dir.display())))?;
+    // The ledger first: its lock keeps a second server away from every other file.
     let billing = EmbeddedStore::open(
         dir.join("ledger"),
         BillingConfig::default(),
@@ -153,13 +142,8 @@ where
     C: Clock + Clone + 'static,
     S: SequenceStore + Send + Sync + 'static,
 {
-    let dir = &options.data_dir;
-    std::fs::create_dir_all(dir).map_err(|e| HttpError::Config {
-        what: format!("data directory {}: {e}", dir.display()),
-    })?;
-    let directory = Directory::open(dir)?;
-    let usage = UsageLog::open(dir)?;
-    open_with_parts(options, clock, billing, invoices, directory, usage)
+    let limits = InProcessStore::with_clock(&options.plan, clock.clone());
+    open_with_limiter(options, clock, billing, invoices, limits)
 }
 
 /// As [`open_with_stores`], with the rate limits in `limits` (a store that several replicas

@@ -118,7 +118,7 @@ impl PgRecords {
         let sql = Sql {
             append: format!(
                 "INSERT INTO {s}.streams (stream, seq, body) VALUES ($1, $2, $3)
-                 ON CONFLICT (stream, seq) DO NOTHING"
+                 ON CONFLICT (stream, seq) DO NOTHING RETURNING seq"
             ),
             read: format!("SELECT seq, body FROM {s}.streams WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
             put_usage: format!(
@@ -153,11 +153,19 @@ impl PgRecords {
         })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, PostgresError> {
-        self.pool
+    /// Runs the prepared statement `sql` with `params` on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, PostgresError> {
+        let client = self
+            .pool
             .get()
             .await
-            .map_err(|e| PostgresError::Database { reason: pool_error(&e) })
+            .map_err(|e| PostgresError::Database { reason: pool_error(&e) })?;
+        let st = client.prepare_cached(sql).await.map_err(|e| database(&e))?;
+        client.query(&st, params).await.map_err(|e| database(&e))
     }
 
     /// Appends `body` to `stream` as the record after `after` (the last sequence number the
@@ -175,15 +183,7 @@ impl PgRecords {
                 option: "after",
                 reason: format!("{after} is beyond the largest sequence number"),
             })?;
-        let client = self.client().await?;
-        let st = client
-            .prepare_cached(&self.sql.append)
-            .await
-            .map_err(|e| database(&e))?;
-        let n = client
-            .execute(&st, &[&stream, &next, &body])
-            .await
-            .map_err(|e| database(&e))?;
+        let n = self.query(&self.sql.append, &[&stream, &next, &body]).await?.len();
         // `next` is positive: it was checked above.
         Ok(if n == 1 {
             Appended::At(next.unsigned_abs())
@@ -199,12 +199,9 @@ impl PgRecords {
     /// [`PostgresError::Database`].
     pub async fn read(&self, stream: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>, PostgresError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let st = client.prepare_cached(&self.sql.read).await.map_err(|e| database(&e))?;
-        let rows = client
-            .query(&st, &[&stream, &after, &i64::from(limit)])
-            .await
-            .map_err(|e| database(&e))?;
+        let rows = self
+            .query(&self.sql.read, &[&stream, &after, &i64::from(limit)])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, i64>(0).unsigned_abs(), r.get::<_, String>(1)))
@@ -237,14 +234,9 @@ impl PgRecords {
         let prompt = tokens(row.prompt_tokens, "prompt_tokens")?;
         let completion = tokens(row.completion_tokens, "completion_tokens")?;
         let usd = row.usd.to_string();
-        let client = self.client().await?;
-        let st = client
-            .prepare_cached(&self.sql.put_usage)
-            .await
-            .map_err(|e| database(&e))?;
-        let n = client
-            .execute(
-                &st,
+        let n = self
+            .query(
+                &self.sql.put_usage,
                 &[
                     &row.key,
                     &uuid(row.account),
@@ -258,8 +250,8 @@ impl PgRecords {
                     &usd,
                 ],
             )
-            .await
-            .map_err(|e| database(&e))?;
+            .await?
+            .len();
         Ok(n == 1)
     }
 
@@ -269,13 +261,8 @@ impl PgRecords {
     ///
     /// [`PostgresError::Database`].
     pub async fn usage_record(&self, key: &str) -> Result<Option<String>, PostgresError> {
-        let client = self.client().await?;
-        let st = client
-            .prepare_cached(&self.sql.usage_record)
-            .await
-            .map_err(|e| database(&e))?;
-        let row = client.query_opt(&st, &[&key]).await.map_err(|e| database(&e))?;
-        Ok(row.map(|r| r.get(0)))
+        let rows = self.query(&self.sql.usage_record, &[&key]).await?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     /// The records of `account` admitted in `from_ns .. to_ns`, in time order.
@@ -285,15 +272,9 @@ impl PgRecords {
     /// [`PostgresError::Database`].
     pub async fn usage_records(&self, account: u128, from_ns: u64, to_ns: u64) -> Result<Vec<String>, PostgresError> {
         let (from, to) = (clamp(from_ns), clamp(to_ns));
-        let client = self.client().await?;
-        let st = client
-            .prepare_cached(&self.sql.usage_records)
-            .await
-            .map_err(|e| database(&e))?;
-        let rows = client
-            .query(&st, &[&uuid(account), &from, &to])
-            .await
-            .map_err(|e| database(&e))?;
+        let rows = self
+            .query(&self.sql.usage_records, &[&uuid(account), &from, &to])
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -306,15 +287,7 @@ impl PgRecords {
     /// of range.
     pub async fn usage_hours(&self, account: u128, from_ns: u64, to_ns: u64) -> Result<Vec<UsageHour>, PostgresError> {
         let (from, to) = (clamp(from_ns), clamp(to_ns));
-        let client = self.client().await?;
-        let st = client
-            .prepare_cached(&self.sql.usage_hours)
-            .await
-            .map_err(|e| database(&e))?;
-        let rows = client
-            .query(&st, &[&uuid(account), &from, &to])
-            .await
-            .map_err(|e| database(&e))?;
+        let rows = self.query(&self.sql.usage_hours, &[&uuid(account), &from, &to]).await?;
         let damaged = |what: String| PostgresError::SchemaDamaged { reason: what };
         rows.iter()
             .map(|r| {
