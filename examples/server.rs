@@ -41,8 +41,8 @@ use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
 use rust_decimal::Decimal;
 
-const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]]
-  --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo)
+const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME] [--usage-retention-days N]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]]
+  --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo); --usage-retention-days: each call's usage record is kept this long (default 30; 0 keeps them all), the hourly usage roll-ups for good
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
   --limiter: where rate limits live: this process (memory, the default) or Redis, shared by every server on the same server and --limiter-prefix (default paygo); --limiter-fail: a check while Redis does not answer is admitted (open, the default) or refused with 503 (closed)
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
@@ -55,7 +55,15 @@ struct Args {
     postgres: Option<(String, String)>,
     /// Redis options for the rate limits, or `None` for this process's memory.
     limiter: Option<RedisOptions>,
+    /// How long a shared usage log keeps each call's record (`None`: for good).
+    usage_retention: Option<Duration>,
 }
+
+/// How long a shared usage log keeps each call's record unless `--usage-retention-days`
+/// says otherwise.
+const USAGE_RETENTION_DAYS: u64 = 30;
+/// How often a server prunes the shared usage log.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The rate-limit store of every server: in memory or on Redis.
 type Limiter = LimiterStore<CustomerId>;
@@ -134,6 +142,7 @@ fn parse() -> Result<Option<Args>, String> {
     let mut burst = None;
     let mut store = None;
     let mut pg_schema = None;
+    let mut retention_days = None;
     let (mut limiter, mut limiter_prefix, mut limiter_fail) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -143,6 +152,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--data-dir" => data_dir = Some(PathBuf::from(value(&mut args, &arg)?)),
             "--store" => store = Some(value(&mut args, &arg)?),
             "--pg-schema" => pg_schema = Some(value(&mut args, &arg)?),
+            "--usage-retention-days" => retention_days = Some(number::<u64>(&mut args, &arg)?),
             "--prices" => prices_path = Some(value(&mut args, &arg)?),
             "--format" => format = Some(value(&mut args, &arg)?),
             "--admin-token" => admin_token = Some(value(&mut args, &arg)?),
@@ -188,10 +198,25 @@ fn parse() -> Result<Option<Args>, String> {
     let plan = plan(requests_per_hour, burst)?;
     let seller = seller()?;
     let postgres = store_of(store.as_deref(), pg_schema)?;
+    if postgres.is_none() && retention_days.is_some() {
+        return Err(format!(
+            "--usage-retention-days needs --store postgres://... (the data directory's usage log keeps every record)\n{USAGE}"
+        ));
+    }
+    let usage_retention = match retention_days.unwrap_or(USAGE_RETENTION_DAYS) {
+        0 => None,
+        days => Some(Duration::from_secs(days.checked_mul(86_400).ok_or_else(|| {
+            format!(
+                "--usage-retention-days {days}: expected at most {}\n{USAGE}",
+                u64::MAX / 86_400
+            )
+        })?)),
+    };
     let limiter = limiter_of(limiter.as_deref(), limiter_prefix, limiter_fail.as_deref())?;
     Ok(Some(Args {
         postgres,
         limiter,
+        usage_retention,
         listen,
         options: ServerOptions {
             data_dir,
@@ -322,6 +347,7 @@ fn main() -> ExitCode {
             options,
             postgres,
             limiter,
+            usage_retention,
         } = args;
         let Some(limiter) = open_limiter(limiter, &options.plan).await else {
             return ExitCode::FAILURE;
@@ -329,7 +355,7 @@ fn main() -> ExitCode {
         match postgres {
             None => match open_embedded_with_limiter(options, SystemClock::new(), limiter) {
                 Ok(proxy) => {
-                    run(Arc::new(proxy), &listen, |proxy| {
+                    run(Arc::new(proxy), &listen, None, |proxy| {
                         // Group commit at work: how many syncs the calls shared.
                         let records = proxy
                             .gateway()
@@ -395,7 +421,7 @@ fn main() -> ExitCode {
                     limiter,
                 ) {
                     Ok(proxy) => {
-                        run(Arc::new(proxy), &listen, |proxy| {
+                        run(Arc::new(proxy), &listen, usage_retention, |proxy| {
                             let stats = proxy.gateway().billing().stats();
                             format!(
                                 "{} billing commands in {} PostgreSQL transactions ({} run again after a conflict)",
@@ -429,10 +455,12 @@ async fn open_limiter(redis: Option<RedisOptions>, plan: &Plan) -> Option<Limite
     }
 }
 
-/// Reconciles, listens, serves until a signal, and reports what the stores did.
+/// Reconciles, listens, serves until a signal (pruning the usage records older than
+/// `retention` every hour), and reports what the stores did.
 async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static>(
     proxy: Arc<Proxy<B, Limiter, SystemClock, S>>,
     listen: &str,
+    retention: Option<Duration>,
     report: impl FnOnce(&Proxy<B, Limiter, SystemClock, S>) -> String,
 ) -> ExitCode {
     match proxy.reconcile().await {
@@ -457,7 +485,27 @@ async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) = serve(listener, Arc::clone(&proxy), shutdown_signal()).await {
+    let pruner = retention.map(|retention| {
+        // A weak handle: the proxy is taken back whole when the server stops.
+        let proxy = Arc::downgrade(&proxy);
+        tokio::spawn(async move {
+            loop {
+                let Some(live) = proxy.upgrade() else { return };
+                match live.prune_usage(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!("server: pruned {n} usage records older than the usage retention"),
+                    Err(e) => eprintln!("server: pruning the usage records: {e} (tried again in an hour)"),
+                }
+                drop(live);
+                tokio::time::sleep(PRUNE_EVERY).await;
+            }
+        })
+    });
+    let served = serve(listener, Arc::clone(&proxy), shutdown_signal()).await;
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
+    if let Err(e) = served {
         eprintln!("server: {e}");
         return ExitCode::FAILURE;
     }

@@ -153,6 +153,11 @@ pub(crate) fn with_meta(object: &[u8], meta: &str) -> Option<Vec<u8>> {
 /// How old a charge must be for [`Proxy::reconcile`] to rebuild its missing record in a
 /// shared usage log.
 const SHARED_RECONCILE_GRACE_NS: u64 = 60_000_000_000;
+/// How far after a shared usage log's horizon a charge must be for [`Proxy::reconcile`] to
+/// rebuild its missing record: a day, so that a prune running at the same time (which
+/// raises the horizon by the time since the last one) cannot delete a record that
+/// reconcile has just found missing and then writes again.
+const SHARED_RECONCILE_HORIZON_MARGIN_NS: u64 = 24 * 3_600_000_000_000;
 
 pub(crate) fn request_id(hold: HoldId) -> String {
     format!("req_{:032x}", hold.0)
@@ -259,13 +264,29 @@ where
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Deletes the usage records of calls older than `retention` (by the gateway's clock)
+    /// from a shared usage log ([`UsageLog::prune`]: the hourly roll-ups stay) and returns
+    /// how many; a log that is not shared keeps everything (0). Any replica may run it, as
+    /// often as it likes (the server example: hourly, `--usage-retention-days`).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when the shared log cannot be written.
+    pub async fn prune_usage(&self, retention: std::time::Duration) -> Result<u64, HttpError> {
+        let retention_ns = u64::try_from(retention.as_nanos()).unwrap_or(u64::MAX);
+        let before_ns = self.gateway.clock().now_ns().saturating_sub(retention_ns);
+        self.usage.prune(before_ns).await
+    }
+
     /// Opens the billing accounts of directory accounts the store does not have (their
     /// creation was cut), and rebuilds the usage records a crash lost: every charge in an account's ledger history
     /// whose call has no record gets one ([`Settlement::Recovered`]: the credits and time
     /// from the ledger, the model `"unknown"`, no usage), so that the usage endpoints always
     /// add up to what the ledger charged. Run it once after opening, before serving;
     /// returns how many records were rebuilt. With a shared usage log, charges of the last
-    /// minute are left alone: another replica may still be writing their records.
+    /// minute are left alone (another replica may still be writing their records), and so
+    /// are charges before the log's horizon and a day after it (their records were pruned
+    /// on purpose: [`Proxy::prune_usage`]).
     ///
     /// # Errors
     ///
@@ -279,6 +300,12 @@ where
             self.gateway.clock().now_ns().saturating_sub(SHARED_RECONCILE_GRACE_NS)
         } else {
             u64::MAX
+        };
+        // Charges before the horizon (and a margin) had their records pruned on purpose:
+        // their calls are in the hourly roll-ups.
+        let oldest_ns = match self.usage.horizon_ns().await? {
+            0 => 0,
+            horizon => horizon.saturating_add(SHARED_RECONCILE_HORIZON_MARGIN_NS),
         };
         for account in self.directory.accounts() {
             let mut query = HistoryQuery::newest(HISTORY_PAGE_MAX);
@@ -301,7 +328,7 @@ where
                     let EntryKind::Charge { hold } = entry.kind else {
                         continue;
                     };
-                    if entry.at_ns > newest_ns {
+                    if entry.at_ns > newest_ns || entry.at_ns < oldest_ns {
                         continue;
                     }
                     let request_id = request_id(hold);

@@ -11,7 +11,9 @@
 //! (`UsageLog::shared`): each record is a row written once by request id, with the
 //! hourly roll-up of its account and model updated in the same statement
 //! (`paygo_postgres::PgRecords`); usage pages read the roll-ups for whole hours and the
-//! records only for the partial hours at a range's ends.
+//! records only for the partial hours at a range's ends. The records of a shared log are
+//! kept for a retention period ([`UsageLog::prune`]); the roll-ups for good, so usage of an
+//! older range is still answered, by the hour.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -290,7 +292,8 @@ impl UsageLog {
     /// # Errors
     ///
     /// [`HttpError::InvalidField`] for an empty range or a zero bucket (or, for a shared
-    /// log, a bucket that is not a whole number of hours);
+    /// log, a bucket that is not a whole number of hours, or a bound that is not a whole
+    /// hour before the log's horizon: see [`UsageLog::prune`]);
     /// [`HttpError::Credits`] if a sum leaves the range of credits; [`HttpError::Storage`]
     /// when a shared log cannot be read.
     // Async for the shared store (the `postgres` feature); without it the work is in memory.
@@ -355,7 +358,17 @@ impl UsageLog {
                 if from >= to {
                     continue;
                 }
-                for body in shared.usage_records(account.0, from, to).await.map_err(shared_error)? {
+                let bodies = match shared.usage_records(account.0, from, to).await {
+                    Ok(bodies) => bodies,
+                    Err(paygo_postgres::PostgresError::Pruned { .. }) => {
+                        return Err(HttpError::InvalidField {
+                            field: "from",
+                            expected: "a whole hour (usage older than the usage retention is kept by the hour)",
+                        });
+                    }
+                    Err(e) => return Err(shared_error(e)),
+                };
+                for body in bodies {
                     let record: CallRecord = serde_json::from_str(&body).map_err(shared_error)?;
                     buckets.add(record.at_ns, &record.model, Sums::of(&record))?;
                 }
@@ -405,6 +418,46 @@ impl UsageLog {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    /// Deletes the records of calls admitted before `before_ns` from a shared log, and
+    /// returns how many (every replica may run it, at any time). The hourly roll-ups stay:
+    /// usage of those hours is still answered, by the hour; what goes is each call's own
+    /// record (`GET /v1/generation/{request_id}` answers 404 for it) and the detail of
+    /// partial hours (a usage range that starts or ends inside an hour before the horizon
+    /// is refused, never answered short). The horizon only rises; a record older than it is
+    /// never written again (its call is in the roll-up already).
+    ///
+    /// A log that is not shared keeps every record (its file is the record) and returns 0.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared log cannot be written.
+    // Async for the shared store (the `postgres` feature); without it there is nothing to do.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
+    pub async fn prune(&self, before_ns: u64) -> Result<u64, HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            return shared.prune_usage(before_ns).await.map_err(shared_error);
+        }
+        let _ = before_ns;
+        Ok(0)
+    }
+
+    /// The log's horizon: calls admitted before it may have no record any more
+    /// ([`UsageLog::prune`]); 0 for a log that is not shared.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`] when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it there is nothing to read.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
+    pub async fn horizon_ns(&self) -> Result<u64, HttpError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            return shared.usage_horizon().await.map_err(shared_error);
+        }
+        Ok(0)
+    }
+
     /// Whether a record has this request id.
     ///
     /// # Errors
@@ -425,7 +478,8 @@ impl UsageLog {
             .contains_key(request_id))
     }
 
-    /// Every record of `account`, in the order written (for a shared log: by time).
+    /// Every record of `account`, in the order written (for a shared log: by time, those
+    /// from its horizon on).
     ///
     /// # Errors
     ///
@@ -435,8 +489,9 @@ impl UsageLog {
     pub async fn records(&self, account: CustomerId) -> Result<Vec<Arc<CallRecord>>, HttpError> {
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
+            let horizon = shared.usage_horizon().await.map_err(shared_error)?;
             let bodies = shared
-                .usage_records(account.0, 0, u64::MAX)
+                .usage_records(account.0, horizon, u64::MAX)
                 .await
                 .map_err(shared_error)?;
             return bodies

@@ -188,3 +188,73 @@ proptest! {
         });
     }
 }
+
+/// Whether the shared log can answer `from .. to` exactly once its records before
+/// `horizon` are pruned: the partial hours at the range's ends are read from the records,
+/// so each end that is not a whole hour must be at or after the horizon.
+fn answerable(from: u64, to: u64, horizon: u64) -> bool {
+    let first_hour = from.div_ceil(HOUR) * HOUR;
+    let end_hour = to - to % HOUR;
+    if first_hour >= end_hour {
+        return from >= horizon;
+    }
+    (from == first_hour || from >= horizon) && (end_hour == to || end_hour >= horizon)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Pruned records leave every answer that the hourly roll-ups can give unchanged, and
+    /// a range that would need a pruned record is refused, never answered short; pruned
+    /// calls are neither found nor written again.
+    #[test]
+    fn a_pruned_log_answers_by_the_hour_or_refuses(
+        calls in proptest::collection::vec((0u64..(12 * HOUR), 0usize..3, 0u32..5_000_000), 1..40),
+        horizon in 0u64..(12 * HOUR),
+        ranges in proptest::collection::vec((0u64..12, 0u64..HOUR, 1u64..12, 0u64..HOUR, any::<bool>()), 1..8),
+    ) {
+        let Some(url) = url() else { return Ok(()) };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let schema = Schema::new(url, "pruned").await;
+            let shared = UsageLog::shared(schema.records().await);
+            let memory = UsageLog::in_memory();
+            for (n, &(at, model, micro)) in calls.iter().enumerate() {
+                let r = record(n, 1, T0 + at, model, micro);
+                shared.append(r.clone()).await.unwrap();
+                memory.append(r).await.unwrap();
+            }
+            let horizon = T0 + horizon;
+            let before = calls.iter().filter(|c| T0 + c.0 < horizon).count() as u64;
+            assert_eq!(shared.prune(horizon).await.unwrap(), before);
+            assert_eq!(shared.horizon_ns().await.unwrap(), horizon);
+            for &(from_h, from_off, len_h, to_off, aligned) in &ranges {
+                let from = T0 + from_h * HOUR + if aligned { 0 } else { from_off };
+                let to = from - from % HOUR + len_h * HOUR + if aligned { 0 } else { to_off };
+                if from >= to {
+                    continue;
+                }
+                let want = memory.usage(CustomerId(1), from, to, HOUR, true).await.unwrap();
+                let got = shared.usage(CustomerId(1), from, to, HOUR, true).await;
+                if answerable(from, to, horizon) {
+                    assert_eq!(got.unwrap(), want, "{from}..{to}, horizon {horizon}");
+                } else {
+                    assert!(
+                        matches!(got, Err(paygo_http::HttpError::InvalidField { field: "from", .. })),
+                        "{from}..{to} needs pruned records (horizon {horizon}): {got:?}"
+                    );
+                }
+            }
+            for (n, &(at, model, micro)) in calls.iter().enumerate() {
+                let id = format!("req_{n}");
+                let kept = T0 + at >= horizon;
+                assert_eq!(shared.contains(&id).await.unwrap(), kept, "{id}");
+                if !kept {
+                    // A pruned call written again is refused: it would count twice.
+                    assert!(shared.append(record(n, 1, T0 + at, model, micro)).await.is_err());
+                }
+            }
+            assert_eq!(shared.records(CustomerId(1)).await.unwrap().len() as u64, calls.len() as u64 - before);
+        });
+    }
+}

@@ -48,6 +48,16 @@ pub enum PostgresError {
         /// What was found.
         reason: String,
     },
+    /// Records older than the usage horizon were pruned ([`crate::PgRecords::prune_usage`]):
+    /// a range that starts before it may miss some, and a record older than it is not
+    /// written again (its call is already in the hourly roll-up).
+    #[error(
+        "usage records admitted before {before_ns} ns since the epoch were pruned: expected a time at or after it (older usage is kept by the hour)"
+    )]
+    Pruned {
+        /// The horizon, in nanoseconds since the Unix epoch.
+        before_ns: u64,
+    },
     /// The store was opened with billing settings other than those it was created with:
     /// every replica must run the same rules.
     #[error("billing settings differ from the store's: it has {stored}, this process was given {given}")]

@@ -1,6 +1,7 @@
 //! What the HTTP layer shares between replicas beside the balances: ordered streams of
 //! records every replica keeps in memory (the account directory), and the usage records of
-//! charged calls with their hourly roll-ups. Schema version 4 (`migrations/0004_records.sql`).
+//! charged calls with their hourly roll-ups. Schema versions 4 and 5
+//! (`migrations/0004_records.sql`, `migrations/0005_usage_retention.sql`).
 
 use deadpool_postgres::Pool;
 use rust_decimal::Decimal;
@@ -66,6 +67,9 @@ pub struct UsageHour {
 /// Nanoseconds in an hour.
 const HOUR_NS: u64 = 3_600_000_000_000;
 
+/// Records one prune statement deletes at most: short transactions, never a long lock.
+const USAGE_PRUNE_CHUNK: i64 = 10_000;
+
 /// Streams and usage records in PostgreSQL, shared by every replica that opens the same
 /// schema (see the module docs). `Clone` shares the pool.
 #[derive(Clone)]
@@ -87,6 +91,9 @@ struct Sql {
     usage_record: String,
     usage_records: String,
     usage_hours: String,
+    horizon: String,
+    raise_horizon: String,
+    prune_usage: String,
 }
 
 fn database(error: &tokio_postgres::Error) -> PostgresError {
@@ -123,7 +130,8 @@ impl PgRecords {
             read: format!("SELECT seq, body FROM {s}.streams WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
             put_usage: format!(
                 "WITH r AS (
-                   INSERT INTO {s}.usage_records (key, account, at_ns, body) VALUES ($1, $2, $3, $4)
+                   INSERT INTO {s}.usage_records (key, account, at_ns, body)
+                   SELECT $1, $2, $3, $4 FROM {s}.usage_pruned WHERE $3 >= before_ns
                    ON CONFLICT (key) DO NOTHING RETURNING 1)
                  INSERT INTO {s}.usage_hourly AS h
                    (account, hour_ns, model, calls, prompt_tokens, completion_tokens, credits, usd)
@@ -145,6 +153,14 @@ impl PgRecords {
                 "SELECT hour_ns, model, calls, prompt_tokens, completion_tokens, credits, usd::text
                    FROM {s}.usage_hourly
                   WHERE account = $1 AND hour_ns >= $2 AND hour_ns < $3 ORDER BY hour_ns, model"
+            ),
+            horizon: format!("SELECT before_ns FROM {s}.usage_pruned"),
+            raise_horizon: format!(
+                "UPDATE {s}.usage_pruned SET before_ns = greatest(before_ns, $1) RETURNING before_ns"
+            ),
+            prune_usage: format!(
+                "DELETE FROM {s}.usage_records WHERE key = ANY(ARRAY(
+                   SELECT key FROM {s}.usage_records WHERE at_ns < $1 LIMIT $2))"
             ),
         };
         Ok(PgRecords {
@@ -215,7 +231,9 @@ impl PgRecords {
     /// # Errors
     ///
     /// [`PostgresError::InvalidOption`] for a time or a token count out of range;
-    /// [`PostgresError::Database`].
+    /// [`PostgresError::Pruned`] for a record admitted before the usage horizon (it may have
+    /// been written and pruned: writing it again would count its call twice in the
+    /// roll-up); [`PostgresError::Database`].
     pub async fn put_usage(&self, row: &UsageRow<'_>) -> Result<bool, PostgresError> {
         let at = ns(row.at_ns).map_err(|e| PostgresError::InvalidOption {
             option: "at_ns",
@@ -252,7 +270,79 @@ impl PgRecords {
             )
             .await?
             .len();
+        if n == 0 {
+            // Written before, or refused as older than the horizon: which one?
+            let before_ns = self.horizon().await?;
+            if row.at_ns < before_ns {
+                return Err(PostgresError::Pruned { before_ns });
+            }
+        }
         Ok(n == 1)
+    }
+
+    /// The usage horizon: records admitted before it may have been pruned (0 when none
+    /// was).
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::Database`]; [`PostgresError::SchemaDamaged`] when the horizon's row
+    /// is missing.
+    pub async fn usage_horizon(&self) -> Result<u64, PostgresError> {
+        self.horizon().await
+    }
+
+    async fn horizon(&self) -> Result<u64, PostgresError> {
+        let rows = self.query(&self.sql.horizon, &[]).await?;
+        let row = rows.first().ok_or_else(|| PostgresError::SchemaDamaged {
+            reason: "usage_pruned has no row".to_owned(),
+        })?;
+        ns_back(row.get(0)).map_err(|e| PostgresError::SchemaDamaged { reason: e.to_string() })
+    }
+
+    /// Deletes the usage records admitted before `before_ns` (the hourly roll-ups stay:
+    /// usage of those hours is still answered by the hour), in chunks of 10,000 rows per
+    /// transaction. First raises the horizon to `before_ns` (never lowers it), so that from
+    /// then on a range starting before it is refused by [`PgRecords::usage_records`] rather
+    /// than answered short, and a record older than it is refused by
+    /// [`PgRecords::put_usage`]. Any replica may run it, at any time; returns how many
+    /// records it deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::InvalidOption`] for a time past 2262; [`PostgresError::Database`].
+    pub async fn prune_usage(&self, before_ns: u64) -> Result<u64, PostgresError> {
+        let before = ns(before_ns).map_err(|e| PostgresError::InvalidOption {
+            option: "before_ns",
+            reason: e.to_string(),
+        })?;
+        let rows = self.query(&self.sql.raise_horizon, &[&before]).await?;
+        // Nothing is deleted unless the horizon was raised first.
+        let horizon: i64 = rows
+            .first()
+            .map(|r| r.get(0))
+            .ok_or_else(|| PostgresError::SchemaDamaged {
+                reason: "usage_pruned has no row".to_owned(),
+            })?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| PostgresError::Database { reason: pool_error(&e) })?;
+        let st = client
+            .prepare_cached(&self.sql.prune_usage)
+            .await
+            .map_err(|e| database(&e))?;
+        let mut deleted = 0;
+        loop {
+            let n = client
+                .execute(&st, &[&horizon, &USAGE_PRUNE_CHUNK])
+                .await
+                .map_err(|e| database(&e))?;
+            deleted += n;
+            if n < USAGE_PRUNE_CHUNK.unsigned_abs() {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// The record written under `key`.
@@ -269,12 +359,19 @@ impl PgRecords {
     ///
     /// # Errors
     ///
-    /// [`PostgresError::Database`].
+    /// [`PostgresError::Pruned`] when `from_ns` is before the usage horizon (some of the
+    /// range's records may have been deleted); [`PostgresError::Database`].
     pub async fn usage_records(&self, account: u128, from_ns: u64, to_ns: u64) -> Result<Vec<String>, PostgresError> {
         let (from, to) = (clamp(from_ns), clamp(to_ns));
         let rows = self
             .query(&self.sql.usage_records, &[&uuid(account), &from, &to])
             .await?;
+        // The horizon is read after the records: it is raised before a record is deleted,
+        // so a deletion the read above missed records shows here.
+        let before_ns = self.horizon().await?;
+        if from_ns < before_ns {
+            return Err(PostgresError::Pruned { before_ns });
+        }
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_invoices.sql"),
     include_str!("../migrations/0003_write_path.sql"),
     include_str!("../migrations/0004_records.sql"),
+    include_str!("../migrations/0005_usage_retention.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -161,3 +161,88 @@ async fn usage_records_are_written_once_and_roll_up_exactly() {
     );
     assert!(store.usage_records(9, 0, u64::MAX).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_deletes_old_records_keeps_the_hours_and_refuses_what_it_could_miscount() {
+    const HOUR: u64 = 3_600_000_000_000;
+    let Some(url) = url() else { return };
+    let schema = Schema::new(url, "prune").await;
+    let store = PgRecords::open(&schema.options()).await.unwrap();
+    // Another replica on the same schema.
+    let replica = PgRecords::open(&schema.options()).await.unwrap();
+    let t0 = 1_764_000_000 * 1_000_000_000 / HOUR * HOUR;
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    // Ten calls in each of three hours, account 7.
+    for (i, key) in keys.iter().enumerate() {
+        let at_ns = t0 + (i as u64 / 10) * HOUR + i as u64;
+        let row = UsageRow {
+            key,
+            account: 7,
+            at_ns,
+            model: "m",
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            credits: 3,
+            usd: "0.0000015".parse().unwrap(),
+            body: key,
+        };
+        assert!(store.put_usage(&row).await.unwrap());
+    }
+    assert_eq!(store.usage_horizon().await.unwrap(), 0);
+    // Prune the first hour and a half.
+    let horizon = t0 + HOUR + HOUR / 2;
+    assert_eq!(
+        store.prune_usage(horizon).await.unwrap(),
+        20,
+        "the records before the horizon"
+    );
+    assert_eq!(replica.usage_horizon().await.unwrap(), horizon);
+    // A lower horizon never lowers it, and finds nothing more.
+    assert_eq!(replica.prune_usage(t0).await.unwrap(), 0);
+    assert_eq!(store.usage_horizon().await.unwrap(), horizon);
+    // The hours stay, exactly.
+    let hours = replica.usage_hours(7, t0, t0 + 3 * HOUR).await.unwrap();
+    assert_eq!(
+        hours.iter().map(|h| (h.calls, h.credits)).collect::<Vec<_>>(),
+        vec![(10, 30), (10, 30), (10, 30)]
+    );
+    assert_eq!(hours[0].usd, "0.000015".parse::<Decimal>().unwrap());
+    // Raw records: gone before the horizon, a range starting before it is refused (never
+    // answered short), one starting at it is whole.
+    assert_eq!(replica.usage_record("k0").await.unwrap(), None);
+    assert_eq!(replica.usage_record("k29").await.unwrap().as_deref(), Some("k29"));
+    assert!(matches!(
+        replica.usage_records(7, t0 + HOUR, t0 + 3 * HOUR).await,
+        Err(paygo_postgres::PostgresError::Pruned { before_ns }) if before_ns == horizon
+    ));
+    assert_eq!(
+        replica.usage_records(7, horizon, t0 + 3 * HOUR).await.unwrap().len(),
+        10
+    );
+    // A pruned record written again (a retry, a rebuild) is refused: its call is in the
+    // roll-up already, and would count twice.
+    let again = UsageRow {
+        key: "k0",
+        account: 7,
+        at_ns: t0,
+        model: "m",
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        credits: 3,
+        usd: "0.0000015".parse().unwrap(),
+        body: "k0",
+    };
+    assert!(matches!(
+        replica.put_usage(&again).await,
+        Err(paygo_postgres::PostgresError::Pruned { .. })
+    ));
+    assert_eq!(replica.usage_hours(7, t0, t0 + HOUR).await.unwrap()[0].calls, 10);
+    // A record still kept, written again, is a plain duplicate.
+    let kept = UsageRow {
+        key: "k29",
+        at_ns: t0 + 2 * HOUR + 29,
+        body: "k29",
+        ..again
+    };
+    assert!(!replica.put_usage(&kept).await.unwrap());
+}
