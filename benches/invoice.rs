@@ -67,6 +67,7 @@ fn draft(id: u64) -> Draft {
         rules: RoundingRules::default(),
         national_fx: Some(FxRate::new(Currency::USD, Currency::EUR, "0.9234".parse().unwrap(), day()).unwrap()),
         buyer_reference: None,
+        customer_number: None,
     }
 }
 

@@ -34,18 +34,19 @@ use paygo::ratelimit::{InProcessStore, Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
 use paygo_http::{
-    Directory, Proxy, ProxyOptions, SellerOptions, ServerOptions, UsageLog, open_embedded_with_limiter,
-    open_with_parts_and_limiter, serve,
+    Directory, PortalOptions, PortalSecret, Proxy, ProxyOptions, SellerOptions, ServerOptions, UsageLog,
+    open_embedded_with_limiter, open_with_parts_and_limiter, serve,
 };
 use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
 use rust_decimal::Decimal;
 
-const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME] [--usage-retention-days N]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]]
+const USAGE: &str = "usage: server --listen ADDR --upstream URL --data-dir DIR [--store embedded|postgres://USER@HOST[:PORT]/DB [--pg-schema NAME] [--usage-retention-days N]] [--prices FILE --format litellm|paygo|openrouter] [--admin-token T] [--fx-rates FILE] [--pass-through PREFIX]... [--body-limit BYTES] [--upstream-timeout-ms MS] [--requests-per-hour N --burst N] [--limiter memory|redis://HOST:PORT [--limiter-prefix P] [--limiter-fail open|closed]] [--portal-secure-cookies]
   --store: where balances, accounts, keys and usage records live: the data directory (embedded, the default) or PostgreSQL, shared by every server on the same database and schema (--pg-schema, default paygo); --usage-retention-days: each call's usage record is kept this long (default 30; 0 keeps them all), the hourly usage roll-ups for good
   the plan of every account: Pay As You Go (18,000 requests an hour, 60 at once) unless --requests-per-hour / --burst say otherwise
   --limiter: where rate limits live: this process (memory, the default) or Redis, shared by every server on the same server and --limiter-prefix (default paygo); --limiter-fail: a check while Redis does not answer is admitted (open, the default) or refused with 503 (closed)
   the upstream's key: PAYGO_UPSTREAM_API_KEY; the operator token: --admin-token or PAYGO_ADMIN_TOKEN
+  the billing portal: http://ADDR/portal (docs/portal.md); its sessions are signed with PAYGO_PORTAL_SECRET (64 hex digits; give every replica the same) or else a secret kept in the data directory (portal.secret); --portal-secure-cookies when it is reached over TLS
   --fx-rates FILE: a JSON object of USD rates, {\"EUR\": \"0.9230\", \"PLN\": \"3.9512\"}, for the VAT amounts of invoices";
 
 struct Args {
@@ -144,6 +145,7 @@ fn parse() -> Result<Option<Args>, String> {
     let mut pg_schema = None;
     let mut retention_days = None;
     let (mut limiter, mut limiter_prefix, mut limiter_fail) = (None, None, None);
+    let mut secure_cookies = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -165,6 +167,7 @@ fn parse() -> Result<Option<Args>, String> {
             "--limiter" => limiter = Some(value(&mut args, &arg)?),
             "--limiter-prefix" => limiter_prefix = Some(value(&mut args, &arg)?),
             "--limiter-fail" => limiter_fail = Some(value(&mut args, &arg)?),
+            "--portal-secure-cookies" => secure_cookies = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -189,6 +192,16 @@ fn parse() -> Result<Option<Args>, String> {
     proxy.upstream_api_key = std::env::var("PAYGO_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty());
     proxy.admin_token = admin_token;
     proxy.pass_through = pass_through;
+    let secret = match std::env::var("PAYGO_PORTAL_SECRET").ok().filter(|s| !s.is_empty()) {
+        Some(hex) => PortalSecret::from_hex(&hex).map_err(|e| format!("PAYGO_PORTAL_SECRET: {e}"))?,
+        None => {
+            std::fs::create_dir_all(&data_dir).map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
+            PortalSecret::load_or_create(&data_dir).map_err(|e| e.to_string())?
+        }
+    };
+    let mut portal = PortalOptions::new(secret);
+    portal.secure_cookies = secure_cookies;
+    proxy.portal = Some(portal);
     if let Some(limit) = body_limit {
         proxy.body_limit_bytes = limit;
     }
@@ -259,6 +272,7 @@ fn seller() -> Result<SellerOptions, String> {
             oss_registered: true,
         },
         series: "INV-2026".into(),
+        credit_note_series: "CN-2026".into(),
     })
 }
 

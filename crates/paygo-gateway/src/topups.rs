@@ -13,9 +13,10 @@ use paygo_invoice::{
     Document, DocumentId, Draft, InvoiceError, Invoicing, LineInput, Party, Payment, PaymentMethod as InvoicePayment,
     RoundingRules, SequenceStore, SeriesName,
 };
+use paygo_invoice::{DocumentNumber, VatRefundDraft};
 use paygo_vat::{
-    Country, Customer, Determination, LocationEvidence, OutsideEuRules, Seller, Supply, VatId, VatIdConfirmer,
-    determine,
+    Country, Customer, Determination, LocationEvidence, OutsideEuRules, RefundDecision, RefundPolicy, RefundRequest,
+    RejectReason, RetryReason, Seller, Supply, VatId, VatIdConfirmer, VatIdStatus, decide_refund, determine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,19 @@ pub struct Invoiced {
     pub invoice: Document,
 }
 
+/// What a request for the VAT of an invoice back came to ([`TopUps::refund_vat`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum VatRefund {
+    /// Approved: the credit note that gives the VAT back (issued now, or earlier for the
+    /// same invoice).
+    CreditNote(Box<Document>),
+    /// Rejected, and why.
+    Rejected(RejectReason),
+    /// Not decided: ask again later (the VAT ID could not be confirmed now).
+    RetryLater(RetryReason),
+}
+
 /// The exchange rates the invoices need: USD to the national currency of the member state
 /// of supply on a day (Article 230), or `None` when the service has none for that day
 /// (an invoice that needs one is then refused, never issued without it).
@@ -128,6 +142,9 @@ pub struct TopUpOptions {
     pub seller_vat: Seller,
     /// The invoice series.
     pub series: SeriesName,
+    /// The credit-note series of VAT refunds ([`TopUps::refund_vat`]); `None`: refunds are
+    /// refused.
+    pub credit_note_series: Option<SeriesName>,
     /// USD to credits (the billing layer's rate: the line says how many credits).
     pub credit_rate: CreditRate,
     /// How amounts round.
@@ -261,6 +278,84 @@ impl<S: SequenceStore> TopUps<S> {
         Ok(Invoiced { credits, invoice })
     }
 
+    /// Whether `id` is confirmed (VIES, or the cache of it the options give).
+    pub fn confirm_vat_id(&self, id: &VatId) -> VatIdStatus {
+        self.options.confirmer.confirm(id)
+    }
+
+    /// Asks for the VAT of invoice `invoice` back, the customer having given `vat_id` (a
+    /// business customer who paid VAT before giving it): the VAT ID is confirmed, the
+    /// refund decided by [`decide_refund`] (the seller's member state, the default time
+    /// limit), and an approved refund issued as a VAT-only credit note in the credit-note
+    /// series, refunded the way the invoice was paid. Asked again for the same invoice, an
+    /// approved refund answers the credit note issued the first time (its id is
+    /// `vat-refund-` and the invoice's number), on any replica.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Invoice`]: [`InvoiceError::UnknownDocument`] for an unknown invoice,
+    /// [`InvoiceError::NotEuSupply`], [`InvoiceError::UnknownSeries`] when no credit-note
+    /// series is configured, and the errors of issuing; [`GatewayError::Vat`] for facts
+    /// the decision cannot use.
+    pub fn refund_vat(
+        &self,
+        invoice: &DocumentNumber,
+        vat_id: VatId,
+        requested_on: NaiveDate,
+    ) -> Result<VatRefund, GatewayError> {
+        let id = DocumentId::new(&format!("vat-refund-{invoice}"))?;
+        if let Some(note) = self.invoicing.get_by_id(&id)? {
+            return Ok(VatRefund::CreditNote(Box::new(note)));
+        }
+        let series = self
+            .options
+            .credit_note_series
+            .clone()
+            .ok_or_else(|| InvoiceError::UnknownSeries {
+                series: "(no credit-note series configured for VAT refunds)".into(),
+            })?;
+        let original = self
+            .invoicing
+            .get(invoice)?
+            .ok_or_else(|| InvoiceError::UnknownDocument {
+                number: invoice.to_string(),
+            })?;
+        let request = RefundRequest {
+            invoice: self.invoicing.refund_facts(invoice)?,
+            vat_id,
+            confirmation: self.options.confirmer.confirm(&vat_id),
+            requested_on,
+        };
+        let decision = decide_refund(&request, &RefundPolicy::new(self.options.seller_vat.country))?;
+        match decision {
+            RefundDecision::Approved { .. } => {}
+            RefundDecision::Rejected { reason } => return Ok(VatRefund::Rejected(reason)),
+            RefundDecision::RetryLater { reason } => return Ok(VatRefund::RetryLater(reason)),
+        }
+        let draft = VatRefundDraft {
+            id: id.clone(),
+            series,
+            original: invoice.clone(),
+            refund: Payment {
+                method: original.payment().method,
+                reference: id.to_string(),
+                paid_on: Some(requested_on),
+            },
+        };
+        match self.invoicing.issue_vat_refund(&draft, &decision, requested_on) {
+            Ok(note) => Ok(VatRefund::CreditNote(Box::new(note))),
+            // Issued by another replica: learnt, as for invoices.
+            Err(InvoiceError::AlreadyIssued { .. }) => {
+                self.invoicing.refresh()?;
+                let note = self.invoicing.get_by_id(&id)?.ok_or_else(|| GatewayError::Contract {
+                    what: format!("document {id} was refused as issued but is not in the store"),
+                })?;
+                Ok(VatRefund::CreditNote(Box::new(note)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The VAT of the supply `paid`.
     fn vat(&self, paid: &PaidTopUp) -> Result<Determination, GatewayError> {
         let supply = Supply {
@@ -321,6 +416,7 @@ impl<S: SequenceStore> TopUps<S> {
             rules: self.options.rounding,
             national_fx,
             buyer_reference: paid.purchase_order.clone(),
+            customer_number: Some(paid.customer.0.to_string()),
         };
         Ok(self.invoicing.issue(&draft, day)?)
     }

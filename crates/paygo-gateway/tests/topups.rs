@@ -12,7 +12,7 @@ use paygo_billing::{
     PaymentMethod, Receipt, Reference, Refusal, TopUpAmount, TopUpId, block_on,
 };
 use paygo_credits::{CreditRate, Credits, Currency, FxRate, Money};
-use paygo_gateway::{Buyer, GatewayError, PaidFor, PaidTopUp, TopUpOptions, TopUps};
+use paygo_gateway::{Buyer, GatewayError, PaidFor, PaidTopUp, TopUpOptions, TopUps, VatRefund};
 use paygo_invoice::{DocumentKind, Invoicing, MemorySequenceStore, Party, RoundingRules, Series, SeriesName};
 use paygo_time::ManualClock;
 use paygo_vat::{Country, LocationEvidence, NoOutsideEuRules, Seller, VatId, VatIdStatus};
@@ -26,7 +26,10 @@ fn day() -> NaiveDate {
 fn service() -> TopUps<MemorySequenceStore> {
     let invoicing = Invoicing::open(
         MemorySequenceStore::new(),
-        vec![Series::new("INV-2026", DocumentKind::Invoice, 6).unwrap()],
+        vec![
+            Series::new("INV-2026", DocumentKind::Invoice, 6).unwrap(),
+            Series::new("CN-2026", DocumentKind::CreditNote, 6).unwrap(),
+        ],
     )
     .unwrap();
     TopUps::new(
@@ -43,9 +46,16 @@ fn service() -> TopUps<MemorySequenceStore> {
                 oss_registered: true,
             },
             series: SeriesName::new("INV-2026").unwrap(),
+            credit_note_series: Some(SeriesName::new("CN-2026").unwrap()),
             credit_rate: CreditRate::default(),
             rounding: RoundingRules::default(),
-            confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),
+            // VIES as the tests need it: one number it has no answer for, one it does not
+            // know, every other registered.
+            confirmer: Arc::new(|id: &VatId| match id.to_string().as_str() {
+                "DE811569869" => VatIdStatus::Unknown,
+                "FR40303265045" => VatIdStatus::Invalid,
+                _ => VatIdStatus::Valid,
+            }),
             outside_eu: Arc::new(NoOutsideEuRules),
             // The rates of the day; any other currency has none (an invoice that needs one
             // is refused).
@@ -208,5 +218,53 @@ fn an_auto_top_up_request_reported_paid_is_invoiced() {
     assert_eq!(
         block_on(billing.balance(customer)).unwrap().available,
         Credits::new(2_000_000 - 1_500_000 + 10_000_000)
+    );
+}
+
+#[test]
+fn vat_paid_before_a_vat_id_is_given_back_by_one_credit_note() {
+    let (topups, billing) = (service(), store());
+    let customer = CustomerId(1);
+    block_on(billing.submit(vec![Command::OpenAccount { customer }])).unwrap();
+    // A German business pays before giving its VAT ID: German VAT (19%).
+    let invoice = block_on(topups.record(&billing, &paid(9, customer, "100.00", buyer("DE", None))))
+        .unwrap()
+        .invoice;
+    assert_eq!(invoice.totals().vat, Money::usd("19.00".parse().unwrap()));
+    let later = day() + chrono::Duration::days(10);
+    // VIES does not answer for this one: no decision, nothing issued.
+    let unknown = VatId::parse("DE811569869").unwrap();
+    assert!(matches!(
+        topups.refund_vat(invoice.number(), unknown, later).unwrap(),
+        VatRefund::RetryLater(_)
+    ));
+    // Not registered: rejected, nothing issued.
+    let invalid = VatId::parse("FR40303265045").unwrap();
+    assert!(matches!(
+        topups.refund_vat(invoice.number(), invalid, later).unwrap(),
+        VatRefund::Rejected(_)
+    ));
+    assert_eq!(topups.invoicing().documents().unwrap().len(), 1);
+    // Confirmed: the VAT (only) comes back by a credit note that names the invoice.
+    let valid = VatId::parse("DE136695976").unwrap();
+    let VatRefund::CreditNote(note) = topups.refund_vat(invoice.number(), valid, later).unwrap() else {
+        panic!("a confirmed VAT ID within the time limit is refunded");
+    };
+    assert_eq!(note.number().to_string(), "CN-2026-000001");
+    assert_eq!(note.totals().net, Money::usd("0.00".parse().unwrap()));
+    assert_eq!(note.totals().vat, Money::usd("-19.00".parse().unwrap()));
+    assert_eq!(note.correction().unwrap().original, *invoice.number());
+    assert_eq!(note.customer_number(), Some("1"));
+    // Asked again: the same credit note, nothing more.
+    assert_eq!(
+        topups.refund_vat(invoice.number(), valid, later).unwrap(),
+        VatRefund::CreditNote(note.clone())
+    );
+    assert_eq!(topups.invoicing().documents().unwrap().len(), 2);
+    // An unknown invoice is an error, not a decision.
+    let unknown_number = topups.invoicing().documents().unwrap()[1].number().clone();
+    assert!(
+        topups.refund_vat(&unknown_number, valid, later).is_err(),
+        "a credit note is not an invoice"
     );
 }

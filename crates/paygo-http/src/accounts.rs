@@ -62,6 +62,44 @@ pub struct Account {
     /// Its auto top-up rule, as last set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_top_up: Option<AutoTopUpRule>,
+    /// The purchase-order reference its invoices show, if the customer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_order: Option<String>,
+}
+
+/// What a customer may change of their account's billing details
+/// ([`Directory::set_details`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Details {
+    /// The name on invoices.
+    pub name: String,
+    /// The address lines (without the country).
+    pub address: Vec<String>,
+    /// The country, ISO 3166 alpha-2 in capitals.
+    pub country: String,
+    /// A business customer's VAT ID, as given (checked by the caller).
+    pub vat_id: Option<String>,
+    /// A purchase-order reference for invoices.
+    pub purchase_order: Option<String>,
+}
+
+/// An active API key as a portal lists it: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: KeyId,
+    /// The account.
+    pub account: CustomerId,
+    /// The name its creator gave it.
+    pub name: Option<String>,
+    /// When it was made, in nanoseconds since the Unix epoch (unknown for keys made before
+    /// it was recorded).
+    pub created_ns: Option<u64>,
+    /// Its last four characters (unknown for keys made before they were recorded).
+    pub last4: Option<String>,
+    /// When this process last saw it authenticate a request (not kept across restarts or
+    /// shared between replicas).
+    pub last_used_ns: Option<u64>,
 }
 
 /// A new key: the secret (shown once) and its id.
@@ -82,6 +120,12 @@ pub(crate) enum Line {
         key_id: KeyId,
         account: CustomerId,
         hash: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_ns: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last4: Option<String>,
     },
     Revoke {
         key_id: KeyId,
@@ -89,6 +133,10 @@ pub(crate) enum Line {
     AutoTopUp {
         account: CustomerId,
         rule: Option<AutoTopUpRule>,
+    },
+    Details {
+        account: CustomerId,
+        details: Details,
     },
 }
 
@@ -99,6 +147,8 @@ pub(crate) struct State {
     keys: HashMap<[u8; 32], (KeyId, CustomerId)>,
     /// Key id → key hash.
     ids: HashMap<KeyId, [u8; 32]>,
+    /// Key id → what a portal shows of it (active keys).
+    key_info: HashMap<KeyId, KeyInfo>,
     next_account: u128,
 }
 
@@ -109,14 +159,42 @@ impl State {
                 self.next_account = self.next_account.max(account.id.0.saturating_add(1));
                 self.accounts.insert(account.id, account);
             }
-            Line::Key { key_id, account, hash } => {
+            Line::Key {
+                key_id,
+                account,
+                hash,
+                name,
+                created_ns,
+                last4,
+            } => {
                 let hash = blake3::Hash::from_hex(&hash).map_err(|e| format!("key hash: {e}"))?;
                 self.keys.insert(*hash.as_bytes(), (key_id.clone(), account));
-                self.ids.insert(key_id, *hash.as_bytes());
+                self.ids.insert(key_id.clone(), *hash.as_bytes());
+                self.key_info.insert(
+                    key_id.clone(),
+                    KeyInfo {
+                        id: key_id,
+                        account,
+                        name,
+                        created_ns,
+                        last4,
+                        last_used_ns: None,
+                    },
+                );
             }
             Line::Revoke { key_id } => {
                 if let Some(hash) = self.ids.remove(&key_id) {
                     self.keys.remove(&hash);
+                }
+                self.key_info.remove(&key_id);
+            }
+            Line::Details { account, details } => {
+                if let Some(a) = self.accounts.get_mut(&account) {
+                    a.name = details.name;
+                    a.address = details.address;
+                    a.country = details.country;
+                    a.vat_id = details.vat_id;
+                    a.purchase_order = details.purchase_order;
                 }
             }
             Line::AutoTopUp { account, rule } => {
@@ -141,6 +219,31 @@ pub struct Directory {
     /// The stream every replica shares, when shared.
     #[cfg(feature = "postgres")]
     shared: Option<Arc<crate::shared::SharedDirectory>>,
+    /// When this process last saw each key authenticate (ns since the epoch).
+    last_used: RwLock<HashMap<KeyId, std::sync::atomic::AtomicU64>>,
+}
+
+/// Checks an account's name, country and address lines.
+fn check_party(name: &str, country: &str, address: &[String]) -> Result<(), HttpError> {
+    if address.len() > 6 || address.iter().any(|l| l.trim().is_empty() || l.len() > 200) {
+        return Err(HttpError::InvalidField {
+            field: "address",
+            expected: "at most 6 non-empty lines of at most 200 bytes",
+        });
+    }
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(HttpError::InvalidField {
+            field: "name",
+            expected: "a non-empty name of at most 200 bytes",
+        });
+    }
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(HttpError::InvalidField {
+            field: "country",
+            expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
+        });
+    }
+    Ok(())
 }
 
 /// The hash of a key.
@@ -162,13 +265,25 @@ fn new_secret() -> Result<(String, blake3::Hash), HttpError> {
     Ok((secret, hash))
 }
 
+/// What a new key is recorded with besides its hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyOptions<'a> {
+    /// A name for it (at most 100 bytes).
+    pub name: Option<&'a str>,
+    /// When it is made, in nanoseconds since the Unix epoch.
+    pub created_ns: Option<u64>,
+}
+
 /// The line that records a key of `account`, and the key.
-fn key_of(account: CustomerId, secret: &str, hash: &blake3::Hash) -> (Line, NewKey) {
+fn key_of(account: CustomerId, secret: &str, hash: &blake3::Hash, options: KeyOptions<'_>) -> (Line, NewKey) {
     let id = KeyId(format!("key_{}", &hash.to_hex()[..16]));
     let line = Line::Key {
         key_id: id.clone(),
         account,
         hash: hash.to_hex().to_string(),
+        name: options.name.map(str::to_owned),
+        created_ns: options.created_ns,
+        last4: Some(secret[secret.len().saturating_sub(4)..].to_owned()),
     };
     (
         line,
@@ -192,6 +307,7 @@ impl Directory {
             creating: Mutex::new(()),
             #[cfg(feature = "postgres")]
             shared: None,
+            last_used: RwLock::default(),
         }
     }
 
@@ -224,6 +340,7 @@ impl Directory {
             creating: Mutex::new(()),
             #[cfg(feature = "postgres")]
             shared: None,
+            last_used: RwLock::default(),
         })
     }
 
@@ -251,6 +368,7 @@ impl Directory {
             path: None,
             creating: Mutex::new(()),
             shared: Some(shared),
+            last_used: RwLock::default(),
         })
     }
 
@@ -305,24 +423,7 @@ impl Directory {
         vat_id: Option<&str>,
         address: &[String],
     ) -> Result<(Account, NewKey), HttpError> {
-        if address.len() > 6 || address.iter().any(|l| l.trim().is_empty() || l.len() > 200) {
-            return Err(HttpError::InvalidField {
-                field: "address",
-                expected: "at most 6 non-empty lines of at most 200 bytes",
-            });
-        }
-        if name.trim().is_empty() || name.len() > 200 {
-            return Err(HttpError::InvalidField {
-                field: "name",
-                expected: "a non-empty name of at most 200 bytes",
-            });
-        }
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(HttpError::InvalidField {
-                field: "country",
-                expected: "an ISO 3166 alpha-2 code in capitals, such as \"IE\"",
-            });
-        }
+        check_party(name, country, address)?;
         let (secret, hash) = new_secret()?;
         // The next id of the newest view, with its first key, in one change.
         self.change(|state| {
@@ -333,8 +434,9 @@ impl Directory {
                 vat_id: vat_id.map(str::to_owned),
                 address: address.to_vec(),
                 auto_top_up: None,
+                purchase_order: None,
             };
-            let (key_line, key) = key_of(account.id, &secret, &hash);
+            let (key_line, key) = key_of(account.id, &secret, &hash, KeyOptions::default());
             Ok((vec![Line::Account(account.clone()), key_line], (account, key)))
         })
         .await
@@ -347,13 +449,111 @@ impl Directory {
     /// [`HttpError::UnknownAccount`]; [`HttpError::Storage`]; [`HttpError::Random`] when
     /// the operating system's random source fails.
     pub async fn create_key(&self, account: CustomerId) -> Result<NewKey, HttpError> {
+        self.create_key_with(account, KeyOptions::default()).await
+    }
+
+    /// A new key for `account`, with a name and its creation time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Directory::create_key`]; [`HttpError::InvalidField`] for a blank name or one
+    /// longer than 100 bytes.
+    pub async fn create_key_with(&self, account: CustomerId, options: KeyOptions<'_>) -> Result<NewKey, HttpError> {
+        if options.name.is_some_and(|n| n.trim().is_empty() || n.len() > 100) {
+            return Err(HttpError::InvalidField {
+                field: "name",
+                expected: "a key name of 1 to 100 bytes",
+            });
+        }
         let (secret, hash) = new_secret()?;
         self.change(|state| {
             if !state.accounts.contains_key(&account) {
                 return Err(HttpError::UnknownAccount { account });
             }
-            let (line, key) = key_of(account, &secret, &hash);
+            let (line, key) = key_of(account, &secret, &hash, options);
             Ok((vec![line], key))
+        })
+        .await
+    }
+
+    /// The active keys of `account`, oldest first (keys of unknown age first).
+    pub fn keys(&self, account: CustomerId) -> Vec<KeyInfo> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let used = self.last_used.read().unwrap_or_else(PoisonError::into_inner);
+        let mut keys: Vec<KeyInfo> = state
+            .key_info
+            .values()
+            .filter(|k| k.account == account)
+            .map(|k| KeyInfo {
+                last_used_ns: used
+                    .get(&k.id)
+                    .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
+                    .filter(|t| *t > 0),
+                ..k.clone()
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.created_ns, &a.id).cmp(&(b.created_ns, &b.id)));
+        keys
+    }
+
+    /// The account of an active key id.
+    pub fn key_account(&self, id: &KeyId) -> Option<CustomerId> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.key_info.get(id).map(|k| k.account)
+    }
+
+    /// Notes that `key` authenticated a request at `now_ns` (what [`KeyInfo::last_used_ns`]
+    /// shows).
+    pub fn touch(&self, key: &KeyId, now_ns: u64) {
+        {
+            let used = self.last_used.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = used.get(key) {
+                t.fetch_max(now_ns, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+        }
+        self.last_used
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .fetch_max(now_ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records an account's billing details (name, address, country, VAT ID, purchase
+    /// order), as invoices issued from now on show them.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::UnknownAccount`]; [`HttpError::InvalidField`] for a name, country or
+    /// address as [`Directory::create_account`] refuses them, or a purchase-order reference
+    /// or VAT ID that is blank or longer than 100 bytes; [`HttpError::Storage`].
+    pub async fn set_details(&self, account: CustomerId, details: Details) -> Result<(), HttpError> {
+        check_party(&details.name, &details.country, &details.address)?;
+        let blank_or_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.trim().is_empty() || v.len() > 100);
+        if blank_or_long(&details.purchase_order) {
+            return Err(HttpError::InvalidField {
+                field: "purchase_order",
+                expected: "a reference of 1 to 100 bytes",
+            });
+        }
+        if blank_or_long(&details.vat_id) {
+            return Err(HttpError::InvalidField {
+                field: "vat_id",
+                expected: "a VAT ID of 1 to 100 bytes",
+            });
+        }
+        self.change(|state| {
+            if !state.accounts.contains_key(&account) {
+                return Err(HttpError::UnknownAccount { account });
+            }
+            Ok((
+                vec![Line::Details {
+                    account,
+                    details: details.clone(),
+                }],
+                (),
+            ))
         })
         .await
     }

@@ -48,7 +48,8 @@ where
             )
         };
     }
-    Router::new()
+    let portal = proxy.options.portal.is_some();
+    let router = Router::new()
         .route(
             "/v1/chat/completions",
             metered!(Endpoint::ChatCompletions, "/v1/chat/completions"),
@@ -76,7 +77,13 @@ where
             "/admin/v1/accounts/{id}/auto-top-up",
             get(Proxy::<B, L, C, S>::on_get_auto_top_up).put(Proxy::<B, L, C, S>::on_put_auto_top_up),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }));
+    let router = if portal {
+        router.merge(crate::portal::routes::<B, L, C, S>())
+    } else {
+        router
+    };
+    router
         .fallback(Proxy::<B, L, C, S>::on_fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(proxy)
@@ -512,7 +519,7 @@ where
                 },
                 vat_id,
             },
-            purchase_order: None,
+            purchase_order: account.purchase_order.clone(),
         };
         // An account whose creation was cut between the directory and the billing store
         // (the store was down) is opened now: a payment never fails for that.

@@ -12,7 +12,7 @@
 //! #     party: paygo_invoice::Party { name: "paygo Ltd".into(), address: vec!["Dublin".into()],
 //! #         country: "IE".parse().unwrap(), vat_id: Some(paygo_vat::VatId::parse("IE6433435F").unwrap()) },
 //! #     vat: paygo_vat::Seller { country: paygo_vat::Country::Ireland, oss_registered: true },
-//! #     series: "INV-2026".into() } }
+//! #     series: "INV-2026".into(), credit_note_series: "CN-2026".into() } }
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let upstream = FakeUpstream::start(UpstreamOptions::default()).await?; // an OpenAI-compatible model
@@ -70,6 +70,7 @@ mod accounts;
 mod api;
 mod error;
 mod jsonl;
+mod portal;
 mod proxy;
 mod respond;
 pub mod server;
@@ -79,9 +80,10 @@ pub mod sizing;
 mod stream;
 mod usage;
 
-pub use accounts::{Account, Directory, KEY_PREFIX, KeyId, NewKey};
+pub use accounts::{Account, Details, Directory, KEY_PREFIX, KeyId, KeyInfo, KeyOptions, NewKey};
 pub use api::router;
 pub use error::HttpError;
+pub use portal::{PortalOptions, PortalSecret};
 pub use proxy::{Proxy, ProxyOptions};
 pub use server::{
     EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,

@@ -49,6 +49,8 @@ pub struct ProxyOptions {
     /// Path prefixes forwarded to the upstream unmetered (after the key is checked); any
     /// other unknown path answers 404.
     pub pass_through: Vec<String>,
+    /// The billing portal under `/portal` (`docs/portal.md`); `None`: no portal (404).
+    pub portal: Option<crate::portal::PortalOptions>,
 }
 
 impl ProxyOptions {
@@ -63,6 +65,7 @@ impl ProxyOptions {
             stream_idle_timeout_ms: 120_000,
             admin_token: None,
             pass_through: Vec::new(),
+            portal: None,
         }
     }
 }
@@ -102,6 +105,10 @@ pub struct Proxy<B, L, C, S> {
     pub(crate) admin: Option<blake3::Hash>,
     pub(crate) options: ProxyOptions,
     pub(crate) in_flight: InFlight,
+    /// The accounts' plan, as the portal shows it.
+    pub(crate) plan: Option<paygo_ratelimit::Plan>,
+    /// Portal sessions signed out before they expired.
+    pub(crate) portal_signed_out: crate::portal::SignedOut,
 }
 
 impl<B, L, C, S> std::fmt::Debug for Proxy<B, L, C, S> {
@@ -229,7 +236,17 @@ where
             admin,
             options,
             in_flight: InFlight(watch::channel(0).0),
+            plan: None,
+            portal_signed_out: crate::portal::SignedOut::default(),
         })
+    }
+
+    /// The proxy with `plan` as the accounts' plan the portal shows (the limiter enforces
+    /// its own copy).
+    #[must_use]
+    pub fn with_plan(mut self, plan: paygo_ratelimit::Plan) -> Self {
+        self.plan = Some(plan);
+        self
     }
 
     /// The gateway.
@@ -367,11 +384,13 @@ where
     pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
         let key = bearer(headers)
             .ok_or_else(|| ApiError::new(401, "missing_api_key", "no API key: send `Authorization: Bearer <key>`"))?;
-        self.directory
+        let (account, key) = self
+            .directory
             .authenticate_fresh(key)
             .await?
-            .map(|(account, _)| account)
-            .ok_or_else(|| ApiError::new(401, "invalid_api_key", "the API key is not valid"))
+            .ok_or_else(|| ApiError::new(401, "invalid_api_key", "the API key is not valid"))?;
+        self.directory.touch(&key, self.gateway.clock().now_ns());
+        Ok(account)
     }
 
     /// A new call id: time-ordered (the clock's millisecond above 80 random bits), so that

@@ -46,6 +46,8 @@ pub struct SellerOptions {
     pub vat: Seller,
     /// The invoice series (`INV-2026`), numbered with six digits.
     pub series: String,
+    /// The credit-note series (`CN-2026`) of VAT refunds, numbered with six digits.
+    pub credit_note_series: String,
 }
 
 /// How an embedded server is set up.
@@ -227,7 +229,9 @@ where
     gateway_options.hold_timeout_ms = options.hold_timeout_ms;
     let gateway = Gateway::new(gateway_options, billing, limits);
     let series = Series::new(&options.seller.series, DocumentKind::Invoice, 6).map_err(|e| config(e.to_string()))?;
-    let invoicing = Invoicing::open(invoices, vec![series]).map_err(|e| config(e.to_string()))?;
+    let notes = Series::new(&options.seller.credit_note_series, DocumentKind::CreditNote, 6)
+        .map_err(|e| config(e.to_string()))?;
+    let invoicing = Invoicing::open(invoices, vec![series, notes]).map_err(|e| config(e.to_string()))?;
     let rates = options.usd_rates.clone();
     let fx = move |to: Currency, day: NaiveDate| -> Option<FxRate> {
         rates
@@ -240,6 +244,9 @@ where
             seller: options.seller.party,
             seller_vat: options.seller.vat,
             series: SeriesName::new(&options.seller.series).map_err(|e| config(e.to_string()))?,
+            credit_note_series: Some(
+                SeriesName::new(&options.seller.credit_note_series).map_err(|e| config(e.to_string()))?,
+            ),
             credit_rate: CreditRate::default(),
             rounding: RoundingRules::default(),
             confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),
@@ -247,7 +254,7 @@ where
             fx: Arc::new(fx),
         },
     );
-    Proxy::new(gateway, directory, usage, topups, options.proxy)
+    Ok(Proxy::new(gateway, directory, usage, topups, options.proxy)?.with_plan(options.plan))
 }
 
 /// Takes a stopped server's proxy back: waits until `proxy` is the last handle on it, for

@@ -105,6 +105,7 @@ async fn start(upstream: &FakeUpstream) -> (Arc<FlakyProxy>, String, String) {
                 oss_registered: true,
             },
             series: SeriesName::new("INV-2026").unwrap(),
+            credit_note_series: Some(SeriesName::new("CN-2026").unwrap()),
             credit_rate: paygo_credits::CreditRate::default(),
             rounding: RoundingRules::default(),
             confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),

@@ -56,6 +56,7 @@ fn options(dir: &TempDir, upstream: &str) -> ServerOptions {
                 oss_registered: true,
             },
             series: "INV-2026".into(),
+            credit_note_series: "CN-2026".into(),
         },
         usd_rates: BTreeMap::from([(paygo_credits::Currency::EUR, "0.92".parse().expect("a rate"))]),
         hold_timeout_ms: 600_000,

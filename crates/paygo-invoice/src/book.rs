@@ -198,6 +198,7 @@ impl State {
 ///     rules: RoundingRules::default(),
 ///     national_fx: None,
 ///     buyer_reference: None,
+///     customer_number: None,
 /// };
 /// let invoice = invoicing.issue(&draft, day)?;
 /// assert_eq!(invoice.number().to_string(), "INV-2026-000001");

@@ -107,6 +107,9 @@ pub struct Draft {
     /// The buyer's purchase-order number or reference (EN 16931 BT-13 / BT-10), shown on
     /// the invoice when given (business buyers ask for it, on automatic top-ups too).
     pub buyer_reference: Option<String>,
+    /// The seller's number for the buyer (their account id), shown on the invoice when
+    /// given: what a billing portal finds a customer's documents by.
+    pub customer_number: Option<String>,
 }
 
 impl Draft {
@@ -277,6 +280,9 @@ pub struct Document {
     /// Absent in documents issued before it existed, and when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     buyer_reference: Option<String>,
+    /// Absent in documents issued before it existed, and when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer_number: Option<String>,
 }
 
 impl Document {
@@ -354,6 +360,12 @@ impl Document {
     /// note carries its original's).
     pub fn buyer_reference(&self) -> Option<&str> {
         self.buyer_reference.as_deref()
+    }
+
+    /// The seller's number for the buyer, if the draft gave one (a credit note carries its
+    /// original's).
+    pub fn customer_number(&self) -> Option<&str> {
+        self.customer_number.as_deref()
     }
 
     /// The rounding rules the amounts were computed with.
@@ -591,6 +603,9 @@ pub(crate) fn build_invoice(
     if let Some(reference) = &draft.buyer_reference {
         check_text(reference, "buyer reference")?;
     }
+    if let Some(number) = &draft.customer_number {
+        check_text(number, "customer number")?;
+    }
     let vat = &draft.vat;
     if matches!(vat.treatment, Treatment::ReverseCharge | Treatment::DomesticBusiness) {
         let determined = vat.vat_id.map(|(id, _)| id);
@@ -638,6 +653,7 @@ pub(crate) fn build_invoice(
         rules: draft.rules,
         correction: None,
         buyer_reference: draft.buyer_reference.clone(),
+        customer_number: draft.customer_number.clone(),
     })
 }
 
@@ -683,6 +699,7 @@ pub(crate) fn build_credit_note(original: &Document, parts: CreditParts) -> Resu
         rules: original.rules,
         correction: Some(parts.correction),
         buyer_reference: original.buyer_reference.clone(),
+        customer_number: original.customer_number.clone(),
     })
 }
 

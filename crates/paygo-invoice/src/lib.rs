@@ -47,6 +47,7 @@
 //!     rules: RoundingRules::default(),
 //!     national_fx: Some(FxRate::new(Currency::USD, Currency::PLN, "3.9512".parse()?, day)?),
 //!     buyer_reference: None,
+//!     customer_number: None,
 //! };
 //! let invoice = invoicing.issue(&draft, day)?;
 //! assert_eq!(invoice.totals().gross.to_string(), "123.00 USD");

@@ -193,7 +193,7 @@ fn place_line(doc: &Document) -> String {
 }
 
 /// The notes under the totals, in order: mention, legal note, correction, national VAT,
-/// payment, the buyer's reference, place of supply, rounding.
+/// payment, the buyer's reference, the customer number, place of supply, rounding.
 fn notes(doc: &Document) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(note) = &doc.tax().note {
@@ -203,6 +203,9 @@ fn notes(doc: &Document) -> Vec<String> {
     notes.push(payment_line(doc));
     if let Some(reference) = doc.buyer_reference() {
         notes.push(format!("Your reference: {reference}."));
+    }
+    if let Some(number) = doc.customer_number() {
+        notes.push(format!("Customer number: {number}."));
     }
     notes.push(place_line(doc));
     notes.push(rounding_line(doc));

@@ -558,6 +558,7 @@ fn a_document_issued_by_another_replica_is_learnt_not_issued_again() {
         rules: RoundingRules::default(),
         national_fx: None,
         buyer_reference: None,
+        customer_number: None,
     };
     let issued = a.issue(&draft, day).unwrap();
     assert!(b.get_by_id(&draft.id).unwrap().is_none(), "B has not read it yet");

@@ -411,6 +411,7 @@ fn seller() -> Result<SellerOptions, SimulationError> {
             oss_registered: true,
         },
         series: "INV-2026".into(),
+        credit_note_series: "CN-2026".into(),
     })
 }
 

@@ -101,6 +101,7 @@ pub(crate) fn draft(id: &str, buyer: Party, vat: Determination, lines: Vec<LineI
         rules: RoundingRules::default(),
         national_fx: None,
         buyer_reference: None,
+        customer_number: None,
     }
 }
 

@@ -108,6 +108,7 @@ fn top_up(
         rules: RoundingRules::default(),
         national_fx,
         buyer_reference: None,
+        customer_number: None,
     })
 }
 

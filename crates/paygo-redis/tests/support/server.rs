@@ -160,6 +160,7 @@ fn options(dir: &Path, upstream: &str, plan: Plan) -> ServerOptions {
                 oss_registered: true,
             },
             series: "INV-2026".into(),
+            credit_note_series: "CN-2026".into(),
         },
         usd_rates: BTreeMap::from([(paygo_credits::Currency::EUR, "0.92".parse().expect("a rate"))]),
         hold_timeout_ms: 10_000,

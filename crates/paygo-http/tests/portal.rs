@@ -1,0 +1,513 @@
+//! The billing portal over HTTP, as a browser drives it (cookies kept, no redirect
+//! followed): sign-in and its session cookie, CSRF tokens on every form, one account never
+//! reaching another's pages or documents, sessions that end, the headers that keep pages
+//! safe, and figures that agree with the ledger. `tests/portal_browser.rs` drives the same
+//! pages in Chromium.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+mod portal_support;
+
+use portal_support::{Browser, Server};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_needs_a_valid_key_and_the_forms_token_and_sets_a_safe_cookie() {
+    let server = Server::start("portal-sign-in", 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let mut browser = Browser::new(&server.base);
+    // Signed out: every page leads to the sign-in page.
+    for path in [
+        "/portal",
+        "/portal/usage",
+        "/portal/invoices",
+        "/portal/keys",
+        "/portal/usage.csv",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!((page.status, page.location()), (303, Some("/portal/sign-in")), "{path}");
+    }
+    let form = browser.get("/portal/sign-in").await;
+    let csrf = form.csrf();
+    // A form posted without the token its page gave (another site's form): refused.
+    let forged = browser
+        .post("/portal/sign-in", &[("csrf", &"0".repeat(64)), ("key", &a.key)])
+        .await;
+    assert_eq!(forged.status, 403);
+    let mut stranger = Browser::new(&server.base);
+    let no_cookie = stranger
+        .post("/portal/sign-in", &[("csrf", &csrf), ("key", &a.key)])
+        .await;
+    assert_eq!(no_cookie.status, 403, "the token is bound to the pre-session cookie");
+    // A wrong key: said so, no session.
+    let wrong = browser
+        .post("/portal/sign-in", &[("csrf", &csrf), ("key", "sk-paygo-nope")])
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("not valid"));
+    assert!(!browser.cookies.contains_key("paygo_session"));
+    // The right key: a session cookie, HttpOnly, SameSite=Strict, never the key.
+    let signed_in = browser
+        .post("/portal/sign-in", &[("csrf", &csrf), ("key", &a.key)])
+        .await;
+    assert_eq!((signed_in.status, signed_in.location()), (303, Some("/portal")));
+    let set = signed_in
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("paygo_session="))
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/portal"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain HTTP: not Secure");
+    assert!(
+        !set.contains(&a.key) && !set.contains(&a.key[9..]),
+        "the key is never in the cookie"
+    );
+    let overview = browser.get("/portal").await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("20,000,000 credits"), "{}", overview.body);
+    assert!(overview.body.contains("$10.00"));
+    assert!(overview.body.contains("18,000 requests an hour"), "the plan's limit");
+    // Behind TLS (a proxy saying so): Secure.
+    let mut tls = Browser::new(&server.base);
+    tls.forwarded_proto = Some("https");
+    let tls_in = tls.sign_in(&a.key).await;
+    assert!(
+        tls_in
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("paygo_session=") && c.contains("Secure"))
+    );
+    // A tampered cookie (another account's id, the same MAC): refused.
+    let cookie = browser.cookies["paygo_session"].clone();
+    let mut forged = Browser::new(&server.base);
+    forged
+        .cookies
+        .insert("paygo_session".into(), format!("2{}", &cookie[1..]));
+    assert_eq!(forged.get("/portal").await.status, 303);
+    // Signing out ends the session, also for a copy of its cookie.
+    let csrf = overview.csrf();
+    let out = browser.post("/portal/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location()), (303, Some("/portal/sign-in")));
+    assert!(!browser.cookies.contains_key("paygo_session"));
+    let mut copy = Browser::new(&server.base);
+    copy.cookies.insert("paygo_session".into(), cookie);
+    assert_eq!(copy.get("/portal").await.status, 303, "a signed-out session is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_never_reaches_anothers_pages_documents_or_keys() {
+    let server = Server::start("portal-isolation", 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let b = server.account("Bob AG", "20.00", "pay-b").await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    let invoices = browser.get("/portal/invoices").await;
+    assert!(invoices.body.contains("INV-2026-000001"));
+    assert!(!invoices.body.contains("INV-2026-000002"), "B's invoice is not listed");
+    let own = browser.get("/portal/invoices/INV-2026-000001").await;
+    assert_eq!(own.status, 200);
+    assert!(own.body.contains("Ada GmbH"));
+    assert!(own.body.contains("Customer number: 1."));
+    for path in [
+        "/portal/invoices/INV-2026-000002",
+        "/portal/invoices/INV-2026-000002/download",
+        "/portal/invoices/INV-2026-000099",
+        "/portal/invoices/..%2F..%2Fetc",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(!page.body.contains("Bob AG"), "{path}");
+    }
+    // B's key cannot be revoked from A's session (its id is not A's).
+    let keys = browser.get("/portal/keys").await;
+    assert!(!keys.body.contains(&b.key_id));
+    let csrf = keys.csrf();
+    let revoke = browser
+        .post(&format!("/portal/keys/{}/revoke", b.key_id), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoke.status, 404);
+    assert_eq!(server.credits(&b.key).await, 40_000_000, "B's key still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_needs_its_sessions_token() {
+    let server = Server::start("portal-csrf", 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    let mut other = Browser::new(&server.base);
+    other.sign_in(&a.key).await;
+    let other_token = other.get("/portal/keys").await.csrf();
+    for (path, fields) in [
+        (
+            "/portal/auto-top-up",
+            vec![
+                ("enabled", "on"),
+                ("threshold", "5"),
+                ("kind", "fixed"),
+                ("amount", "20"),
+            ],
+        ),
+        ("/portal/billing-details", vec![("name", "Evil"), ("country", "DE")]),
+        ("/portal/keys", vec![("name", "evil")]),
+        ("/portal/sign-out", vec![]),
+        ("/portal/vat-refund", vec![]),
+    ] {
+        let page = browser.post(path, &fields).await;
+        assert_eq!(page.status, 403, "{path} without a token");
+        let mut with_other = fields.clone();
+        with_other.push(("csrf", &other_token));
+        let page = browser.post(path, &with_other).await;
+        assert_eq!(page.status, 403, "{path} with another session's token");
+    }
+    assert!(
+        server
+            .proxy
+            .directory()
+            .account(paygo_billing::CustomerId(a.id))
+            .unwrap()
+            .auto_top_up
+            .is_none()
+    );
+    assert_eq!(server.proxy.directory().keys(paygo_billing::CustomerId(a.id)).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_when_they_expire_or_their_key_is_revoked() {
+    let server = Server::start("portal-expiry", 1_500).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    assert_eq!(browser.get("/portal").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    assert_eq!(browser.get("/portal").await.status, 303, "expired");
+    // Revoked through the operator API: the session opened with it ends.
+    browser.sign_in(&a.key).await;
+    assert_eq!(browser.get("/portal").await.status, 200);
+    let response = server
+        .http
+        .delete(format!("{}/admin/v1/keys/{}", server.base, a.key_id))
+        .bearer_auth(portal_support::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(browser.get("/portal").await.status, 303, "its key was revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_escape_what_customers_type_and_carry_a_content_security_policy() {
+    let server = Server::start("portal-xss", 3_600_000).await;
+    let a = server.account("<script>alert(1)</script>", "10.00", "pay-a").await;
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    for path in [
+        "/portal",
+        "/portal/billing-details",
+        "/portal/invoices",
+        "/portal/keys",
+        "/portal/usage",
+        "/portal/auto-top-up",
+        "/portal/payment-methods",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("<script>"), "{path} shows the name as text");
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("script-src"),
+            "{path}: {csp}"
+        );
+        assert_eq!(page.headers["cache-control"], "no-store");
+        assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    }
+    assert!(
+        browser
+            .get("/portal")
+            .await
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    let invoice = browser.get("/portal/invoices/INV-2026-000001").await;
+    assert!(!invoice.body.contains("<script>alert"));
+    assert!(invoice.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let csp = invoice.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script"), "{csp}");
+    // A name typed into the details form is kept as typed and shown as text.
+    let csrf = browser.get("/portal/billing-details").await.csrf();
+    let saved = browser
+        .post(
+            "/portal/billing-details",
+            &[
+                ("csrf", &csrf),
+                ("name", "\"><img src=x onerror=alert(2)>"),
+                ("country", "DE"),
+                ("address", "Street 1"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200);
+    assert!(!saved.body.contains("<img src=x"));
+    assert!(saved.body.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_its_csv_add_up_to_what_the_ledger_charged() {
+    let server = Server::start("portal-usage", 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let mut charged = 0;
+    for model in ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"] {
+        charged += server.call(&a.key, model).await;
+    }
+    assert_eq!(server.credits(&a.key).await, 20_000_000 - charged);
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    let usage = browser.get("/portal/usage").await;
+    assert_eq!(usage.status, 200);
+    let total = charged.to_string();
+    let grouped: String = {
+        let digits = total.chars().rev().collect::<Vec<_>>();
+        let mut out = Vec::new();
+        for (i, c) in digits.iter().enumerate() {
+            if i > 0 && i % 3 == 0 {
+                out.push(',');
+            }
+            out.push(*c);
+        }
+        out.into_iter().rev().collect()
+    };
+    assert!(
+        usage.body.contains(&format!("{grouped} credits")),
+        "total {grouped}: {}",
+        usage.body
+    );
+    assert!(usage.body.contains("<svg"), "a chart");
+    assert!(usage.body.contains("gpt-4o-mini"));
+    let csv = browser.get("/portal/usage.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let mut lines = csv.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("date,model,calls,prompt_tokens,completion_tokens,credits,usd")
+    );
+    let (mut calls, mut credits, mut usd) = (0u64, 0i64, rust_decimal::Decimal::ZERO);
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 7, "{line}");
+        calls += f[2].parse::<u64>().unwrap();
+        credits += f[5].parse::<i64>().unwrap();
+        usd += f[6].parse::<rust_decimal::Decimal>().unwrap();
+    }
+    assert_eq!(
+        (calls, credits),
+        (3, charged),
+        "the CSV adds up to the ledger's charges"
+    );
+    assert_eq!(
+        usd * rust_decimal::Decimal::from(2_000_000),
+        rust_decimal::Decimal::from(charged),
+        "USD exact"
+    );
+    // A range that is not one: a clear error.
+    assert_eq!(browser.get("/portal/usage?from=2026-13-01").await.status, 400);
+    assert_eq!(
+        browser.get("/portal/usage?from=2026-12-02&to=2026-12-01").await.status,
+        400
+    );
+    assert_eq!(
+        browser.get("/portal/usage?from=2020-01-01&to=2026-12-01").await.status,
+        400
+    );
+}
+
+/// A server with one account (Ada `GmbH`, 10 USD paid with German VAT), signed in: the
+/// server, the account, its customer id, the browser and a form token.
+async fn signed_in(
+    name: &str,
+) -> (
+    Server,
+    portal_support::Account,
+    paygo_billing::CustomerId,
+    Browser,
+    String,
+) {
+    let server = Server::start(name, 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let account = paygo_billing::CustomerId(a.id);
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    let csrf = browser.get("/portal/auto-top-up").await.csrf();
+    (server, a, account, browser, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_top_up_is_saved_through_the_billing_store() {
+    let (server, _a, account, mut browser, csrf) = signed_in("portal-auto").await;
+    // Switched on, then off; the rule the directory keeps follows.
+    let on = browser
+        .post(
+            "/portal/auto-top-up",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "on"),
+                ("threshold", "5"),
+                ("kind", "refill"),
+                ("amount", "25"),
+                ("cap", "100"),
+                ("method", "paypal"),
+            ],
+        )
+        .await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    let rule = server.proxy.directory().account(account).unwrap().auto_top_up.unwrap();
+    assert!(rule.enabled);
+    assert_eq!(rule.threshold, paygo_credits::Credits::new(10_000_000));
+    assert_eq!(
+        rule.amount,
+        paygo_billing::TopUpAmount::TargetBalance(paygo_credits::Credits::new(50_000_000))
+    );
+    let bad = browser
+        .post(
+            "/portal/auto-top-up",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "on"),
+                ("threshold", "5.001"),
+                ("amount", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("whole cents"));
+    let off = browser
+        .post(
+            "/portal/auto-top-up",
+            &[("csrf", &csrf), ("threshold", "5"), ("kind", "fixed"), ("amount", "20")],
+        )
+        .await;
+    assert_eq!(off.status, 200);
+    assert!(
+        !server
+            .proxy
+            .directory()
+            .account(account)
+            .unwrap()
+            .auto_top_up
+            .unwrap()
+            .enabled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_made_shown_once_listed_by_their_end_and_revoked() {
+    let (server, _a, account, mut browser, csrf) = signed_in("portal-keys").await;
+    let made = browser
+        .post("/portal/keys", &[("csrf", &csrf), ("name", "production")])
+        .await;
+    assert_eq!(made.status, 200);
+    let at = made.body.find("sk-paygo-").unwrap();
+    let secret = made.body[at..at + 73].to_owned();
+    assert_eq!(server.credits(&secret).await, 20_000_000, "the new key works");
+    let listed = browser.get("/portal/keys").await;
+    assert!(listed.body.contains("production"));
+    assert!(
+        listed
+            .body
+            .contains(&format!("sk-paygo-…{}", &secret[secret.len() - 4..]))
+    );
+    assert!(!listed.body.contains(&secret), "never shown again");
+    let id = server
+        .proxy
+        .directory()
+        .keys(account)
+        .into_iter()
+        .find(|k| k.name.as_deref() == Some("production"))
+        .unwrap()
+        .id;
+    let revoked = browser
+        .post(&format!("/portal/keys/{}/revoke", id.0), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/v1/billing/balance", server.base))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vat_id_given_after_paying_vat_gets_it_back_by_one_credit_note() {
+    let (server, a, account, mut browser, csrf) = signed_in("portal-vat").await;
+    // German VAT paid as a consumer; the VAT ID given afterwards.
+    let invoice = server.proxy.topups().invoicing().documents().unwrap()[0].clone();
+    assert!(
+        invoice.totals().vat.amount() > rust_decimal::Decimal::ZERO,
+        "a consumer paid VAT"
+    );
+    let saved = browser
+        .post(
+            "/portal/billing-details",
+            &[
+                ("csrf", &csrf),
+                ("name", "Ada GmbH"),
+                ("country", "DE"),
+                ("address", "Street 1\nBerlin"),
+                ("vat_id", "DE 136 695 976"),
+                ("purchase_order", "PO-77"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200);
+    assert!(saved.body.contains("credit note CN-2026-000001"), "{}", saved.body);
+    let details = server.proxy.directory().account(account).unwrap();
+    assert_eq!(details.vat_id.as_deref(), Some("DE136695976"));
+    assert_eq!(details.purchase_order.as_deref(), Some("PO-77"));
+    assert_eq!(details.address, vec!["Street 1", "Berlin"]);
+    let list = browser.get("/portal/invoices").await;
+    assert!(list.body.contains("CN-2026-000001") && list.body.contains("credited by CN-2026-000001"));
+    // Asked again: the same credit note, no second one.
+    let again = browser.post("/portal/vat-refund", &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(server.proxy.topups().invoicing().documents().unwrap().len(), 2);
+    // A VAT ID that is not one: refused with the reason, nothing saved.
+    let wrong = browser
+        .post(
+            "/portal/billing-details",
+            &[
+                ("csrf", &csrf),
+                ("name", "Ada GmbH"),
+                ("country", "DE"),
+                ("vat_id", "DE123"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        server.proxy.directory().account(account).unwrap().vat_id.as_deref(),
+        Some("DE136695976")
+    );
+    // The next payment's invoice carries the purchase order.
+    server
+        .admin(
+            &format!("/admin/v1/accounts/{}/payments", a.id),
+            json!({"payment_id": "pay-a2", "usd": "5.00", "method": "card", "card_country": "DE"}),
+        )
+        .await;
+    let docs = server.proxy.topups().invoicing().documents().unwrap();
+    assert_eq!(docs.last().unwrap().buyer_reference(), Some("PO-77"));
+}
