@@ -1,5 +1,5 @@
 //! The billing portal in a real browser: Chromium (Debian's `chromium` and
-//! `chromium-driver`, headless) driven over WebDriver. A customer signs in, sees the
+//! `chromium-driver`, headless) driven over `WebDriver`. A customer signs in, sees the
 //! balance change after a call made through the proxy, sees the usage chart and table agree
 //! with the ledger, downloads an invoice and the CSV, switches auto top-up off and sees a
 //! call that would have triggered it not trigger it, gives a VAT ID and sees the credit
