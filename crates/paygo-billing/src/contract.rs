@@ -36,7 +36,7 @@ use crate::command::{Command, Receipt, Refusal, Reply};
 use crate::embedded::block_on;
 use crate::ids::{CustomerId, HoldId, RequestId, ReversalId, TopUpId};
 use crate::payment::{CardKind, PaymentMethod, PaymentOutcome, PaymentRef};
-use crate::store::{BillingStore, EntryKind, HistoryQuery};
+use crate::store::{BillingError, BillingStore, EntryKind, HistoryQuery};
 
 const CARD: PaymentMethod = PaymentMethod::Card(CardKind::Credit);
 
@@ -415,6 +415,17 @@ pub fn auto_top_up_is_requested_once<S: BillingStore>(store: &S, base: u128) {
     assert_eq!(request.amount, usd(500));
     let outstanding = block_on(store.outstanding_requests()).expect("the store answers");
     assert_eq!(outstanding.iter().filter(|r| r.customer == customer).count(), 1);
+    // What a portal shows: the rule as set, the request waiting, nothing switched off.
+    let status = block_on(store.auto_top_up(customer)).expect("the store answers");
+    assert_eq!(status.rule, Some(rule));
+    assert_eq!(status.outstanding, Some(request.id));
+    assert_eq!((status.switched_off, status.declines_in_a_row), (None, 0));
+    assert_eq!(status.month_requested, usd(500));
+    let stranger = CustomerId(base + 99);
+    assert_eq!(
+        block_on(store.auto_top_up(stranger)),
+        Err(BillingError::UnknownCustomer { customer: stranger })
+    );
     let before = balance(store, customer);
     let paid = Command::ReportPayment {
         request: request.id,

@@ -292,6 +292,19 @@ impl<K: Clock + 'static> BillingStore for EmbeddedStore<K> {
         std::future::ready(answer)
     }
 
+    fn auto_top_up(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<crate::AutoTopUpStatus, BillingError>> + Send {
+        let answer = self
+            .shared
+            .ledger
+            .read(|b| crate::store::auto_top_up_of(b, customer))
+            .map_err(BillingError::from)
+            .and_then(|r| r);
+        std::future::ready(answer)
+    }
+
     fn history(
         &self,
         customer: CustomerId,

@@ -109,5 +109,5 @@ pub use shard::{
 pub use sharded::{BatchOutcome, Route, Rows, ShardWrite, run_batch};
 pub use store::{
     Balance, BillingError, BillingStore, EntryKind, HISTORY_PAGE_MAX, HistoryEntry, HistoryPage, HistoryQuery,
-    history_of,
+    auto_top_up_of, history_of,
 };

@@ -14,7 +14,7 @@ use paygo_credits::Credits;
 use paygo_ledger::{AccountId, LedgerError, TransferId, TransferRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::auto::TopUpRequest;
+use crate::auto::{AutoTopUpStatus, TopUpRequest};
 use crate::chart::{BREAKAGE, FUNDING, codes};
 use crate::command::{Command, Refusal, Reply};
 use crate::ids::{CustomerId, HoldId};
@@ -360,4 +360,24 @@ pub trait BillingStore: Send + Sync {
     ///
     /// [`BillingError::Unavailable`].
     fn outstanding_requests(&self) -> impl Future<Output = Result<Vec<TopUpRequest>, BillingError>> + Send;
+
+    /// The customer's auto top-up as a billing portal shows it: the rule, whether it
+    /// switched itself off after declined payments (and why), the declines in a row, the
+    /// request waiting for its payment, the backoff, and what the month has requested.
+    ///
+    /// # Errors
+    ///
+    /// [`BillingError::UnknownCustomer`]; [`BillingError::Unavailable`].
+    fn auto_top_up(&self, customer: CustomerId) -> impl Future<Output = Result<AutoTopUpStatus, BillingError>> + Send;
+}
+
+/// [`Billing::auto_top_up`] with an unknown customer as [`BillingError::UnknownCustomer`].
+///
+/// # Errors
+///
+/// [`BillingError::UnknownCustomer`].
+pub fn auto_top_up_of(billing: &Billing, customer: CustomerId) -> Result<AutoTopUpStatus, BillingError> {
+    billing
+        .auto_top_up(customer)
+        .map_err(|_| BillingError::UnknownCustomer { customer })
 }

@@ -150,6 +150,19 @@ impl BillingStore for MemoryShards {
         std::future::ready(self.apply(&commands))
     }
 
+    fn auto_top_up(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<paygo_billing::AutoTopUpStatus, BillingError>> + Send {
+        let t = self.tables.lock().unwrap();
+        std::future::ready(match t.customers.get(&customer) {
+            Some((bytes, _)) => {
+                Shard::decode(bytes).and_then(|shard| paygo_billing::auto_top_up_of(shard.billing(), customer))
+            }
+            None => Err(BillingError::UnknownCustomer { customer }),
+        })
+    }
+
     fn balance(&self, customer: CustomerId) -> impl Future<Output = Result<Balance, BillingError>> + Send {
         let t = self.tables.lock().unwrap();
         std::future::ready(

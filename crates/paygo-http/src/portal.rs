@@ -25,7 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use paygo_billing::{AutoTopUpRule, BillingStore, CardKind, CustomerId, PaymentMethod, TopUpAmount};
+use paygo_billing::{
+    AutoTopUpRule, AutoTopUpStatus, BillingStore, CardKind, CustomerId, PaymentMethod, SwitchedOff, TopUpAmount,
+};
 use paygo_credits::{Credits, Currency, Money};
 use paygo_gateway::VatRefund;
 use paygo_invoice::{Document, DocumentKind, SequenceStore};
@@ -809,7 +811,7 @@ where
         let month = today.with_day(1).unwrap_or(today);
         let today_spend = p.spend(account, day_start_ns(today), now.saturating_add(1)).await?;
         let month_spend = p.spend(account, day_start_ns(month), now.saturating_add(1)).await?;
-        let rule = p.directory.account(account).and_then(|a| a.auto_top_up);
+        let rule = p.auto_status(account).await?.rule;
         let plan = p.plan.as_ref().map(|plan| (plan.name.clone(), plan_text(plan)));
         let body = html! {
             div class="cards" {
@@ -1122,9 +1124,24 @@ where
         Ok(response)
     }
 
-    fn auto_top_up_page(&self, session: &Session, message: Option<(&str, &str)>) -> Result<Markup, PortalError> {
+    /// The auto top-up as the billing store keeps it (the rule it applies, and the state of
+    /// its guardrails).
+    async fn auto_status(&self, account: CustomerId) -> Result<AutoTopUpStatus, PortalError> {
+        self.gateway
+            .billing()
+            .auto_top_up(account)
+            .await
+            .map_err(|e| PortalError::Internal(e.to_string()))
+    }
+
+    fn auto_top_up_page(
+        &self,
+        session: &Session,
+        status: &AutoTopUpStatus,
+        message: Option<(&str, &str)>,
+    ) -> Result<Markup, PortalError> {
         let csrf = self.csrf_token(session)?;
-        let rule = self.directory.account(session.account).and_then(|a| a.auto_top_up);
+        let rule = status.rule;
         let rate = self.gateway.prices().credit_rate();
         let usd_of = |c: Credits| {
             rate.to_money_exact(c)
@@ -1178,10 +1195,27 @@ where
                 }
                 p { button type="submit" { "Save" } }
             }
+            @if let Some(SwitchedOff::Declines { declines, at_ns }) = status.switched_off {
+                p class="notice error" role="alert" data-testid="switched-off" {
+                    "Auto top-up switched itself off on " (time_text(at_ns)) " after " (declines)
+                    " declined payments in a row. Check your payment method, then save this form to switch it on again."
+                }
+            }
             @if let Some(r) = rule {
                 section class="panel" {
                     h2 { "Guardrails" }
                     ul {
+                        @if status.declines_in_a_row > 0 {
+                            li { strong { (status.declines_in_a_row) " declined payment(s) in a row." } }
+                        }
+                        @if let Some(until) = status.backing_off_until_ns.filter(|u| *u > self.now_ns()) {
+                            li { "Waiting after a decline: no top-up before " (time_text(until)) "." }
+                        }
+                        @if status.outstanding.is_some() {
+                            li { "A top-up is being paid now." }
+                        }
+                        li { "Requested this month: " (money_text(&status.month_requested))
+                            @if let Some(cap) = r.monthly_cap { " of the " (money_text(&cap)) " cap" } "." }
                         li { "At most " (r.requests_per_window_max) " top-ups per " (r.window_ms / 3_600_000) " hours." }
                         @if let Some(n) = r.disable_after_declines {
                             li { "Switched off after " (n) " declined payments in a row; saving this form switches it on again." }
@@ -1196,21 +1230,22 @@ where
 
     async fn portal_auto_top_up(State(p): State<Arc<Self>>, headers: HeaderMap) -> PageResult {
         let session = p.session(&headers)?;
-        Ok(html_response(StatusCode::OK, p.auto_top_up_page(&session, None)?))
+        let status = p.auto_status(session.account).await?;
+        Ok(html_response(
+            StatusCode::OK,
+            p.auto_top_up_page(&session, &status, None)?,
+        ))
     }
 
     async fn portal_save_auto_top_up(State(p): State<Arc<Self>>, headers: HeaderMap, body: Bytes) -> PageResult {
         let (session, fields) = p.posted(&headers, &body)?;
-        let rule = match rule_of(
-            &fields,
-            p.directory.account(session.account).and_then(|a| a.auto_top_up),
-            &p,
-        ) {
+        let status = p.auto_status(session.account).await?;
+        let rule = match rule_of(&fields, status.rule, &p) {
             Ok(rule) => rule,
             Err(text) => {
                 return Ok(html_response(
                     StatusCode::BAD_REQUEST,
-                    p.auto_top_up_page(&session, Some(("error", &text)))?,
+                    p.auto_top_up_page(&session, &status, Some(("error", &text)))?,
                 ));
             }
         };
@@ -1224,9 +1259,10 @@ where
         } else {
             "Saved: auto top-up is off."
         };
+        let status = p.auto_status(session.account).await?;
         Ok(html_response(
             StatusCode::OK,
-            p.auto_top_up_page(&session, Some(("ok", text)))?,
+            p.auto_top_up_page(&session, &status, Some(("ok", text)))?,
         ))
     }
 

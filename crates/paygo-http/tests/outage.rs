@@ -58,6 +58,13 @@ impl BillingStore for Flaky {
         self.inner.balance(customer)
     }
 
+    fn auto_top_up(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<paygo_billing::AutoTopUpStatus, BillingError>> + Send {
+        self.inner.auto_top_up(customer)
+    }
+
     fn history(
         &self,
         customer: CustomerId,

@@ -511,3 +511,74 @@ async fn a_vat_id_given_after_paying_vat_gets_it_back_by_one_credit_note() {
     let docs = server.proxy.topups().invoicing().documents().unwrap();
     assert_eq!(docs.last().unwrap().buyer_reference(), Some("PO-77"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_that_switched_itself_off_says_why() {
+    let (server, a, account, mut browser, _csrf) = signed_in("portal-declines").await;
+    // A rule that asks below $15 and gives up after one declined payment.
+    let rule = paygo_billing::AutoTopUpRule {
+        enabled: true,
+        threshold: paygo_credits::Credits::new(30_000_000),
+        amount: paygo_billing::TopUpAmount::Fixed(paygo_credits::Money::usd("20.00".parse().unwrap())),
+        method: paygo_billing::PaymentMethod::Card(paygo_billing::CardKind::Credit),
+        requests_per_window_max: 10,
+        window_ms: 3_600_000,
+        backoff_ms: 1,
+        backoff_max_ms: 1,
+        monthly_cap: None,
+        disable_after_declines: Some(1),
+        buyer_tax_id: None,
+        purchase_order: None,
+    };
+    let rule = json!({ "rule": rule });
+    let response = server
+        .http
+        .put(format!("{}/admin/v1/accounts/{}/auto-top-up", server.base, a.id))
+        .bearer_auth(portal_support::ADMIN)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    server.call(&a.key, "gpt-4o-mini").await;
+    let page = browser.get("/portal/auto-top-up").await;
+    assert!(page.body.contains("A top-up is being paid now."), "{}", page.body);
+    assert!(page.body.contains("Requested this month: $20.00"));
+    let requests = paygo_billing::BillingStore::outstanding_requests(server.proxy.gateway().billing())
+        .await
+        .unwrap();
+    let request = requests.iter().find(|r| r.customer == account).unwrap();
+    server
+        .proxy
+        .gateway()
+        .report_payment(request.id, paygo_billing::PaymentOutcome::Declined)
+        .await
+        .unwrap();
+    let page = browser.get("/portal/auto-top-up").await;
+    assert!(page.body.contains("switched itself off"), "{}", page.body);
+    assert!(page.body.contains("after 1 declined payments in a row"));
+    let overview = browser.get("/portal").await;
+    assert!(
+        overview.body.contains("Off."),
+        "the overview shows the rule the billing store applies"
+    );
+    // Saving the form switches it on again.
+    let csrf = page.csrf();
+    let saved = browser
+        .post(
+            "/portal/auto-top-up",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "on"),
+                ("threshold", "15"),
+                ("kind", "fixed"),
+                ("amount", "20"),
+            ],
+        )
+        .await;
+    assert!(!saved.body.contains("switched itself off"));
+    let status = paygo_billing::BillingStore::auto_top_up(server.proxy.gateway().billing(), account)
+        .await
+        .unwrap();
+    assert!(status.rule.unwrap().enabled && status.switched_off.is_none());
+}

@@ -943,6 +943,17 @@ impl Inner {
         Ok(audit)
     }
 
+    async fn auto_top_up(&self, customer: CustomerId) -> Result<paygo_billing::AutoTopUpStatus, BillingError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&self.sql.shard_and_now, &[&uuid(customer.0)])
+            .await
+            .map_err(unavailable)?
+            .ok_or(BillingError::UnknownCustomer { customer })?;
+        let shard = Shard::decode(row.get(0))?;
+        paygo_billing::auto_top_up_of(shard.billing(), customer)
+    }
+
     async fn balance(&self, customer: CustomerId) -> Result<Balance, BillingError> {
         let client = self.client().await?;
         let row = client
@@ -1275,6 +1286,15 @@ impl BillingStore for PgStore {
         let inner = Arc::clone(&self.inner);
         let runtime = self.inner.runtime.clone();
         async move { spawned(&runtime, async move { inner.outstanding().await }).await }
+    }
+
+    fn auto_top_up(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<paygo_billing::AutoTopUpStatus, BillingError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        let runtime = self.inner.runtime.clone();
+        async move { spawned(&runtime, async move { inner.auto_top_up(customer).await }).await }
     }
 }
 
