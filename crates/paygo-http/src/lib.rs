@@ -79,6 +79,7 @@ mod shared;
 pub mod sizing;
 mod stream;
 mod usage;
+mod zip;
 
 pub use accounts::{Account, Details, Directory, KEY_PREFIX, KeyId, KeyInfo, KeyOptions, NewKey};
 pub use api::router;

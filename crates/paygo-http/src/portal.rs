@@ -450,6 +450,7 @@ where
         .route("/portal/usage", get(Proxy::<B, L, C, S>::portal_usage))
         .route("/portal/usage.csv", get(Proxy::<B, L, C, S>::portal_usage_csv))
         .route("/portal/invoices", get(Proxy::<B, L, C, S>::portal_invoices))
+        .route("/portal/invoices.zip", get(Proxy::<B, L, C, S>::portal_invoices_zip))
         .route("/portal/invoices/{number}", get(Proxy::<B, L, C, S>::portal_invoice))
         .route(
             "/portal/invoices/{number}/download",
@@ -1008,10 +1009,11 @@ where
         Ok(response)
     }
 
-    /// The documents (invoices and credit notes) of `account`, newest first.
+    /// The documents (invoices and credit notes) of `account`, in the order they were
+    /// issued.
     fn documents_of(&self, account: CustomerId) -> Result<Vec<Document>, PortalError> {
         let number = account.0.to_string();
-        let mut docs: Vec<Document> = self
+        let docs: Vec<Document> = self
             .topups
             .invoicing()
             .documents()
@@ -1019,7 +1021,6 @@ where
             .into_iter()
             .filter(|d| d.customer_number() == Some(number.as_str()))
             .collect();
-        docs.sort_by_key(|d| std::cmp::Reverse((d.issue_date(), d.number().to_string())));
         Ok(docs)
     }
 
@@ -1039,7 +1040,8 @@ where
             .invoicing()
             .refresh()
             .map_err(|e| PortalError::Internal(e.to_string()))?;
-        let docs = p.documents_of(session.account)?;
+        let mut docs = p.documents_of(session.account)?;
+        docs.reverse();
         let credited: HashMap<String, Vec<String>> = {
             let mut map: HashMap<String, Vec<String>> = HashMap::new();
             for d in &docs {
@@ -1051,10 +1053,18 @@ where
             }
             map
         };
+        let today = date_of(p.now_ns());
+        let first = docs.last().map_or(today, Document::issue_date);
+        // (`docs` is newest first here.)
         let body = html! {
             @if docs.is_empty() {
                 p { "No invoices yet: each top-up is invoiced when it is paid." }
             } @else {
+                form class="filters" method="get" action="/portal/invoices.zip" {
+                    div { label for="zip-from" { "From" } input type="date" id="zip-from" name="from" value=(first); }
+                    div { label for="zip-to" { "To" } input type="date" id="zip-to" name="to" value=(today); }
+                    div { button type="submit" { "Download all as ZIP" } }
+                }
                 table id="invoices" {
                     caption { "Invoices and credit notes, newest first" }
                     thead { tr {
@@ -1094,6 +1104,60 @@ where
         ))
     }
 
+    /// Every document of the account issued in a period (`from`, `to`: days, both
+    /// included; the whole history when absent), as one ZIP of their HTML files.
+    async fn portal_invoices_zip(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        Query(query): Query<UsageRange>,
+    ) -> PageResult {
+        let session = p.session(&headers)?;
+        let parse = |field: &str, text: Option<&str>| -> Result<Option<NaiveDate>, PortalError> {
+            match text.filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map(Some).map_err(|_| {
+                    PortalError::BadRequest(format!("{field}: expected a date such as 2026-12-01, got {t:?}"))
+                }),
+            }
+        };
+        let from = parse("from", query.from.as_deref())?.unwrap_or(NaiveDate::MIN);
+        let to = parse("to", query.to.as_deref())?.unwrap_or(NaiveDate::MAX);
+        if from > to {
+            return Err(PortalError::BadRequest("from: expected a day on or before `to`".into()));
+        }
+        p.topups
+            .invoicing()
+            .refresh()
+            .map_err(|e| PortalError::Internal(e.to_string()))?;
+        let mut docs = p.documents_of(session.account)?;
+        docs.retain(|d| d.issue_date() >= from && d.issue_date() <= to);
+        let files: Vec<(String, NaiveDate, Vec<u8>)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    format!("{}.html", file_name(&d.number().to_string())),
+                    d.issue_date(),
+                    d.to_html().into_bytes(),
+                )
+            })
+            .collect();
+        let zip = crate::zip::stored(&files)?;
+        let name = match (query.from.as_deref(), query.to.as_deref()) {
+            (Some(f), Some(t)) if !f.is_empty() && !t.is_empty() => {
+                format!("invoices-{}-{from}-{to}.zip", session.account.0)
+            }
+            _ => format!("invoices-{}.zip", session.account.0),
+        };
+        let mut response = zip.into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response)
+    }
+
     async fn portal_invoice(State(p): State<Arc<Self>>, headers: HeaderMap, Path(number): Path<String>) -> PageResult {
         let session = p.session(&headers)?;
         let doc = p.document_of(session.account, &number)?;
@@ -1114,10 +1178,7 @@ where
         let mut response = html_response(StatusCode::OK, PreEscaped(doc.to_html()));
         let h = response.headers_mut();
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCUMENT_CSP));
-        let file: String = number
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-            .collect();
+        let file = file_name(&number);
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.html\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -1559,6 +1620,14 @@ where
         }
         Ok(html_response(StatusCode::OK, p.keys_page(&session, None, None)?))
     }
+}
+
+/// A document number as a file name: letters, digits and `-`, anything else `_`.
+fn file_name(number: &str) -> String {
+    number
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
 }
 
 fn sign_in_page(csrf: &str, error: Option<&str>) -> Markup {

@@ -480,6 +480,27 @@ async fn a_vat_id_given_after_paying_vat_gets_it_back_by_one_credit_note() {
     assert_eq!(details.address, vec!["Street 1", "Berlin"]);
     let list = browser.get("/portal/invoices").await;
     assert!(list.body.contains("CN-2026-000001") && list.body.contains("credited by CN-2026-000001"));
+    // Every document of the period as one ZIP: the invoice and its credit note, as issued.
+    let (status, zip) = browser
+        .get_bytes("/portal/invoices.zip?from=2000-01-01&to=2999-12-31")
+        .await;
+    assert_eq!(status, 200);
+    std::fs::write(server.dir.0.join("invoices.zip"), &zip).unwrap();
+    let files = unzip(&zip);
+    let docs = server.proxy.topups().invoicing().documents().unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["INV-2026-000001.html", "CN-2026-000001.html"],
+        "in the order issued"
+    );
+    for ((_, data), doc) in files.iter().zip(&docs) {
+        assert!(*data == doc.to_html().into_bytes(), "{} as issued", doc.number());
+    }
+    let (_, none) = browser
+        .get_bytes("/portal/invoices.zip?from=2000-01-01&to=2000-12-31")
+        .await;
+    assert!(unzip(&none).is_empty());
     // Asked again: the same credit note, no second one.
     let again = browser.post("/portal/vat-refund", &[("csrf", &csrf)]).await;
     assert_eq!(again.status, 200);
@@ -581,4 +602,35 @@ async fn a_rule_that_switched_itself_off_says_why() {
         .await
         .unwrap();
     assert!(status.rule.unwrap().enabled && status.switched_off.is_none());
+}
+
+/// The files of a stored ZIP (names and contents), read through its central directory,
+/// every CRC checked.
+fn unzip(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let u16_at = |i: usize| usize::from(u16::from_le_bytes([zip[i], zip[i + 1]]));
+    let u32_at = |i: usize| u32::from_le_bytes([zip[i], zip[i + 1], zip[i + 2], zip[i + 3]]);
+    let end = zip.len() - 22;
+    assert_eq!(u32_at(end), 0x0605_4b50, "the end record");
+    let (count, mut at) = (u16_at(end + 10), u32_at(end + 16) as usize);
+    let mut files = Vec::new();
+    for _ in 0..count {
+        assert_eq!(u32_at(at), 0x0201_4b50, "a central directory entry");
+        let (crc, size, name_len) = (u32_at(at + 16), u32_at(at + 20) as usize, u16_at(at + 28));
+        let local = u32_at(at + 42) as usize;
+        let name = String::from_utf8(zip[at + 46..at + 46 + name_len].to_vec()).unwrap();
+        assert_eq!(u32_at(local), 0x0403_4b50, "a local header");
+        let data_at = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+        let data = zip[data_at..data_at + size].to_vec();
+        let mut c = !0u32;
+        for b in &data {
+            c ^= u32::from(*b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        assert_eq!(!c, crc, "{name}: its CRC");
+        files.push((name, data));
+        at += 46 + name_len;
+    }
+    files
 }
