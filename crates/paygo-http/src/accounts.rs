@@ -29,6 +29,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::HttpError;
 use crate::jsonl::open_lines;
 
+/// How long after its expiry a used sign-in link is still remembered (a margin for clock
+/// differences between replicas).
+const LINK_FORGET_AFTER_NS: u64 = 3_600_000_000_000;
+
 /// The prefix of every API key paygo makes.
 pub const KEY_PREFIX: &str = "sk-paygo-";
 
@@ -138,6 +142,11 @@ pub(crate) enum Line {
         account: CustomerId,
         details: Details,
     },
+    /// A one-time portal sign-in link used (its nonce), until it would have expired.
+    LinkUsed {
+        nonce: String,
+        expires_ns: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -149,6 +158,8 @@ pub(crate) struct State {
     ids: HashMap<KeyId, [u8; 32]>,
     /// Key id → what a portal shows of it (active keys).
     key_info: HashMap<KeyId, KeyInfo>,
+    /// One-time sign-in links used: nonce → when the link expires (ns).
+    links_used: HashMap<String, u64>,
     next_account: u128,
 }
 
@@ -187,6 +198,12 @@ impl State {
                     self.keys.remove(&hash);
                 }
                 self.key_info.remove(&key_id);
+            }
+            Line::LinkUsed { nonce, expires_ns } => {
+                // Links that expired before this one cannot be used anyway: forgotten, so
+                // that the set holds at most the links of one validity period.
+                self.links_used.retain(|_, e| *e + LINK_FORGET_AFTER_NS > expires_ns);
+                self.links_used.insert(nonce, expires_ns);
             }
             Line::Details { account, details } => {
                 if let Some(a) = self.accounts.get_mut(&account) {
@@ -518,6 +535,28 @@ impl Directory {
             .entry(key.clone())
             .or_default()
             .fetch_max(now_ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that the one-time sign-in link `nonce` (valid until `expires_ns`) was used;
+    /// `false` when it was used before (on any replica sharing the directory).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`].
+    pub async fn use_link(&self, nonce: &str, expires_ns: u64) -> Result<bool, HttpError> {
+        self.change(|state| {
+            if state.links_used.contains_key(nonce) {
+                return Ok((Vec::new(), false));
+            }
+            Ok((
+                vec![Line::LinkUsed {
+                    nonce: nonce.to_owned(),
+                    expires_ns,
+                }],
+                true,
+            ))
+        })
+        .await
     }
 
     /// Records an account's billing details (name, address, country, VAT ID, purchase

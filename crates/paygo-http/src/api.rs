@@ -70,6 +70,10 @@ where
         .route("/admin/v1/accounts/{id}/keys", post(Proxy::<B, L, C, S>::on_create_key))
         .route("/admin/v1/keys/{key_id}", delete(Proxy::<B, L, C, S>::on_revoke_key))
         .route(
+            "/admin/v1/accounts/{id}/portal-link",
+            post(Proxy::<B, L, C, S>::on_portal_link),
+        )
+        .route(
             "/admin/v1/accounts/{id}/payments",
             post(Proxy::<B, L, C, S>::on_payment),
         )
@@ -433,6 +437,20 @@ where
         Ok((
             StatusCode::CREATED,
             axum::Json(json!({"account_id": id.0, "api_key": key.secret, "key_id": key.id})),
+        )
+            .into_response())
+    }
+
+    async fn on_portal_link(State(p): State<Arc<Self>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+        p.check_admin(&headers)?;
+        let id = p.named_account(&id)?;
+        if p.options.portal.is_none() {
+            return Err(ApiError::new(404, "not_found", "the billing portal is off"));
+        }
+        let (path, expires_ns) = p.portal_link(id)?;
+        Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({"account_id": id.0, "url": path, "expires_at_ns": expires_ns})),
         )
             .into_response())
     }

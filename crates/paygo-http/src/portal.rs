@@ -48,6 +48,11 @@ const SESSION_COOKIE: &str = "paygo_session";
 const SIGNIN_COOKIE: &str = "paygo_signin";
 /// Nanoseconds in a day.
 const DAY_NS: u64 = 86_400_000_000_000;
+/// How long a one-time sign-in link is valid, in nanoseconds.
+const LINK_TTL_NS: u64 = 15 * 60 * 1_000_000_000;
+/// The key id of a session opened by a one-time link (no API key: it ends when it expires
+/// or is signed out).
+const LINK_KEY: &str = "link";
 /// The longest usage range a page or CSV covers, in days.
 const USAGE_DAYS_MAX: i64 = 366;
 /// The stylesheet.
@@ -447,6 +452,10 @@ where
             get(Proxy::<B, L, C, S>::portal_sign_in_form).post(Proxy::<B, L, C, S>::portal_sign_in),
         )
         .route("/portal/sign-out", post(Proxy::<B, L, C, S>::portal_sign_out))
+        .route(
+            "/portal/link/{token}",
+            get(Proxy::<B, L, C, S>::portal_link_form).post(Proxy::<B, L, C, S>::portal_link_sign_in),
+        )
         .route("/portal/usage", get(Proxy::<B, L, C, S>::portal_usage))
         .route("/portal/usage.csv", get(Proxy::<B, L, C, S>::portal_usage_csv))
         .route("/portal/invoices", get(Proxy::<B, L, C, S>::portal_invoices))
@@ -627,10 +636,12 @@ where
         let account = CustomerId(account.parse().map_err(|_| PortalError::SignIn)?);
         let expires_ns: u64 = expires.parse().map_err(|_| PortalError::SignIn)?;
         let key = KeyId(key.to_owned());
-        if expires_ns <= self.now_ns()
-            || self.portal_signed_out.contains(nonce)
-            || self.directory.key_account(&key) != Some(account)
-        {
+        let live = if key.0 == LINK_KEY {
+            self.directory.account(account).is_some()
+        } else {
+            self.directory.key_account(&key) == Some(account)
+        };
+        if expires_ns <= self.now_ns() || self.portal_signed_out.contains(nonce) || !live {
             return Err(PortalError::SignIn);
         }
         Ok(Session {
@@ -770,6 +781,107 @@ where
             &value,
             options.session_ttl_ms / 1000,
         );
+        p.set_cookie(&mut response, &headers, SIGNIN_COOKIE, "", 0);
+        Ok(response)
+    }
+
+    /// A one-time sign-in link for `account` (the operator API's
+    /// `POST /admin/v1/accounts/{id}/portal-link`): its path and when it expires (ns).
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Config`] when the portal is off; [`HttpError::Random`].
+    pub(crate) fn portal_link(&self, account: CustomerId) -> Result<(String, u64), HttpError> {
+        let options = self.options.portal.as_ref().ok_or_else(|| HttpError::Config {
+            what: "the billing portal is off".into(),
+        })?;
+        let expires_ns = self.now_ns().saturating_add(LINK_TTL_NS);
+        let payload = format!("{}.{expires_ns}.{}", account.0, nonce()?);
+        let mac = mac(&options.secret, "link", &payload);
+        Ok((format!("/portal/link/{payload}.{}", mac.to_hex()), expires_ns))
+    }
+
+    /// A link's account, expiry and nonce, if it is one this portal signed and it has not
+    /// expired.
+    fn verify_link(&self, token: &str) -> Result<(CustomerId, u64, String), PortalError> {
+        let options = self.portal_options()?;
+        let invalid = || PortalError::BadRequest("This sign-in link is not valid or has expired: ask for a new one.".into());
+        let (payload, given) = token.rsplit_once('.').ok_or_else(invalid)?;
+        if !mac_matches(given, &mac(&options.secret, "link", payload)) {
+            return Err(invalid());
+        }
+        let mut parts = payload.split('.');
+        let (Some(account), Some(expires), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let account = CustomerId(account.parse().map_err(|_| invalid())?);
+        let expires_ns: u64 = expires.parse().map_err(|_| invalid())?;
+        if expires_ns <= self.now_ns() || self.directory.account(account).is_none() {
+            return Err(invalid());
+        }
+        Ok((account, expires_ns, nonce.to_owned()))
+    }
+
+    /// A link's page: a button that signs in (a link is never used by merely opening it,
+    /// as mail scanners and previews do).
+    async fn portal_link_form(State(p): State<Arc<Self>>, headers: HeaderMap, Path(token): Path<String>) -> PageResult {
+        let options = p.portal_options()?;
+        let (account, _, _) = p.verify_link(&token)?;
+        let name = p.directory.account(account).map(|a| a.name).unwrap_or_default();
+        let pre = nonce()?;
+        let csrf = mac(&options.secret, "sign-in", &pre).to_hex().to_string();
+        let page = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "Sign in · Billing portal" }
+                    link rel="stylesheet" href="/portal/static/portal.css";
+                }
+                body {
+                    main class="signin" {
+                        h1 { "Billing portal" }
+                        p { "Sign in to the billing portal of " strong { (name) } " (account " (account.0) ")." }
+                        form method="post" action=(format!("/portal/link/{token}")) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            p { button type="submit" { "Sign in" } }
+                        }
+                        p class="muted" { "This link works once and for 15 minutes." }
+                    }
+                }
+            }
+        };
+        let mut response = html_response(StatusCode::OK, page);
+        p.set_cookie(&mut response, &headers, SIGNIN_COOKIE, &pre, 3600);
+        Ok(response)
+    }
+
+    async fn portal_link_sign_in(
+        State(p): State<Arc<Self>>,
+        headers: HeaderMap,
+        Path(token): Path<String>,
+        body: Bytes,
+    ) -> PageResult {
+        let options = p.portal_options()?;
+        let fields = form_fields(&body);
+        let pre = cookie(&headers, SIGNIN_COOKIE).unwrap_or_default();
+        if pre.is_empty() || !fields.get("csrf").is_some_and(|t| mac_matches(t, &mac(&options.secret, "sign-in", &pre))) {
+            return Err(PortalError::Forbidden);
+        }
+        let (account, expires_ns, link) = p.verify_link(&token)?;
+        if !p.directory.use_link(&link, expires_ns).await? {
+            return Err(PortalError::BadRequest(
+                "This sign-in link was used already: each link works once. Ask for a new one, or sign in with an API key.".into(),
+            ));
+        }
+        let ttl_ns = options.session_ttl_ms.saturating_mul(1_000_000);
+        let session_expires = p.now_ns().saturating_add(ttl_ns);
+        let payload = format!("{}.{LINK_KEY}.{session_expires}.{}", account.0, nonce()?);
+        let value = format!("{payload}.{}", mac(&options.secret, "session", &payload).to_hex());
+        let mut response = redirect("/portal");
+        p.set_cookie(&mut response, &headers, SESSION_COOKIE, &value, options.session_ttl_ms / 1000);
         p.set_cookie(&mut response, &headers, SIGNIN_COOKIE, "", 0);
         Ok(response)
     }

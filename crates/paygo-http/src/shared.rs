@@ -131,6 +131,9 @@ impl SharedDirectory {
                 let state = state.read().unwrap_or_else(PoisonError::into_inner);
                 decide(&state)?
             };
+            if lines.is_empty() {
+                return Ok(out);
+            }
             let body = serde_json::to_string(&lines).map_err(storage)?;
             let appended = self
                 .records

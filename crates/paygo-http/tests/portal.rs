@@ -634,3 +634,40 @@ fn unzip(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_link_from_the_operator_signs_in_once() {
+    let server = Server::start("portal-link", 3_600_000).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let made = server.admin(&format!("/admin/v1/accounts/{}/portal-link", a.id), json!({})).await;
+    let url = made["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/portal/link/"));
+    assert!(made["expires_at_ns"].as_u64().is_some());
+    let mut browser = Browser::new(&server.base);
+    // Opening the link (as a mail scanner would) signs nobody in.
+    let page = browser.get(&url).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Ada GmbH"));
+    assert!(!browser.cookies.contains_key("paygo_session"));
+    let csrf = page.csrf();
+    let signed_in = browser.post(&url, &[("csrf", &csrf)]).await;
+    assert_eq!((signed_in.status, signed_in.location()), (303, Some("/portal")));
+    assert_eq!(browser.get("/portal").await.status, 200);
+    // Used once: a second use, from anywhere, is refused.
+    let mut other = Browser::new(&server.base);
+    let page = other.get(&url).await;
+    let again = other.post(&url, &[("csrf", &page.csrf())]).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("used already"));
+    // A link changed by hand (another account's id under the same MAC) is not one.
+    let forged = format!("/portal/link/2{}", &url["/portal/link/1".len()..]);
+    assert_eq!(other.get(&forged).await.status, 400);
+    // Only the operator makes links.
+    let response = server
+        .http
+        .post(format!("{}/admin/v1/accounts/{}/portal-link", server.base, a.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
