@@ -57,10 +57,11 @@ const LINK_KEY: &str = "link";
 const USAGE_DAYS_MAX: i64 = 366;
 /// The stylesheet.
 const CSS: &str = include_str!("portal.css");
+/// The script (the VAT ID check as it is typed; the pages work without it).
+const JS: &str = include_str!("portal.js");
 /// The content security policy of the portal's pages: nothing but this origin's stylesheet,
 /// forms posted to this origin, never framed.
-const CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// The policy of a document page: its own inline style (it is a standalone file), nothing
 /// else, no script at all.
 const DOCUMENT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
@@ -487,6 +488,26 @@ where
             post(Proxy::<B, L, C, S>::portal_revoke_key),
         )
         .route("/portal/static/portal.css", get(portal_css))
+        .route("/portal/static/portal.js", get(portal_js))
+        .route("/portal/vat-check", get(Proxy::<B, L, C, S>::portal_vat_check))
+}
+
+async fn portal_js() -> Response {
+    let mut response = JS.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// The query of `/portal/vat-check`.
+#[derive(Debug, Deserialize)]
+struct VatCheck {
+    id: String,
 }
 
 async fn portal_css() -> Response {
@@ -570,9 +591,25 @@ impl Totals {
     }
 }
 
+/// The label of a chart's top line: the largest bar's USD.
+fn top_of<K>(rows: &[(K, Totals)]) -> String {
+    rows.iter()
+        .max_by_key(|(_, t)| t.credits)
+        .map_or_else(|| "$0.00".to_owned(), |(_, t)| usd_text(t.usd))
+}
+
+/// `n` and a noun, plural unless one.
+fn count_text(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A bar chart of `bars` (label, value in credits, its USD text) as SVG, scaled to the
 /// largest; the numbers are in the table next to it.
-fn bar_chart(title: &str, id: &str, bars: &[(String, i64, String)]) -> Markup {
+fn bar_chart(title: &str, id: &str, bars: &[(String, i64, String)], top: &str) -> Markup {
     const W: i64 = 720;
     const H: i64 = 180;
     const LEFT: i64 = 8;
@@ -586,6 +623,8 @@ fn bar_chart(title: &str, id: &str, bars: &[(String, i64, String)]) -> Markup {
         svg class="chart" viewBox=(format!("0 0 {W} {}", H + BOTTOM)) role="img" aria-labelledby=(format!("{id}-title")) {
             title id=(format!("{id}-title")) { (title) " (the numbers are in the table below)" }
             line class="axis" x1=(LEFT) y1=(H) x2=(W) y2=(H) {}
+            line class="axis" x1=(LEFT) y1="10" x2=(W) y2="10" stroke-dasharray="3 4" {}
+            text x=(LEFT + 4) y="8" { (top) }
             @for (i, (label, value, usd)) in bars.iter().enumerate() {
                 @let i = i64::try_from(i).unwrap_or(0);
                 @let h = i64::try_from(i128::from((*value).max(0)) * i128::from(H - 10) / i128::from(max)).unwrap_or(0);
@@ -805,13 +844,15 @@ where
     /// expired.
     fn verify_link(&self, token: &str) -> Result<(CustomerId, u64, String), PortalError> {
         let options = self.portal_options()?;
-        let invalid = || PortalError::BadRequest("This sign-in link is not valid or has expired: ask for a new one.".into());
+        let invalid =
+            || PortalError::BadRequest("This sign-in link is not valid or has expired: ask for a new one.".into());
         let (payload, given) = token.rsplit_once('.').ok_or_else(invalid)?;
         if !mac_matches(given, &mac(&options.secret, "link", payload)) {
             return Err(invalid());
         }
         let mut parts = payload.split('.');
-        let (Some(account), Some(expires), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(account), Some(expires), Some(nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(invalid());
         };
@@ -867,7 +908,11 @@ where
         let options = p.portal_options()?;
         let fields = form_fields(&body);
         let pre = cookie(&headers, SIGNIN_COOKIE).unwrap_or_default();
-        if pre.is_empty() || !fields.get("csrf").is_some_and(|t| mac_matches(t, &mac(&options.secret, "sign-in", &pre))) {
+        if pre.is_empty()
+            || !fields
+                .get("csrf")
+                .is_some_and(|t| mac_matches(t, &mac(&options.secret, "sign-in", &pre)))
+        {
             return Err(PortalError::Forbidden);
         }
         let (account, expires_ns, link) = p.verify_link(&token)?;
@@ -881,7 +926,13 @@ where
         let payload = format!("{}.{LINK_KEY}.{session_expires}.{}", account.0, nonce()?);
         let value = format!("{payload}.{}", mac(&options.secret, "session", &payload).to_hex());
         let mut response = redirect("/portal");
-        p.set_cookie(&mut response, &headers, SESSION_COOKIE, &value, options.session_ttl_ms / 1000);
+        p.set_cookie(
+            &mut response,
+            &headers,
+            SESSION_COOKIE,
+            &value,
+            options.session_ttl_ms / 1000,
+        );
         p.set_cookie(&mut response, &headers, SIGNIN_COOKIE, "", 0);
         Ok(response)
     }
@@ -941,12 +992,12 @@ where
                 div class="card" {
                     div class="label" { "Spent today (UTC)" }
                     div class="big" data-testid="spend-today" { (usd_text(today_spend.usd)) }
-                    div class="sub" { (credits_text(Credits::new(today_spend.credits))) " credits · " (today_spend.calls) " calls" }
+                    div class="sub" { (credits_text(Credits::new(today_spend.credits))) " credits · " (count_text(today_spend.calls, "call")) }
                 }
                 div class="card" {
                     div class="label" { "Spent this month" }
                     div class="big" data-testid="spend-month" { (usd_text(month_spend.usd)) }
-                    div class="sub" { (credits_text(Credits::new(month_spend.credits))) " credits · " (month_spend.calls) " calls" }
+                    div class="sub" { (credits_text(Credits::new(month_spend.credits))) " credits · " (count_text(month_spend.calls, "call")) }
                 }
             }
             @if balance.arrears.get() > 0 || balance.uncollected.get() > 0 {
@@ -1047,7 +1098,7 @@ where
                 div class="card" { div class="label" { "Tokens" } div class="big" { (all.prompt_tokens + all.completion_tokens) } div class="sub" { (all.prompt_tokens) " in · " (all.completion_tokens) " out" } }
             }
             h2 { "Spend per day" }
-            (bar_chart("Spend per day", "chart-days", &day_bars))
+            (bar_chart("Spend per day", "chart-days", &day_bars, &top_of(&days)))
             table id="usage-days" {
                 caption { "Spend per day (UTC)" }
                 thead { tr { th scope="col" { "Day" } th class="num" scope="col" { "Calls" } th class="num" scope="col" { "Credits" } th class="num" scope="col" { "USD" } } }
@@ -1061,7 +1112,7 @@ where
             }
             @if range.by_model {
                 h2 { "Spend per model" }
-                (bar_chart("Spend per model", "chart-models", &model_bars))
+                (bar_chart("Spend per model", "chart-models", &model_bars, &top_of(&models.iter().map(|(m, t)| (m.clone(), t.clone())).collect::<Vec<_>>())))
                 table id="usage-models" {
                     caption { "Spend per model" }
                     thead { tr { th scope="col" { "Model" } th class="num" scope="col" { "Calls" } th class="num" scope="col" { "Prompt tokens" } th class="num" scope="col" { "Completion tokens" } th class="num" scope="col" { "Credits" } th class="num" scope="col" { "USD" } } }
@@ -1486,6 +1537,7 @@ where
                 }
             }
         };
+        let body = html! { (body) script src="/portal/static/portal.js" {} };
         self.page(session, "/portal/billing-details", "Billing details", &body)
     }
 
@@ -1605,6 +1657,39 @@ where
             messages.extend(p.refund_all(session.account)?);
         }
         Ok(html_response(StatusCode::OK, p.details_page(&session, &messages)?))
+    }
+
+    /// A VAT ID's verdict as it is typed: paygo-vat's format and check digits, then (when
+    /// well formed) the confirmation.
+    async fn portal_vat_check(State(p): State<Arc<Self>>, headers: HeaderMap, Query(q): Query<VatCheck>) -> PageResult {
+        p.session(&headers)?;
+        let typed = q.id.replace([' ', '.', '-'], "").to_uppercase();
+        let (valid, text) = match VatId::parse(&typed) {
+            Err(e) => (false, format!("{typed}: {e}")),
+            Ok(id) => {
+                let proxy = Arc::clone(&p);
+                // The confirmer may ask VIES over the network: off the async workers.
+                let status = tokio::task::spawn_blocking(move || proxy.topups.confirm_vat_id(&id))
+                    .await
+                    .map_err(|e| PortalError::Internal(e.to_string()))?;
+                match status {
+                    VatIdStatus::Valid => (true, format!("{typed}: well formed and confirmed by VIES.")),
+                    VatIdStatus::Invalid => (
+                        false,
+                        format!("{typed}: well formed, but VIES says it is not registered."),
+                    ),
+                    VatIdStatus::Unknown => (
+                        true,
+                        format!("{typed}: well formed; VIES did not answer now, it is asked again with each payment."),
+                    ),
+                }
+            }
+        };
+        let mut response = axum::Json(serde_json::json!({"valid": valid, "text": text})).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response)
     }
 
     async fn portal_payment_methods(State(p): State<Arc<Self>>, headers: HeaderMap) -> PageResult {

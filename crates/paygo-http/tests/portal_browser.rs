@@ -338,7 +338,27 @@ async fn a_customer_uses_the_portal_in_a_real_browser() {
     // Billing details: a VAT ID after paying German VAT; the credit note appears.
     click(&client, "nav a[href='/portal/billing-details']").await;
     fill(&client, "#name", "Ada GmbH").await;
+    // Checked as it is typed: a wrong one is said to be wrong before the form is sent.
+    fill(&client, "#vat_id", "DE123").await;
+    let mut said = String::new();
+    for _ in 0..50 {
+        said = text(&client, "#vat-state").await;
+        if said.starts_with("DE123:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(said.starts_with("DE123:"), "the VAT ID is checked as typed: {said}");
+    shots.take(&client, "vat-id-typed").await;
     fill(&client, "#vat_id", "DE136695976").await;
+    for _ in 0..50 {
+        said = text(&client, "#vat-state").await;
+        if said.contains("confirmed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(said, "DE136695976: well formed and confirmed by VIES.");
     fill(&client, "#purchase_order", "PO-2026-7").await;
     click(&client, "main form button[type=submit]").await;
     let notices = client.find_all(Locator::Css("p.notice")).await.unwrap();
