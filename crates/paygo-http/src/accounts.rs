@@ -69,6 +69,49 @@ pub struct Account {
     /// The purchase-order reference its invoices show, if the customer gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchase_order: Option<String>,
+    /// Whether `vat_id` is one the operator registered (confirmed with VIES before): true
+    /// for the operator's, false for one the customer gave in the portal (confirmed by the
+    /// server's VIES confirmer, if it has one, each time it is used).
+    #[serde(default = "registered", skip_serializing_if = "is_true")]
+    pub vat_id_registered: bool,
+}
+
+fn registered() -> bool {
+    true
+}
+
+// serde's skip_serializing_if takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// The VAT-ID confirmer of a server: an ID the operator registered on an account is
+/// confirmed (the operator checked it with VIES before registering it); any other (one a
+/// customer gave in the portal) is asked of `vies`, or is unconfirmed (`Unknown`: VAT is
+/// charged, a refund waits) when the server has none.
+pub(crate) struct RegisteredOrVies {
+    pub(crate) state: Arc<RwLock<State>>,
+    pub(crate) vies: Option<Arc<dyn paygo_vat::VatIdConfirmer + Send + Sync>>,
+}
+
+impl paygo_vat::VatIdConfirmer for RegisteredOrVies {
+    fn confirm(&self, id: &paygo_vat::VatId) -> paygo_vat::VatIdStatus {
+        let text = id.to_string();
+        let registered = self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accounts
+            .values()
+            .any(|a| a.vat_id_registered && a.vat_id.as_deref() == Some(text.as_str()));
+        if registered {
+            return paygo_vat::VatIdStatus::Valid;
+        }
+        self.vies
+            .as_ref()
+            .map_or(paygo_vat::VatIdStatus::Unknown, |v| v.confirm(id))
+    }
 }
 
 /// What a customer may change of their account's billing details
@@ -207,6 +250,8 @@ impl State {
             }
             Line::Details { account, details } => {
                 if let Some(a) = self.accounts.get_mut(&account) {
+                    // The operator's registration holds for the same ID only.
+                    a.vat_id_registered = a.vat_id_registered && a.vat_id == details.vat_id;
                     a.name = details.name;
                     a.address = details.address;
                     a.country = details.country;
@@ -452,6 +497,7 @@ impl Directory {
                 address: address.to_vec(),
                 auto_top_up: None,
                 purchase_order: None,
+                vat_id_registered: true,
             };
             let (key_line, key) = key_of(account.id, &secret, &hash, KeyOptions::default());
             Ok((vec![Line::Account(account.clone()), key_line], (account, key)))
@@ -669,6 +715,14 @@ impl Directory {
             .accounts
             .get(&id)
             .cloned()
+    }
+
+    /// The server's VAT-ID confirmer over this directory (see [`RegisteredOrVies`]).
+    pub(crate) fn confirmer(&self, vies: Option<Arc<dyn paygo_vat::VatIdConfirmer + Send + Sync>>) -> RegisteredOrVies {
+        RegisteredOrVies {
+            state: Arc::clone(&self.state),
+            vies,
+        }
     }
 
     /// Every account, by id.

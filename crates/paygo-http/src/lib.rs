@@ -84,7 +84,7 @@ mod zip;
 pub use accounts::{Account, Details, Directory, KEY_PREFIX, KeyId, KeyInfo, KeyOptions, NewKey};
 pub use api::router;
 pub use error::HttpError;
-pub use portal::{PortalOptions, PortalSecret};
+pub use portal::{PortalOptions, PortalSecret, Vies};
 pub use proxy::{Proxy, ProxyOptions};
 pub use server::{
     EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,

@@ -138,6 +138,17 @@ impl std::fmt::Debug for PortalSecret {
     }
 }
 
+/// Confirms VAT IDs with VIES (or a cache of it): what a VAT ID a customer gives in the
+/// portal is checked with, for reverse charge and VAT refunds.
+#[derive(Clone)]
+pub struct Vies(pub Arc<dyn paygo_vat::VatIdConfirmer + Send + Sync>);
+
+impl std::fmt::Debug for Vies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vies(..)")
+    }
+}
+
 /// How the portal is set up ([`crate::ProxyOptions::portal`]).
 #[derive(Debug, Clone)]
 pub struct PortalOptions {
@@ -149,6 +160,12 @@ pub struct PortalOptions {
     /// a proxy in front of it). Default false; also set for a request that arrives with
     /// `X-Forwarded-Proto: https`.
     pub secure_cookies: bool,
+    /// How VAT IDs customers give are confirmed. `None` (the default): they stay
+    /// unconfirmed until the operator registers them (VAT is charged; a VAT refund
+    /// answers "not decided yet"), so that a well-formed number nobody checked never
+    /// takes VAT off an invoice or gives VAT back. IDs the operator registered are
+    /// confirmed either way.
+    pub vies: Option<Vies>,
 }
 
 impl PortalOptions {
@@ -158,6 +175,7 @@ impl PortalOptions {
             secret,
             session_ttl_ms: 8 * 3_600_000,
             secure_cookies: false,
+            vies: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use paygo_ledger::durable::OpenOptions;
 use paygo_pricing::PriceBook;
 use paygo_ratelimit::{AsyncStore, InProcessStore, Plan};
 use paygo_time::Clock;
-use paygo_vat::{NoOutsideEuRules, Seller, VatId, VatIdStatus};
+use paygo_vat::{NoOutsideEuRules, Seller};
 use rust_decimal::Decimal;
 
 use crate::accounts::Directory;
@@ -74,9 +74,9 @@ pub struct ServerOptions {
 
 /// Opens the stores in `options.data_dir` and builds the proxy on `clock`.
 ///
-/// VAT IDs: an account's VAT ID is registered by the operator (`POST
-/// /admin/v1/accounts`), who confirms it with VIES first; the server treats registered
-/// IDs as confirmed.
+/// VAT IDs: an account's VAT ID registered by the operator (`POST /admin/v1/accounts`),
+/// who confirms it with VIES first, is treated as confirmed; one a customer gives in the
+/// portal is confirmed by [`crate::PortalOptions::vies`], and unconfirmed without it.
 ///
 /// # Errors
 ///
@@ -249,7 +249,16 @@ where
             ),
             credit_rate: CreditRate::default(),
             rounding: RoundingRules::default(),
-            confirmer: Arc::new(|_: &VatId| VatIdStatus::Valid),
+            confirmer: Arc::new(
+                directory.confirmer(
+                    options
+                        .proxy
+                        .portal
+                        .as_ref()
+                        .and_then(|p| p.vies.as_ref())
+                        .map(|v| Arc::clone(&v.0)),
+                ),
+            ),
             outside_eu: Arc::new(NoOutsideEuRules),
             fx: Arc::new(fx),
         },

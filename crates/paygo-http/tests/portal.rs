@@ -673,3 +673,56 @@ async fn a_one_time_link_from_the_operator_signs_in_once() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vat_id_nobody_confirmed_takes_no_vat_off_and_gives_none_back() {
+    // No VIES: a VAT ID the customer types is well formed, and that is all anyone knows.
+    let server = Server::start_with("portal-no-vies", 3_600_000, None).await;
+    let a = server.account("Ada GmbH", "10.00", "pay-a").await;
+    let account = paygo_billing::CustomerId(a.id);
+    let mut browser = Browser::new(&server.base);
+    browser.sign_in(&a.key).await;
+    let csrf = browser.get("/portal/billing-details").await.csrf();
+    let saved = browser
+        .post(
+            "/portal/billing-details",
+            &[
+                ("csrf", &csrf),
+                ("name", "Ada GmbH"),
+                ("country", "DE"),
+                ("vat_id", "DE136695976"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200);
+    assert!(saved.body.contains("not decided yet"), "{}", saved.body);
+    assert_eq!(
+        server.proxy.topups().invoicing().documents().unwrap().len(),
+        1,
+        "no credit note"
+    );
+    assert!(!server.proxy.directory().account(account).unwrap().vat_id_registered);
+    // The next payment is charged German VAT: the ID is not confirmed.
+    let paid = server
+        .admin(
+            &format!("/admin/v1/accounts/{}/payments", a.id),
+            json!({"payment_id": "pay-a2", "usd": "10.00", "method": "card", "card_country": "DE"}),
+        )
+        .await;
+    let docs = server.proxy.topups().invoicing().documents().unwrap();
+    let second = docs
+        .iter()
+        .find(|d| d.number().to_string() == paid["invoice_number"])
+        .unwrap();
+    assert_eq!(second.totals().vat, paygo_credits::Money::usd("1.90".parse().unwrap()));
+    // The same ID registered by the operator (on an account of its own) is confirmed.
+    let created = server
+        .admin(
+            "/admin/v1/accounts",
+            json!({"name": "Reg GmbH", "country": "DE", "vat_id": "DE136695976"}),
+        )
+        .await;
+    assert!(created["account_id"].as_u64().is_some());
+    let again = browser.post("/portal/vat-refund", &[("csrf", &csrf)]).await;
+    assert!(again.body.contains("approved"), "{}", again.body);
+}

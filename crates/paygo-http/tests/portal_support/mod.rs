@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use paygo_http::{
-    EmbeddedProxy, PortalOptions, PortalSecret, ProxyOptions, SellerOptions, ServerOptions, open_embedded, serve,
+    EmbeddedProxy, PortalOptions, PortalSecret, ProxyOptions, SellerOptions, ServerOptions, Vies, open_embedded, serve,
 };
 use paygo_invoice::Party;
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
@@ -17,7 +17,7 @@ use paygo_ratelimit::Plan;
 use paygo_testkit::store::TempDir;
 use paygo_testkit::upstream::{FakeUpstream, UpstreamOptions};
 use paygo_time::SystemClock;
-use paygo_vat::{Country, Seller, VatId};
+use paygo_vat::{Country, Seller, VatId, VatIdStatus};
 use serde_json::{Value, json};
 
 pub const ADMIN: &str = "admin-token-for-portal-tests";
@@ -38,7 +38,19 @@ pub struct Account {
 }
 
 impl Server {
+    /// A server whose VIES confirms every well-formed VAT ID but two: `DE811569869` (no
+    /// answer) and `FR40303265045` (not registered).
     pub async fn start(name: &str, session_ttl_ms: u64) -> Server {
+        let vies = |id: &VatId| match id.to_string().as_str() {
+            "DE811569869" => VatIdStatus::Unknown,
+            "FR40303265045" => VatIdStatus::Invalid,
+            _ => VatIdStatus::Valid,
+        };
+        Server::start_with(name, session_ttl_ms, Some(Vies(Arc::new(vies)))).await
+    }
+
+    /// A server with `vies` (or none: VAT IDs customers give stay unconfirmed).
+    pub async fn start_with(name: &str, session_ttl_ms: u64, vies: Option<Vies>) -> Server {
         let upstream = FakeUpstream::start(UpstreamOptions::default())
             .await
             .expect("the fake upstream");
@@ -48,6 +60,7 @@ impl Server {
         proxy.upstream_timeout_ms = 5_000;
         let mut portal = PortalOptions::new(PortalSecret::random().expect("a secret"));
         portal.session_ttl_ms = session_ttl_ms;
+        portal.vies = vies;
         proxy.portal = Some(portal);
         let options = ServerOptions {
             data_dir: dir.0.clone(),
