@@ -109,6 +109,20 @@ fn number<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &
         .map_err(|_| format!("{flag} needs a number\n{USAGE}"))
 }
 
+/// The portal's options: its secret from `PAYGO_PORTAL_SECRET`, or kept in the data
+/// directory.
+fn portal_options(data_dir: &std::path::Path, secure_cookies: bool) -> Result<PortalOptions, String> {
+    let secret = if let Some(hex) = std::env::var("PAYGO_PORTAL_SECRET").ok().filter(|s| !s.is_empty()) {
+        PortalSecret::from_hex(&hex).map_err(|e| format!("PAYGO_PORTAL_SECRET: {e}"))?
+    } else {
+        std::fs::create_dir_all(data_dir).map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
+        PortalSecret::load_or_create(data_dir).map_err(|e| e.to_string())?
+    };
+    let mut portal = PortalOptions::new(secret);
+    portal.secure_cookies = secure_cookies;
+    Ok(portal)
+}
+
 /// Where balances live: `None` for the data directory's ledger, or a PostgreSQL URL and
 /// schema.
 fn store_of(store: Option<&str>, pg_schema: Option<String>) -> Result<Option<(String, String)>, String> {
@@ -128,6 +142,7 @@ fn store_of(store: Option<&str>, pg_schema: Option<String>) -> Result<Option<(St
     }
 }
 
+#[allow(clippy::too_many_lines)] // one flag a line, then the checks that relate them
 fn parse() -> Result<Option<Args>, String> {
     let mut listen = None;
     let mut upstream = None;
@@ -192,16 +207,7 @@ fn parse() -> Result<Option<Args>, String> {
     proxy.upstream_api_key = std::env::var("PAYGO_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty());
     proxy.admin_token = admin_token;
     proxy.pass_through = pass_through;
-    let secret = match std::env::var("PAYGO_PORTAL_SECRET").ok().filter(|s| !s.is_empty()) {
-        Some(hex) => PortalSecret::from_hex(&hex).map_err(|e| format!("PAYGO_PORTAL_SECRET: {e}"))?,
-        None => {
-            std::fs::create_dir_all(&data_dir).map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
-            PortalSecret::load_or_create(&data_dir).map_err(|e| e.to_string())?
-        }
-    };
-    let mut portal = PortalOptions::new(secret);
-    portal.secure_cookies = secure_cookies;
-    proxy.portal = Some(portal);
+    proxy.portal = Some(portal_options(&data_dir, secure_cookies)?);
     if let Some(limit) = body_limit {
         proxy.body_limit_bytes = limit;
     }
