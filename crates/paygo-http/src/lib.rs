@@ -62,6 +62,9 @@
 //!   never below the true count).
 //! - [`Directory`]: accounts and their keys (256 random bits, kept as BLAKE3 hashes).
 //! - [`UsageLog`]: one record per charged call, for the usage endpoints.
+//! - The billing portal under `/portal` ([`PortalOptions`] in [`ProxyOptions::portal`]):
+//!   balance, usage, invoices, auto top-up, billing details and VAT refunds, keys
+//!   (`docs/portal.md`).
 //!
 //! `docs/http.md` has the endpoints, the stream rules, the error table and what a crash can
 //! leave.
