@@ -428,7 +428,16 @@ impl IntoResponse for PortalError {
                 "This form is no longer valid (it was opened in another session). Go back, reload the page and try again.".to_owned(),
             ),
             PortalError::BadRequest(text) => (StatusCode::BAD_REQUEST, "Please check your input", text),
-            PortalError::Internal(text) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", text),
+            // What failed goes to the operator's log, not to the page (a store's message
+            // can name its internals); the customer learns that it was not their doing.
+            PortalError::Internal(what) => {
+                eprintln!("paygo-http portal: {what}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side",
+                    "Try again in a moment; if it keeps failing, contact support.".to_owned(),
+                )
+            }
         };
         html_response(
             status,
