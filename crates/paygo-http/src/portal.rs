@@ -562,7 +562,25 @@ struct Range {
     from: NaiveDate,
     /// The last day, included.
     to: NaiveDate,
-    by_model: bool,
+    group: Group,
+}
+
+/// What a usage page splits the spend by, besides the day.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Model,
+    Key,
+    Day,
+}
+
+impl Group {
+    fn code(self) -> &'static str {
+        match self {
+            Group::Model => "model",
+            Group::Key => "key",
+            Group::Day => "day",
+        }
+    }
 }
 
 fn parse_range(query: &UsageRange, today: NaiveDate) -> Result<Range, PortalError> {
@@ -581,16 +599,17 @@ fn parse_range(query: &UsageRange, today: NaiveDate) -> Result<Range, PortalErro
             "the range: expected at most {USAGE_DAYS_MAX} days"
         )));
     }
-    let by_model = match query.group.as_deref() {
-        None | Some("" | "model") => true,
-        Some("day") => false,
+    let group = match query.group.as_deref() {
+        None | Some("" | "model") => Group::Model,
+        Some("key") => Group::Key,
+        Some("day") => Group::Day,
         Some(other) => {
             return Err(PortalError::BadRequest(format!(
-                "group: expected model or day, got {other:?}"
+                "group: expected model, key or day, got {other:?}"
             )));
         }
     };
-    Ok(Range { from, to, by_model })
+    Ok(Range { from, to, group })
 }
 
 /// Sums of usage buckets.
@@ -1064,7 +1083,32 @@ where
     async fn usage_buckets(&self, account: CustomerId, range: &Range) -> Result<Vec<UsageBucket>, PortalError> {
         let from = day_start_ns(range.from);
         let to = day_start_ns(range.to + chrono::Duration::days(1));
-        Ok(self.usage.usage(account, from, to, DAY_NS, range.by_model).await?)
+        Ok(match range.group {
+            Group::Key => self.usage.usage_by_key(account, from, to, DAY_NS).await?,
+            group => {
+                self.usage
+                    .usage(account, from, to, DAY_NS, group == Group::Model)
+                    .await?
+            }
+        })
+    }
+
+    /// What a bucket of the page's grouping is called: its model, or its key (by name and
+    /// end when the key is active, by id when it was revoked).
+    fn group_label(&self, account: CustomerId, b: &UsageBucket) -> Option<String> {
+        if let Some(m) = &b.model {
+            return Some(m.clone());
+        }
+        let key = b.key_id.as_ref()?;
+        let active = self.directory.keys(account).into_iter().find(|k| k.id == *key);
+        Some(match active {
+            Some(k) => format!(
+                "{} (sk-paygo-…{})",
+                k.name.unwrap_or_else(|| key.0.clone()),
+                k.last4.unwrap_or_else(|| "????".to_owned())
+            ),
+            None => format!("{} (revoked)", key.0),
+        })
     }
 
     async fn portal_usage(
@@ -1083,6 +1127,7 @@ where
             day += chrono::Duration::days(1);
         }
         let mut models: std::collections::BTreeMap<String, Totals> = std::collections::BTreeMap::new();
+        let unrecorded = "(key not recorded)".to_owned();
         let mut all = Totals::default();
         for b in &buckets {
             let d = date_of(b.start_ns);
@@ -1090,8 +1135,10 @@ where
             if let Some((_, t)) = days.get_mut(i) {
                 t.add(b)?;
             }
-            if let Some(m) = &b.model {
-                models.entry(m.clone()).or_default().add(b)?;
+            match (range.group, p.group_label(session.account, b)) {
+                (Group::Day, _) => {}
+                (_, Some(label)) => models.entry(label).or_default().add(b)?,
+                (_, None) => models.entry(unrecorded.clone()).or_default().add(b)?,
             }
             all.add(b)?;
         }
@@ -1103,7 +1150,11 @@ where
             .iter()
             .map(|(m, t)| (m.clone(), t.credits, usd_text(t.usd)))
             .collect();
-        let group = if range.by_model { "model" } else { "day" };
+        let group = range.group.code();
+        let (per, per_title) = match range.group {
+            Group::Key => ("API key", "Spend per API key"),
+            _ => ("Model", "Spend per model"),
+        };
         let csv = format!("/portal/usage.csv?from={}&to={}&group={group}", range.from, range.to);
         let body = html! {
             form class="filters" method="get" action="/portal/usage" {
@@ -1112,8 +1163,9 @@ where
                 div {
                     label for="group" { "Group by" }
                     select id="group" name="group" {
-                        option value="model" selected[range.by_model] { "Model" }
-                        option value="day" selected[!range.by_model] { "Day only" }
+                        option value="model" selected[range.group == Group::Model] { "Model" }
+                        option value="key" selected[range.group == Group::Key] { "API key" }
+                        option value="day" selected[range.group == Group::Day] { "Day only" }
                     }
                 }
                 div { button type="submit" { "Show" } }
@@ -1137,12 +1189,12 @@ where
                     }
                 }
             }
-            @if range.by_model {
-                h2 { "Spend per model" }
-                (bar_chart("Spend per model", "chart-models", &model_bars, &top_of(&models.iter().map(|(m, t)| (m.clone(), t.clone())).collect::<Vec<_>>())))
+            @if range.group != Group::Day {
+                h2 { (per_title) }
+                (bar_chart(per_title, "chart-models", &model_bars, &top_of(&models.iter().map(|(m, t)| (m.clone(), t.clone())).collect::<Vec<_>>())))
                 table id="usage-models" {
-                    caption { "Spend per model" }
-                    thead { tr { th scope="col" { "Model" } th class="num" scope="col" { "Calls" } th class="num" scope="col" { "Prompt tokens" } th class="num" scope="col" { "Completion tokens" } th class="num" scope="col" { "Credits" } th class="num" scope="col" { "USD" } } }
+                    caption { (per_title) }
+                    thead { tr { th scope="col" { (per) } th class="num" scope="col" { "Calls" } th class="num" scope="col" { "Prompt tokens" } th class="num" scope="col" { "Completion tokens" } th class="num" scope="col" { "Credits" } th class="num" scope="col" { "USD" } } }
                     tbody {
                         @for (m, t) in &models {
                             tr { th scope="row" { (m) } td class="num" { (t.calls) } td class="num" { (t.prompt_tokens) } td class="num" { (t.completion_tokens) } td class="num" { (credits_text(Credits::new(t.credits))) } td class="num" { (usd_text(t.usd)) } }
@@ -1165,9 +1217,14 @@ where
         let session = p.session(&headers)?;
         let range = parse_range(&query, date_of(p.now_ns()))?;
         let buckets = p.usage_buckets(session.account, &range).await?;
-        let mut csv = String::from("date,model,calls,prompt_tokens,completion_tokens,credits,usd\r\n");
+        let column = if range.group == Group::Key { "key_id" } else { "model" };
+        let mut csv = format!("date,{column},calls,prompt_tokens,completion_tokens,credits,usd\r\n");
         for b in &buckets {
-            let model = b.model.as_deref().unwrap_or("");
+            let model = b
+                .model
+                .as_deref()
+                .or(b.key_id.as_ref().map(|k| k.0.as_str()))
+                .unwrap_or("");
             // A model id with a comma, quote or line break is quoted, its quotes doubled.
             let model = if model.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", model.replace('"', "\"\""))

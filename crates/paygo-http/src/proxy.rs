@@ -18,7 +18,7 @@ use paygo_time::Clock;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::accounts::Directory;
+use crate::accounts::{Directory, KeyId};
 use crate::error::HttpError;
 use crate::respond::{ApiError, add_headers, usage_headers};
 use crate::sizing::{Endpoint, RequestSize, size_request};
@@ -358,6 +358,7 @@ where
                         .append(CallRecord {
                             request_id,
                             account: account.id,
+                            key_id: None,
                             model: "unknown".into(),
                             endpoint: None,
                             service_tier: ServiceTier::STANDARD,
@@ -382,6 +383,11 @@ where
 
     /// The account of the request's `Authorization: Bearer` key.
     pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<CustomerId, ApiError> {
+        Ok(self.authenticate_key(headers).await?.0)
+    }
+
+    /// The account and the key of the request's `Authorization: Bearer` key.
+    pub(crate) async fn authenticate_key(&self, headers: &HeaderMap) -> Result<(CustomerId, KeyId), ApiError> {
         let key = bearer(headers)
             .ok_or_else(|| ApiError::new(401, "missing_api_key", "no API key: send `Authorization: Bearer <key>`"))?;
         let (account, key) = self
@@ -390,7 +396,7 @@ where
             .await?
             .ok_or_else(|| ApiError::new(401, "invalid_api_key", "the API key is not valid"))?;
         self.directory.touch(&key, self.gateway.clock().now_ns());
-        Ok(account)
+        Ok((account, key))
     }
 
     /// A new call id: time-ordered (the clock's millisecond above 80 random bits), so that
@@ -439,7 +445,7 @@ where
         let id = self.call_id()?;
         let request_id = request_id(id);
         *request_id_out = Some(request_id.clone());
-        let account = self.authenticate(headers).await?;
+        let (account, key) = self.authenticate_key(headers).await?;
         let body = body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -499,7 +505,13 @@ where
                 Err(e) => return Err(e),
             };
             return Ok(crate::stream::start(
-                self, admitted, endpoint, &size, upstream, request_id, guard,
+                self,
+                admitted,
+                endpoint,
+                &size,
+                upstream,
+                (request_id, key),
+                guard,
             ));
         }
         let sent = tokio::time::timeout_at(deadline, request.send()).await;
@@ -513,7 +525,8 @@ where
                     return Err(self.release(&admitted, e).await);
                 }
             };
-        self.answer_plain(&admitted, endpoint, &size, &request_id, bytes).await
+        self.answer_plain(&admitted, endpoint, &size, &request_id, &key, bytes)
+            .await
     }
 
     /// Charges a call that was not streamed and answers with its body, `meta` added.
@@ -523,6 +536,7 @@ where
         endpoint: Endpoint,
         size: &RequestSize,
         request_id: &str,
+        key: &KeyId,
         bytes: Bytes,
     ) -> Result<Response, ApiError> {
         let usage = if endpoint == Endpoint::AudioSpeech {
@@ -559,7 +573,7 @@ where
         let body = bytes;
         let charged = self.settle(admitted, usage, true).await?;
         self.usage
-            .append(call_record(admitted, endpoint, request_id, &charged, false))
+            .append(call_record(admitted, endpoint, request_id, key, &charged, false))
             .await?;
         let completed = &charged.completed;
         let mut response = if endpoint == Endpoint::AudioSpeech {
@@ -699,6 +713,7 @@ pub(crate) fn call_record(
     admitted: &Admitted,
     endpoint: Endpoint,
     request_id: &str,
+    key: &KeyId,
     charged: &Charged,
     streamed: bool,
 ) -> CallRecord {
@@ -711,6 +726,7 @@ pub(crate) fn call_record(
     CallRecord {
         request_id: request_id.to_owned(),
         account: admitted.account,
+        key_id: Some(key.clone()),
         model: admitted.model.clone(),
         endpoint: Some(endpoint),
         service_tier: admitted.service_tier,

@@ -23,6 +23,7 @@ use paygo_ratelimit::AsyncStore;
 use paygo_time::Clock;
 use tokio::sync::mpsc;
 
+use crate::accounts::KeyId;
 use crate::proxy::{InFlightGuard, Proxy, call_record, meta_json, with_meta};
 use crate::respond::add_headers;
 use crate::sizing::{Endpoint, RequestSize};
@@ -40,7 +41,7 @@ pub(crate) fn start<B, L, C, S>(
     endpoint: Endpoint,
     size: &RequestSize,
     upstream: reqwest::Response,
-    request_id: String,
+    (request_id, key): (String, KeyId),
     guard: InFlightGuard,
 ) -> Response
 where
@@ -61,6 +62,7 @@ where
         held_back: None,
         done: false,
         first_chunk: None,
+        key,
     };
     tokio::spawn(async move {
         pump.run(proxy, admitted, upstream, request_id).await;
@@ -116,6 +118,8 @@ struct Pump {
     done: bool,
     /// The first chunk's data (chat): its id, created and model make the meta chunk.
     first_chunk: Option<serde_json::Value>,
+    /// The API key the call was made with (its id, for the usage record).
+    key: KeyId,
 }
 
 /// One server-sent event: its `event:` name and its `data:` lines joined.
@@ -329,7 +333,7 @@ impl Pump {
                 return;
             }
         };
-        let record = call_record(admitted, self.endpoint, request_id, &charged, true);
+        let record = call_record(admitted, self.endpoint, request_id, &self.key, &charged, true);
         if let Err(e) = proxy.usage.append(record).await {
             let body = serde_json::json!({"error": {"message": e.to_string(), "type": "api_error", "code": "store_unavailable"}});
             self.send(Bytes::from(format!("data: {body}\n\n"))).await;

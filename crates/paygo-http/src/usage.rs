@@ -30,6 +30,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::accounts::KeyId;
 use crate::error::HttpError;
 use crate::jsonl::open_lines;
 use crate::sizing::Endpoint;
@@ -56,6 +57,10 @@ pub struct CallRecord {
     pub request_id: String,
     /// The account charged.
     pub account: CustomerId,
+    /// The API key the call was made with (its id; `None` for a [`Settlement::Recovered`]
+    /// record and for records written before keys were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
     /// The model (its canonical id).
     pub model: String,
     /// The endpoint called (`None` for a [`Settlement::Recovered`] record).
@@ -90,6 +95,10 @@ pub struct UsageBucket {
     /// The model, when grouped by model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The API key, when grouped by key ([`UsageLog::usage_by_key`]; `None` there for
+    /// calls whose key was not recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
     /// Calls charged.
     pub calls: u64,
     /// Prompt tokens.
@@ -370,7 +379,7 @@ impl UsageLog {
                 };
                 for body in bodies {
                     let record: CallRecord = serde_json::from_str(&body).map_err(shared_error)?;
-                    buckets.add(record.at_ns, &record.model, Sums::of(&record))?;
+                    buckets.add_record(&record)?;
                 }
             }
             return Ok(buckets.done());
@@ -380,7 +389,68 @@ impl UsageLog {
             if record.at_ns < from_ns || record.at_ns >= to_ns {
                 continue;
             }
-            buckets.add(record.at_ns, &record.model, Sums::of(record))?;
+            buckets.add_record(record)?;
+        }
+        Ok(buckets.done())
+    }
+
+    /// An account's usage admitted in `from_ns .. to_ns`, in buckets of `bucket_ns`, split by
+    /// the API key each call was made with (a bucket without a key for calls whose key was
+    /// not recorded: rebuilt records, and records older than keys in records). Read from
+    /// the calls' records, not the roll-ups: with a shared log, only for the usage
+    /// retention.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::InvalidField`] for an empty range or a zero bucket, or (shared log) a
+    /// range that starts before the log's horizon; [`HttpError::Credits`];
+    /// [`HttpError::Storage`] when a shared log cannot be read.
+    // Async for the shared store (the `postgres` feature); without it the work is in memory.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
+    pub async fn usage_by_key(
+        &self,
+        account: CustomerId,
+        from_ns: u64,
+        to_ns: u64,
+        bucket_ns: u64,
+    ) -> Result<Vec<UsageBucket>, HttpError> {
+        if from_ns >= to_ns {
+            return Err(HttpError::InvalidField {
+                field: "from",
+                expected: "a time before `to`",
+            });
+        }
+        if bucket_ns == 0 {
+            return Err(HttpError::InvalidField {
+                field: "bucket",
+                expected: "1h or 1d",
+            });
+        }
+        let mut buckets = Buckets::by_key(bucket_ns);
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = &self.shared {
+            let bodies = match shared.usage_records(account.0, from_ns, to_ns).await {
+                Ok(bodies) => bodies,
+                Err(paygo_postgres::PostgresError::Pruned { .. }) => {
+                    return Err(HttpError::InvalidField {
+                        field: "from",
+                        expected: "a time within the usage retention (usage by key is kept as long as each call's record)",
+                    });
+                }
+                Err(e) => return Err(shared_error(e)),
+            };
+            for body in bodies {
+                let record: CallRecord = serde_json::from_str(&body).map_err(shared_error)?;
+                buckets.add_record(&record)?;
+            }
+            return Ok(buckets.done());
+        }
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
+            if record.at_ns < from_ns || record.at_ns >= to_ns {
+                continue;
+            }
+            buckets.add_record(record)?;
         }
         Ok(buckets.done())
     }
@@ -532,31 +602,59 @@ impl Sums {
     }
 }
 
+/// What buckets are split by besides time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Split {
+    Nothing,
+    Model,
+    Key,
+}
+
 /// Buckets of [`UsageLog::usage`] being added up.
 struct Buckets {
     bucket_ns: u64,
-    by_model: bool,
-    sums: std::collections::BTreeMap<(u64, Option<String>), UsageBucket>,
+    split: Split,
+    sums: std::collections::BTreeMap<(u64, Option<String>, Option<KeyId>), UsageBucket>,
 }
 
 impl Buckets {
     fn new(bucket_ns: u64, by_model: bool) -> Buckets {
         Buckets {
             bucket_ns,
-            by_model,
+            split: if by_model { Split::Model } else { Split::Nothing },
             sums: std::collections::BTreeMap::new(),
         }
     }
 
+    fn by_key(bucket_ns: u64) -> Buckets {
+        Buckets {
+            bucket_ns,
+            split: Split::Key,
+            sums: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn add_record(&mut self, record: &CallRecord) -> Result<(), HttpError> {
+        self.add_keyed(record.at_ns, &record.model, record.key_id.as_ref(), Sums::of(record))
+    }
+
+    // The hourly roll-ups' sums (the shared log's, under the `postgres` feature).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     fn add(&mut self, at_ns: u64, model: &str, sums: Sums) -> Result<(), HttpError> {
+        self.add_keyed(at_ns, model, None, sums)
+    }
+
+    fn add_keyed(&mut self, at_ns: u64, model: &str, key: Option<&KeyId>, sums: Sums) -> Result<(), HttpError> {
         let start_ns = at_ns - at_ns % self.bucket_ns;
-        let model = self.by_model.then(|| model.to_owned());
+        let model = (self.split == Split::Model).then(|| model.to_owned());
+        let key_id = if self.split == Split::Key { key.cloned() } else { None };
         let bucket = self
             .sums
-            .entry((start_ns, model.clone()))
+            .entry((start_ns, model.clone(), key_id.clone()))
             .or_insert_with(|| UsageBucket {
                 start_ns,
                 model,
+                key_id,
                 calls: 0,
                 prompt_tokens: 0,
                 completion_tokens: 0,

@@ -317,6 +317,30 @@ async fn usage_and_its_csv_add_up_to_what_the_ledger_charged() {
         rust_decimal::Decimal::from(charged),
         "USD exact"
     );
+    // By API key: a second key's calls apart from the first's, each adding up.
+    let second = server
+        .admin(&format!("/admin/v1/accounts/{}/keys", a.id), json!({}))
+        .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_second = server.call(&second, "gpt-4o-mini").await;
+    let by_key = browser.get("/portal/usage?group=key").await;
+    assert!(by_key.body.contains("Spend per API key"), "{}", by_key.body);
+    let csv = browser.get("/portal/usage.csv?group=key").await;
+    let mut lines = csv.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("date,key_id,calls,prompt_tokens,completion_tokens,credits,usd")
+    );
+    let mut per_key = std::collections::BTreeMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        *per_key.entry(f[1].to_owned()).or_insert(0i64) += f[5].parse::<i64>().unwrap();
+    }
+    assert_eq!(per_key.get(&a.key_id), Some(&charged));
+    assert_eq!(per_key.values().sum::<i64>(), charged + by_second);
+    assert_eq!(per_key.len(), 2);
     // A range that is not one: a clear error.
     assert_eq!(browser.get("/portal/usage?from=2026-13-01").await.status, 400);
     assert_eq!(

@@ -132,6 +132,7 @@ fn record(n: usize, account: u128, at_ns: u64, model: usize, micro_usd: u32) -> 
     CallRecord {
         request_id: format!("req_{n}"),
         account: CustomerId(account),
+        key_id: Some(paygo_http::KeyId(format!("key_{}", n % 3))),
         model: ["gpt-4o-mini", "claude-sonnet", "llama"][model].to_owned(),
         endpoint: None,
         service_tier: ServiceTier::STANDARD,
@@ -178,6 +179,9 @@ proptest! {
                     let want = memory.usage(CustomerId(account), from, to, bucket, by_model).await.unwrap();
                     let got = shared.usage(CustomerId(account), from, to, bucket, by_model).await.unwrap();
                     assert_eq!(got, want, "account {account}, {from}..{to}, bucket {bucket}, by model {by_model}");
+                    let want = memory.usage_by_key(CustomerId(account), from, to, bucket).await.unwrap();
+                    let got = shared.usage_by_key(CustomerId(account), from, to, bucket).await.unwrap();
+                    assert_eq!(got, want, "by key: account {account}, {from}..{to}, bucket {bucket}");
                 }
             }
             let some = &calls[0];
