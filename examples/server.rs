@@ -431,6 +431,9 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+                // A second handle on the store: it records each top-up's credits and its
+                // invoice number in one transaction.
+                let joint = Arc::new(billing.clone());
                 match open_with_parts_and_limiter(
                     options,
                     SystemClock::new(),
@@ -441,6 +444,7 @@ fn main() -> ExitCode {
                     limiter,
                 ) {
                     Ok(proxy) => {
+                        let proxy = proxy.with_joint_top_ups(joint);
                         run(Arc::new(proxy), &listen, usage_retention, |proxy| {
                             let stats = proxy.gateway().billing().stats();
                             format!(

@@ -52,4 +52,4 @@ mod topups;
 pub use call::{Admitted, Call, Completed};
 pub use error::{GatewayError, Rejection, Status};
 pub use gateway::{Gateway, GatewayOptions, InProcessGateway};
-pub use topups::{Buyer, FxRates, Invoiced, PaidFor, PaidTopUp, TopUpOptions, TopUps, VatRefund};
+pub use topups::{Buyer, FxRates, Invoiced, Joint, JointTopUps, PaidFor, PaidTopUp, TopUpOptions, TopUps, VatRefund};

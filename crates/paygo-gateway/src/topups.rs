@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use paygo_billing::Reply;
 use paygo_billing::{
     BillingStore, Command, CustomerId, MethodRefusal, PaymentMethod, PaymentOutcome, Receipt, Refusal,
 };
@@ -13,7 +14,7 @@ use paygo_invoice::{
     Document, DocumentId, Draft, InvoiceError, Invoicing, LineInput, Party, Payment, PaymentMethod as InvoicePayment,
     RoundingRules, SequenceStore, SeriesName,
 };
-use paygo_invoice::{DocumentNumber, VatRefundDraft};
+use paygo_invoice::{DocumentNumber, Prepared, VatRefundDraft};
 use paygo_vat::{
     Country, Customer, Determination, LocationEvidence, OutsideEuRules, RefundDecision, RefundPolicy, RefundRequest,
     RejectReason, RetryReason, Seller, Supply, VatId, VatIdConfirmer, VatIdStatus, decide_refund, determine,
@@ -176,12 +177,56 @@ impl std::fmt::Debug for TopUpOptions {
 pub struct TopUps<S> {
     invoicing: Invoicing<S>,
     options: TopUpOptions,
+    joint: Option<Arc<dyn JointTopUps>>,
+}
+
+/// What [`JointTopUps::top_up_invoiced`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Joint {
+    /// The command credited and the invoice took `number`: both committed together.
+    Issued {
+        /// The command's reply.
+        reply: Reply,
+        /// The invoice's number in its series.
+        number: u64,
+        /// The invoice, sealed with `number` (for [`Invoicing::adopt`]).
+        invoice: Box<Prepared>,
+    },
+    /// The command did not credit (a refusal): nothing committed but its reply, no number
+    /// taken.
+    NotCredited {
+        /// The command's reply.
+        reply: Reply,
+    },
+    /// An invoice with this id is recorded already: nothing was committed.
+    AlreadyIssued,
+}
+
+/// A billing store that records a top-up's credits and its invoice's number in one
+/// transaction (`paygo_postgres::PgStore`, whose database holds both), so that a crash can
+/// never leave one without the other. [`TopUps::with_joint`] makes [`TopUps::record`] use it.
+pub trait JointTopUps: Send + Sync {
+    /// Applies `command` (a top-up, or a payment report) and, when it credits, records
+    /// `invoice` with the next number of its series, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Billing`] when the store fails (nothing committed; retry);
+    /// [`GatewayError::Invoice`] when the invoice cannot be sealed or recorded (nothing
+    /// committed).
+    fn top_up_invoiced(
+        &self,
+        command: Command,
+        invoice: Prepared,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Joint, GatewayError>> + Send + '_>>;
 }
 
 impl<S> std::fmt::Debug for TopUps<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TopUps")
             .field("options", &self.options)
+            .field("joint", &self.joint.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -202,7 +247,24 @@ fn invoice_method(method: PaymentMethod) -> Result<InvoicePayment, GatewayError>
 impl<S: SequenceStore> TopUps<S> {
     /// The service, issuing invoices through `invoicing`.
     pub fn new(invoicing: Invoicing<S>, options: TopUpOptions) -> TopUps<S> {
-        TopUps { invoicing, options }
+        TopUps {
+            invoicing,
+            options,
+            joint: None,
+        }
+    }
+
+    /// The service, recording each top-up's credits and invoice together through `joint`
+    /// (which must number in the store `invoicing` reads).
+    #[must_use]
+    pub fn with_joint(mut self, joint: Arc<dyn JointTopUps>) -> TopUps<S> {
+        self.set_joint(joint);
+        self
+    }
+
+    /// As [`TopUps::with_joint`], in place.
+    pub fn set_joint(&mut self, joint: Arc<dyn JointTopUps>) {
+        self.joint = Some(joint);
     }
 
     /// The invoicing book (to list, read and credit documents).
@@ -243,6 +305,37 @@ impl<S: SequenceStore> TopUps<S> {
         let vat = match issued {
             Some(_) => None,
             None => Some(self.vat(paid)?),
+        };
+        if let (Some(joint), None, Some(vat)) = (&self.joint, &issued, &vat) {
+            let draft = self.draft(paid, method, id.clone(), vat.clone())?;
+            let prepared = self.invoicing.prepare(&draft, paid.paid_on)?;
+            match joint.top_up_invoiced(command, prepared).await? {
+                Joint::Issued { reply, number, invoice } => {
+                    let credits = match reply {
+                        Ok(Receipt::ToppedUp { credits } | Receipt::PaymentRecorded { credits, .. }) => credits,
+                        other => {
+                            return Err(GatewayError::Contract {
+                                what: format!("a joint top-up issued an invoice for {other:?}"),
+                            });
+                        }
+                    };
+                    let invoice = self.invoicing.adopt(*invoice, number)?;
+                    return Ok(Invoiced { credits, invoice });
+                }
+                Joint::NotCredited { reply: Err(refusal) } => return Err(GatewayError::Refused(refusal)),
+                Joint::NotCredited { reply } => {
+                    return Err(GatewayError::Contract {
+                        what: format!("a joint top-up credited nothing but answered {reply:?}"),
+                    });
+                }
+                // Recorded by another replica (or before): learnt below, the credits
+                // answered from the stored reply.
+                Joint::AlreadyIssued => self.invoicing.refresh().map(drop)?,
+            }
+        }
+        let issued = match issued {
+            Some(doc) => Some(doc),
+            None => self.invoicing.get_by_id(&id)?,
         };
         let replies = billing.submit(vec![command]).await?;
         let credits = match replies.as_slice() {
@@ -377,6 +470,18 @@ impl<S: SequenceStore> TopUps<S> {
         id: DocumentId,
         vat: Determination,
     ) -> Result<Document, GatewayError> {
+        let draft = self.draft(paid, method, id, vat)?;
+        Ok(self.invoicing.issue(&draft, paid.paid_on)?)
+    }
+
+    /// The invoice `id` of `paid`, with its VAT, as a draft.
+    fn draft(
+        &self,
+        paid: &PaidTopUp,
+        method: InvoicePayment,
+        id: DocumentId,
+        vat: Determination,
+    ) -> Result<Draft, GatewayError> {
         let day = paid.paid_on;
         let buyer = &paid.buyer;
         let country = buyer.evidence.billing_country.ok_or_else(|| {
@@ -418,6 +523,6 @@ impl<S: SequenceStore> TopUps<S> {
             buyer_reference: paid.purchase_order.clone(),
             customer_number: Some(paid.customer.0.to_string()),
         };
-        Ok(self.invoicing.issue(&draft, day)?)
+        Ok(draft)
     }
 }

@@ -241,6 +241,15 @@ where
         })
     }
 
+    /// The proxy with its top-ups recorded through `joint`: each payment's credits and its
+    /// invoice's number in one transaction (`paygo_postgres::PgStore`, given the same
+    /// database as the billing store and the invoice numbering).
+    #[must_use]
+    pub fn with_joint_top_ups(mut self, joint: Arc<dyn paygo_gateway::JointTopUps>) -> Self {
+        self.topups.set_joint(joint);
+        self
+    }
+
     /// The proxy with `plan` as the accounts' plan the portal shows (the limiter enforces
     /// its own copy).
     #[must_use]

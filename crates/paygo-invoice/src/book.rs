@@ -48,6 +48,39 @@ pub struct VatRefundDraft {
     pub refund: Payment,
 }
 
+/// An invoice checked and built, waiting for its number ([`Invoicing::prepare`]). `Send`:
+/// it may be numbered on another thread.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    series: Series,
+    doc: Document,
+    sealed: Option<u64>,
+}
+
+impl Prepared {
+    /// The series it takes a number of.
+    pub fn series(&self) -> &SeriesName {
+        self.series.name()
+    }
+
+    /// Its id (recorded once per store).
+    pub fn id(&self) -> &DocumentId {
+        self.doc.id()
+    }
+
+    /// Its record with the number `n` of its series (what the store writes under that
+    /// number); the last number sealed is the one [`Invoicing::adopt`] expects.
+    ///
+    /// # Errors
+    ///
+    /// [`InvoiceError::Overflow`] past [`crate::SEQUENCE_MAX`]; a serialization error.
+    pub fn seal(&mut self, n: u64) -> Result<String, InvoiceError> {
+        self.doc.set_number(self.series.number(n)?);
+        self.sealed = Some(n);
+        Ok(serde_json::to_string(&self.doc)?)
+    }
+}
+
 /// What credit notes have taken off an invoice so far, as positive amounts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Credited {
@@ -401,6 +434,59 @@ impl<S: SequenceStore> Invoicing<S> {
         let series = self.series_for(&state, &draft.series, DocumentKind::Invoice, &draft.id, issue_date)?;
         let doc = build_invoice(draft, series.number(1)?, issue_date)?;
         self.commit(&mut state, series, doc)
+    }
+
+    /// An invoice ready to be numbered by a store other than this book's own: for a
+    /// service that records the invoice in the same transaction as something else (a
+    /// top-up's credits, `paygo_postgres`). The draft is checked as [`Invoicing::issue`]
+    /// checks it; [`Prepared::seal`] gives the record of a number, and
+    /// [`Invoicing::adopt`] takes the document once that record is committed, in the
+    /// same store this book reads ([`Invoicing::refresh`] finds it otherwise).
+    ///
+    /// # Errors
+    ///
+    /// As [`Invoicing::issue`], the store's own errors aside.
+    pub fn prepare(&self, draft: &Draft, issue_date: NaiveDate) -> Result<Prepared, InvoiceError> {
+        let state = self.lock()?;
+        let series = self.series_for(&state, &draft.series, DocumentKind::Invoice, &draft.id, issue_date)?;
+        let doc = build_invoice(draft, series.number(1)?, issue_date)?;
+        Ok(Prepared {
+            series: series.clone(),
+            doc,
+            sealed: None,
+        })
+    }
+
+    /// The document of `prepared`, committed elsewhere with the number `sequence` it was
+    /// last sealed with, taken into this book.
+    ///
+    /// # Errors
+    ///
+    /// [`InvoiceError::Inconsistent`] when `prepared` was not sealed with `sequence`, or
+    /// this book holds another document with that number; [`InvoiceError::LockPoisoned`].
+    pub fn adopt(&self, prepared: Prepared, sequence: u64) -> Result<Document, InvoiceError> {
+        let mut state = self.lock()?;
+        let Prepared { series, doc, sealed } = prepared;
+        if sealed != Some(sequence) {
+            return Err(InvoiceError::Inconsistent {
+                series: series.name().to_string(),
+                sequence,
+                reason: "the document was not sealed with the number committed".into(),
+            });
+        }
+        if let Some(existing) = state.docs.get(&(series.name().clone(), sequence)) {
+            if existing.id() == doc.id() {
+                return Ok(existing.clone());
+            }
+            return Err(InvoiceError::Inconsistent {
+                series: series.name().to_string(),
+                sequence,
+                reason: format!("the number committed is document {}'s already", existing.id()),
+            });
+        }
+        let credit = state.credit_after(&doc)?;
+        state.apply(doc.clone(), credit);
+        Ok(doc)
     }
 
     /// Issues a credit note that reverses the given lines of an invoice, at its rate.

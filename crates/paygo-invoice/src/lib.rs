@@ -108,7 +108,7 @@ mod statement;
 mod storage;
 mod store;
 
-pub use book::{CreditNoteDraft, Credited, Invoicing, VatRefundDraft};
+pub use book::{CreditNoteDraft, Credited, Invoicing, Prepared, VatRefundDraft};
 pub use document::{
     Correction, Document, Draft, LINES_MAX, Line, LineInput, NationalVat, OUTSIDE_EU_NOTE, QUANTITY_MAX_SCALE,
     REVERSE_CHARGE_NOTE, RoundingRules, TaxLine, TaxRounding, TaxTreatment, Totals, VatRefundFacts,

@@ -16,6 +16,8 @@ use paygo_billing::{
     ShardWrite, StoredReply, TopUpRequest, decode_request, encode_request, run_batch,
 };
 use paygo_credits::Credits;
+use paygo_gateway::{GatewayError, Joint, JointTopUps};
+use paygo_invoice::{InvoiceError, Prepared, RECORD_MAX_BYTES, SEQUENCE_MAX};
 use paygo_ledger::{AccountId, TransferId};
 use paygo_time::Clock;
 use tokio::sync::{Notify, oneshot};
@@ -500,6 +502,61 @@ impl From<BillingError> for Failure {
     }
 }
 
+/// A joint top-up's invoice, numbered in the batch's transaction.
+struct InvoiceStep {
+    prepared: Prepared,
+    /// The number it took, once recorded.
+    number: Option<u64>,
+    /// Its id was recorded already: the transaction was rolled back.
+    already: bool,
+    /// Why it could not be sealed or recorded.
+    error: Option<InvoiceError>,
+}
+
+impl JointTopUps for PgStore {
+    fn top_up_invoiced(
+        &self,
+        command: Command,
+        invoice: Prepared,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Joint, GatewayError>> + Send + '_>> {
+        let inner = Arc::clone(&self.inner);
+        let runtime = self.inner.runtime.clone();
+        Box::pin(async move {
+            spawned(&runtime, async move {
+                let mut step = InvoiceStep {
+                    prepared: invoice,
+                    number: None,
+                    already: false,
+                    error: None,
+                };
+                // A connection of the pool's (the combiners keep theirs).
+                let mut conn = None;
+                let replies = inner.run(&mut conn, &[command], Some(&mut step)).await;
+                if let Some(e) = step.error.take() {
+                    return Ok(Err(GatewayError::Invoice(e)));
+                }
+                let reply = match replies {
+                    Ok(replies) => replies.into_iter().next().ok_or_else(|| BillingError::Unavailable {
+                        reason: "a joint top-up answered no reply".into(),
+                    })?,
+                    Err(e) => return Ok(Err(GatewayError::Billing(e))),
+                };
+                Ok(Ok(match (step.already, step.number) {
+                    (true, _) => Joint::AlreadyIssued,
+                    (false, Some(number)) => Joint::Issued {
+                        reply,
+                        number,
+                        invoice: Box::new(step.prepared),
+                    },
+                    (false, None) => Joint::NotCredited { reply },
+                }))
+            })
+            .await
+            .unwrap_or_else(|e| Err(GatewayError::Billing(e)))
+        })
+    }
+}
+
 /// Attempts of one batch before its callers are told the store is unavailable.
 const ATTEMPTS: u32 = 8;
 
@@ -571,7 +628,7 @@ impl Inner {
                 continue;
             }
             let commands: Vec<Command> = jobs.iter().flat_map(|j| j.commands.iter().copied()).collect();
-            let answer = self.run(&mut conn, &commands).await;
+            let answer = self.run(&mut conn, &commands, None).await;
             match answer {
                 Ok(replies) => {
                     let mut replies = replies.into_iter();
@@ -596,6 +653,7 @@ impl Inner {
         &self,
         conn: &mut Option<deadpool_postgres::Object>,
         commands: &[Command],
+        mut invoice: Option<&mut InvoiceStep>,
     ) -> Result<Vec<Reply>, BillingError> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -607,7 +665,9 @@ impl Inner {
                 Some(client) => client,
                 None => conn.insert(self.client().await?),
             };
-            let result = self.transaction(client, commands, attempt > 0).await;
+            let result = self
+                .transaction(client, commands, attempt > 0, invoice.as_deref_mut())
+                .await;
             if result.is_err() {
                 // Never leave a transaction open on a connection that is used again: roll
                 // back, or give the connection up (dropped from the pool, closed).
@@ -656,6 +716,7 @@ impl Inner {
         client: &deadpool_postgres::Object,
         commands: &[Command],
         lock: bool,
+        invoice: Option<&mut InvoiceStep>,
     ) -> Result<Vec<Reply>, Failure> {
         let sql = &self.sql;
         let (route_st, customers_st, fresh_st, replies_st, now_st) = tokio::try_join!(
@@ -871,9 +932,79 @@ impl Inner {
                 ),
             }));
         }
+        // A joint top-up: its invoice takes the next number of its series in this same
+        // transaction, if the command credited.
+        if let Some(step) = invoice {
+            let credited = matches!(
+                outcome.replies.first(),
+                Some(Ok(Receipt::ToppedUp { .. } | Receipt::PaymentRecorded { .. }))
+            );
+            if credited && !self.record_invoice(client, step).await? {
+                // Recorded already (by another replica, or an earlier call): nothing of
+                // this transaction is kept.
+                client.batch_execute("ROLLBACK").await?;
+                return Ok(outcome.replies);
+            }
+        }
         // Round trip 4.
         client.batch_execute("COMMIT").await?;
         Ok(outcome.replies)
+    }
+
+    /// Records `step`'s invoice with the next number of its series, on `client`'s open
+    /// transaction; `false` (nothing written, `step.already` set) when its id is recorded
+    /// already.
+    async fn record_invoice(
+        &self,
+        client: &deadpool_postgres::Object,
+        step: &mut InvoiceStep,
+    ) -> Result<bool, Failure> {
+        let sql = &self.sql;
+        let series = step.prepared.series().as_str().to_owned();
+        let key = step.prepared.id().as_str().to_owned();
+        if client.query_opt(&sql.invoice_key, &[&key]).await?.is_some() {
+            step.already = true;
+            return Ok(false);
+        }
+        client.execute(&sql.invoice_series_new, &[&series]).await?;
+        let last: i64 = client.query_one(&sql.invoice_series_lock, &[&series]).await?.get(0);
+        let fatal = |e: InvoiceError, step: &mut InvoiceStep| {
+            let reason = e.to_string();
+            step.error = Some(e);
+            Failure::Fatal(BillingError::Unavailable { reason })
+        };
+        let Some(n) = u64::try_from(last)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .filter(|n| *n <= SEQUENCE_MAX)
+        else {
+            return Err(fatal(
+                InvoiceError::Overflow {
+                    operation: "sequence number",
+                },
+                step,
+            ));
+        };
+        let record = match step.prepared.seal(n) {
+            Ok(record) if record.len() <= RECORD_MAX_BYTES => record,
+            Ok(_) => {
+                return Err(fatal(
+                    InvoiceError::Overflow {
+                        operation: "sequence record size",
+                    },
+                    step,
+                ));
+            }
+            Err(e) => return Err(fatal(e, step)),
+        };
+        // `n` is at most SEQUENCE_MAX, within a bigint.
+        let number = i64::try_from(n).unwrap_or(i64::MAX);
+        client
+            .execute(&sql.invoice_insert, &[&series, &number, &key, &record])
+            .await?;
+        client.execute(&sql.invoice_series_raise, &[&series, &number]).await?;
+        step.number = Some(n);
+        Ok(true)
     }
 
     async fn prune(&self) -> Result<Pruned, BillingError> {
@@ -1326,6 +1457,11 @@ struct Sql {
     all_shards: String,
     prune_replies: String,
     prune_requests: String,
+    invoice_key: String,
+    invoice_series_new: String,
+    invoice_series_lock: String,
+    invoice_insert: String,
+    invoice_series_raise: String,
 }
 
 const NOW_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::int8";
@@ -1407,6 +1543,15 @@ impl Sql {
             all_shards: format!("SELECT state FROM {s}.customers"),
             // A hold's row goes only once the hold is closed; every other reply is final.
             // Every id space named, so that the primary key's index serves the id range.
+            invoice_key: format!("SELECT 1 FROM {s}.invoice_records WHERE key = $1"),
+            invoice_series_new: format!(
+                "INSERT INTO {s}.invoice_series (series, last) VALUES ($1, 0) ON CONFLICT (series) DO NOTHING"
+            ),
+            invoice_series_lock: format!("SELECT last FROM {s}.invoice_series WHERE series = $1 FOR UPDATE"),
+            invoice_insert: format!(
+                "INSERT INTO {s}.invoice_records (series, number, key, record) VALUES ($1, $2, $3, $4)"
+            ),
+            invoice_series_raise: format!("UPDATE {s}.invoice_series SET last = $2 WHERE series = $1"),
             prune_replies: format!(
                 "DELETE FROM {s}.replies WHERE ctid IN (
                    SELECT ctid FROM {s}.replies
