@@ -56,7 +56,10 @@
 //!   [`PgStore::charges_by_hour`]: the hourly roll-ups; [`PgStore::stats`] ([`PgStats`]).
 //! - [`PgRecords`] ([`Appended`], [`UsageRow`], [`UsageHour`]): what the HTTP layer shares
 //!   between replicas: ordered streams appended only on the newest view (the account
-//!   directory), and usage records with their hourly roll-ups by model.
+//!   directory), and usage records with their hourly roll-ups by model, kept for a
+//!   retention ([`PgRecords::prune_usage`]).
+//! - [`PgStore`] is also a [`paygo_gateway::JointTopUps`]: a top-up's credits and its
+//!   invoice number in one transaction (`paygo_gateway::TopUps::with_joint`).
 //! - [`PgSequenceStore`]: the invoice numbering ([`paygo_invoice::SequenceStore`]) in the
 //!   same database, gapless per series across every replica (blocking calls, served by a
 //!   thread of its own).
