@@ -520,15 +520,7 @@ where
 }
 
 async fn portal_js() -> Response {
-    let mut response = JS.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
+    static_file(JS, "text/javascript; charset=utf-8")
 }
 
 /// The query of `/portal/vat-check`.
@@ -538,12 +530,14 @@ struct VatCheck {
 }
 
 async fn portal_css() -> Response {
-    let mut response = CSS.into_response();
+    static_file(CSS, "text/css; charset=utf-8")
+}
+
+/// One of the portal's static files, cached for an hour.
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response

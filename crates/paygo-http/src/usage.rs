@@ -315,18 +315,7 @@ impl UsageLog {
         bucket_ns: u64,
         by_model: bool,
     ) -> Result<Vec<UsageBucket>, HttpError> {
-        if from_ns >= to_ns {
-            return Err(HttpError::InvalidField {
-                field: "from",
-                expected: "a time before `to`",
-            });
-        }
-        if bucket_ns == 0 {
-            return Err(HttpError::InvalidField {
-                field: "bucket",
-                expected: "1h or 1d",
-            });
-        }
+        check_range(from_ns, to_ns, bucket_ns)?;
         let mut buckets = Buckets::new(bucket_ns, by_model);
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
@@ -384,13 +373,7 @@ impl UsageLog {
             }
             return Ok(buckets.done());
         }
-        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
-            if record.at_ns < from_ns || record.at_ns >= to_ns {
-                continue;
-            }
-            buckets.add_record(record)?;
-        }
+        self.add_in_memory(account, from_ns, to_ns, &mut buckets)?;
         Ok(buckets.done())
     }
 
@@ -414,18 +397,7 @@ impl UsageLog {
         to_ns: u64,
         bucket_ns: u64,
     ) -> Result<Vec<UsageBucket>, HttpError> {
-        if from_ns >= to_ns {
-            return Err(HttpError::InvalidField {
-                field: "from",
-                expected: "a time before `to`",
-            });
-        }
-        if bucket_ns == 0 {
-            return Err(HttpError::InvalidField {
-                field: "bucket",
-                expected: "1h or 1d",
-            });
-        }
+        check_range(from_ns, to_ns, bucket_ns)?;
         let mut buckets = Buckets::by_key(bucket_ns);
         #[cfg(feature = "postgres")]
         if let Some(shared) = &self.shared {
@@ -445,13 +417,7 @@ impl UsageLog {
             }
             return Ok(buckets.done());
         }
-        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
-            if record.at_ns < from_ns || record.at_ns >= to_ns {
-                continue;
-            }
-            buckets.add_record(record)?;
-        }
+        self.add_in_memory(account, from_ns, to_ns, &mut buckets)?;
         Ok(buckets.done())
     }
 
@@ -577,6 +543,42 @@ impl UsageLog {
             .get(&account)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+/// A usage query's range and bucket, checked.
+fn check_range(from_ns: u64, to_ns: u64, bucket_ns: u64) -> Result<(), HttpError> {
+    if from_ns >= to_ns {
+        return Err(HttpError::InvalidField {
+            field: "from",
+            expected: "a time before `to`",
+        });
+    }
+    if bucket_ns == 0 {
+        return Err(HttpError::InvalidField {
+            field: "bucket",
+            expected: "1h or 1d",
+        });
+    }
+    Ok(())
+}
+
+impl UsageLog {
+    /// Adds the in-memory records of `account` admitted in `from_ns .. to_ns` to `buckets`.
+    fn add_in_memory(
+        &self,
+        account: CustomerId,
+        from_ns: u64,
+        to_ns: u64,
+        buckets: &mut Buckets,
+    ) -> Result<(), HttpError> {
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        for record in index.by_account.get(&account).map(Vec::as_slice).unwrap_or_default() {
+            if record.at_ns >= from_ns && record.at_ns < to_ns {
+                buckets.add_record(record)?;
+            }
+        }
+        Ok(())
     }
 }
 
