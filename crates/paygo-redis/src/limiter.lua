@@ -124,16 +124,18 @@ end
 
 local classes = {}
 
+-- Limit numbers become text with an integer format: concatenating a Lua number formats it
+-- as a float (slow, and '%.14g').
 local function class_key(i)
-  return prefix .. ':c:' .. i
+  return prefix .. ':c:' .. string.format('%d', i)
 end
 
 local function tat_key(i, key)
-  return prefix .. ':t:' .. i .. ':' .. key
+  return prefix .. ':t:' .. string.format('%d', i) .. ':' .. key
 end
 
 local function own_key(i, key)
-  return prefix .. ':o:' .. i .. ':' .. key
+  return prefix .. ':o:' .. string.format('%d', i) .. ':' .. key
 end
 
 -- Limit i's class: its quota, history string, floor (relative) and how many keys have their
@@ -149,25 +151,49 @@ local function class(i)
     v = { DEFAULTS[i + 1], '', '0', '0' }
     redis.call('HSET', class_key(i), 'q', v[1], 'h', v[2], 'f', v[3], 'o', v[4])
   end
-  local c = { q = quota(v[1]), h = v[2] or '', f = rel(v[3] or '0'), o = tonumber(v[4] or '0') }
+  local c = { q = quota(v[1]), h = v[2] or '', f = rel(v[3] or '0'), o = tonumber(v[4] or '0'),
+    stem = prefix .. ':t:' .. string.format('%d', i) .. ':' }
   classes[i] = c
   return c
 end
 
--- A key's state on limit i: its TAT (relative), its own quota and history if it has one,
--- the quota in force and the floor its checks read (the class's, or none).
-local function state(i, key)
+-- The state of the key an operation reads, limit i at index i + 1, in arrays reused from one
+-- operation to the next (a table per check costs as much as a Redis call): its Redis key,
+-- its TAT (relative), the quota in force, the floor its checks read (the class's, or false
+-- for none: a key with its own quota), its own quota and history (or false).
+local K_key, K_tat, K_q, K_floor, K_own, K_own_h = {}, {}, {}, {}, {}, {}
+
+local function load(i, key)
   local c = class(i)
-  local tk = tat_key(i, key)
-  local s = { key = tk, tat = rel(redis.call('GET', tk) or '0'), q = c.q, floor = c.f }
+  local j = i + 1
+  local tk = c.stem .. key
+  K_key[j] = tk
+  K_tat[j] = rel(redis.call('GET', tk) or '0')
+  K_q[j] = c.q
+  K_floor[j] = c.f
+  K_own[j] = false
   if c.o > 0 then
     local v = redis.call('HMGET', own_key(i, key), 'q', 'h')
     if v[1] then
-      s.own = v[1]
-      s.own_h = v[2] or ''
-      s.q = quota(v[1])
-      s.floor = nil
+      K_own[j] = v[1]
+      K_own_h[j] = v[2] or ''
+      K_q[j] = quota(v[1])
+      K_floor[j] = false
     end
+  end
+end
+
+-- The same as a table, for the operations that are not on the hot path.
+local function state(i, key)
+  load(i, key)
+  local j = i + 1
+  local s = { key = K_key[j], tat = K_tat[j], q = K_q[j] }
+  if K_floor[j] then
+    s.floor = K_floor[j]
+  end
+  if K_own[j] then
+    s.own = K_own[j]
+    s.own_h = K_own_h[j]
   end
   return s
 end
@@ -180,15 +206,57 @@ local function effective(s)
   return s.tat
 end
 
+-- The same for the loaded state of limit index j.
+local function effective_at(j)
+  local f = K_floor[j]
+  if f and f > K_tat[j] then
+    return f
+  end
+  return K_tat[j]
+end
+
+-- ---------------------------------------------------------------- the answer
+
+-- The answer is one flat list: the batch's time, the list of quotas the answers name (checks
+-- and adjustments name a quota by its 1-based index in it: a quota's text is written once a
+-- batch, not once a check), then each operation's result as its length and its items.
+local results, R = {}, 0
+local QLIST, QN = {}, 0
+
+local function emit(v)
+  R = R + 1
+  results[R] = v
+end
+
+local function emit_table(t)
+  emit(#t)
+  for _, v in ipairs(t) do
+    emit(v)
+  end
+end
+
+-- The index of a quota in QLIST.
+local function qindex(q)
+  local qi = q.qi
+  if not qi then
+    QN = QN + 1
+    QLIST[QN] = q.s
+    q.qi = QN
+    qi = QN
+  end
+  return qi
+end
+
 -- Writes a key's TAT (relative, under key k): stored when ahead of now, expiring a second
 -- after the key is full again; dropped when full.
 local function write_tat(k, r)
   if r <= 0 then
     redis.call('DEL', k)
   elseif test_time then
-    redis.call('SET', k, abs(r), 'PX', 600000)
+    redis.call('SET', k, abs(r), 'PX', '600000')
   else
-    redis.call('SET', k, abs(r), 'PXAT', abs_ms(r) + GRACE_MS)
+    -- The expiry as text: a number argument would be formatted as a float.
+    redis.call('SET', k, abs(r), 'PXAT', string.format('%d', abs_ms(r) + GRACE_MS))
   end
 end
 
@@ -205,81 +273,103 @@ end
 
 -- ---------------------------------------------------------------- operations
 
--- The weights are ARGV[base + 1 .. base + L].
+-- Per-limit scratch of the hot path, reused like K_*.
+local W, DEBT, FITS = {}, {}, {}
+
+-- A check, all or nothing; the weights are ARGV[base + 1 .. base + L]. Emits
+-- 2 + 5L, 'ok', allowed, then per limit: quota index, allowed, remaining, reset (debt after,
+-- ns), retry after (ns, -1 for none); or 3, 'W', limit, quota text for a weight above a burst.
 local function op_check(key, base)
-  local states = {}
   for i = 1, L do
-    states[i] = state(i - 1, key)
+    load(i - 1, key)
     local w = tonumber(ARGV[base + i])
-    if w > states[i].q.burst then
-      return { 'W', i - 1, states[i].q.s }
+    if w > K_q[i].burst then
+      emit(3)
+      emit('W')
+      emit(i - 1)
+      emit(K_q[i].s)
+      return
     end
+    W[i] = w
   end
   local allowed = 1
-  local debts, fits = {}, {}
   for i = 1, L do
-    local s, w = states[i], tonumber(ARGV[base + i])
-    local debt = math.max(effective(s), 0)
-    debts[i] = debt
-    fits[i] = debt <= s.q.cap - w * s.q.t
-    if w > 0 and not fits[i] then
+    local q = K_q[i]
+    local debt = effective_at(i)
+    if debt < 0 then
+      debt = 0
+    end
+    DEBT[i] = debt
+    local fits = debt <= q.cap - W[i] * q.t
+    FITS[i] = fits
+    if W[i] > 0 and not fits then
       allowed = 0
     end
   end
-  local out = { 'ok', allowed }
+  emit(2 + 5 * L)
+  emit('ok')
+  emit(allowed)
   for i = 1, L do
-    local s, w, debt = states[i], tonumber(ARGV[base + i]), debts[i]
-    local q = s.q
-    local a, rem, reset, retry = 1, 0, debt, -1
+    local q, w, debt = K_q[i], W[i], DEBT[i]
+    local a, reset, retry = 1, debt, -1
     if w > 0 and allowed == 1 then
       reset = debt + w * q.t
-      write_tat(s.key, reset)
-    elseif w > 0 and not fits[i] then
+      write_tat(K_key[i], reset)
+    elseif w > 0 and not FITS[i] then
       a = 0
       retry = debt - (q.cap - w * q.t)
     end
-    rem = remaining(q, reset)
-    out[#out + 1] = q.s
-    out[#out + 1] = a
-    out[#out + 1] = rem
-    out[#out + 1] = reset
-    out[#out + 1] = retry
+    emit(qindex(q))
+    emit(a)
+    emit(remaining(q, reset))
+    emit(reset)
+    emit(retry)
   end
-  return out
 end
 
--- The deltas are ARGV[base + 1 .. base + L].
+-- An adjustment (reserve-then-adjust); the deltas are ARGV[base + 1 .. base + L]. Emits
+-- 1 + 3L, 'ok', then per limit: quota index, remaining, debt (ns); or 2, 'A', limit when a
+-- debt would pass DEBT_MAX (nothing written then).
 local function op_adjust(key, base)
-  local out = { 'ok' }
-  local writes = {}
   for i = 1, L do
-    local s = state(i - 1, key)
-    local q = s.q
+    load(i - 1, key)
+    local q = K_q[i]
     local delta = tonumber(ARGV[base + i])
-    local debt = math.max(effective(s), 0)
+    local debt = effective_at(i)
+    if debt < 0 then
+      debt = 0
+    end
     if delta > 0 then
       local amount = delta * q.t
       if amount > DEBT_MAX or debt + amount > DEBT_MAX then
-        return { 'A', i - 1 }
+        emit(2)
+        emit('A')
+        emit(i - 1)
+        return
       end
       debt = debt + amount
-      writes[#writes + 1] = { s, debt }
     elseif delta < 0 then
       local amount = math.min(-delta, DEBT_MAX) * q.t
       debt = math.max(debt - amount, 0)
-      if s.floor and s.floor > debt then
-        debt = s.floor
+      local f = K_floor[i]
+      if f and f > debt then
+        debt = f
       end
-      writes[#writes + 1] = { s, debt }
     end
-    out[#out + 1] = q.s
-    out[#out + 1] = remaining(q, debt)
-    out[#out + 1] = debt
+    W[i] = delta
+    DEBT[i] = debt
   end
-  for _, w in ipairs(writes) do
-    write_tat(w[1].key, w[2])
+  emit(1 + 3 * L)
+  emit('ok')
+  for i = 1, L do
+    local q, debt = K_q[i], DEBT[i]
+    if W[i] ~= 0 then
+      write_tat(K_key[i], debt)
+    end
+    emit(qindex(q))
+    emit(remaining(q, debt))
+    emit(debt)
   end
-  return out
 end
 
 local function op_quota(key, i)
@@ -509,7 +599,7 @@ local function admin()
     -- SCAN may return a key twice: each is converted once.
     local seen = {}
     local cursor = '0'
-    local stem = prefix .. ':t:' .. i .. ':'
+    local stem = c.stem
     repeat
       local page = redis.call('SCAN', cursor, 'MATCH', stem .. '*', 'COUNT', 1000)
       cursor = page[1]
@@ -617,17 +707,18 @@ else
   redis.call('SET', KEYS[1], abs(0))
 end
 
-local results = { abs(0) }
+emit(abs(0))
+emit(QLIST)
 local changes = nil
 local at = 4 + L
 while at <= #ARGV do
   local op, key = ARGV[at], ARGV[at + 1]
-  local result
+  local result = nil
   if op == 'c' then
-    result = op_check(key, at + 1)
+    op_check(key, at + 1)
     at = at + 2 + L
   elseif op == 'a' then
-    result = op_adjust(key, at + 1)
+    op_adjust(key, at + 1)
     at = at + 2 + L
   elseif op == 'q' then
     result = op_quota(key, tonumber(ARGV[at + 2]))
@@ -651,6 +742,8 @@ while at <= #ARGV do
   else
     return redis.error_reply('paygo-redis: unknown operation ' .. tostring(op))
   end
-  results[#results + 1] = result
+  if result then
+    emit_table(result)
+  end
 end
 return results

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,15 @@ struct Counters {
 /// One operation waiting for its script call.
 struct Pending {
     args: Vec<String>,
-    reply: oneshot::Sender<Result<(u64, Value), RateLimitError>>,
+    reply: oneshot::Sender<Result<Answer, RateLimitError>>,
+}
+
+/// One operation's answer: its batch's time, the quotas its batch's answers name (checks and
+/// adjustments name a quota by its 1-based index in this list), and its items.
+struct Answer {
+    now: u64,
+    quotas: Arc<[Value]>,
+    items: Vec<Value>,
 }
 
 /// What the store and its combiner task share.
@@ -159,8 +167,29 @@ struct Shared {
     probing: AtomicBool,
     failures_in_outage: AtomicU64,
     /// Script calls in flight: at most `pipeline_depth`. The combiner holds one while it
-    /// waits for operations; a call that finds one free and nothing queued goes alone.
+    /// waits for operations; a call that finds no script call in flight and nothing queued
+    /// takes one and goes alone.
     permits: Arc<Semaphore>,
+    /// Script calls on the wire now (alone or gathered).
+    in_flight: AtomicUsize,
+    /// Operations queued for the combiner and not yet taken.
+    queued: AtomicUsize,
+}
+
+/// Counts a script call in flight while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The shared rate-limit store: every replica of a gateway that opens it with the same
@@ -350,6 +379,8 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             probing: AtomicBool::new(false),
             failures_in_outage: AtomicU64::new(0),
             permits: Arc::new(Semaphore::new(options_depth)),
+            in_flight: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
         });
         shared.counters.script_loads.fetch_add(1, Ordering::Relaxed);
         let (queue, rx) = mpsc::unbounded_channel();
@@ -364,11 +395,11 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             key: PhantomData,
         };
         // The quotas in force (the limits created if missing).
-        let (_, answer) = store
+        let answer = store
             .call(vec!["i".into(), "-".into()], None)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let items = ok_items(answer, 1 + store.limits.len())
+        let items = ok_items(answer.items, 1 + store.limits.len())
             .map_err(|e| RedisStoreError::Protocol { message: e.to_string() })?;
         let protocol = |e: RateLimitError| RedisStoreError::Protocol { message: e.to_string() };
         let mut known = Vec::with_capacity(store.limits.len());
@@ -382,7 +413,7 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
 
     /// One operation: through the combiner (gathered with others into one script call),
     /// or, with a test time, alone. Answers the batch's time and the operation's result.
-    async fn call(&self, args: Vec<String>, at_ns: Option<u64>) -> Result<(u64, Value), RateLimitError> {
+    async fn call(&self, args: Vec<String>, at_ns: Option<u64>) -> Result<Answer, RateLimitError> {
         let shared = &self.shared;
         shared.counters.operations.fetch_add(1, Ordering::Relaxed);
         let probe = match shared.gate() {
@@ -394,17 +425,21 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             }
         };
         let timeout = Duration::from_millis(shared.options.timeout_ms);
-        // A call with a test time, or one that finds the connection idle, goes alone, from
-        // this task (no hop through the combiner).
+        // A call with a test time, or one that finds the connection idle (no script call in
+        // flight, nothing queued), goes alone, from this task (no hop through the combiner).
+        // Under load, calls queue and share a script call: one alone beside a batch in
+        // flight would cost Redis a script call's fixed cost for one operation.
+        let idle = shared.in_flight.load(Ordering::Acquire) == 0 && shared.queued.load(Ordering::Acquire) == 0;
         let alone = match at_ns {
             Some(_) => None,
-            None => Arc::clone(&shared.permits).try_acquire_owned().ok(),
+            None if idle => Arc::clone(&shared.permits).try_acquire_owned().ok(),
+            None => None,
         };
         let answer = if at_ns.is_some() || alone.is_some() {
             let ops = [args];
             let answer = match tokio::time::timeout(timeout, shared.script(&ops, at_ns)).await {
-                Ok(Ok((now, mut results))) => match results.pop() {
-                    Some(result) => Ok((now, result)),
+                Ok(Ok((now, quotas, mut results))) => match results.pop() {
+                    Some(items) => Ok(Answer { now, quotas, items }),
                     None => Err(unavailable("an empty answer".into())),
                 },
                 Ok(Err(e)) => Err(e),
@@ -417,7 +452,9 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             answer
         } else {
             let (reply, answer) = oneshot::channel();
+            shared.queued.fetch_add(1, Ordering::AcqRel);
             if self.queue.send(Pending { args, reply }).is_err() {
+                shared.queued.fetch_sub(1, Ordering::AcqRel);
                 Err(unavailable("the store's task has stopped".into()))
             } else {
                 match tokio::time::timeout(timeout, answer).await {
@@ -449,6 +486,16 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
             });
         }
         Ok(())
+    }
+
+    /// The quota an answer names by its index in the batch's list.
+    fn quota_at(&self, quotas: &[Value], index: &Value) -> Result<Quota, RateLimitError> {
+        let quota = usize::try_from(int(Some(index))?)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| quotas.get(i))
+            .ok_or_else(|| unavailable(format!("a quota index out of the list of {}", quotas.len())))?;
+        self.quota_of(quota)
     }
 
     /// A quota the script answered, parsed once for as long as it repeats.
@@ -503,12 +550,15 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         args.push("c".to_owned());
         args.push(key.to_string());
         args.extend(weights.iter().map(u64::to_string));
-        let (at_ns, answer) = match self.call(args, at_ns).await {
+        let Answer {
+            now: at_ns,
+            quotas,
+            items,
+        } = match self.call(args, at_ns).await {
             Ok(answer) => answer,
             Err(RateLimitError::StoreUnavailable { message }) => return self.without_redis(weights, message),
             Err(e) => return Err(e),
         };
-        let items = items(answer)?;
         let tag = text(items.first().ok_or_else(|| unavailable("an empty answer".into()))?)?;
         if tag == "W" {
             let index = int(items.get(1))?;
@@ -523,11 +573,11 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
                 burst: quota.burst(),
             });
         }
-        let items = ok_items(Value::Array(items), 2 + 5 * self.limits.len())?;
+        let items = ok_items(items, 2 + 5 * self.limits.len())?;
         let allowed = int(items.get(1))? == 1;
         let mut decisions = Vec::with_capacity(self.limits.len());
         for (i, chunk) in items[2..].chunks_exact(5).enumerate() {
-            let quota = self.quota_of(&chunk[0])?;
+            let quota = self.quota_at(&quotas, &chunk[0])?;
             self.saw(i, quota);
             let retry = int(chunk.get(4))?;
             decisions.push(Decision {
@@ -604,18 +654,21 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         args.push("a".to_owned());
         args.push(key.to_string());
         args.extend(deltas.iter().map(i64::to_string));
-        let (at_ns, answer) = self.call(args, at_ns).await?;
-        let items = items(answer)?;
+        let Answer {
+            now: at_ns,
+            quotas,
+            items,
+        } = self.call(args, at_ns).await?;
         if text(items.first().unwrap_or(&Value::Nil))? == "A" {
             let index = usize::try_from(int(items.get(1))?).unwrap_or(0);
             return Err(RateLimitError::AdjustmentTooLarge {
                 delta: deltas.get(index).copied().unwrap_or(0),
             });
         }
-        let items = ok_items(Value::Array(items), 1 + 3 * self.limits.len())?;
+        let items = ok_items(items, 1 + 3 * self.limits.len())?;
         let mut value = Vec::with_capacity(self.limits.len());
         for (i, chunk) in items[1..].chunks_exact(3).enumerate() {
-            let quota = self.quota_of(&chunk[0])?;
+            let quota = self.quota_at(&quotas, &chunk[0])?;
             self.saw(i, quota);
             value.push(Decision {
                 allowed: true,
@@ -630,8 +683,8 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
     }
 
     async fn change(&self, args: Vec<String>, at_ns: Option<u64>) -> Result<(u64, Vec<Value>), RateLimitError> {
-        let (at_ns, answer) = self.call(args, at_ns).await?;
-        Ok((at_ns, ok_items(answer, 1)?))
+        let answer = self.call(args, at_ns).await?;
+        Ok((answer.now, ok_items(answer.items, 1)?))
     }
 
     async fn set_quota_with(
@@ -777,10 +830,10 @@ impl<K: fmt::Display + Sync + ?Sized> AsyncStore<K> for RedisStore<K> {
 
     async fn quota_for(&self, key: &K, limit: usize) -> Result<Quota, RateLimitError> {
         self.check_index(limit)?;
-        let (_, answer) = self
+        let answer = self
             .call(vec!["q".into(), key.to_string(), limit.to_string()], None)
             .await?;
-        let items = ok_items(answer, 2)?;
+        let items = ok_items(answer.items, 2)?;
         parse_quota(&text(&items[1])?)
     }
 
@@ -857,7 +910,7 @@ impl Shared {
 
     /// One script call for `batch`: its time and one result per operation. Loads the
     /// script again when the server has lost it (`NOSCRIPT`, after a restart).
-    async fn script(&self, batch: &[Vec<String>], at_ns: Option<u64>) -> Result<(u64, Vec<Value>), RateLimitError> {
+    async fn script(&self, batch: &[Vec<String>], at_ns: Option<u64>) -> Result<Batch, RateLimitError> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.sha).arg(1).arg(format!("{}:now", self.prefix));
         {
@@ -875,6 +928,7 @@ impl Shared {
             }
         }
         self.counters.script_calls.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight::new(&self.in_flight);
         let mut conn = self.conn.clone();
         // The client answers a server's error as an error or as a value: both are read.
         let no_script = |answer: &redis::RedisResult<Value>| match answer {
@@ -895,21 +949,34 @@ impl Shared {
             answer = conn.send_packed_command(&cmd).await;
         }
         let answer = answer.map_err(|e| unavailable(e.to_string()))?;
-        let mut results = items(answer)?;
-        if results.len() != batch.len() + 1 {
+        // The time, the quotas named, then each operation's length and items (limiter.lua).
+        let mut flat = items(answer)?.into_iter();
+        let now = text(&flat.next().unwrap_or(Value::Nil))?
+            .parse::<u64>()
+            .map_err(|_| unavailable("a time that is not a number".into()))?;
+        let quotas: Arc<[Value]> = items(flat.next().unwrap_or(Value::Nil))?.into();
+        let mut results = Vec::with_capacity(batch.len());
+        while let Some(len) = flat.next() {
+            let len = usize::try_from(int(Some(&len))?).map_err(|_| unavailable("a negative length".into()))?;
+            let op: Vec<Value> = flat.by_ref().take(len).collect();
+            if op.len() != len {
+                return Err(unavailable("an answer cut short".into()));
+            }
+            results.push(op);
+        }
+        if results.len() != batch.len() {
             return Err(unavailable(format!(
                 "{} results for {} operations",
-                results.len().saturating_sub(1),
+                results.len(),
                 batch.len()
             )));
         }
-        let now = text(&results[0])?
-            .parse::<u64>()
-            .map_err(|_| unavailable("a time that is not a number".into()))?;
-        results.remove(0);
-        Ok((now, results))
+        Ok((now, quotas, results))
     }
 }
+
+/// A script call's answer: its time, the quotas named, each operation's items.
+type Batch = (u64, Arc<[Value]>, Vec<Vec<Value>>);
 
 /// The combiner: takes the operations waiting, as many as `batch_max`, sends them in one
 /// script call, and hands each its result; at most `pipeline_depth` calls in flight, so
@@ -921,18 +988,21 @@ async fn combine(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Pending
         let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
             return;
         };
-        if queue.recv_many(&mut batch, shared.options.batch_max).await == 0 {
+        let taken = queue.recv_many(&mut batch, shared.options.batch_max).await;
+        if taken == 0 {
             return;
         }
+        shared.queued.fetch_sub(taken, Ordering::AcqRel);
         let (ops, replies): (Vec<Vec<String>>, Vec<_>) = batch.drain(..).map(|p| (p.args, p.reply)).unzip();
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let answer = shared.script(&ops, None).await;
             drop(permit);
             match answer {
-                Ok((now, results)) => {
-                    for (reply, result) in replies.into_iter().zip(results) {
-                        let _ = reply.send(Ok((now, result)));
+                Ok((now, quotas, results)) => {
+                    for (reply, items) in replies.into_iter().zip(results) {
+                        let quotas = Arc::clone(&quotas);
+                        let _ = reply.send(Ok(Answer { now, quotas, items }));
                     }
                 }
                 Err(e) => {
@@ -956,8 +1026,7 @@ fn items(value: Value) -> Result<Vec<Value>, RateLimitError> {
 }
 
 /// The items of an `ok` answer, at least `len` of them.
-fn ok_items(value: Value, len: usize) -> Result<Vec<Value>, RateLimitError> {
-    let items = items(value)?;
+fn ok_items(items: Vec<Value>, len: usize) -> Result<Vec<Value>, RateLimitError> {
     if items.len() < len || text(&items[0])? != "ok" {
         return Err(unavailable(format!(
             "an answer of {} items, expected {len}",
