@@ -130,10 +130,6 @@ local function class_key(i)
   return prefix .. ':c:' .. string.format('%d', i)
 end
 
-local function tat_key(i, key)
-  return prefix .. ':t:' .. string.format('%d', i) .. ':' .. key
-end
-
 local function own_key(i, key)
   return prefix .. ':o:' .. string.format('%d', i) .. ':' .. key
 end
