@@ -190,6 +190,12 @@ pub(crate) enum Line {
         nonce: String,
         expires_ns: u64,
     },
+    /// A portal session signed out at `at_ns` (its nonce), until it would have expired.
+    SessionEnded {
+        nonce: String,
+        expires_ns: u64,
+        at_ns: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +209,8 @@ pub(crate) struct State {
     key_info: HashMap<KeyId, KeyInfo>,
     /// One-time sign-in links used: nonce → when the link expires (ns).
     links_used: HashMap<String, u64>,
+    /// Portal sessions signed out: nonce → when the session expires (ns).
+    sessions_ended: HashMap<String, u64>,
     next_account: u128,
 }
 
@@ -247,6 +255,18 @@ impl State {
                 // that the set holds at most the links of one validity period.
                 self.links_used.retain(|_, e| *e + LINK_FORGET_AFTER_NS > expires_ns);
                 self.links_used.insert(nonce, expires_ns);
+            }
+            Line::SessionEnded {
+                nonce,
+                expires_ns,
+                at_ns,
+            } => {
+                // Sessions that had expired when this one was signed out are refused anyway:
+                // forgotten (by the line's own time, so every replica forgets the same).
+                self.sessions_ended.retain(|_, e| *e > at_ns);
+                if expires_ns > at_ns {
+                    self.sessions_ended.insert(nonce, expires_ns);
+                }
             }
             Line::Details { account, details } => {
                 if let Some(a) = self.accounts.get_mut(&account) {
@@ -605,6 +625,38 @@ impl Directory {
         .await
     }
 
+    /// Records that the portal session `nonce` (valid until `expires_ns`) was signed out at
+    /// `now_ns`. This directory refuses it at once ([`Directory::session_ended`]); every
+    /// replica sharing the directory from its next read of the shared records (its refresh
+    /// interval), and a file directory after a restart too.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Storage`].
+    pub async fn end_session(&self, nonce: &str, expires_ns: u64, now_ns: u64) -> Result<(), HttpError> {
+        self.change(|state| {
+            if state.sessions_ended.contains_key(nonce) {
+                return Ok((Vec::new(), ()));
+            }
+            Ok((
+                vec![Line::SessionEnded {
+                    nonce: nonce.to_owned(),
+                    expires_ns,
+                    at_ns: now_ns,
+                }],
+                (),
+            ))
+        })
+        .await
+    }
+
+    /// Whether the portal session `nonce` was signed out (here, or on a replica whose
+    /// sign-out this directory has read).
+    pub fn session_ended(&self, nonce: &str) -> bool {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.sessions_ended.contains_key(nonce)
+    }
+
     /// Records an account's billing details (name, address, country, VAT ID, purchase
     /// order), as invoices issued from now on show them.
     ///
@@ -731,5 +783,42 @@ impl Directory {
         let mut all: Vec<Account> = state.accounts.values().cloned().collect();
         all.sort_by_key(|a| a.id);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+    use super::Directory;
+
+    const HOUR: u64 = 3_600_000_000_000;
+
+    /// A signed-out portal session stays refused after the directory is opened again (a
+    /// restarted server), and is forgotten once a later sign-out shows it has expired.
+    #[tokio::test]
+    async fn sign_outs_outlive_a_restart_and_are_forgotten_once_expired() {
+        let dir = std::env::temp_dir().join(format!("paygo-signout-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t0 = 1_764_000_000 * 1_000_000_000;
+        {
+            let d = Directory::open(&dir).unwrap();
+            assert!(!d.session_ended("n1"));
+            d.end_session("n1", t0 + 8 * HOUR, t0).await.unwrap();
+            d.end_session("n1", t0 + 8 * HOUR, t0 + 1).await.unwrap(); // twice: one line
+            assert!(d.session_ended("n1"));
+            assert!(!d.session_ended("n2"));
+        }
+        let d = Directory::open(&dir).unwrap();
+        assert!(d.session_ended("n1"), "a restart does not bring a signed-out session back");
+        // Signed out after n1 expired: n1 is forgotten (it is refused as expired anyway).
+        d.end_session("n2", t0 + 17 * HOUR, t0 + 9 * HOUR).await.unwrap();
+        assert!(!d.session_ended("n1"));
+        assert!(d.session_ended("n2"));
+        let lines = std::fs::read_to_string(dir.join("accounts.jsonl")).unwrap();
+        assert_eq!(lines.matches("\"session_ended\"").count(), 2, "{lines}");
+        drop(d);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,16 +6,17 @@
 //! script. A session is a cookie the server signs (BLAKE3 keyed hash under the portal
 //! secret): the account, the key it was opened with, its expiry and a nonce; `HttpOnly`,
 //! `SameSite=Strict`, `Secure` when configured (behind TLS). Nothing is kept server-side but
-//! the nonces of sessions signed out before they expired, so replicas that share the secret
-//! (and the directory) accept each other's sessions. A session ends when it expires, when
-//! its key is revoked, or when it is signed out. Every form carries a CSRF token bound to
+//! the nonces of sessions signed out before they expired, in the account directory, so
+//! replicas that share the secret and the directory accept each other's sessions and refuse
+//! each other's signed-out ones. A session ends when it expires, when its key is revoked, or
+//! when it is signed out. Every form carries a CSRF token bound to
 //! the session (the sign-in form: to a pre-session cookie); every route reads the account
 //! from the session only, never from the URL, so one account never reaches another's pages
 //! or documents (a document of another account answers 404, as an unknown one does).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -177,25 +178,6 @@ impl PortalOptions {
             secure_cookies: false,
             vies: None,
         }
-    }
-}
-
-/// Sessions signed out before they expired: nonce → expiry (ns).
-#[derive(Debug, Default)]
-pub(crate) struct SignedOut(Mutex<HashMap<String, u64>>);
-
-impl SignedOut {
-    fn add(&self, nonce: String, expires_ns: u64, now_ns: u64) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|_, e| *e > now_ns);
-        map.insert(nonce, expires_ns);
-    }
-
-    fn contains(&self, nonce: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(nonce)
     }
 }
 
@@ -720,7 +702,7 @@ where
         } else {
             self.directory.key_account(&key) == Some(account)
         };
-        if expires_ns <= self.now_ns() || self.portal_signed_out.contains(nonce) || !live {
+        if expires_ns <= self.now_ns() || self.directory.session_ended(nonce) || !live {
             return Err(PortalError::SignIn);
         }
         Ok(Session {
@@ -979,7 +961,9 @@ where
 
     async fn portal_sign_out(State(p): State<Arc<Self>>, headers: HeaderMap, body: Bytes) -> PageResult {
         let (session, _) = p.posted(&headers, &body)?;
-        p.portal_signed_out.add(session.nonce, session.expires_ns, p.now_ns());
+        p.directory
+            .end_session(&session.nonce, session.expires_ns, p.now_ns())
+            .await?;
         let mut response = redirect("/portal/sign-in");
         p.set_cookie(&mut response, &headers, SESSION_COOKIE, "", 0);
         Ok(response)

@@ -107,8 +107,6 @@ pub struct Proxy<B, L, C, S> {
     pub(crate) in_flight: InFlight,
     /// The accounts' plan, as the portal shows it.
     pub(crate) plan: Option<paygo_ratelimit::Plan>,
-    /// Portal sessions signed out before they expired.
-    pub(crate) portal_signed_out: crate::portal::SignedOut,
 }
 
 impl<B, L, C, S> std::fmt::Debug for Proxy<B, L, C, S> {
@@ -237,7 +235,6 @@ where
             options,
             in_flight: InFlight(watch::channel(0).0),
             plan: None,
-            portal_signed_out: crate::portal::SignedOut::default(),
         })
     }
 

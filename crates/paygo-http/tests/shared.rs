@@ -108,9 +108,17 @@ async fn two_replicas_share_one_directory() {
         b.revoke_key(&key.id).await,
         Err(paygo_http::HttpError::UnknownKey { .. })
     ));
+    // A portal sign-out on B: A refuses the session once it has read the stream.
+    let t0 = 1_764_000_000 * 1_000_000_000;
+    b.end_session("session-1", t0 + HOUR, t0).await.unwrap();
+    assert!(b.session_ended("session-1"));
+    a.create_key(victim.id).await.unwrap();
+    assert!(a.session_ended("session-1"), "signed out on B, refused on A");
     // A third replica, started later, reads everything.
     let c = Directory::shared(schema.records().await, refresh).await.unwrap();
     assert_eq!(c.accounts(), a.accounts());
+    assert!(c.session_ended("session-1"));
+    assert!(!c.session_ended("session-2"));
     assert!(c.authenticate(&created[5].1.secret).is_some());
     assert!(c.authenticate(&key.secret).is_none());
     // Bad input is refused the same way as by a file directory.
