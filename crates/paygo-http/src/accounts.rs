@@ -811,7 +811,10 @@ mod tests {
             assert!(!d.session_ended("n2"));
         }
         let d = Directory::open(&dir).unwrap();
-        assert!(d.session_ended("n1"), "a restart does not bring a signed-out session back");
+        assert!(
+            d.session_ended("n1"),
+            "a restart does not bring a signed-out session back"
+        );
         // Signed out after n1 expired: n1 is forgotten (it is refused as expired anyway).
         d.end_session("n2", t0 + 17 * HOUR, t0 + 9 * HOUR).await.unwrap();
         assert!(!d.session_ended("n1"));

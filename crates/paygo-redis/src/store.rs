@@ -430,10 +430,10 @@ impl<K: fmt::Display + Sync + ?Sized> RedisStore<K> {
         // Under load, calls queue and share a script call: one alone beside a batch in
         // flight would cost Redis a script call's fixed cost for one operation.
         let idle = shared.in_flight.load(Ordering::Acquire) == 0 && shared.queued.load(Ordering::Acquire) == 0;
-        let alone = match at_ns {
-            Some(_) => None,
-            None if idle => Arc::clone(&shared.permits).try_acquire_owned().ok(),
-            None => None,
+        let alone = if at_ns.is_none() && idle {
+            Arc::clone(&shared.permits).try_acquire_owned().ok()
+        } else {
+            None
         };
         let answer = if at_ns.is_some() || alone.is_some() {
             let ops = [args];
