@@ -15,7 +15,11 @@
 //! - without damage the store opens (read-write, read-only and audited) to exactly the
 //!   state the writer reached;
 //! - after damage to the files (not the manifest's contents) a store that opens has that
-//!   state, or after a crash possibly the state before the last turn (a torn last record);
+//!   state, or after a crash possibly the state before the last turn (a torn last record),
+//!   or, after a crash, the state of an earlier turn when every record after it, in the
+//!   newest segment, was damaged: a record whose header is lost has no known length, so
+//!   what follows it cannot be told from the later sectors of a torn last record
+//!   (`docs/ledger.md`, "Not detected");
 //! - a store that opened reopens to the same state and head, read-only and audited too.
 
 #![no_main]
@@ -265,10 +269,68 @@ fn open_rw<M: Durable>(dir: &Path, init: fn() -> M) -> Result<(Vec<u8>, Head, bo
     Ok((state, head, fresh))
 }
 
-/// What the writer left: the state after its last turn and, if any, before it.
+/// The records a handle has written (its head).
+fn records_of<M: Durable, C: Clock>(shared: &SharedLedger<M, C>) -> u64 {
+    shared.head().ok().flatten().map_or(0, |h| h.records)
+}
+
+/// What the writer left: the state after its last turn and, if any, before it; and the
+/// state at each head (records written) it reached.
 struct Written {
     last: Vec<u8>,
     before_last: Option<Vec<u8>>,
+    by_records: Vec<(u64, Vec<u8>)>,
+}
+
+/// The records of the newest journal segment as written: (seq, start, end) in the file, and
+/// the file's path and bytes.
+struct Newest {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    records: Vec<(u64, usize, usize)>,
+}
+
+/// Reads the newest segment's records by their headers (`docs/ledger.md`: a 64-byte segment
+/// header, then records of a 52-byte header and the payload).
+fn newest_segment(dir: &Path) -> Option<Newest> {
+    let path = files(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".log"))
+        })
+        .max()?;
+    let bytes = std::fs::read(&path).ok()?;
+    let mut records = Vec::new();
+    let mut at = 64;
+    while at + 52 <= bytes.len() {
+        let header = &bytes[at..at + 52];
+        let crc = u32::from_le_bytes(header[48..52].try_into().ok()?);
+        if durable::crc32c(&header[..48]) != crc {
+            break;
+        }
+        let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
+        let seq = u64::from_le_bytes(header[8..16].try_into().ok()?);
+        let end = at + 52 + len;
+        if end > bytes.len() {
+            break;
+        }
+        records.push((seq, at, end));
+        at = end;
+    }
+    Some(Newest { path, bytes, records })
+}
+
+/// Whether every record of `newest` from seq `from` on was changed by the damage, and the
+/// newest segment holds seq `from`.
+fn all_damaged_from(newest: &Newest, from: u64) -> bool {
+    let now = std::fs::read(&newest.path).unwrap_or_default();
+    let mut cut = newest.records.iter().filter(|(seq, _, _)| *seq >= from).peekable();
+    if cut.peek().is_none_or(|(seq, _, _)| *seq != from) {
+        return false;
+    }
+    cut.all(|&(_, start, end)| now.get(start..end) != newest.bytes.get(start..end))
 }
 
 /// Writes the store with the crate's writer, as the input says, then closes it or crashes.
@@ -306,6 +368,7 @@ fn write<M: Durable>(
         SharedLedger::with_storage(Box::new(storage), init, clock.clone(), &options).expect("a new store opens");
     // The states after each turn; the first is the new machine's.
     let mut states = vec![shared.read(encode).expect("the machine panicked")];
+    let mut by_records = vec![(records_of(&shared), states[0].clone())];
     let mut ops = 0;
     while !b.is_empty() && ops < OPS_MAX {
         ops += 1;
@@ -316,6 +379,7 @@ fn write<M: Durable>(
                 let commands: Vec<M::Command> = (0..n).map(|_| command(b)).collect();
                 let _ = shared.submit(commands);
                 states.push(shared.read(encode).expect("the machine panicked"));
+                by_records.push((records_of(&shared), states[states.len() - 1].clone()));
             }
             4 => {
                 let _ = shared.snapshot();
@@ -331,6 +395,7 @@ fn write<M: Durable>(
     Written {
         last,
         before_last: states.pop(),
+        by_records,
     }
 }
 
@@ -361,6 +426,7 @@ fn run<M: Durable>(settings: u8, b: &mut Bytes<'_>, init: fn() -> M, command: fn
     let dir = TempDir::new();
     let crash = settings & 0x20 != 0;
     let written = write(&dir.0, settings, b, init, command);
+    let newest = newest_segment(&dir.0);
     let (damaged, manifest_removed) = damage_all(&dir.0, b);
 
     let (state, head, fresh) = match open_rw(&dir.0, init) {
@@ -373,8 +439,15 @@ fn run<M: Durable>(settings: u8, b: &mut Bytes<'_>, init: fn() -> M, command: fn
     match damaged {
         Damage::None => assert_eq!(state, written.last, "{what}: an undamaged store recovers another state"),
         Damage::Files => {
+            let earlier_turn_after_damage = crash
+                && newest.as_ref().is_some_and(|n| all_damaged_from(n, head.records))
+                && written
+                    .by_records
+                    .iter()
+                    .any(|(records, s)| *records == head.records && *s == state);
             let allowed = state == written.last
                 || (crash && written.before_last.as_ref() == Some(&state))
+                || earlier_turn_after_damage
                 || (fresh && manifest_removed);
             assert!(
                 allowed,
