@@ -179,11 +179,20 @@ local function load(i, key)
   end
 end
 
+-- The TAT a decision reads for the loaded state of limit index j: at least the class floor.
+local function effective_at(j)
+  local f = K_floor[j]
+  if f and f > K_tat[j] then
+    return f
+  end
+  return K_tat[j]
+end
+
 -- The same as a table, for the operations that are not on the hot path.
 local function state(i, key)
   load(i, key)
   local j = i + 1
-  local s = { key = K_key[j], tat = K_tat[j], q = K_q[j] }
+  local s = { key = K_key[j], tat = K_tat[j], q = K_q[j], effective = effective_at(j) }
   if K_floor[j] then
     s.floor = K_floor[j]
   end
@@ -192,23 +201,6 @@ local function state(i, key)
     s.own_h = K_own_h[j]
   end
   return s
-end
-
--- The TAT a decision reads: at least the class floor.
-local function effective(s)
-  if s.floor and s.floor > s.tat then
-    return s.floor
-  end
-  return s.tat
-end
-
--- The same for the loaded state of limit index j.
-local function effective_at(j)
-  local f = K_floor[j]
-  if f and f > K_tat[j] then
-    return f
-  end
-  return K_tat[j]
 end
 
 -- ---------------------------------------------------------------- the answer
@@ -638,7 +630,7 @@ local function admin()
     end
     local q = quota(qs)
     local conv = conversion(h, q)
-    local r = converted_tat(conv, effective(s))
+    local r = converted_tat(conv, s.effective)
     local next = after(h, q)
     redis.call('HSET', own_key(i, key), 'q', qs, 'h', history_string(next))
     if not s.own then
@@ -677,7 +669,6 @@ local function admin()
     end
     return out
   end
-
 
   return {
     set_quota = op_set_quota,
