@@ -3,9 +3,12 @@
 //! "The shared store on Redis", has the figures):
 //!
 //! - **single**: one caller, one check after another (a check's round trip);
-//! - **concurrent**: `CONCURRENCY` callers at once on one connection: redis_rate's script
-//!   called once per check (pipelined by the multiplexed connection), paygo's checks
-//!   gathered into one script call per batch.
+//! - **concurrent**: `CONCURRENCY` callers at once: paygo's checks gathered into one script
+//!   call per batch on one connection; redis_rate's script called once per check two ways:
+//!   `redis_rate` on one multiplexed connection, which pipelines the calls of all callers
+//!   (a client-side batching redis_rate itself does not do), and `rr_pooled` as go-redis runs
+//!   it, a pool of `POOL` connections (go-redis's default: 10 per core) with one call in
+//!   flight on each, a round trip per check.
 //!
 //! The baseline script below is written for this benchmark from redis_rate's published
 //! algorithm (GCRA on a TAT in floating seconds since 2017, time from `TIME`, `SET ... EX`);
@@ -15,18 +18,21 @@
 //! PAYGO_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo bench -p paygo-redis --bench vs_redis_rate
 //! ```
 //! Knobs: `SECONDS` per measure (default 3), `ROUNDS` (default 3, the median is shown),
-//! `CONCURRENCY` (default 64), `DEPTH` (paygo's `pipeline_depth`, default 2), `ONLY` (`paygo` or `redis_rate`: one subject, for profiling).
+//! `CONCURRENCY` (default 64), `DEPTH` (paygo's `pipeline_depth`, default 2), `POOL` (default
+//! 10 per core), `ONLY` (`paygo`, `redis_rate` or `rr_pooled`: one subject, for profiling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 // Knobs are small positive numbers; one main, start to end; names in prose.
 #![allow(clippy::cast_sign_loss, clippy::too_many_lines, clippy::doc_markdown)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use paygo_ratelimit::{AsyncStore, Plan};
 use paygo_redis::{LogSink, RedisOptions, RedisStore};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use tokio::sync::Mutex;
 
 /// GCRA as redis_rate does it: one key, its TAT in seconds (a float) since 2017-01-01.
 const BASELINE: &str = r"
@@ -57,6 +63,26 @@ enum Subject {
         sha: String,
         prefix: String,
     },
+    /// Connections each with at most one call in flight (a caller takes the next one, and
+    /// waits while it is busy), as a go-redis pool hands them out.
+    Pooled {
+        pool: Arc<[Mutex<MultiplexedConnection>]>,
+        next: Arc<AtomicUsize>,
+        sha: String,
+        prefix: String,
+    },
+}
+
+fn baseline_call(sha: &str, prefix: &str, key: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha)
+        .arg(1)
+        .arg(format!("{prefix}:{key}"))
+        .arg(60)
+        .arg(18_000)
+        .arg(3_600)
+        .arg(1);
+    cmd
 }
 
 impl Subject {
@@ -67,15 +93,21 @@ impl Subject {
             }
             Subject::Baseline { conn, sha, prefix } => {
                 let mut conn = conn.clone();
-                let _: redis::Value = redis::cmd("EVALSHA")
-                    .arg(sha)
-                    .arg(1)
-                    .arg(format!("{prefix}:{key}"))
-                    .arg(60)
-                    .arg(18_000)
-                    .arg(3_600)
-                    .arg(1)
+                let _: redis::Value = baseline_call(sha, prefix, key)
                     .query_async(&mut conn)
+                    .await
+                    .expect("the baseline answers");
+            }
+            Subject::Pooled {
+                pool,
+                next,
+                sha,
+                prefix,
+            } => {
+                let slot = next.fetch_add(1, Ordering::Relaxed) % pool.len();
+                let mut conn = pool[slot].lock().await;
+                let _: redis::Value = baseline_call(sha, prefix, key)
+                    .query_async(&mut *conn)
                     .await
                     .expect("the baseline answers");
             }
@@ -140,10 +172,12 @@ fn main() {
         return;
     }
     let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (seconds, rounds, concurrency) = (
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (seconds, rounds, concurrency, pool_size) = (
         env("SECONDS", 3.0),
         env("ROUNDS", 3.0) as usize,
         env("CONCURRENCY", 64.0) as usize,
+        env("POOL", 10.0 * cores as f64) as usize,
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -158,21 +192,34 @@ fn main() {
         options.pipeline_depth = env("DEPTH", options.pipeline_depth as f64) as usize;
         let store = Arc::new(RedisStore::<u64>::open(options, &Plan::pay_as_you_go()).await.unwrap());
         let client = redis::Client::open(url.as_str()).unwrap();
-        let conn = ConnectionManager::new(client).await.unwrap();
+        let conn = ConnectionManager::new(client.clone()).await.unwrap();
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(BASELINE)
             .query_async(&mut conn.clone())
             .await
             .unwrap();
+        let mut pool = Vec::with_capacity(pool_size);
+        for _ in 0..pool_size {
+            pool.push(Mutex::new(client.get_multiplexed_async_connection().await.unwrap()));
+        }
         let only = std::env::var("ONLY").unwrap_or_default();
         let subjects: Vec<(&str, Subject)> = [
             (
                 "redis_rate",
                 Subject::Baseline {
                     conn: conn.clone(),
-                    sha,
+                    sha: sha.clone(),
                     prefix: format!("{{{prefix}}}:rr"),
+                },
+            ),
+            (
+                "rr_pooled",
+                Subject::Pooled {
+                    pool: pool.into(),
+                    next: Arc::new(AtomicUsize::new(0)),
+                    sha,
+                    prefix: format!("{{{prefix}}}:rp"),
                 },
             ),
             ("paygo", Subject::Paygo(Arc::clone(&store))),
@@ -181,8 +228,7 @@ fn main() {
         .filter(|(name, _)| only.is_empty() || only == *name)
         .collect();
         println!(
-            "== {} cores, load {}; {rounds} rounds of {seconds} s each, medians; concurrency {concurrency}",
-            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            "== {cores} cores, load {}; {rounds} rounds of {seconds} s each, medians; concurrency {concurrency}, pool {pool_size}",
             std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
                 .split(' ')
@@ -214,8 +260,13 @@ fn main() {
                     m.0, m.1, m.2
                 );
             }
-            if per_s.len() == 2 {
-                println!("{label:>10} paygo / redis_rate: {:.2}x checks/s", per_s[1] / per_s[0]);
+            let paygo = subjects.iter().position(|(n, _)| *n == "paygo");
+            for (i, (name, _)) in subjects.iter().enumerate() {
+                if let Some(p) = paygo
+                    && i != p
+                {
+                    println!("{label:>10} paygo / {name}: {:.2}x checks/s", per_s[p] / per_s[i]);
+                }
             }
         }
         let stats = store.stats();

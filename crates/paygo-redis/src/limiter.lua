@@ -29,18 +29,19 @@
 --       prefix:t:i:key  a key's TAT, expiring a second after the key is full again
 --       prefix:o:i:key  a key's own quota: q, h (kept until removed)
 --       prefix:now      the latest time a batch ran at (time never goes backwards)
--- The hot path (checks, adjustments) defines few functions: Redis runs the whole chunk on
--- every call, and each closure costs; the rest are made only for a batch that needs them.
+-- The hot path (checks, adjustments) runs inline in the batch's loop below, with a handful
+-- of small functions: Redis runs the whole chunk on every call, and every closure made, every
+-- upvalue bound and every table built costs each call (measured: benches/redis/script_cost.py).
+-- The functions of the other operations are made only for a batch that has one (admin).
 -- A quota is "limit:period_ns:burst:interval_ns:window_bound"; a history "g,b;g,b;...".
 
 local E9 = 1000000000
 local DEBT_MAX = 4503599627370496 -- 2^52 ns, about 52 days
-local HISTORY_LEN_MAX = 8
 local GRACE_MS = 1000
 
+local call, tonumber, format, sub = redis.call, tonumber, string.format, string.sub
 local prefix = ARGV[1]
 local L = tonumber(ARGV[2])
-local DEFAULTS = { unpack(ARGV, 4, 3 + L) }
 
 -- ---------------------------------------------------------------- integers
 
@@ -73,7 +74,7 @@ local function split(v)
   if len <= 9 then
     return 0, tonumber(v)
   end
-  return tonumber(string.sub(v, 1, len - 9)), tonumber(string.sub(v, len - 8))
+  return tonumber(sub(v, 1, len - 9)), tonumber(sub(v, len - 8))
 end
 
 -- An absolute time (decimal string) as nanoseconds after now (negative: before).
@@ -83,31 +84,42 @@ local function rel(v)
   return (s - now_s) * E9 + (n - now_n)
 end
 
--- Nanoseconds after now (0 <= r <= DEBT_MAX + 1) as an absolute decimal string.
+-- Nanoseconds after now (0 <= r <= DEBT_MAX + 1) as an absolute decimal string. Numbers
+-- become text through '%d': concatenating a Lua number formats it as a float ('%.14g').
 local function abs(r)
   local q, n = idiv(now_n + r, E9)
   local s = now_s + q
   if s == 0 then
-    return string.format('%d', n)
+    return format('%d', n)
   end
-  return string.format('%d%09d', s, n)
+  return format('%d%09d', s, n)
 end
 
--- The absolute time, in whole milliseconds rounded up, of r nanoseconds after now.
-local function abs_ms(r)
-  local q, n = idiv(now_n + r, 1000000)
-  local ms = now_s * 1000 + q
-  if n > 0 then
-    ms = ms + 1
+-- Writes a key's TAT (relative, under key k): stored when ahead of now, expiring a second
+-- after the key is full again (the expiry in whole milliseconds, rounded up); dropped when
+-- full.
+local function write_tat(k, r)
+  if r <= 0 then
+    call('DEL', k)
+  elseif test_time then
+    call('SET', k, abs(r), 'PX', '600000')
+  else
+    -- abs(r), inline, and the expiry from the same seconds and nanoseconds.
+    local q, n = idiv(now_n + r, E9)
+    local s = now_s + q
+    local ms = math.floor(n / 1000000)
+    if n > ms * 1000000 then
+      ms = ms + 1
+    end
+    call('SET', k, format('%d%09d', s, n), 'PXAT', format('%d', s * 1000 + ms + GRACE_MS))
   end
-  return ms
 end
 
--- ---------------------------------------------------------------- quotas
+-- ---------------------------------------------------------------- quotas and classes
 
-local quotas = {}
+local quotas, classes = {}, {}
 
--- A quota string's burst and interval (cached).
+-- A quota string's burst and interval (parsed once a call).
 local function quota(qs)
   local cached = quotas[qs]
   if cached then
@@ -120,254 +132,68 @@ local function quota(qs)
   return parsed
 end
 
--- ---------------------------------------------------------------- keys
-
-local classes = {}
-
--- Limit numbers become text with an integer format: concatenating a Lua number formats it
--- as a float (slow, and '%.14g').
-local function class_key(i)
-  return prefix .. ':c:' .. string.format('%d', i)
-end
-
-local function own_key(i, key)
-  return prefix .. ':o:' .. string.format('%d', i) .. ':' .. key
-end
-
--- Limit i's class: its quota, history string, floor (relative) and how many keys have their
--- own quota, read once per batch.
+-- Limit i's class (0-based): its quota, history string, floor (relative), how many keys have
+-- their own quota, the stem of its keys' TATs; read once a call.
 local function class(i)
   local cached = classes[i]
   if cached then
     return cached
   end
-  local v = redis.call('HMGET', class_key(i), 'q', 'h', 'f', 'o')
+  local ck = prefix .. ':c:' .. format('%d', i)
+  local v = call('HMGET', ck, 'q', 'h', 'f', 'o')
   if not v[1] then
     -- A new store, or a server that lost its data: the caller's default quota, no history.
-    v = { DEFAULTS[i + 1], '', '0', '0' }
-    redis.call('HSET', class_key(i), 'q', v[1], 'h', v[2], 'f', v[3], 'o', v[4])
+    v = { ARGV[4 + i], '', '0', '0' }
+    call('HSET', ck, 'q', v[1], 'h', v[2], 'f', v[3], 'o', v[4])
   end
-  local c = { q = quota(v[1]), h = v[2] or '', f = rel(v[3] or '0'), o = tonumber(v[4] or '0'),
-    stem = prefix .. ':t:' .. string.format('%d', i) .. ':' }
+  local c = { key = ck, q = quota(v[1]), h = v[2] or '', f = rel(v[3] or '0'), o = tonumber(v[4] or '0'),
+    stem = prefix .. ':t:' .. format('%d', i) .. ':' }
   classes[i] = c
   return c
 end
 
--- The state of the key an operation reads, limit i at index i + 1, in arrays reused from one
--- operation to the next (a table per check costs as much as a Redis call): its Redis key,
--- its TAT (relative), the quota in force, the floor its checks read (the class's, or false
--- for none: a key with its own quota), its own quota and history (or false).
-local K_key, K_tat, K_q, K_floor, K_own, K_own_h = {}, {}, {}, {}, {}, {}
-
-local function load(i, key)
-  local c = class(i)
-  local j = i + 1
-  local tk = c.stem .. key
-  K_key[j] = tk
-  K_tat[j] = rel(redis.call('GET', tk) or '0')
-  K_q[j] = c.q
-  K_floor[j] = c.f
-  K_own[j] = false
-  if c.o > 0 then
-    local v = redis.call('HMGET', own_key(i, key), 'q', 'h')
-    if v[1] then
-      K_own[j] = v[1]
-      K_own_h[j] = v[2] or ''
-      K_q[j] = quota(v[1])
-      K_floor[j] = false
-    end
-  end
-end
-
--- The TAT a decision reads for the loaded state of limit index j: at least the class floor.
-local function effective_at(j)
-  local f = K_floor[j]
-  if f and f > K_tat[j] then
-    return f
-  end
-  return K_tat[j]
-end
-
--- The same as a table, for the operations that are not on the hot path.
-local function state(i, key)
-  load(i, key)
-  local j = i + 1
-  local s = { key = K_key[j], tat = K_tat[j], q = K_q[j], effective = effective_at(j) }
-  if K_floor[j] then
-    s.floor = K_floor[j]
-  end
-  if K_own[j] then
-    s.own = K_own[j]
-    s.own_h = K_own_h[j]
-  end
-  return s
-end
-
--- ---------------------------------------------------------------- the answer
-
--- The answer is one flat list: the batch's time, the list of quotas the answers name (checks
--- and adjustments name a quota by its 1-based index in it: a quota's text is written once a
--- batch, not once a check), then each operation's result as its length and its items.
-local results, R = {}, 0
-local QLIST, QN = {}, 0
-
-local function emit(v)
-  R = R + 1
-  results[R] = v
-end
-
-local function emit_table(t)
-  emit(#t)
-  for _, v in ipairs(t) do
-    emit(v)
-  end
-end
-
--- The index of a quota in QLIST.
-local function qindex(q)
-  local qi = q.qi
-  if not qi then
-    QN = QN + 1
-    QLIST[QN] = q.s
-    q.qi = QN
-    qi = QN
-  end
-  return qi
-end
-
--- Writes a key's TAT (relative, under key k): stored when ahead of now, expiring a second
--- after the key is full again; dropped when full.
-local function write_tat(k, r)
-  if r <= 0 then
-    redis.call('DEL', k)
-  elseif test_time then
-    redis.call('SET', k, abs(r), 'PX', '600000')
-  else
-    -- The expiry as text: a number argument would be formatted as a float.
-    redis.call('SET', k, abs(r), 'PXAT', string.format('%d', abs_ms(r) + GRACE_MS))
-  end
-end
-
--- ---------------------------------------------------------------- decisions
-
--- remaining, the units admitted now at once at debt d: floor(max(cap - d, 0) / T).
-local function remaining(q, d)
-  if d >= q.cap then
-    return 0
-  end
-  local units = idiv(q.cap - d, q.t)
-  return units
-end
-
--- ---------------------------------------------------------------- operations
-
--- Per-limit scratch of the hot path, reused like K_*.
-local W, DEBT, FITS = {}, {}, {}
-
--- A check, all or nothing; the weights are ARGV[base + 1 .. base + L]. Emits
--- 2 + 5L, 'ok', allowed, then per limit: quota index, allowed, remaining, reset (debt after,
--- ns), retry after (ns, -1 for none); or 3, 'W', limit, quota text for a weight above a burst.
-local function op_check(key, base)
-  for i = 1, L do
-    load(i - 1, key)
-    local w = tonumber(ARGV[base + i])
-    if w > K_q[i].burst then
-      emit(3)
-      emit('W')
-      emit(i - 1)
-      emit(K_q[i].s)
-      return
-    end
-    W[i] = w
-  end
-  local allowed = 1
-  for i = 1, L do
-    local q = K_q[i]
-    local debt = effective_at(i)
-    if debt < 0 then
-      debt = 0
-    end
-    DEBT[i] = debt
-    local fits = debt <= q.cap - W[i] * q.t
-    FITS[i] = fits
-    if W[i] > 0 and not fits then
-      allowed = 0
-    end
-  end
-  emit(2 + 5 * L)
-  emit('ok')
-  emit(allowed)
-  for i = 1, L do
-    local q, w, debt = K_q[i], W[i], DEBT[i]
-    local a, reset, retry = 1, debt, -1
-    if w > 0 and allowed == 1 then
-      reset = debt + w * q.t
-      write_tat(K_key[i], reset)
-    elseif w > 0 and not FITS[i] then
-      a = 0
-      retry = debt - (q.cap - w * q.t)
-    end
-    emit(qindex(q))
-    emit(a)
-    emit(remaining(q, reset))
-    emit(reset)
-    emit(retry)
-  end
-end
-
--- An adjustment (reserve-then-adjust); the deltas are ARGV[base + 1 .. base + L]. Emits
--- 1 + 3L, 'ok', then per limit: quota index, remaining, debt (ns); or 2, 'A', limit when a
--- debt would pass DEBT_MAX (nothing written then).
-local function op_adjust(key, base)
-  for i = 1, L do
-    load(i - 1, key)
-    local q = K_q[i]
-    local delta = tonumber(ARGV[base + i])
-    local debt = effective_at(i)
-    if debt < 0 then
-      debt = 0
-    end
-    if delta > 0 then
-      local amount = delta * q.t
-      if amount > DEBT_MAX or debt + amount > DEBT_MAX then
-        emit(2)
-        emit('A')
-        emit(i - 1)
-        return
-      end
-      debt = debt + amount
-    elseif delta < 0 then
-      local amount = math.min(-delta, DEBT_MAX) * q.t
-      debt = math.max(debt - amount, 0)
-      local f = K_floor[i]
-      if f and f > debt then
-        debt = f
-      end
-    end
-    W[i] = delta
-    DEBT[i] = debt
-  end
-  emit(1 + 3 * L)
-  emit('ok')
-  for i = 1, L do
-    local q, debt = K_q[i], DEBT[i]
-    if W[i] ~= 0 then
-      write_tat(K_key[i], debt)
-    end
-    emit(qindex(q))
-    emit(remaining(q, debt))
-    emit(debt)
-  end
-end
-
-local function op_quota(key, i)
-  return { 'ok', state(i, key).q.s }
-end
-
 -- ---------------------------------------------------------------- runtime changes
 
--- The functions of quota changes, made only for a batch that changes a quota.
-local function admin()
+-- The operations that are not checks or adjustments: quota reads and changes, made only for a
+-- batch that has one. H carries what they share with the hot path; admin itself binds no
+-- upvalue, so making it costs a call almost nothing.
+local function admin(H)
+  local idiv, quota, class, write_tat, abs, rel, classes = H.idiv, H.quota, H.class, H.write_tat, H.abs, H.rel, H.classes
+  local prefix, DEBT_MAX = H.prefix, H.DEBT_MAX
+  local HISTORY_LEN_MAX = 8
+  local format = string.format
+
+  local function own_key(i, key)
+    return prefix .. ':o:' .. format('%d', i) .. ':' .. key
+  end
+
+  -- A key's state on limit i, as the hot path loads it: its TAT key and TAT (relative), the
+  -- quota in force, the class floor unless it has its own quota, its own quota and history,
+  -- and the TAT its decisions read (at least the floor).
+  local function state(i, key)
+    local c = class(i)
+    local s = { key = c.stem .. key, q = c.q }
+    s.tat = rel(redis.call('GET', s.key) or '0')
+    s.floor = c.f
+    if c.o > 0 then
+      local v = redis.call('HMGET', own_key(i, key), 'q', 'h')
+      if v[1] then
+        s.own, s.own_h, s.q, s.floor = v[1], v[2] or '', quota(v[1]), nil
+      end
+    end
+    s.effective = s.tat
+    if s.floor and s.floor > s.tat then
+      s.effective = s.floor
+    end
+    return s
+  end
+
+  local L = H.L
+
+  local function class_key(i)
+    return prefix .. ':c:' .. format('%d', i)
+  end
+
   local P24 = 16777216
   local POW2 = {}
   do
@@ -671,6 +497,9 @@ local function admin()
   end
 
   return {
+    quota_of = function(key, i)
+      return { 'ok', state(i, key).q.s }
+    end,
     set_quota = op_set_quota,
     set_key_quota = op_set_key_quota,
     remove_key_quota = op_remove_key_quota,
@@ -683,54 +512,198 @@ end
 if test_time then
   now_s, now_n = split(ARGV[3])
 else
-  local t = redis.call('TIME')
+  local t = call('TIME')
   now_s = tonumber(t[1])
   now_n = tonumber(t[2]) * 1000
   -- Never before an earlier batch's time (a server clock stepped back).
-  local last = redis.call('GET', KEYS[1])
+  local last = call('GET', KEYS[1])
   if last and rel(last) > 0 then
     now_s, now_n = split(last)
   end
-  redis.call('SET', KEYS[1], abs(0))
+  call('SET', KEYS[1], abs(0))
 end
 
-emit(abs(0))
-emit(QLIST)
+-- The answer is one flat list: the batch's time, the list of quotas the answers name (checks
+-- and adjustments name a quota by its 1-based index in it: a quota's text is written once a
+-- batch, not once a check), then each operation's result as its length and its items.
+local results, R = { abs(0), false }, 2
+local QLIST, QN = {}, 0
+
+-- The state of the key an operation reads, limit i at index i + 1, in arrays reused from one
+-- operation to the next (a table per operation costs as much as a Redis call): its TAT key,
+-- its debt (the TAT its decisions read, at least the class floor, not below now: relative,
+-- >= 0), the quota in force, the class floor for a give-back (false for a key with its own
+-- quota), and the operation's weight or delta.
+local KK, KD, KQ, KF, KW = {}, {}, {}, {}, {}
+
 local changes = nil
-local at = 4 + L
-while at <= #ARGV do
+local at, n_args = 4 + L, #ARGV
+while at <= n_args do
   local op, key = ARGV[at], ARGV[at + 1]
-  local result = nil
-  if op == 'c' then
-    op_check(key, at + 1)
+  if op == 'c' or op == 'a' then
+    -- Load every limit's state (a check stops at a weight above its limit's burst).
+    local over = nil
+    for i = 1, L do
+      local c = classes[i - 1] or class(i - 1)
+      local tk = c.stem .. key
+      -- rel(), inline: a TAT of 10 digits or more (seconds and nanoseconds), or none.
+      local v, d = call('GET', tk), nil
+      if v then
+        local len = #v
+        if len > 9 then
+          d = (tonumber(sub(v, 1, len - 9)) - now_s) * E9 + (tonumber(sub(v, len - 8)) - now_n)
+        else
+          d = rel(v)
+        end
+      else
+        d = -1
+      end
+      local q, f = c.q, c.f
+      if c.o > 0 then
+        local v = call('HMGET', prefix .. ':o:' .. format('%d', i - 1) .. ':' .. key, 'q')
+        if v[1] then
+          q, f = quota(v[1]), false
+        end
+      end
+      if f and f > d then
+        d = f
+      end
+      if d < 0 then
+        d = 0
+      end
+      KK[i], KD[i], KQ[i], KF[i] = tk, d, q, f
+      local w = tonumber(ARGV[at + 1 + i])
+      KW[i] = w
+      if op == 'c' and w > q.burst then
+        over = i
+        break
+      end
+    end
+    if over then
+      -- 3, 'W', limit, quota text: a weight above a burst (nothing written).
+      results[R + 1], results[R + 2], results[R + 3], results[R + 4] = 3, 'W', over - 1, KQ[over].s
+      R = R + 4
+    elseif op == 'c' then
+      -- A check, all or nothing. Emits 2 + 5L, 'ok', allowed, then per limit: quota index,
+      -- allowed, remaining, reset (debt after, ns), retry after (ns, -1 for none).
+      local allowed = 1
+      for i = 1, L do
+        local q, w = KQ[i], KW[i]
+        if w > 0 and KD[i] > q.cap - w * q.t then
+          allowed = 0
+        end
+      end
+      results[R + 1], results[R + 2] = 2 + 5 * L, 'ok'
+      results[R + 3] = allowed
+      R = R + 3
+      for i = 1, L do
+        local q, w, debt = KQ[i], KW[i], KD[i]
+        local a, reset, retry = 1, debt, -1
+        if w > 0 then
+          if allowed == 1 then
+            reset = debt + w * q.t
+            write_tat(KK[i], reset)
+          elseif debt > q.cap - w * q.t then
+            a = 0
+            retry = debt - (q.cap - w * q.t)
+          end
+        end
+        local qi = q.qi
+        if not qi then
+          QN = QN + 1
+          QLIST[QN] = q.s
+          q.qi = QN
+          qi = QN
+        end
+        -- remaining: the units admitted now at once, floor(max(cap - reset, 0) / T).
+        local left = 0
+        if reset < q.cap then
+          left = idiv(q.cap - reset, q.t)
+        end
+        results[R + 1], results[R + 2], results[R + 3], results[R + 4], results[R + 5] = qi, a, left, reset, retry
+        R = R + 5
+      end
+    else
+      -- An adjustment (reserve-then-adjust). Emits 1 + 3L, 'ok', then per limit: quota
+      -- index, remaining, debt (ns); or 2, 'A', limit when a debt would pass DEBT_MAX
+      -- (nothing written then).
+      local past = nil
+      for i = 1, L do
+        local q, delta, debt = KQ[i], KW[i], KD[i]
+        if delta > 0 then
+          local amount = delta * q.t
+          if amount > DEBT_MAX or debt + amount > DEBT_MAX then
+            past = i
+            break
+          end
+          debt = debt + amount
+        elseif delta < 0 then
+          local amount = math.min(-delta, DEBT_MAX) * q.t
+          debt = math.max(debt - amount, 0)
+          local f = KF[i]
+          if f and f > debt then
+            debt = f
+          end
+        end
+        KD[i] = debt
+      end
+      if past then
+        results[R + 1], results[R + 2], results[R + 3] = 2, 'A', past - 1
+        R = R + 3
+      else
+        results[R + 1], results[R + 2] = 1 + 3 * L, 'ok'
+        R = R + 2
+        for i = 1, L do
+          local q, debt = KQ[i], KD[i]
+          if KW[i] ~= 0 then
+            write_tat(KK[i], debt)
+          end
+          local qi = q.qi
+          if not qi then
+            QN = QN + 1
+            QLIST[QN] = q.s
+            q.qi = QN
+            qi = QN
+          end
+          local left = 0
+          if debt < q.cap then
+            left = idiv(q.cap - debt, q.t)
+          end
+          results[R + 1], results[R + 2], results[R + 3] = qi, left, debt
+          R = R + 3
+        end
+      end
+    end
     at = at + 2 + L
-  elseif op == 'a' then
-    op_adjust(key, at + 1)
-    at = at + 2 + L
-  elseif op == 'q' then
-    result = op_quota(key, tonumber(ARGV[at + 2]))
-    at = at + 3
-  elseif op == 's' then
-    changes = changes or admin()
-    result = changes.set_quota(tonumber(ARGV[at + 2]), ARGV[at + 3])
-    at = at + 4
-  elseif op == 'k' then
-    changes = changes or admin()
-    result = changes.set_key_quota(key, tonumber(ARGV[at + 2]), ARGV[at + 3])
-    at = at + 4
-  elseif op == 'r' then
-    changes = changes or admin()
-    result = changes.remove_key_quota(key, tonumber(ARGV[at + 2]))
-    at = at + 3
-  elseif op == 'i' then
-    changes = changes or admin()
-    result = changes.init()
-    at = at + 2
   else
-    return redis.error_reply('paygo-redis: unknown operation ' .. tostring(op))
-  end
-  if result then
-    emit_table(result)
+    changes = changes or admin({ idiv = idiv, quota = quota, class = class, write_tat = write_tat, abs = abs,
+      rel = rel, classes = classes, prefix = prefix, DEBT_MAX = DEBT_MAX, L = L })
+    local result
+    if op == 'q' then
+      result = changes.quota_of(key, tonumber(ARGV[at + 2]))
+      at = at + 3
+    elseif op == 's' then
+      result = changes.set_quota(tonumber(ARGV[at + 2]), ARGV[at + 3])
+      at = at + 4
+    elseif op == 'k' then
+      result = changes.set_key_quota(key, tonumber(ARGV[at + 2]), ARGV[at + 3])
+      at = at + 4
+    elseif op == 'r' then
+      result = changes.remove_key_quota(key, tonumber(ARGV[at + 2]))
+      at = at + 3
+    elseif op == 'i' then
+      result = changes.init()
+      at = at + 2
+    else
+      return redis.error_reply('paygo-redis: unknown operation ' .. tostring(op))
+    end
+    R = R + 1
+    results[R] = #result
+    for _, v in ipairs(result) do
+      R = R + 1
+      results[R] = v
+    end
   end
 end
+results[2] = QLIST
 return results

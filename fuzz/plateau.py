@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Run fuzz targets until their coverage stops rising (docs/fuzzing.md, "Plateau runs").
+
+Runs each target's built libFuzzer binary over a kept corpus and the committed seeds, one
+target after another, and stops a target when its coverage (libFuzzer's `cov`, edges) has not
+risen for QUIET seconds of running time -- a plateau -- or when it has run CAP seconds. Time
+the run spent stopped does not count: while the file named by PAUSE exists the target is held
+with SIGSTOP (for a benchmark on the same machine), and resumed when it is gone.
+
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none     # the binaries
+    python3 plateau.py money_text usage ...                    # or no name: every target
+
+Environment (all optional):
+    BIN      directory of the built targets (default: $CARGO_TARGET_DIR or fuzz/target,
+             then x86_64-unknown-linux-gnu/release)
+    CORPUS   directory holding a kept corpus per target (default fuzz/corpus)
+    QUIET    seconds without a rise of `cov` that count as a plateau (default 600)
+    CAP      most seconds a target runs (default 3600)
+    PAUSE    a file whose presence holds the run (default /tmp/paygo-fuzz-pause)
+    SUMMARY  file the one-line results are appended to (default CORPUS/plateau.log)
+
+A result line gives the running time, executions, `cov` at a quarter, a half and three
+quarters of the running time and at the end, `ft`, when `cov` last rose, and whether the
+target plateaued; a crash or a property failure ends the target with libFuzzer's exit code
+and its artifact under fuzz/artifacts/<target>/.
+"""
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+here = pathlib.Path(__file__).resolve().parent
+target_dir = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", here / "target"))
+bin_dir = pathlib.Path(os.environ.get("BIN", target_dir / "x86_64-unknown-linux-gnu/release"))
+corpus_root = pathlib.Path(os.environ.get("CORPUS", here / "corpus"))
+quiet = float(os.environ.get("QUIET", "600"))
+cap = float(os.environ.get("CAP", "3600"))
+pause = pathlib.Path(os.environ.get("PAUSE", "/tmp/paygo-fuzz-pause"))
+summary = pathlib.Path(os.environ.get("SUMMARY", corpus_root / "plateau.log"))
+status = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
+
+
+def run(target):
+    corpus = corpus_root / target
+    corpus.mkdir(parents=True, exist_ok=True)
+    artifacts = here / "artifacts" / target
+    artifacts.mkdir(parents=True, exist_ok=True)
+    log = open(corpus_root / f"{target}.log", "w")
+    child = subprocess.Popen(
+        [str(bin_dir / target), str(corpus), str(here / "seeds" / target),
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
+        stderr=subprocess.PIPE, stdout=log, text=True, errors="replace")
+    # Samples of (running seconds, execs, cov, ft), written by the reader, read by the loop.
+    samples, lock, clock = [], threading.Lock(), {"running": 0.0}
+
+    def read():
+        for line in child.stderr:
+            log.write(line)
+            m = status.match(line)
+            if m:
+                with lock:
+                    samples.append((clock["running"], int(m[1]), int(m[2]), int(m[3])))
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    held, last, rose_at, best = False, time.monotonic(), 0.0, -1
+    while child.poll() is None:
+        time.sleep(0.5)
+        now = time.monotonic()
+        if pause.exists():
+            if not held:
+                child.send_signal(signal.SIGSTOP)
+                held = True
+            last = now
+            continue
+        if held:
+            child.send_signal(signal.SIGCONT)
+            held = False
+        clock["running"] += now - last
+        last = now
+        with lock:
+            if samples and samples[-1][2] > best:
+                best, rose_at = samples[-1][2], samples[-1][0]
+        if clock["running"] - rose_at >= quiet or clock["running"] >= cap:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            break
+    reader.join(timeout=30)
+    code = child.wait()
+    log.close()
+    running = clock["running"]
+    with lock:
+        done = list(samples)
+    if not done:
+        line = f"{target}: no status line from libFuzzer (exit {code}); see {corpus_root / (target + '.log')}"
+    else:
+        def cov_at(fraction):
+            before = [s for s in done if s[0] <= running * fraction]
+            return before[-1][2] if before else done[0][2]
+        execs, cov, ft = done[-1][1], done[-1][2], done[-1][3]
+        rose = next(s[0] for s in done if s[2] == cov)
+        plateau = running - rose >= quiet
+        ended = "plateau" if plateau else ("cap" if running >= cap else f"exit {code}")
+        line = (f"{target}: {running / 60:.1f} min, {execs:,} execs ({execs / max(running, 1):,.0f}/s), "
+                f"cov {cov_at(0.25):,}, {cov_at(0.5):,}, {cov_at(0.75):,} -> {cov:,}, ft {ft:,}, "
+                f"cov last rose at {rose:,.0f} s; {ended}")
+        if code not in (0, -signal.SIGINT, 130, 72) and not plateau and running < cap:
+            line += f" (libFuzzer exit {code}: see {artifacts})"
+    print(line, flush=True)
+    with open(summary, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M')} {line}\n")
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or sorted(p.stem for p in (here / "fuzz_targets").glob("*.rs"))
+    for name in names:
+        run(name)
