@@ -51,6 +51,34 @@ for n in (1, 8, 64):
     us = per_call(limiter, paygo_batch(n), numkeys=1)
     print(f"  paygo, batch of {n:3}:        {us:7.1f}  ({us / n:.2f} a check)")
 
+# One call at a time (no pipelining): what a single check costs, cache misses included.
+def one_at_a_time(script, args_of, calls=1500, numkeys=1):
+    sha = r.script_load(script)
+    r.config_resetstat()
+    for c in range(calls):
+        r.evalsha(sha, numkeys, *args_of(c))
+    stat = r.info("commandstats")["cmdstat_evalsha"]
+    return stat["usec"] / stat["calls"]
+
+
+# The floor: a check with every feature inline and nothing else (check_floor.lua), then
+# without the monotonic time, then without the class read (the quota from the arguments).
+floor = (root / "benches/redis/check_floor.lua").read_text()
+now_block = floor[floor.index("local last = call('GET', KEYS[1])"):floor.index("call('SET', KEYS[1], NOW)") + len("call('SET', KEYS[1], NOW)")]
+no_now = floor.replace(now_block, "local NOW = format('%d%09d', now_s, now_n)")
+no_class = no_now.replace("call('HMGET', ck, 'q', 'h', 'f', 'o')", "{ ARGV[4], '', '0', '0' }")
+r.hset("{paygo-cost}:c:0", mapping={"q": PAYG, "h": "", "f": "0", "o": "0"})
+rr_args = lambda c: ['{rr-cost}:%d' % (c % 100000), 60, 18000, 3600, 1]
+print("Redis time for one check (us), pipelined / one call at a time:")
+for name, script, args in (
+    ("redis_rate", baseline, rr_args),
+    ("paygo's script", limiter, paygo_batch(1)),
+    ("the floor (check_floor.lua)", floor, paygo_batch(1)),
+    ("  without {p}:now", no_now, paygo_batch(1)),
+    ("  and without the class read", no_class, paygo_batch(1)),
+):
+    print(f"  {name:30} {per_call(script, args, numkeys=1):6.1f} / {one_at_a_time(script, args):6.1f}")
+
 print("Redis time per item inside Lua (us), 64 items a call:")
 keys = lambda c: ["cost:%d" % ((c * 64 + i) % 20000) for i in range(64)]
 items = {
