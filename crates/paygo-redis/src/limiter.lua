@@ -143,7 +143,13 @@ local function class(i)
   local v = call('HMGET', ck, 'q', 'h', 'f', 'o')
   if not v[1] then
     -- A new store, or a server that lost its data: the caller's default quota, no history.
-    v = { ARGV[4 + i], '', '0', '0' }
+    -- (Only for a limit that exists: an index out of range finds no default, and the
+    -- write below fails.)
+    local default = nil
+    if i >= 0 and i < L then
+      default = ARGV[4 + i]
+    end
+    v = { default, '', '0', '0' }
     call('HSET', ck, 'q', v[1], 'h', v[2], 'f', v[3], 'o', v[4])
   end
   local c = { key = ck, q = quota(v[1]), h = v[2] or '', f = rel(v[3] or '0'), o = tonumber(v[4] or '0'),
@@ -531,18 +537,20 @@ local QLIST, QN = {}, 0
 
 -- The state of the key an operation reads, limit i at index i + 1, in arrays reused from one
 -- operation to the next (a table per operation costs as much as a Redis call): its TAT key,
--- its debt (the TAT its decisions read, at least the class floor, not below now: relative,
--- >= 0), the quota in force, the class floor for a give-back (false for a key with its own
--- quota), and the operation's weight or delta.
-local KK, KD, KQ, KF, KW = {}, {}, {}, {}, {}
+-- its debt (the TAT its decisions read, at least the class floor unless the key has its own
+-- quota, not below now: relative, >= 0; for an adjustment, the debt after it), the quota in
+-- force, and the operation's weight or delta.
+local KK, KD, KQ, KW = {}, {}, {}, {}
 
 local changes = nil
 local at, n_args = 4 + L, #ARGV
 while at <= n_args do
   local op, key = ARGV[at], ARGV[at + 1]
   if op == 'c' or op == 'a' then
-    -- Load every limit's state (a check stops at a weight above its limit's burst).
-    local over = nil
+    -- Load every limit's state, limit after limit; a check stops at a weight above its
+    -- limit's burst, an adjustment at a debt that would pass DEBT_MAX (the limits after it
+    -- are not read: a missing class is not created for an operation that does nothing).
+    local over, past = nil, nil
     for i = 1, L do
       local c = classes[i - 1] or class(i - 1)
       local tk = c.stem .. key
@@ -571,13 +579,30 @@ while at <= n_args do
       if d < 0 then
         d = 0
       end
-      KK[i], KD[i], KQ[i], KF[i] = tk, d, q, f
+      KK[i], KQ[i] = tk, q
       local w = tonumber(ARGV[at + 1 + i])
       KW[i] = w
-      if op == 'c' and w > q.burst then
-        over = i
-        break
+      if op == 'c' then
+        if w > q.burst then
+          over = i
+          break
+        end
+      elseif w > 0 then
+        -- The adjustment's debt: more taken (a debt past DEBT_MAX is refused) ...
+        local amount = w * q.t
+        if amount > DEBT_MAX or d + amount > DEBT_MAX then
+          past = i
+          break
+        end
+        d = d + amount
+      elseif w < 0 then
+        -- ... or given back, never below the class floor.
+        d = math.max(d - math.min(-w, DEBT_MAX) * q.t, 0)
+        if f and f > d then
+          d = f
+        end
       end
+      KD[i] = d
     end
     if over then
       -- 3, 'W', limit, quota text: a weight above a burst (nothing written).
@@ -624,29 +649,9 @@ while at <= n_args do
         R = R + 5
       end
     else
-      -- An adjustment (reserve-then-adjust). Emits 1 + 3L, 'ok', then per limit: quota
-      -- index, remaining, debt (ns); or 2, 'A', limit when a debt would pass DEBT_MAX
-      -- (nothing written then).
-      local past = nil
-      for i = 1, L do
-        local q, delta, debt = KQ[i], KW[i], KD[i]
-        if delta > 0 then
-          local amount = delta * q.t
-          if amount > DEBT_MAX or debt + amount > DEBT_MAX then
-            past = i
-            break
-          end
-          debt = debt + amount
-        elseif delta < 0 then
-          local amount = math.min(-delta, DEBT_MAX) * q.t
-          debt = math.max(debt - amount, 0)
-          local f = KF[i]
-          if f and f > debt then
-            debt = f
-          end
-        end
-        KD[i] = debt
-      end
+      -- An adjustment (reserve-then-adjust), its debts computed while loading. Emits
+      -- 1 + 3L, 'ok', then per limit: quota index, remaining, debt (ns); or 2, 'A', limit
+      -- when a debt would pass DEBT_MAX (no TAT written then).
       if past then
         results[R + 1], results[R + 2], results[R + 3] = 2, 'A', past - 1
         R = R + 3
