@@ -9,6 +9,13 @@ with SIGSTOP (for a benchmark on the same machine), and resumed when it is gone.
 
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none     # the binaries
     python3 plateau.py money_text usage ...                    # or no name: every target
+    python3 plateau.py --pack                                  # keep the corpora (below)
+
+The corpora are kept between sessions in fuzz/kept/<target>.tar.xz (committed): a target
+whose corpus directory is empty starts from its kept corpus, and `--pack` minimizes each
+corpus (libFuzzer's -merge=1: the smallest set of inputs with the same coverage) and writes
+it back there, so that plateau runs add up across sessions instead of starting from the
+seeds each time.
 
 Environment (all optional):
     BIN      directory of the built targets (default: $CARGO_TARGET_DIR or fuzz/target,
@@ -30,6 +37,8 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 
@@ -42,11 +51,45 @@ cap = float(os.environ.get("CAP", "3600"))
 pause = pathlib.Path(os.environ.get("PAUSE", "/tmp/paygo-fuzz-pause"))
 summary = pathlib.Path(os.environ.get("SUMMARY", corpus_root / "plateau.log"))
 status = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
+kept = here / "kept"
+
+
+def unpack(target, corpus):
+    """Fills an empty corpus directory from the target's kept corpus, if there is one."""
+    archive = kept / f"{target}.tar.xz"
+    if archive.exists() and not any(corpus.iterdir()):
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                # Plain files only, named by their hash: nothing outside the directory.
+                if member.isfile() and "/" not in member.name and not member.name.startswith("."):
+                    (corpus / member.name).write_bytes(tar.extractfile(member).read())
+
+
+def pack(target):
+    """Minimizes the target's corpus into fuzz/kept/<target>.tar.xz (same bytes for the same set)."""
+    corpus = corpus_root / target
+    if not corpus.is_dir() or not any(corpus.iterdir()):
+        print(f"{target}: no corpus to keep")
+        return
+    kept.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as merged:
+        subprocess.run([str(bin_dir / target), "-merge=1", merged, str(corpus)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        names = sorted(os.listdir(merged))
+        with tarfile.open(kept / f"{target}.tar.xz", "w:xz") as tar:
+            for name in names:
+                info = tar.gettarinfo(os.path.join(merged, name), arcname=name)
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                with open(os.path.join(merged, name), "rb") as f:
+                    tar.addfile(info, f)
+    size = (kept / f"{target}.tar.xz").stat().st_size
+    print(f"{target}: kept {len(names)} inputs of {len(os.listdir(corpus))} ({size:,} bytes)")
 
 
 def run(target):
     corpus = corpus_root / target
     corpus.mkdir(parents=True, exist_ok=True)
+    unpack(target, corpus)
     artifacts = here / "artifacts" / target
     artifacts.mkdir(parents=True, exist_ok=True)
     log = open(corpus_root / f"{target}.log", "w")
@@ -118,6 +161,8 @@ def run(target):
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or sorted(p.stem for p in (here / "fuzz_targets").glob("*.rs"))
+    packing = "--pack" in sys.argv[1:]
+    names = [a for a in sys.argv[1:] if a != "--pack"]
+    names = names or sorted(p.stem for p in (here / "fuzz_targets").glob("*.rs"))
     for name in names:
-        run(name)
+        pack(name) if packing else run(name)
