@@ -25,14 +25,13 @@
 // Knobs are small positive numbers; one main, start to end; names in prose.
 #![allow(clippy::cast_sign_loss, clippy::too_many_lines, clippy::doc_markdown)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paygo_ratelimit::{AsyncStore, Plan};
 use paygo_redis::{LogSink, RedisOptions, RedisStore};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 
 /// GCRA as redis_rate does it: one key, its TAT in seconds (a float) since 2017-01-01.
 const BASELINE: &str = r"
@@ -63,11 +62,11 @@ enum Subject {
         sha: String,
         prefix: String,
     },
-    /// Connections each with at most one call in flight (a caller takes the next one, and
-    /// waits while it is busy), as a go-redis pool hands them out.
+    /// Connections each with at most one call in flight, as a go-redis pool hands them out:
+    /// a caller takes any free one, and waits only while none is free.
     Pooled {
-        pool: Arc<[Mutex<MultiplexedConnection>]>,
-        next: Arc<AtomicUsize>,
+        free: Arc<Mutex<Vec<MultiplexedConnection>>>,
+        permits: Arc<Semaphore>,
         sha: String,
         prefix: String,
     },
@@ -99,17 +98,19 @@ impl Subject {
                     .expect("the baseline answers");
             }
             Subject::Pooled {
-                pool,
-                next,
+                free,
+                permits,
                 sha,
                 prefix,
             } => {
-                let slot = next.fetch_add(1, Ordering::Relaxed) % pool.len();
-                let mut conn = pool[slot].lock().await;
+                // A permit for each free connection: holding one, a connection is there.
+                let _permit = permits.acquire().await.expect("the pool stays open");
+                let mut conn = free.lock().unwrap().pop().expect("a permit means a free connection");
                 let _: redis::Value = baseline_call(sha, prefix, key)
-                    .query_async(&mut *conn)
+                    .query_async(&mut conn)
                     .await
                     .expect("the baseline answers");
+                free.lock().unwrap().push(conn);
             }
         }
     }
@@ -201,7 +202,7 @@ fn main() {
             .unwrap();
         let mut pool = Vec::with_capacity(pool_size);
         for _ in 0..pool_size {
-            pool.push(Mutex::new(client.get_multiplexed_async_connection().await.unwrap()));
+            pool.push(client.get_multiplexed_async_connection().await.unwrap());
         }
         let only = std::env::var("ONLY").unwrap_or_default();
         let subjects: Vec<(&str, Subject)> = [
@@ -216,8 +217,8 @@ fn main() {
             (
                 "rr_pooled",
                 Subject::Pooled {
-                    pool: pool.into(),
-                    next: Arc::new(AtomicUsize::new(0)),
+                    free: Arc::new(Mutex::new(pool)),
+                    permits: Arc::new(Semaphore::new(pool_size)),
                     sha,
                     prefix: format!("{{{prefix}}}:rp"),
                 },
