@@ -535,6 +535,24 @@ end
 local results, R = { abs(0), false }, 2
 local QLIST, QN = {}, 0
 
+-- What every check and adjustment answers per limit besides its own items: the quota's index
+-- in QLIST (added on first use) and remaining, the units admitted now at once at debt d,
+-- floor(max(cap - d, 0) / T).
+local function named(q, d)
+  local qi = q.qi
+  if not qi then
+    QN = QN + 1
+    QLIST[QN] = q.s
+    q.qi = QN
+    qi = QN
+  end
+  local left = 0
+  if d < q.cap then
+    left = idiv(q.cap - d, q.t)
+  end
+  return qi, left
+end
+
 -- The state of the key an operation reads, limit i at index i + 1, in arrays reused from one
 -- operation to the next (a table per operation costs as much as a Redis call): its TAT key,
 -- its debt (the TAT its decisions read, at least the class floor unless the key has its own
@@ -633,18 +651,7 @@ while at <= n_args do
             retry = debt - (q.cap - w * q.t)
           end
         end
-        local qi = q.qi
-        if not qi then
-          QN = QN + 1
-          QLIST[QN] = q.s
-          q.qi = QN
-          qi = QN
-        end
-        -- remaining: the units admitted now at once, floor(max(cap - reset, 0) / T).
-        local left = 0
-        if reset < q.cap then
-          left = idiv(q.cap - reset, q.t)
-        end
+        local qi, left = named(q, reset)
         results[R + 1], results[R + 2], results[R + 3], results[R + 4], results[R + 5] = qi, a, left, reset, retry
         R = R + 5
       end
@@ -663,17 +670,7 @@ while at <= n_args do
           if KW[i] ~= 0 then
             write_tat(KK[i], debt)
           end
-          local qi = q.qi
-          if not qi then
-            QN = QN + 1
-            QLIST[QN] = q.s
-            q.qi = QN
-            qi = QN
-          end
-          local left = 0
-          if debt < q.cap then
-            left = idiv(q.cap - debt, q.t)
-          end
+          local qi, left = named(q, debt)
           results[R + 1], results[R + 2], results[R + 3] = qi, left, debt
           R = R + 3
         end
