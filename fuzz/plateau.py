@@ -25,6 +25,11 @@ Environment (all optional):
     CAP      most seconds a target runs (default 3600)
     PAUSE    a file whose presence holds the run (default /tmp/paygo-fuzz-pause)
     SUMMARY  file the one-line results are appended to (default CORPUS/plateau.log)
+    FLAGS    more libFuzzer flags, space-separated (say -print_pcs=1, for newpcs.py)
+
+The target's log (CORPUS/<target>.log) holds libFuzzer's output, each line led by the
+running second it was read at, and the address the target's binary was loaded at (so that
+newpcs.py can name the code of each new edge that -print_pcs=1 reports).
 
 A result line gives the running time, executions, `cov` at a quarter, a half and three
 quarters of the running time and at the end, `ft`, when `cov` last rose, and whether the
@@ -50,6 +55,7 @@ quiet = float(os.environ.get("QUIET", "600"))
 cap = float(os.environ.get("CAP", "3600"))
 pause = pathlib.Path(os.environ.get("PAUSE", "/tmp/paygo-fuzz-pause"))
 summary = pathlib.Path(os.environ.get("SUMMARY", corpus_root / "plateau.log"))
+flags = os.environ.get("FLAGS", "").split()
 status = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
 kept = here / "kept"
 
@@ -95,14 +101,23 @@ def run(target):
     log = open(corpus_root / f"{target}.log", "w")
     child = subprocess.Popen(
         [str(bin_dir / target), str(corpus), str(here / "seeds" / target),
-         f"-artifact_prefix={artifacts}/", "-print_final_stats=1"],
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1", *flags],
         stderr=subprocess.PIPE, stdout=log, text=True, errors="replace")
+    # The binary's first mapping is its load address (looked for until it has been mapped).
+    binary = os.path.realpath(bin_dir / target)
+    for _ in range(100):
+        with open(f"/proc/{child.pid}/maps") as maps:
+            base = next((line.split("-")[0] for line in maps if line.rstrip().endswith(binary)), None)
+        if base or child.poll() is not None:
+            break
+        time.sleep(0.02)
+    log.write(f"0 load base 0x{base} {binary}\n")
     # Samples of (running seconds, execs, cov, ft), written by the reader, read by the loop.
     samples, lock, clock = [], threading.Lock(), {"running": 0.0}
 
     def read():
         for line in child.stderr:
-            log.write(line)
+            log.write(f"{clock['running']:.0f} {line}")
             m = status.match(line)
             if m:
                 with lock:

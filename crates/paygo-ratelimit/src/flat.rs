@@ -882,8 +882,14 @@ impl<K: FlatKey + ?Sized> Store<K> for FlatStore<K> {
         written_tat: u64,
         clock: &dyn Fn() -> u64,
         taken_ns: u64,
+        valid: &dyn Fn() -> bool,
     ) -> Result<(), RateLimitError> {
+        // Asked after each read of the entry; the stamp a change flips fails the exchange
+        // of a state read before it, and the next try asks again.
         self.run(key, 0, 0, |tat| {
+            if !valid() {
+                return Ok((None, ()));
+            }
             Ok((crate::store::given_back(tat, written_tat, clock(), taken_ns), ()))
         })
     }

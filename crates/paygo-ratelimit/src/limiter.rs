@@ -205,6 +205,9 @@ impl<C: Clock> DirectLimiter<C> {
     /// generous quota in force during it allows (`docs/ratelimit.md`, "Changing a quota
     /// at runtime"): a raise of the burst fills at the new rate instead of arriving at
     /// once, and a lowering never hands out a fresh burst. Checks wait while it converts.
+    /// Windows that reach back past more than 8 changes are held to a merged quota, and
+    /// checks made at later clock readings than the change's are carried from the
+    /// change's reading (both in the same section of the docs).
     pub fn set_quota(&self, quota: Quota) {
         let quota = quota.without_floor();
         let change = self.quota.begin();
@@ -230,7 +233,8 @@ impl<C: Clock> DirectLimiter<C> {
 /// into the new quota: a window that contains a change admits at most what the most
 /// generous quota in force during it allows, so raising a burst does not hand a greedy
 /// key a second allowance and lowering a quota does not hand out a fresh burst
-/// (`docs/ratelimit.md`, "Changing a quota at runtime").
+/// (`docs/ratelimit.md`, "Changing a quota at runtime", with the promise's two limits:
+/// a history of 8 quotas per class, and a change's own clock reading).
 ///
 /// ```
 /// use paygo_ratelimit::{ManualClock, MemoryStore, Policy, PolicyName, Quota, RateLimiter, Unit};
@@ -406,7 +410,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     ///
     /// # Errors
     ///
-    /// [`RateLimitError::AdjustmentTooLarge`]; [`RateLimitError::StoreUnavailable`].
+    /// [`RateLimitError::AdjustmentTooLarge`]: also when the adjustment raced a quota
+    /// change and what the new interval adds to it overflows (the adjustment in the old
+    /// interval stays applied then); [`RateLimitError::StoreUnavailable`].
     pub fn adjust(&self, key: &K, delta: i64) -> Result<Decision, RateLimitError> {
         self.adjust_at(key, delta, self.clock.now_ns())
     }
@@ -500,7 +506,9 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock, S: Store<K>> RateLimiter<K, C
     /// # Errors
     ///
     /// [`RateLimitError::StoreUnavailable`]; [`RateLimitError::TimeOverflow`] when the
-    /// store cannot hold the converted state. The key keeps its quota then.
+    /// store cannot hold the converted state (a store outside this crate: the in-process
+    /// stores cap it at the largest TAT they hold, where the key is never admitted
+    /// again). The key keeps its quota then.
     pub fn set_key_quota(&self, key: K, quota: Quota) -> Result<(), RateLimitError> {
         self.set_key_quota_with(key, quota, || self.clock.now_ns()).map(|_| ())
     }
@@ -826,6 +834,7 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone, S: Store<K>> MultiLim
                     limit: i,
                     written_tat: now_ns.saturating_add(decision.reset_ns),
                     quota: *quota,
+                    seq: *seq,
                     weight,
                 });
                 decisions.push(decision);
@@ -868,7 +877,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone, S: Store<K>> MultiLim
 
     /// Gives back what the limits in `taken` took, each by at most what of its check's
     /// debt is still ahead of the time (see [`Store::give_back`]): never units that a
-    /// concurrent check of the same key has since relied on.
+    /// concurrent check of the same key has since relied on, and nothing to a limit whose
+    /// quota changed since its check (the units then stay as debt, which is safe).
     fn give_back(&self, key: &K, taken: &[Taken], now_ns: u64) {
         for t in taken {
             if let Some(limiter) = self.limiters.get(t.limit) {
@@ -877,7 +887,8 @@ impl<K: Hash + Eq + Clone + Send + Sync, C: Clock + Clone, S: Store<K>> MultiLim
                 let taken_ns = t.weight * t.quota.emission_interval_ns();
                 // Best effort: a give-back that fails leaves the units as debt, which is
                 // safe (the in-process stores give back infallibly).
-                let _ = limiter.store.give_back(key, t.written_tat, &clock, taken_ns);
+                let valid = || limiter.quota.unchanged_since(t.seq);
+                let _ = limiter.store.give_back(key, t.written_tat, &clock, taken_ns, &valid);
             }
         }
     }
@@ -925,6 +936,9 @@ struct Taken {
     limit: usize,
     written_tat: u64,
     quota: Quota,
+    /// The limit's change number the check ran under: a change since makes the give-back
+    /// give nothing (the key's state is then in another quota's units).
+    seq: u64,
     weight: u64,
 }
 
@@ -973,6 +987,7 @@ mod tests {
             limit: 0,
             written_tat: first.reset_ns,
             quota,
+            seq: multi.limiters[0].quota.load().1,
             weight: 10,
         };
         // ... and stalls. At 10 s its units have run out; T2 takes the whole burst again.

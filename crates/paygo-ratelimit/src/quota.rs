@@ -589,6 +589,10 @@ impl AtomicQuota {
     pub(crate) fn begin(&self) -> Change<'_> {
         let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.seq.fetch_add(1, Ordering::SeqCst);
+        // The fields `publish` writes (relaxed) must not become visible before the odd
+        // number: a reader that sees a new field then sees the odd number (or a later
+        // one) on its second read of the sequence (its acquire fence pairs with this).
+        fence(Ordering::Release);
         Change {
             quota: self,
             _guard: guard,

@@ -39,10 +39,6 @@ use crate::quota::Quota;
 /// against a merged quota instead of the two real ones).
 pub(crate) const HISTORY_LEN_MAX: usize = 8;
 
-/// The largest TAT a conversion writes (2^62 - 1 ns after 1970, the year 2116, what a `FlatStore`
-/// holds): a key converted past it is refused until then.
-pub(crate) const CONVERTED_TAT_MAX: u64 = (1 << 62) - 1;
-
 /// A quota of a class's past that bounds what a key may have used: its emission
 /// interval and its burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,13 +177,16 @@ impl Conversion {
 
     /// The TAT under the new quota of a key whose effective TAT (its stored TAT, or the
     /// class floor if that is later) was `tat`: `now + debt_ns(max(tat - now, 0))`, or
-    /// `tat` unchanged when that is no debt at all (nothing to write).
+    /// `tat` unchanged when that is no debt at all (nothing to write). It saturates at
+    /// `u64::MAX`, never below `now`: a store caps it at the largest TAT it holds (a key
+    /// there is never admitted again: every check of it overflows), which is at least any
+    /// time it checks at.
     pub(crate) fn tat(&self, tat: u64) -> u64 {
         let debt = self.debt_ns(tat.saturating_sub(self.now_ns));
         if debt == 0 {
             return tat.min(self.now_ns);
         }
-        self.now_ns.saturating_add(debt).min(CONVERTED_TAT_MAX)
+        self.now_ns.saturating_add(debt)
     }
 
     /// For a class sweep: the new TAT of a key stored with `tat` in a class whose floor
@@ -258,5 +257,35 @@ mod tests {
             h = h.then(&q(1_000_000 - i * 20_000, 1_000 - i * 20));
         }
         assert_eq!(h.past().len(), HISTORY_LEN_MAX - 1);
+    }
+
+    proptest::proptest! {
+        /// However many quotas a class goes through, every entry a history without a
+        /// length limit would keep is bounded by one the kept history has (an interval no
+        /// longer and a burst no smaller): merging only ever makes the history more
+        /// generous. The reference keeps every entry with `then`'s own rule.
+        #[test]
+        fn a_bounded_history_bounds_every_entry_an_unbounded_one_keeps(
+            quotas in proptest::collection::vec((1u64..=40, 1u64..=40), 1..40),
+        ) {
+            let quota = |&(limit, burst): &(u64, u64)| Quota::per_second(limit, burst.min(limit)).unwrap();
+            let mut history = History::new(&quota(&quotas[0]));
+            let mut unbounded = vec![Entry::of(&quota(&quotas[0]))];
+            for q in &quotas[1..] {
+                let q = quota(q);
+                history = history.then(&q);
+                let new = Entry::of(&q);
+                unbounded.retain(|e| e.interval_ns <= new.interval_ns && *e != new);
+                unbounded.push(new);
+                proptest::prop_assert!(history.past().len() < HISTORY_LEN_MAX);
+                proptest::prop_assert_eq!(history.current, new);
+                for e in &unbounded {
+                    proptest::prop_assert!(
+                        history.entries().any(|k| k.interval_ns <= e.interval_ns && k.burst >= e.burst),
+                        "{e:?} is bounded by no entry of {history:?}"
+                    );
+                }
+            }
+        }
     }
 }

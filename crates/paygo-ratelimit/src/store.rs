@@ -117,7 +117,8 @@ pub trait Store<K: ?Sized>: Send + Sync {
     /// Rewrites the TAT of every key the store holds, except the keys in `except`, to
     /// `convert(tat)`, each in one atomic step (a key updated meanwhile is converted from
     /// its new TAT). `convert` returns the TAT unchanged for the keys it leaves alone.
-    /// Returns how many keys were rewritten.
+    /// Returns how many keys were rewritten: a `MemoryStore` counts the keys whose TAT
+    /// changed, a `FlatStore` every key it holds (it gives each a new stamp).
     ///
     /// A limiter calls it while it holds its checks off, to carry every key of its
     /// default quota into a new one; keys the store does not hold are full, and the
@@ -145,6 +146,13 @@ pub trait Store<K: ?Sized>: Send + Sync {
     /// Subtracting it all could also take back the units of a later check that built on
     /// the key after the first one's debt had run out (`docs/ratelimit.md`).
     ///
+    /// `valid` is asked after the key's state is read and before anything is written, as
+    /// for [`Store::check_and_update_checked`], with the same duty: when it is false, or
+    /// when a quota change converted the state after it said yes, nothing is given back.
+    /// `taken_ns` is counted in the interval of the quota the check used; once a change
+    /// has converted the key into another quota's units, subtracting it could take back
+    /// far more than the check took.
+    ///
     /// The undo of a refused multi-limit check. The default gives nothing back, which is
     /// safe: the key keeps the units as debt.
     ///
@@ -157,8 +165,9 @@ pub trait Store<K: ?Sized>: Send + Sync {
         written_tat: u64,
         clock: &dyn Fn() -> u64,
         taken_ns: u64,
+        valid: &dyn Fn() -> bool,
     ) -> Result<(), RateLimitError> {
-        let _ = (key, written_tat, clock, taken_ns);
+        let _ = (key, written_tat, clock, taken_ns, valid);
         Ok(())
     }
 }
@@ -581,8 +590,14 @@ impl<K: Hash + Eq + Clone + Send + Sync> Store<K> for MemoryStore<K> {
         written_tat: u64,
         clock: &dyn Fn() -> u64,
         taken_ns: u64,
+        valid: &dyn Fn() -> bool,
     ) -> Result<(), RateLimitError> {
         let guard = self.shard(key).read().unwrap_or_else(PoisonError::into_inner);
+        // Under the read lock, as a check's question: a change converts under the write
+        // lock, so it cannot land between `valid` and the update.
+        if !valid() {
+            return Ok(());
+        }
         // An absent key is full: there is nothing to give back.
         if let Some(cell) = guard.map.get(key) {
             // `Err` only when there is nothing to give back: nothing to do then.

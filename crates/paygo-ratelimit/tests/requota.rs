@@ -670,8 +670,302 @@ fn a_check_racing_with_a_change_is_judged_by_the_new_quota() {
     let tenth = NS_PER_SECOND / 10;
     for took in [10, 9] {
         // The memory store reads the time before the key: the racing check finds the
-        // change done. The flat store reads the key first: its entry then has a new stamp.
+        // change done. The flat store reads the key first, then asks whether a change
+        // started: one has, so it checks again (the stamp is for a change that starts
+        // after that question: the next test).
         assert_eq!(race(MemoryStore::new(), took), (false, took * tenth));
         assert_eq!(race(FlatStore::new(), took), (false, took * tenth));
     }
+}
+
+/// A store that runs `change` once, right after the check's question said yes (between
+/// `valid` and the compare-exchange): a change on another thread landing in the one gap
+/// that only the `FlatStore`'s stamp covers.
+struct AfterQuestion<S> {
+    inner: S,
+    armed: Arc<AtomicBool>,
+    change: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl<S: Store<u64>> Store<u64> for AfterQuestion<S> {
+    fn check_and_update(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.check_and_update(key, now_ns, quota, weight)
+    }
+
+    fn check_and_update_checked(
+        &self,
+        key: &u64,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError>,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        let valid = || {
+            let yes = valid();
+            if yes && self.armed.swap(false, Ordering::SeqCst) {
+                (self.change.get().unwrap())();
+            }
+            yes
+        };
+        self.inner
+            .check_and_update_checked(key, clock, quota, weight, valid, again)
+    }
+
+    fn peek(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.peek(key, now_ns, quota, weight)
+    }
+
+    fn adjust(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        delta: i64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.adjust(key, now_ns, quota, delta)
+    }
+
+    fn evict_full(&self, now_ns: u64) -> usize {
+        self.inner.evict_full(now_ns)
+    }
+
+    fn requota(
+        &self,
+        now_ns: u64,
+        except: &[&u64],
+        convert: &dyn Fn(u64) -> u64,
+    ) -> Result<usize, paygo_ratelimit::RateLimitError> {
+        self.inner.requota(now_ns, except, convert)
+    }
+
+    fn requota_key(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        convert: &dyn Fn(u64) -> u64,
+    ) -> Result<(), paygo_ratelimit::RateLimitError> {
+        self.inner.requota_key(key, now_ns, convert)
+    }
+}
+
+/// Found by review (session 12): no test reached the stamp. A check whose question said
+/// yes, with a change (burst 10 at T = 11 ms to burst 10 at T = 1 s) converting its key
+/// before its compare-exchange: without the stamp the exchange wrote the old quota's
+/// answer over the converted state, and 19 units went at one instant where both quotas
+/// allow 10. With it, the exchange fails and the check is made again under the new quota.
+#[test]
+fn a_change_between_a_checks_question_and_its_exchange_is_caught_by_the_stamp() {
+    let old = Quota::per_second(100, 10).unwrap();
+    let new = Quota::per_second(10, 10).unwrap();
+    let clock = ManualClock::new(0);
+    let armed = Arc::new(AtomicBool::new(false));
+    let change: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::new(OnceLock::new());
+    let store = AfterQuestion {
+        inner: FlatStore::<u64>::new(),
+        armed: Arc::clone(&armed),
+        change: Arc::clone(&change),
+    };
+    let limiter = Arc::new(RateLimiter::with_clock_and_store(policy(old), clock.clone(), store));
+    let weak = Arc::downgrade(&limiter);
+    let _ = change.set(Box::new(move || weak.upgrade().unwrap().set_quota(new).unwrap()));
+    // The key is held (in debt for 11 ms), so the check takes the lock-free path.
+    assert!(limiter.check(&1).unwrap().allowed);
+    clock.set_ns(NS_PER_SECOND);
+    armed.store(true, Ordering::SeqCst);
+    assert!(limiter.check_n(&1, 10).unwrap().allowed);
+    assert!(!armed.load(Ordering::SeqCst), "the change ran inside the check");
+    let mut more = 0;
+    while limiter.check(&1).unwrap().allowed {
+        more += 1;
+    }
+    assert_eq!(more, 0, "{more} more after the whole burst of 10 at the same instant");
+}
+
+/// The multi-limiter a [`ChangeOnLimit1`] changes, set once it exists.
+type Multi<S> = Arc<OnceLock<Weak<MultiLimiter<u64, ManualClock, ChangeOnLimit1<S>>>>>;
+
+/// A store that, on limit 1's check, first changes limit 0's quota: a change on another
+/// thread landing between limit 0's take and its give-back.
+struct ChangeOnLimit1<S> {
+    inner: S,
+    index: usize,
+    multi: Multi<S>,
+    armed: Arc<AtomicBool>,
+    to: Quota,
+}
+
+impl<S: Store<u64>> Store<u64> for ChangeOnLimit1<S> {
+    fn check_and_update(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.check_and_update(key, now_ns, quota, weight)
+    }
+
+    fn check_and_update_checked(
+        &self,
+        key: &u64,
+        clock: impl Fn() -> u64,
+        quota: &Quota,
+        weight: u64,
+        valid: impl Fn() -> bool + Copy,
+        again: impl FnOnce() -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError>,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        if self.index == 1 && self.armed.swap(false, Ordering::SeqCst) {
+            let multi = self.multi.get().and_then(Weak::upgrade).unwrap();
+            multi.limiters()[0].set_quota(self.to).unwrap();
+        }
+        self.inner
+            .check_and_update_checked(key, clock, quota, weight, valid, again)
+    }
+
+    fn peek(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        weight: u64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.peek(key, now_ns, quota, weight)
+    }
+
+    fn adjust(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        quota: &Quota,
+        delta: i64,
+    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.inner.adjust(key, now_ns, quota, delta)
+    }
+
+    fn evict_full(&self, now_ns: u64) -> usize {
+        self.inner.evict_full(now_ns)
+    }
+
+    fn requota(
+        &self,
+        now_ns: u64,
+        except: &[&u64],
+        convert: &dyn Fn(u64) -> u64,
+    ) -> Result<usize, paygo_ratelimit::RateLimitError> {
+        self.inner.requota(now_ns, except, convert)
+    }
+
+    fn requota_key(
+        &self,
+        key: &u64,
+        now_ns: u64,
+        convert: &dyn Fn(u64) -> u64,
+    ) -> Result<(), paygo_ratelimit::RateLimitError> {
+        self.inner.requota_key(key, now_ns, convert)
+    }
+
+    fn give_back(
+        &self,
+        key: &u64,
+        written_tat: u64,
+        clock: &dyn Fn() -> u64,
+        taken_ns: u64,
+        valid: &dyn Fn() -> bool,
+    ) -> Result<(), paygo_ratelimit::RateLimitError> {
+        self.inner.give_back(key, written_tat, clock, taken_ns, valid)
+    }
+}
+
+/// How many units limit 0 admits at one instant (admitted checks) when a change lands
+/// between its take and its give-back: limit 0 (burst 10 at T = 1 s) has 9 taken, a check of one unit on both
+/// limits takes its 10th, the change (burst 10 at T ~ 1 ms) converts the key, limit 1
+/// (already empty) refuses, and limit 0 gives back.
+fn give_back_race<S: Store<u64> + 'static>(make: impl Fn() -> S) -> u64 {
+    let a = Quota::per_second(10, 10).unwrap();
+    let b = Quota::per_second(1_000, 10).unwrap();
+    let one = Quota::per_second(1, 1).unwrap();
+    let plan = Plan {
+        name: "p".to_owned(),
+        policies: vec![
+            policy(a),
+            Policy {
+                name: PolicyName::new("q").unwrap(),
+                unit: Unit::Requests,
+                quota: one,
+            },
+        ],
+    };
+    let clock = ManualClock::new(1_000 * NS_PER_SECOND);
+    let target = Arc::new(OnceLock::new());
+    let armed = Arc::new(AtomicBool::new(false));
+    let mut index = 0;
+    let multi = Arc::new(MultiLimiter::with_clock_and_stores(&plan, clock, |_| {
+        index += 1;
+        ChangeOnLimit1 {
+            inner: make(),
+            index: index - 1,
+            multi: Arc::clone(&target),
+            armed: Arc::clone(&armed),
+            to: b,
+        }
+    }));
+    target.set(Arc::downgrade(&multi)).unwrap();
+    assert!(multi.check_weights(&1, &[9, 1]).unwrap().allowed);
+    armed.store(true, Ordering::SeqCst);
+    assert!(!multi.check_weights(&1, &[1, 1]).unwrap().allowed);
+    assert_eq!(multi.limiters()[0].quota(), b);
+    let mut admitted = 9;
+    while multi.check_weights(&1, &[1, 0]).unwrap().allowed {
+        admitted += 1;
+    }
+    admitted
+}
+
+/// Found by review (session 12): the give-back of a refused multi-limit check subtracted
+/// its units in the old quota's interval (1 s) from a key a change had converted to the
+/// new one's (about 1 ms): its whole debt went, and 19 units went at one instant where
+/// both quotas allow 10. A give-back now asks whether a change came between, as a check
+/// does, and then gives nothing back: the refused check's unit stays as debt, so the
+/// instant holds the 9 admitted units and no more.
+#[test]
+fn a_give_back_racing_a_change_gives_nothing_back() {
+    assert_eq!(give_back_race(MemoryStore::<u64>::new), 9);
+    assert_eq!(give_back_race(FlatStore::<u64>::new), 9);
+}
+
+/// Found by review (session 12): a converted TAT was capped at 2^62 - 1 ns for every
+/// store, which from the year 2116 on is before the change's own time: any change, even
+/// to the same quota, handed every key a fresh burst. Each store now caps at what it
+/// holds (a `MemoryStore` 2^64 - 1, a `DirectLimiter` 2^63 - 1).
+#[test]
+fn a_change_after_2116_keeps_every_keys_debt() {
+    let quota = Quota::pay_as_you_go();
+    let clock = ManualClock::new((1 << 62) + NS_PER_HOUR);
+    let limiter: RateLimiter<u64, ManualClock> =
+        RateLimiter::with_clock_and_store(policy(quota), clock.clone(), MemoryStore::new());
+    let direct = DirectLimiter::with_clock(quota, clock);
+    // Every key here is refused within its burst of 60.
+    let drain = |check: &dyn Fn() -> bool| (0..=60).take_while(|_| check()).count();
+    assert_eq!(drain(&|| limiter.check(&1).unwrap().allowed), 60);
+    assert_eq!(drain(&|| direct.check().unwrap().allowed), 60);
+    limiter.set_quota(quota).unwrap();
+    direct.set_quota(quota);
+    assert_eq!(drain(&|| limiter.check(&1).unwrap().allowed), 0);
+    assert_eq!(drain(&|| direct.check().unwrap().allowed), 0);
+    // A raise still fills at the new rate, from the key's converted debt.
+    limiter.set_quota(Quota::per_hour(18_000, 180).unwrap()).unwrap();
+    assert_eq!(drain(&|| limiter.check(&1).unwrap().allowed), 0);
 }
