@@ -778,7 +778,13 @@ impl Inner {
         let spaces: Vec<i16> = keys.iter().map(|(s, _)| i16::from(s.code())).collect();
         let key_ids: Vec<Uuid> = keys.iter().map(|(_, i)| uuid(*i)).collect();
         let database_clock = matches!(self.clock, StoreClock::Database);
+        // `biased`: sent and polled in the order written. PostgreSQL runs a transaction's
+        // pipelined statements in that order, and once one fails every later one fails
+        // only with "current transaction is aborted" (25P02); by default `try_join!`
+        // starts polling at a rotating future, and could report one of those instead of
+        // the failure (a deadlock, a unique key) that says the batch can be run again.
         let (locked, numbers, replies, now) = tokio::try_join!(
+            biased;
             async { client.query(&customers_st, &[&customer_ids]).await },
             async {
                 if opened.is_empty() {
@@ -843,7 +849,9 @@ impl Inner {
         // Round trip 3: write back, one statement a table.
         let w = Writes::of(&outcome.writes, &versions)?;
         let at = ns(now_ns)?;
+        // `biased`, as for round trip 2: the first failure in statement order is reported.
         let (_, updated, _, closed, _, _, _, _) = tokio::try_join!(
+            biased;
             async {
                 let c = &w.new;
                 let params: [&(dyn ToSql + Sync); 9] = [
