@@ -75,7 +75,7 @@ def report(log):
     found = [(int(m[1]), int(m[2], 16) - base) for m in map(new_pc.match, text) if m]
     late = [(t, o) for t, o in found if t > start] if start else found
     names = frames(binary, [o for _, o in late]) if late else []
-    counts, last, paygo = {}, {}, []
+    counts, last, listed = {}, {}, []
     for (t, _), stack in zip(late, names):
         where = place(stack[0][1]) if stack else "other"
         if where == "std":
@@ -90,7 +90,7 @@ def report(log):
         last[where] = max(last.get(where, 0), t)
         owner = next((s for s in stack if place(s[1]) == "paygo"), None)
         if where not in ("threads", "hashing"):
-            paygo.append((t, where, stack[0] if stack else ("?", "?"), owner))
+            listed.append((t, where, stack[0] if stack else ("?", "?"), owner))
     end = max((int(l.split(" ", 1)[0]) for l in text if l[:1].isdigit()), default=0)
     target = pathlib.Path(binary).name
     print(f"{target}: corpus loaded at {start} s, ran to {end} s; {len(found) - len(late)} edges "
@@ -98,7 +98,7 @@ def report(log):
     for where in ("paygo", "harness", "dependency", "std", "threads", "hashing", "other"):
         if where in counts:
             print(f"  {where:10} {counts[where]:5} new, the last at {last[where]} s")
-    inlined = sum(1 for p in paygo if p[1] != "paygo" and p[3])
+    inlined = sum(1 for p in listed if p[1] != "paygo" and p[3])
     if inlined:
         print(f"  ({inlined} of the std and dependency edges are inlined into paygo functions)")
     driven = max((last[w] for w in ("paygo", "harness", "dependency", "std", "other") if w in last),
@@ -109,7 +109,7 @@ def report(log):
     print(f"  edges in paygo's code or the harness: the last found at {own} s, none in the last "
           f"{end - own} s")
     if os.environ.get("VERBOSE"):
-        for t, where, (fn, line), owner in paygo:
+        for t, where, (fn, line), owner in listed:
             into = f"  [in {owner[0]} {short(owner[1])}]" if owner and where != "paygo" else ""
             print(f"    {t:6} s  {where:5} {fn} {short(line)}{into}")
 

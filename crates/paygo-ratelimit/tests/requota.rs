@@ -678,16 +678,40 @@ fn a_check_racing_with_a_change_is_judged_by_the_new_quota() {
     }
 }
 
-/// A store that runs `change` once, right after the check's question said yes (between
-/// `valid` and the compare-exchange): a change on another thread landing in the one gap
-/// that only the `FlatStore`'s stamp covers.
-struct AfterQuestion<S> {
-    inner: S,
-    armed: Arc<AtomicBool>,
-    change: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+/// When a [`Hooked`] store runs its change.
+#[derive(Clone, Copy, PartialEq)]
+enum When {
+    /// Before the check starts (it already read its quota): a change landing between two
+    /// limits of a multi-limit check.
+    BeforeCheck,
+    /// Right after the check's question said yes, before its compare-exchange: the one gap
+    /// that only the `FlatStore`'s stamp covers.
+    AfterQuestion,
 }
 
-impl<S: Store<u64>> Store<u64> for AfterQuestion<S> {
+/// The change a [`Hooked`] store runs, set once the limiter it changes exists.
+type Change = Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>;
+
+/// A store that runs `change` once, at `when`, in the check after `armed` is set: a change
+/// on another thread landing at that moment, deterministically. `hook: None` only
+/// delegates.
+struct Hooked<S> {
+    inner: S,
+    hook: Option<(When, Arc<AtomicBool>, Change)>,
+}
+
+impl<S> Hooked<S> {
+    fn fire(&self, now: When) {
+        if let Some((when, armed, change)) = &self.hook
+            && *when == now
+            && armed.swap(false, Ordering::SeqCst)
+        {
+            (change.get().unwrap())();
+        }
+    }
+}
+
+impl<S: Store<u64>> Store<u64> for Hooked<S> {
     fn check_and_update(
         &self,
         key: &u64,
@@ -707,130 +731,14 @@ impl<S: Store<u64>> Store<u64> for AfterQuestion<S> {
         valid: impl Fn() -> bool + Copy,
         again: impl FnOnce() -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError>,
     ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
+        self.fire(When::BeforeCheck);
         let valid = || {
             let yes = valid();
-            if yes && self.armed.swap(false, Ordering::SeqCst) {
-                (self.change.get().unwrap())();
+            if yes {
+                self.fire(When::AfterQuestion);
             }
             yes
         };
-        self.inner
-            .check_and_update_checked(key, clock, quota, weight, valid, again)
-    }
-
-    fn peek(
-        &self,
-        key: &u64,
-        now_ns: u64,
-        quota: &Quota,
-        weight: u64,
-    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
-        self.inner.peek(key, now_ns, quota, weight)
-    }
-
-    fn adjust(
-        &self,
-        key: &u64,
-        now_ns: u64,
-        quota: &Quota,
-        delta: i64,
-    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
-        self.inner.adjust(key, now_ns, quota, delta)
-    }
-
-    fn evict_full(&self, now_ns: u64) -> usize {
-        self.inner.evict_full(now_ns)
-    }
-
-    fn requota(
-        &self,
-        now_ns: u64,
-        except: &[&u64],
-        convert: &dyn Fn(u64) -> u64,
-    ) -> Result<usize, paygo_ratelimit::RateLimitError> {
-        self.inner.requota(now_ns, except, convert)
-    }
-
-    fn requota_key(
-        &self,
-        key: &u64,
-        now_ns: u64,
-        convert: &dyn Fn(u64) -> u64,
-    ) -> Result<(), paygo_ratelimit::RateLimitError> {
-        self.inner.requota_key(key, now_ns, convert)
-    }
-}
-
-/// Found by review (session 12): no test reached the stamp. A check whose question said
-/// yes, with a change (burst 10 at T = 11 ms to burst 10 at T = 1 s) converting its key
-/// before its compare-exchange: without the stamp the exchange wrote the old quota's
-/// answer over the converted state, and 19 units went at one instant where both quotas
-/// allow 10. With it, the exchange fails and the check is made again under the new quota.
-#[test]
-fn a_change_between_a_checks_question_and_its_exchange_is_caught_by_the_stamp() {
-    let old = Quota::per_second(100, 10).unwrap();
-    let new = Quota::per_second(10, 10).unwrap();
-    let clock = ManualClock::new(0);
-    let armed = Arc::new(AtomicBool::new(false));
-    let change: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::new(OnceLock::new());
-    let store = AfterQuestion {
-        inner: FlatStore::<u64>::new(),
-        armed: Arc::clone(&armed),
-        change: Arc::clone(&change),
-    };
-    let limiter = Arc::new(RateLimiter::with_clock_and_store(policy(old), clock.clone(), store));
-    let weak = Arc::downgrade(&limiter);
-    let _ = change.set(Box::new(move || weak.upgrade().unwrap().set_quota(new).unwrap()));
-    // The key is held (in debt for 11 ms), so the check takes the lock-free path.
-    assert!(limiter.check(&1).unwrap().allowed);
-    clock.set_ns(NS_PER_SECOND);
-    armed.store(true, Ordering::SeqCst);
-    assert!(limiter.check_n(&1, 10).unwrap().allowed);
-    assert!(!armed.load(Ordering::SeqCst), "the change ran inside the check");
-    let mut more = 0;
-    while limiter.check(&1).unwrap().allowed {
-        more += 1;
-    }
-    assert_eq!(more, 0, "{more} more after the whole burst of 10 at the same instant");
-}
-
-/// The multi-limiter a [`ChangeOnLimit1`] changes, set once it exists.
-type Multi<S> = Arc<OnceLock<Weak<MultiLimiter<u64, ManualClock, ChangeOnLimit1<S>>>>>;
-
-/// A store that, on limit 1's check, first changes limit 0's quota: a change on another
-/// thread landing between limit 0's take and its give-back.
-struct ChangeOnLimit1<S> {
-    inner: S,
-    index: usize,
-    multi: Multi<S>,
-    armed: Arc<AtomicBool>,
-    to: Quota,
-}
-
-impl<S: Store<u64>> Store<u64> for ChangeOnLimit1<S> {
-    fn check_and_update(
-        &self,
-        key: &u64,
-        now_ns: u64,
-        quota: &Quota,
-        weight: u64,
-    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
-        self.inner.check_and_update(key, now_ns, quota, weight)
-    }
-
-    fn check_and_update_checked(
-        &self,
-        key: &u64,
-        clock: impl Fn() -> u64,
-        quota: &Quota,
-        weight: u64,
-        valid: impl Fn() -> bool + Copy,
-        again: impl FnOnce() -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError>,
-    ) -> Result<paygo_ratelimit::Decision, paygo_ratelimit::RateLimitError> {
-        if self.index == 1 && self.armed.swap(false, Ordering::SeqCst) {
-            let multi = self.multi.get().and_then(Weak::upgrade).unwrap();
-            multi.limiters()[0].set_quota(self.to).unwrap();
-        }
         self.inner
             .check_and_update_checked(key, clock, quota, weight, valid, again)
     }
@@ -889,9 +797,41 @@ impl<S: Store<u64>> Store<u64> for ChangeOnLimit1<S> {
     }
 }
 
+/// Found by review (session 12): no test reached the stamp. A check whose question said
+/// yes, with a change (burst 10 at T = 11 ms to burst 10 at T = 1 s) converting its key
+/// before its compare-exchange: without the stamp the exchange wrote the old quota's
+/// answer over the converted state, and 19 units went at one instant where both quotas
+/// allow 10. With it, the exchange fails and the check is made again under the new quota.
+#[test]
+fn a_change_between_a_checks_question_and_its_exchange_is_caught_by_the_stamp() {
+    let old = Quota::per_second(100, 10).unwrap();
+    let new = Quota::per_second(10, 10).unwrap();
+    let clock = ManualClock::new(0);
+    let armed = Arc::new(AtomicBool::new(false));
+    let change: Change = Arc::new(OnceLock::new());
+    let store = Hooked {
+        inner: FlatStore::<u64>::new(),
+        hook: Some((When::AfterQuestion, Arc::clone(&armed), Arc::clone(&change))),
+    };
+    let limiter = Arc::new(RateLimiter::with_clock_and_store(policy(old), clock.clone(), store));
+    let weak = Arc::downgrade(&limiter);
+    let _ = change.set(Box::new(move || weak.upgrade().unwrap().set_quota(new).unwrap()));
+    // The key is held (in debt for 11 ms), so the check takes the lock-free path.
+    assert!(limiter.check(&1).unwrap().allowed);
+    clock.set_ns(NS_PER_SECOND);
+    armed.store(true, Ordering::SeqCst);
+    assert!(limiter.check_n(&1, 10).unwrap().allowed);
+    assert!(!armed.load(Ordering::SeqCst), "the change ran inside the check");
+    let mut more = 0;
+    while limiter.check(&1).unwrap().allowed {
+        more += 1;
+    }
+    assert_eq!(more, 0, "{more} more after the whole burst of 10 at the same instant");
+}
+
 /// How many units limit 0 admits at one instant (admitted checks) when a change lands
-/// between its take and its give-back: limit 0 (burst 10 at T = 1 s) has 9 taken, a check of one unit on both
-/// limits takes its 10th, the change (burst 10 at T ~ 1 ms) converts the key, limit 1
+/// between its take and its give-back: limit 0 (burst 10 at T = 1 s) has 9 taken, a
+/// check of one unit on both limits takes its 10th, the change (burst 10 at T ~ 1 ms) converts the key, limit 1
 /// (already empty) refuses, and limit 0 gives back.
 fn give_back_race<S: Store<u64> + 'static>(make: impl Fn() -> S) -> u64 {
     let a = Quota::per_second(10, 10).unwrap();
@@ -909,20 +849,19 @@ fn give_back_race<S: Store<u64> + 'static>(make: impl Fn() -> S) -> u64 {
         ],
     };
     let clock = ManualClock::new(1_000 * NS_PER_SECOND);
-    let target = Arc::new(OnceLock::new());
+    let change: Change = Arc::new(OnceLock::new());
     let armed = Arc::new(AtomicBool::new(false));
     let mut index = 0;
     let multi = Arc::new(MultiLimiter::with_clock_and_stores(&plan, clock, |_| {
         index += 1;
-        ChangeOnLimit1 {
-            inner: make(),
-            index: index - 1,
-            multi: Arc::clone(&target),
-            armed: Arc::clone(&armed),
-            to: b,
-        }
+        // Limit 1's check changes limit 0's quota first.
+        let hook = (index == 2).then(|| (When::BeforeCheck, Arc::clone(&armed), Arc::clone(&change)));
+        Hooked { inner: make(), hook }
     }));
-    target.set(Arc::downgrade(&multi)).unwrap();
+    let weak = Arc::downgrade(&multi);
+    let _ = change.set(Box::new(move || {
+        weak.upgrade().unwrap().limiters()[0].set_quota(b).unwrap();
+    }));
     assert!(multi.check_weights(&1, &[9, 1]).unwrap().allowed);
     armed.store(true, Ordering::SeqCst);
     assert!(!multi.check_weights(&1, &[1, 1]).unwrap().allowed);
