@@ -112,9 +112,24 @@ impl<C: Clock> DirectLimiter<C> {
     /// As [`DirectLimiter::check_n`].
     #[inline]
     pub fn check_n_at(&self, weight: u64, now_ns: u64) -> Result<Decision, RateLimitError> {
+        self.check_n_at_hooked(weight, now_ns, || {})
+    }
+
+    /// [`DirectLimiter::check_n_at`], running `before_exchange` between each try's
+    /// question (has the quota changed?) and its compare-exchange: the window a quota
+    /// change can fall into, which the word's stamp covers. An empty closure everywhere
+    /// but in the test that puts a change there.
+    #[inline]
+    fn check_n_at_hooked(
+        &self,
+        weight: u64,
+        now_ns: u64,
+        mut before_exchange: impl FnMut(),
+    ) -> Result<Decision, RateLimitError> {
         loop {
             let (quota, seq) = self.quota.load();
-            match self.check_from(self.tat.load(Ordering::Acquire), weight, now_ns, &quota, seq) {
+            let word = self.tat.load(Ordering::Acquire);
+            match self.check_from(word, weight, now_ns, &quota, seq, &mut before_exchange) {
                 // A quota change ran meanwhile: check again under the new quota.
                 Err(RateLimitError::QuotaChanged) => {}
                 result => return result,
@@ -133,6 +148,7 @@ impl<C: Clock> DirectLimiter<C> {
         now_ns: u64,
         quota: &Quota,
         seq: u64,
+        before_exchange: &mut impl FnMut(),
     ) -> Result<Decision, RateLimitError> {
         loop {
             // After the word was read (acquire): a word a change has converted makes this
@@ -147,6 +163,7 @@ impl<C: Clock> DirectLimiter<C> {
             if new_tat > DIRECT_TAT_MAX {
                 return Err(RateLimitError::TimeOverflow { now_ns });
             }
+            before_exchange();
             match self.tat.compare_exchange_weak(
                 word,
                 new_tat | (word & DIRECT_STAMP),
@@ -970,6 +987,39 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// The DirectLimiter's twin of `tests/requota.rs`'s FlatStore stamp test: a check
+    /// whose question said yes, with a change (burst 10 at T = 10 ms to burst 10 at
+    /// T = 1 s) converting the word before its compare-exchange. The conversion leaves an
+    /// idle word's TAT as it is, so without the stamp flip the exchange would write the
+    /// old quota's answer (10 units at 10 ms) over it, and 19 units would go at one
+    /// instant where both quotas allow 10. With it the exchange fails, the check sees the
+    /// change and is made again under the new quota.
+    #[test]
+    fn a_direct_limiters_change_between_question_and_exchange_is_caught_by_the_stamp() {
+        let new = Quota::per_second(10, 10).unwrap();
+        let clock = ManualClock::new(0);
+        let limiter = DirectLimiter::with_clock(Quota::per_second(100, 10).unwrap(), clock.clone());
+        assert!(limiter.check().unwrap().allowed);
+        clock.set_ns(NS_PER_SECOND);
+        let mut changes = 0;
+        let taken = limiter
+            .check_n_at_hooked(10, NS_PER_SECOND, || {
+                if changes == 0 {
+                    limiter.set_quota(new);
+                }
+                changes += 1;
+            })
+            .unwrap();
+        assert!(taken.allowed);
+        assert_eq!(limiter.quota(), new);
+        let mut more = 0;
+        while limiter.check().unwrap().allowed {
+            more += 1;
+        }
+        assert_eq!(more, 0, "{more} more after the whole burst of 10 at the same instant");
+        assert_eq!(changes, 2, "the first exchange failed and the check ran again");
     }
 
     /// Found by review (2026-11-25): giving back a refused check's units by subtracting
