@@ -51,16 +51,31 @@ def place(path):
     return "other"
 
 
+def kind(stack):
+    """The kind of an edge's code, from its inlined frames (innermost first)."""
+    where = place(stack[0][1]) if stack else "other"
+    if where == "std":
+        # A std branch is the threads' when it was inlined from std's thread code: the
+        # frames out from it, while they are std's, include a channel, lock or thread.
+        for _, line in stack:
+            if place(line) == "threads":
+                where = "threads"
+            if place(line) not in ("std", "threads"):
+                break
+    return where
+
+
+def parse(block):
+    """(function, file:line) pairs of one address's llvm-symbolizer answer."""
+    lines = block.strip("\n").split("\n")
+    return [(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
+
+
 def frames(binary, offsets):
     """Inlined frames (function, file:line) of each offset, innermost first."""
     out = subprocess.run(["llvm-symbolizer", f"--obj={binary}"], text=True, capture_output=True,
                          input="".join(f"0x{o:x}\n" for o in offsets), check=True).stdout
-    blocks = out.strip("\n").split("\n\n")
-    result = []
-    for block in blocks:
-        lines = block.split("\n")
-        result.append([(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)])
-    return result
+    return [parse(block) for block in out.strip("\n").split("\n\n")]
 
 
 def report(log):
@@ -77,15 +92,7 @@ def report(log):
     names = frames(binary, [o for _, o in late]) if late else []
     counts, last, listed = {}, {}, []
     for (t, _), stack in zip(late, names):
-        where = place(stack[0][1]) if stack else "other"
-        if where == "std":
-            # A std branch is the threads' when it was inlined from std's thread code: the
-            # frames out from it, while they are std's, include a channel, lock or thread.
-            for _, line in stack:
-                if place(line) == "threads":
-                    where = "threads"
-                if place(line) not in ("std", "threads"):
-                    break
+        where = kind(stack)
         counts[where] = counts.get(where, 0) + 1
         last[where] = max(last.get(where, 0), t)
         owner = next((s for s in stack if place(s[1]) == "paygo"), None)

@@ -26,6 +26,12 @@ Environment (all optional):
     PAUSE    a file whose presence holds the run (default /tmp/paygo-fuzz-pause)
     SUMMARY  file the one-line results are appended to (default CORPUS/plateau.log)
     FLAGS    more libFuzzer flags, space-separated (say -print_pcs=1, for newpcs.py)
+    PLATEAU  what must stop rising: `cov` (default: every edge libFuzzer counts) or `own`
+             (edges in paygo's code or the harness, as newpcs.py places them: each new edge
+             found after the kept corpus is loaded is named with llvm-symbolizer as it comes;
+             implies -print_pcs=1). `own` is for the targets whose `cov` never settles because
+             it counts edges that follow thread scheduling and hash seeds, not the input
+             (docs/fuzzing.md, "Where the late edges are").
 
 The target's log (CORPUS/<target>.log) holds libFuzzer's output, each line led by the
 running second it was read at, and the address the target's binary was loaded at (so that
@@ -47,6 +53,8 @@ import tempfile
 import threading
 import time
 
+import newpcs
+
 here = pathlib.Path(__file__).resolve().parent
 target_dir = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", here / "target"))
 bin_dir = pathlib.Path(os.environ.get("BIN", target_dir / "x86_64-unknown-linux-gnu/release"))
@@ -56,7 +64,13 @@ cap = float(os.environ.get("CAP", "3600"))
 pause = pathlib.Path(os.environ.get("PAUSE", "/tmp/paygo-fuzz-pause"))
 summary = pathlib.Path(os.environ.get("SUMMARY", corpus_root / "plateau.log"))
 flags = os.environ.get("FLAGS", "").split()
+measure = os.environ.get("PLATEAU", "cov")
+if measure not in ("cov", "own"):
+    sys.exit(f"PLATEAU={measure}: expected cov or own")
+if measure == "own" and "-print_pcs=1" not in flags:
+    flags.append("-print_pcs=1")
 status = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
+inited = re.compile(r"^#\d+\s+INITED")
 kept = here / "kept"
 
 
@@ -112,16 +126,44 @@ def run(target):
             break
         time.sleep(0.02)
     log.write(f"0 load base 0x{base} {binary}\n")
-    # Samples of (running seconds, execs, cov, ft), written by the reader, read by the loop.
+    # Samples of (running seconds, execs, cov, ft), written by the reader, read by the loop;
+    # with PLATEAU=own, also when the corpus was loaded and when an own edge was last found.
     samples, lock, clock = [], threading.Lock(), {"running": 0.0}
+    own = {"inited": None, "last": None, "count": 0}
+    symbolizer = None
+    if measure == "own":
+        symbolizer = subprocess.Popen(["llvm-symbolizer", f"--obj={binary}"], text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def name(pc):
+        """The kind of code a new edge is in (newpcs.kind), asked of the running symbolizer."""
+        symbolizer.stdin.write(f"0x{int(pc, 16) - int(base, 16):x}\n")
+        symbolizer.stdin.flush()
+        block = []
+        for answer in symbolizer.stdout:
+            if answer == "\n":
+                break
+            block.append(answer)
+        return newpcs.kind(newpcs.parse("".join(block)))
 
     def read():
         for line in child.stderr:
-            log.write(f"{clock['running']:.0f} {line}")
+            running = clock["running"]
+            log.write(f"{running:.0f} {line}")
             m = status.match(line)
             if m:
                 with lock:
-                    samples.append((clock["running"], int(m[1]), int(m[2]), int(m[3])))
+                    samples.append((running, int(m[1]), int(m[2]), int(m[3])))
+            if symbolizer is None:
+                continue
+            if own["inited"] is None:
+                if inited.match(line):
+                    with lock:
+                        own["inited"] = running
+                continue
+            if "\tNEW_PC: " in line and name(line.split()[-1]) in ("paygo", "harness"):
+                with lock:
+                    own["last"], own["count"] = running, own["count"] + 1
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     held, last, rose_at, best = False, time.monotonic(), 0.0, -1
@@ -140,7 +182,9 @@ def run(target):
         clock["running"] += now - last
         last = now
         with lock:
-            if samples and samples[-1][2] > best:
+            if measure == "own":
+                rose_at = max(own["last"] or 0.0, own["inited"] or clock["running"])
+            elif samples and samples[-1][2] > best:
                 best, rose_at = samples[-1][2], samples[-1][0]
         if clock["running"] - rose_at >= quiet or clock["running"] >= cap:
             child.send_signal(signal.SIGINT)
@@ -151,6 +195,9 @@ def run(target):
             break
     reader.join(timeout=30)
     code = child.wait()
+    if symbolizer is not None:
+        symbolizer.stdin.close()
+        symbolizer.wait()
     log.close()
     running = clock["running"]
     with lock:
@@ -163,11 +210,20 @@ def run(target):
             return before[-1][2] if before else done[0][2]
         execs, cov, ft = done[-1][1], done[-1][2], done[-1][3]
         rose = next(s[0] for s in done if s[2] == cov)
-        plateau = running - rose >= quiet
+        if measure == "own":
+            mark = own["last"] if own["last"] is not None else (own["inited"] or 0.0)
+            plateau = running - mark >= quiet
+        else:
+            plateau = running - rose >= quiet
         ended = "plateau" if plateau else ("cap" if running >= cap else f"exit {code}")
         line = (f"{target}: {running / 60:.1f} min, {execs:,} execs ({execs / max(running, 1):,.0f}/s), "
                 f"cov {cov_at(0.25):,}, {cov_at(0.5):,}, {cov_at(0.75):,} -> {cov:,}, ft {ft:,}, "
-                f"cov last rose at {rose:,.0f} s; {ended}")
+                f"cov last rose at {rose:,.0f} s")
+        if measure == "own":
+            line += (f", {own['count']} new edges in paygo's code or the harness after the corpus "
+                     f"loaded at {own['inited'] or 0:,.0f} s, the last at "
+                     f"{own['last'] or 0:,.0f} s")
+        line += f"; {ended}"
         if code not in (0, -signal.SIGINT, 130, 72) and not plateau and running < cap:
             line += f" (libFuzzer exit {code}: see {artifacts})"
     print(line, flush=True)
