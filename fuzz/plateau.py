@@ -37,6 +37,8 @@ The target's log (CORPUS/<target>.log) holds libFuzzer's output, each line led b
 running second it was read at, and the address the target's binary was loaded at (so that
 newpcs.py can name the code of each new edge that -print_pcs=1 reports).
 
+A target with a dictionary (fuzz/dicts/<target>.dict, written by dicts.py) runs with it.
+
 A result line gives the running time, executions, `cov` at a quarter, a half and three
 quarters of the running time and at the end, `ft`, when `cov` last rose, and whether the
 target plateaued; a crash or a property failure ends the target with libFuzzer's exit code
@@ -113,9 +115,11 @@ def run(target):
     artifacts = here / "artifacts" / target
     artifacts.mkdir(parents=True, exist_ok=True)
     log = open(corpus_root / f"{target}.log", "w")
+    words = here / "dicts" / f"{target}.dict"
     child = subprocess.Popen(
         [str(bin_dir / target), str(corpus), str(here / "seeds" / target),
-         f"-artifact_prefix={artifacts}/", "-print_final_stats=1", *flags],
+         f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
+         *([f"-dict={words}"] if words.exists() else []), *flags],
         stderr=subprocess.PIPE, stdout=log, text=True, errors="replace")
     # The binary's first mapping is its load address (looked for until it has been mapped).
     binary = os.path.realpath(bin_dir / target)
