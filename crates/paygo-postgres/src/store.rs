@@ -782,7 +782,8 @@ impl Inner {
         // pipelined statements in that order, and once one fails every later one fails
         // only with "current transaction is aborted" (25P02); by default `try_join!`
         // starts polling at a rotating future, and could report one of those instead of
-        // the failure (a deadlock, a unique key) that says the batch can be run again.
+        // the failure (a deadlock, a unique key) that says the batch can be run again
+        // (test: `a_replica_that_loses_a_race_to_open_a_customer_runs_its_batch_again`).
         let (locked, numbers, replies, now) = tokio::try_join!(
             biased;
             async { client.query(&customers_st, &[&customer_ids]).await },
