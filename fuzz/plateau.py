@@ -225,8 +225,9 @@ def run(target):
                 f"cov last rose at {rose:,.0f} s")
         if measure == "own":
             line += (f", {own['count']} new edges in paygo's code or the harness after the corpus "
-                     f"loaded at {own['inited'] or 0:,.0f} s, the last at "
-                     f"{own['last'] or 0:,.0f} s")
+                     f"loaded at {own['inited'] or 0:,.0f} s")
+            if own["last"] is not None:
+                line += f", the last at {own['last']:,.0f} s"
         line += f"; {ended}"
         if code not in (0, -signal.SIGINT, 130, 72) and not plateau and running < cap:
             line += f" (libFuzzer exit {code}: see {artifacts})"
