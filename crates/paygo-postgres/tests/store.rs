@@ -1,7 +1,8 @@
 //! The PostgreSQL store against a real server (`PAYGO_TEST_POSTGRES_URL`; skipped with a
 //! printed reason when unset, never in CI): the `BillingStore` contract suite, the
 //! differential run against the embedded store, replicas racing on a few accounts and on
-//! opening one, and bad input at the store's edge. Each test has a schema of its own, dropped at the end.
+//! opening one, and bad input at the store's edge. Each test has a schema of its own,
+//! dropped at the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 #![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)] // small generated values
