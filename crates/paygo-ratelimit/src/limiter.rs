@@ -989,7 +989,7 @@ mod tests {
         }
     }
 
-    /// The DirectLimiter's twin of `tests/requota.rs`'s FlatStore stamp test: a check
+    /// The `DirectLimiter`'s twin of `tests/requota.rs`'s `FlatStore` stamp test: a check
     /// whose question said yes, with a change (burst 10 at T = 10 ms to burst 10 at
     /// T = 1 s) converting the word before its compare-exchange. The conversion leaves an
     /// idle word's TAT as it is, so without the stamp flip the exchange would write the
