@@ -51,6 +51,10 @@ def place(path):
     return "other"
 
 
+# The kinds whose edges are the code under test: what PLATEAU=own (plateau.py) watches.
+OWN = ("paygo", "harness")
+
+
 def kind(stack):
     """The kind of an edge's code, from its inlined frames (innermost first)."""
     where = place(stack[0][1]) if stack else "other"
@@ -84,7 +88,12 @@ def report(log):
     if head is None:
         print(f"{log}: no load base (not a plateau.py log of this version)")
         return
-    _, _, _, base, binary = head.split()
+    _, _, _, base, binary, *built = head.split()
+    if built and int(built[0]) != os.stat(binary).st_mtime_ns:
+        # The addresses are the old build's: symbolized against the new one, they would
+        # name the wrong code.
+        print(f"{log}: {binary} was rebuilt since this run; its edges cannot be named")
+        return
     base = int(base, 16)
     start = next((int(m[1]) for m in map(inited.match, text) if m), 0)
     found = [(int(m[1]), int(m[2], 16) - base) for m in map(new_pc.match, text) if m]
@@ -112,7 +121,7 @@ def report(log):
                  default=start)
     print(f"  edges that follow the input: the last found at {driven} s, none in the last "
           f"{end - driven} s")
-    own = max((last[w] for w in ("paygo", "harness") if w in last), default=start)
+    own = max((last[w] for w in OWN if w in last), default=start)
     print(f"  edges in paygo's code or the harness: the last found at {own} s, none in the last "
           f"{end - own} s")
     if os.environ.get("VERBOSE"):

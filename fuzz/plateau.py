@@ -129,7 +129,8 @@ def run(target):
         if base or child.poll() is not None:
             break
         time.sleep(0.02)
-    log.write(f"0 load base 0x{base} {binary}\n")
+    # With the binary's modification time: newpcs.py refuses a log whose binary was rebuilt.
+    log.write(f"0 load base 0x{base} {binary} {os.stat(binary).st_mtime_ns}\n")
     # Samples of (running seconds, execs, cov, ft), written by the reader, read by the loop;
     # with PLATEAU=own, also when the corpus was loaded and when an own edge was last found.
     samples, lock, clock = [], threading.Lock(), {"running": 0.0}
@@ -165,7 +166,7 @@ def run(target):
                     with lock:
                         own["inited"] = running
                 continue
-            if "\tNEW_PC: " in line and name(line.split()[-1]) in ("paygo", "harness"):
+            if "\tNEW_PC: " in line and name(line.split()[-1]) in newpcs.OWN:
                 with lock:
                     own["last"], own["count"] = running, own["count"] + 1
     reader = threading.Thread(target=read, daemon=True)
