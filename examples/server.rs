@@ -34,8 +34,8 @@ use paygo::ratelimit::{InProcessStore, Plan, Quota};
 use paygo::time::SystemClock;
 use paygo::vat::{Country, Seller, VatId};
 use paygo_http::{
-    Directory, PortalOptions, PortalSecret, Proxy, ProxyOptions, SellerOptions, ServerOptions, UsageLog,
-    open_embedded_with_limiter, open_with_parts_and_limiter, serve,
+    Directory, PortalOptions, PortalSecret, Proxy, ProxyOptions, SellerOptions, ServerBuilder, ServerOptions, UsageLog,
+    serve,
 };
 use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_redis::{FailurePolicy, LimiterStore, RedisOptions, RedisStore};
@@ -373,7 +373,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         };
         match postgres {
-            None => match open_embedded_with_limiter(options, SystemClock::new(), limiter) {
+            None => match ServerBuilder::new(options, SystemClock::new()).limits(limiter).open() {
                 Ok(proxy) => {
                     run(Arc::new(proxy), &listen, None, |proxy| {
                         // Group commit at work: how many syncs the calls shared.
@@ -434,15 +434,13 @@ fn main() -> ExitCode {
                 // A second handle on the store: it records each top-up's credits and its
                 // invoice number in one transaction.
                 let joint = Arc::new(billing.clone());
-                match open_with_parts_and_limiter(
-                    options,
-                    SystemClock::new(),
-                    billing,
-                    invoices,
-                    directory,
-                    usage,
-                    limiter,
-                ) {
+                let opened = ServerBuilder::new(options, SystemClock::new())
+                    .stores(billing, invoices)
+                    .limits(limiter)
+                    .directory(directory)
+                    .usage(usage)
+                    .open();
+                match opened {
                     Ok(proxy) => {
                         let proxy = proxy.with_joint_top_ups(joint);
                         run(Arc::new(proxy), &listen, usage_retention, |proxy| {

@@ -57,7 +57,8 @@
 //!
 //! - [`Proxy`] (from [`ProxyOptions`]) and [`router`]: mount the endpoints in any axum
 //!   service; [`open_embedded`] and [`serve`]: the server with every store in one data
-//!   directory and a graceful shutdown (`examples/server.rs`).
+//!   directory and a graceful shutdown (`examples/server.rs`); [`ServerBuilder`]: the
+//!   same with some stores given instead (PostgreSQL, Redis: shared by replicas).
 //! - [`sizing`]: the hold's size from a request body (an upper bound on its prompt tokens,
 //!   never below the true count).
 //! - [`Directory`]: accounts and their keys (256 random bits, kept as BLAKE3 hashes).
@@ -90,9 +91,7 @@ pub use error::HttpError;
 pub use portal::{PortalOptions, PortalSecret, Vies};
 pub use proxy::{Proxy, ProxyOptions};
 pub use server::{
-    EmbeddedProxy, SellerOptions, ServerOptions, ServerProxy, open_embedded, open_with_parts, open_with_stores, serve,
-    take_back,
+    EmbeddedProxy, EmbeddedStores, GivenLimits, GivenStores, InProcessLimits, SellerOptions, ServerBuilder,
+    ServerOptions, ServerProxy, open_embedded, serve, take_back,
 };
-// A rate-limit store of the caller's (shared by replicas on Redis) instead of this process's.
-pub use server::{open_embedded_with_limiter, open_with_limiter, open_with_parts_and_limiter};
 pub use usage::{CallRecord, Settlement, UsageBucket, UsageLog};

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use paygo_http::{EmbeddedProxy, ProxyOptions, SellerOptions, ServerOptions, open_embedded, serve};
-use paygo_invoice::Party;
+use paygo_billing::{BillingConfig, EmbeddedStore};
+use paygo_http::{
+    Directory, EmbeddedProxy, ProxyOptions, SellerOptions, ServerBuilder, ServerOptions, UsageLog, open_embedded, serve,
+};
+use paygo_invoice::{FileSequenceStore, Party};
+use paygo_ledger::durable::OpenOptions;
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
-use paygo_ratelimit::{Plan, Quota};
+use paygo_ratelimit::{InProcessStore, Plan, Quota};
 use paygo_testkit::store::TempDir;
 use paygo_testkit::upstream::{FakeUpstream, UpstreamOptions};
 use paygo_time::SystemClock;
@@ -88,7 +92,12 @@ impl Harness {
     }
 
     async fn serve(upstream: FakeUpstream, dir: TempDir, options: ServerOptions) -> Harness {
-        let proxy = Arc::new(open_embedded(options, SystemClock::new()).expect("the server opens"));
+        let proxy = open_embedded(options, SystemClock::new()).expect("the server opens");
+        Harness::serve_proxy(upstream, dir, proxy).await
+    }
+
+    async fn serve_proxy(upstream: FakeUpstream, dir: TempDir, proxy: EmbeddedProxy<SystemClock>) -> Harness {
+        let proxy = Arc::new(proxy);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -819,4 +828,68 @@ async fn images_and_speech_are_charged_by_their_units_or_their_image_tokens() {
     let expected = i64::try_from(input * 10 + tokens * 80).unwrap();
     assert_eq!(body["meta"]["usage"]["credits_used"].as_i64(), Some(expected));
     h.stop().await;
+}
+
+/// The stores given to the builder are the ones the server uses: given every store, it
+/// charges in the given ledger, knows the accounts of the given directory, logs calls in the
+/// given usage log, and never makes its data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_given_its_stores_uses_them_and_leaves_its_data_directory_alone() {
+    let upstream = FakeUpstream::start(UpstreamOptions::default())
+        .await
+        .expect("the fake upstream");
+    let dir = TempDir::new("http-given-stores");
+    let mut options = options(&dir, &upstream.url());
+    let data_dir = dir.0.join("data");
+    options.data_dir = data_dir.clone();
+    let clock = SystemClock::new();
+    let ledger = dir.0.join("elsewhere/ledger");
+    let billing = EmbeddedStore::open(&ledger, BillingConfig::default(), clock, &OpenOptions::default())
+        .expect("the ledger opens");
+    let invoices = FileSequenceStore::open(dir.0.join("elsewhere/invoices")).expect("the numbering opens");
+    let limits = InProcessStore::with_clock(&Plan::pay_as_you_go(), clock);
+    let directory = Directory::in_memory();
+    let (account, key) = directory
+        .create_account("Acme Ltd", "IE", Some("IE6388047V"), &[])
+        .await
+        .expect("an account");
+    let proxy = ServerBuilder::new(options, clock)
+        .stores(billing, invoices)
+        .limits(limits)
+        .directory(directory)
+        .usage(UsageLog::in_memory())
+        .open()
+        .expect("the server opens");
+    let h = Harness::serve_proxy(upstream, dir, proxy).await;
+    let (status, paid) = h
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/accounts/{}/payments", account.id.0),
+            Some(json!({"payment_id": "pay-given", "usd": "1.00", "method": "card"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{paid}");
+    let response = h.post(&key.secret, "/v1/chat/completions", &chat("hello")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let charged = body["meta"]["usage"]["credits_used"].as_i64().expect("meta credits");
+    assert_eq!(h.credits(&key.secret).await, 2_000_000 - charged);
+    assert_eq!(h.proxy.usage().len(), 1);
+    let (_, dir, proxy) = h.stop().await;
+    let proxy = taken_back(proxy).await;
+    assert!(!data_dir.exists(), "the data directory was made");
+    drop(proxy);
+    // The charge is in the given ledger.
+    let billing = EmbeddedStore::open(
+        &ledger,
+        BillingConfig::default(),
+        SystemClock::new(),
+        &OpenOptions::default(),
+    )
+    .expect("the ledger opens again");
+    let balance = paygo_billing::BillingStore::balance(&billing, account.id)
+        .await
+        .expect("a balance");
+    assert_eq!(balance.available.get(), 2_000_000 - charged);
+    drop(dir);
 }

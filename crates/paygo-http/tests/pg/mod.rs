@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use paygo_billing::{BillingConfig, BillingStore, CustomerId, EntryKind, HistoryQuery, HoldId};
-use paygo_http::{Directory, ProxyOptions, SellerOptions, ServerOptions, UsageLog, open_with_parts, serve};
+use paygo_http::{Directory, ProxyOptions, SellerOptions, ServerBuilder, ServerOptions, UsageLog, serve};
 use paygo_invoice::Party;
 use paygo_postgres::{PgOptions, PgRecords, PgSequenceStore, PgStore};
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
@@ -134,15 +134,12 @@ pub(crate) async fn run_server(
         .expect("the shared directory opens");
     let usage = UsageLog::shared(records);
     let proxy = Arc::new(
-        open_with_parts(
-            options(dir, upstream),
-            SystemClock::new(),
-            billing,
-            invoices,
-            directory,
-            usage,
-        )
-        .expect("the server opens"),
+        ServerBuilder::new(options(dir, upstream), SystemClock::new())
+            .stores(billing, invoices)
+            .directory(directory)
+            .usage(usage)
+            .open()
+            .expect("the server opens"),
     );
     proxy.reconcile().await.expect("reconciled");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");

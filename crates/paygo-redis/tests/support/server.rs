@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use paygo_billing::CustomerId;
-use paygo_http::{ProxyOptions, SellerOptions, ServerOptions, open_embedded_with_limiter, serve};
+use paygo_http::{ProxyOptions, SellerOptions, ServerBuilder, ServerOptions, serve};
 use paygo_invoice::Party;
 use paygo_pricing::{DEFAULT_PRICES, PriceBook};
 use paygo_ratelimit::{
@@ -199,7 +199,9 @@ pub(crate) fn child_main() {
             log: Mutex::new(log),
         };
         let proxy = Arc::new(
-            open_embedded_with_limiter(options(&spec.dir, &spec.upstream, plan), SystemClock::new(), limits)
+            ServerBuilder::new(options(&spec.dir, &spec.upstream, plan), SystemClock::new())
+                .limits(limits)
+                .open()
                 .expect("the server opens"),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
