@@ -597,12 +597,7 @@ where
         body: Result<Bytes, BytesRejection>,
     ) -> Answer {
         let path = uri.path();
-        if !p
-            .options
-            .pass_through
-            .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
-        {
+        if !passes_through(path, &p.options.pass_through) {
             return Err(ApiError::new(
                 404,
                 "not_found",
@@ -634,5 +629,69 @@ where
             out.headers_mut().insert(header::CONTENT_TYPE, ct);
         }
         Ok(out)
+    }
+}
+
+/// Whether `path` is forwarded unmetered: under one of `prefixes` at a segment boundary
+/// (`/v1/files` covers `/v1/files` and `/v1/files/...`, not `/v1/filesystem`), with no
+/// segment that the upstream's URL would resolve away. A `.` or `..` segment, written out
+/// or percent-encoded (`%2e%2e`), is removed when the upstream URL is parsed, so
+/// `/v1/files/%2e%2e/chat/completions` would reach the metered endpoint unmetered; an
+/// encoded slash or a backslash (a slash to a URL parser, and to some servers) could do the
+/// same. Such a path is never forwarded.
+fn passes_through(path: &str, prefixes: &[String]) -> bool {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
+        return false;
+    }
+    let dot_segment = lower.split('/').any(|segment| {
+        let segment = segment.replace("%2e", ".");
+        segment == "." || segment == ".."
+    });
+    if dot_segment {
+        return false;
+    }
+    prefixes.iter().any(|prefix| {
+        path.strip_prefix(prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passes_through;
+
+    #[test]
+    fn only_paths_under_a_prefix_and_without_dot_segments_pass_through() {
+        let prefixes = vec!["/v1/files".to_owned(), "/v1/batches/".to_owned()];
+        for ok in [
+            "/v1/files",
+            "/v1/files/",
+            "/v1/files/file-abc/content",
+            "/v1/batches/b1",
+            "/v1/files/a.b/..c",
+        ] {
+            assert!(passes_through(ok, &prefixes), "{ok}");
+        }
+        for refused in [
+            "/v1/filesystem",
+            "/v1/batches",
+            "/v1/chat/completions",
+            "/v1/files/../chat/completions",
+            "/v1/files/%2e%2e/chat/completions",
+            "/v1/files/%2E%2e/responses",
+            "/v1/files/.%2E/responses",
+            "/v1/files/%2e./responses",
+            "/v1/files/./x",
+            "/v1/files/%2e",
+            "/v1/files/..",
+            "/v1/files/x%2f..%2fchat",
+            "/v1/files/x%2F%2E%2E",
+            "/v1/files/x%5c..%5cchat",
+            "/v1/files/x\\..\\chat",
+        ] {
+            assert!(!passes_through(refused, &prefixes), "{refused}");
+        }
+        assert!(!passes_through("/v1/files", &[]));
     }
 }

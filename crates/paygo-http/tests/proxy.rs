@@ -766,8 +766,41 @@ async fn pass_through_paths_reach_the_upstream_with_its_key_and_others_do_not() 
     // Still behind the key.
     assert_eq!(h.get("sk-paygo-nothing", "/v1/files").await.0, 401);
     assert_eq!(h.upstream.calls(), 1);
+    // A path that leaves the prefix once the upstream's URL is parsed (sent as raw bytes: an
+    // HTTP client would resolve the dot segments itself) is not forwarded: it would reach
+    // the metered chat endpoint unmetered.
+    for path in [
+        "/v1/files/%2e%2e/chat/completions",
+        "/v1/files/../chat/completions",
+        "/v1/files/.%2E/chat/completions",
+        "/v1/files%2f..%2fchat/completions",
+        "/v1/filesystem",
+    ] {
+        assert_eq!(raw_status(&h.base, "POST", path, &key).await, 404, "{path}");
+    }
+    assert_eq!(h.upstream.calls(), 1);
     assert_eq!(h.credits(&key).await, 2_000_000, "unmetered");
     h.stop().await;
+}
+
+/// The status of a request sent as raw bytes (the path exactly as given).
+async fn raw_status(base: &str, method: &str, path: &str, key: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("a connection");
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("an answer");
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
