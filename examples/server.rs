@@ -537,6 +537,12 @@ async fn run<B: BillingStore + 'static, S: SequenceStore + Send + Sync + 'static
         proxy.usage().syncs(),
         report(&proxy)
     );
+    if proxy.unrecorded_calls() > 0 {
+        eprintln!(
+            "server: {} calls were charged without their usage record (the usage log failed); the next start rebuilds them from the ledger",
+            proxy.unrecorded_calls()
+        );
+    }
     if let LimiterStore::Redis(store) = proxy.gateway().limiter().store() {
         eprintln!("server: the Redis rate-limit store: {:?}", store.stats());
     }

@@ -89,7 +89,7 @@ pub use accounts::{Account, Details, Directory, KEY_PREFIX, KeyId, KeyInfo, KeyO
 pub use api::router;
 pub use error::HttpError;
 pub use portal::{PortalOptions, PortalSecret, Vies};
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{Proxy, ProxyOptions, RECORD_RETRY_MS};
 pub use server::{
     EmbeddedProxy, EmbeddedStores, GivenLimits, GivenStores, InProcessLimits, SellerOptions, ServerBuilder,
     ServerOptions, ServerProxy, open_embedded, serve, take_back,

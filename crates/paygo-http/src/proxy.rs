@@ -2,6 +2,7 @@
 //! streamed. Streaming is in `stream.rs`, the account and operator endpoints in `api.rs`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -105,6 +106,8 @@ pub struct Proxy<B, L, C, S> {
     pub(crate) admin: Option<blake3::Hash>,
     pub(crate) options: ProxyOptions,
     pub(crate) in_flight: InFlight,
+    /// Calls charged whose usage record could not be written ([`Proxy::unrecorded_calls`]).
+    pub(crate) unrecorded: AtomicU64,
     /// The accounts' plan, as the portal shows it.
     pub(crate) plan: Option<paygo_ratelimit::Plan>,
 }
@@ -163,6 +166,11 @@ const SHARED_RECONCILE_GRACE_NS: u64 = 60_000_000_000;
 /// raises the horizon by the time since the last one) cannot delete a record that
 /// reconcile has just found missing and then writes again.
 const SHARED_RECONCILE_HORIZON_MARGIN_NS: u64 = 24 * 3_600_000_000_000;
+
+/// How long a charged call's usage record is retried while a shared usage log is
+/// unavailable, in milliseconds, before the call is answered without it
+/// ([`Proxy::unrecorded_calls`]).
+pub const RECORD_RETRY_MS: u64 = 5_000;
 
 pub(crate) fn request_id(hold: HoldId) -> String {
     format!("req_{:032x}", hold.0)
@@ -234,6 +242,7 @@ where
             admin,
             options,
             in_flight: InFlight(watch::channel(0).0),
+            unrecorded: AtomicU64::new(0),
             plan: None,
         })
     }
@@ -273,6 +282,15 @@ where
     /// The top-up service.
     pub fn topups(&self) -> &TopUps<S> {
         &self.topups
+    }
+
+    /// Calls charged and answered whose usage record could not be written (the usage log's
+    /// file failed, or a shared log stayed unavailable for [`RECORD_RETRY_MS`]) since this
+    /// proxy started. Each is in the ledger; its record is rebuilt by [`Proxy::reconcile`]
+    /// at the next start (without its model and token counts), so the usage endpoints
+    /// miss it until then.
+    pub fn unrecorded_calls(&self) -> u64 {
+        self.unrecorded.load(Ordering::Relaxed)
     }
 
     /// Calls in flight now (streams being read included).
@@ -482,6 +500,15 @@ where
             service_tier,
             units: size.units.as_ref(),
         };
+        if self.usage.has_failed() {
+            // Its record could not be written: refused before it is charged (the log
+            // fails closed until the server is restarted).
+            return Err(ApiError::new(
+                503,
+                "store_unavailable",
+                "the usage log cannot be written (an earlier write failed); nothing was charged",
+            ));
+        }
         let admitted = self.gateway.admit(&call).await?;
         // Streams always ask the upstream for their usage (the client sees it only if it
         // asked).
@@ -578,9 +605,8 @@ where
         };
         let body = bytes;
         let charged = self.settle(admitted, usage, true).await?;
-        self.usage
-            .append(call_record(admitted, endpoint, request_id, key, &charged, false))
-            .await?;
+        self.record(call_record(admitted, endpoint, request_id, key, &charged, false))
+            .await;
         let completed = &charged.completed;
         let mut response = if endpoint == Endpoint::AudioSpeech {
             (StatusCode::OK, [(header::CONTENT_TYPE, "audio/mpeg")], body).into_response()
@@ -648,6 +674,31 @@ where
         match self.gateway.fail(admitted).await {
             Ok(()) => error,
             Err(e) => ApiError::from(e),
+        }
+    }
+
+    /// Appends a charged call's usage record. The call is charged, so no failure here fails
+    /// it: its answer is paid for, and a client told "not charged" (503) would pay twice by
+    /// retrying. A shared log that is unavailable is retried for up to
+    /// [`RECORD_RETRY_MS`]; a record still not written is counted
+    /// ([`Proxy::unrecorded_calls`]) and rebuilt from the ledger by [`Proxy::reconcile`] at
+    /// the next start. A log whose file failed is not retried (it has failed closed; the
+    /// next calls are refused before they are charged).
+    pub(crate) async fn record(&self, record: CallRecord) {
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(RECORD_RETRY_MS);
+        let mut attempt = 0u32;
+        loop {
+            match self.usage.append(record.clone()).await {
+                Ok(()) => return,
+                Err(_) if !self.usage.has_failed() && tokio::time::Instant::now() < give_up => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+                }
+                Err(_) => {
+                    self.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
         }
     }
 

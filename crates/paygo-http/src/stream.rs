@@ -334,11 +334,7 @@ impl Pump {
             }
         };
         let record = call_record(admitted, self.endpoint, request_id, &self.key, &charged, true);
-        if let Err(e) = proxy.usage.append(record).await {
-            let body = serde_json::json!({"error": {"message": e.to_string(), "type": "api_error", "code": "store_unavailable"}});
-            self.send(Bytes::from(format!("data: {body}\n\n"))).await;
-            return;
-        }
+        proxy.record(record).await;
         let completed = &charged.completed;
         let meta = meta_json(&completed.usage);
         let last =

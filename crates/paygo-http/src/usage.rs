@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -139,6 +139,8 @@ pub struct UsageLog {
     index: RwLock<Index>,
     writer: Option<mpsc::Sender<Pending>>,
     syncs: Arc<AtomicU64>,
+    /// Set by the writer when a write or a sync failed: it has failed closed.
+    failed: Arc<AtomicBool>,
     /// The shared records, when shared (the index then stays empty).
     #[cfg(feature = "postgres")]
     shared: Option<paygo_postgres::PgRecords>,
@@ -165,6 +167,7 @@ impl UsageLog {
             index: RwLock::new(Index::default()),
             writer: None,
             syncs: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(AtomicBool::new(false)),
             #[cfg(feature = "postgres")]
             shared: None,
             #[cfg(feature = "postgres")]
@@ -194,25 +197,39 @@ impl UsageLog {
             index.insert(record);
             Ok(())
         })?;
-        let storage = |what: String| HttpError::Storage {
-            what: format!("{}: {what}", path.display()),
-        };
+        UsageLog::with_file(file, index).map_err(|e| HttpError::Storage {
+            what: format!("{}: {e}", path.display()),
+        })
+    }
+
+    /// The log on `file` (open for appending), holding `index`: its writer thread started.
+    fn with_file(file: File, index: Index) -> std::io::Result<UsageLog> {
         let (tx, rx) = mpsc::channel::<Pending>();
         let syncs = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&syncs);
+        let failed = Arc::new(AtomicBool::new(false));
+        let (counter, flag) = (Arc::clone(&syncs), Arc::clone(&failed));
         std::thread::Builder::new()
             .name("paygo-usage-log".into())
-            .spawn(move || write_loop(file, &rx, &counter))
-            .map_err(|e| storage(e.to_string()))?;
+            .spawn(move || write_loop(file, &rx, &counter, &flag))?;
         Ok(UsageLog {
             index: RwLock::new(index),
             writer: Some(tx),
             syncs,
+            failed,
             #[cfg(feature = "postgres")]
             shared: None,
             #[cfg(feature = "postgres")]
             appended: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the log's file has failed closed: a write or a sync failed, and nothing more
+    /// is appended until the log is opened again (a restart; `Proxy::reconcile` then
+    /// rebuilds the records of calls charged since). The proxy refuses metered calls
+    /// meanwhile (503, before the upstream and the charge). A log in memory or shared
+    /// never has (a shared log's failures are the database's, and pass).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Appends `record` and returns once it is synced (at once for a log in memory). A
@@ -686,7 +703,7 @@ impl Buckets {
 }
 
 /// The writer thread: every waiting line in one write and one sync.
-fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>, syncs: &AtomicU64) {
+fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>, syncs: &AtomicU64, failed: &AtomicBool) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -701,6 +718,10 @@ fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>, syncs: &AtomicU64) {
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("usage.jsonl: {e}"));
         syncs.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            // Before the replies: a call told of the failure finds the log failed.
+            failed.store(true, Ordering::Relaxed);
+        }
         for (_, reply) in batch {
             let _ = reply.send(result.clone());
         }
@@ -710,5 +731,50 @@ fn write_loop(mut file: File, rx: &mpsc::Receiver<Pending>, syncs: &AtomicU64) {
                 let _ = reply.send(Err("usage.jsonl: an earlier write failed; reopen the log".into()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+    use super::*;
+
+    fn record(n: u64) -> CallRecord {
+        CallRecord {
+            request_id: format!("req_{n}"),
+            account: CustomerId(1),
+            key_id: None,
+            model: "gpt-4o".to_owned(),
+            endpoint: None,
+            service_tier: paygo_pricing::ServiceTier::STANDARD,
+            at_ns: n,
+            usage: Usage::default(),
+            credits: Credits::new(2),
+            usd: Money::usd(rust_decimal::Decimal::new(1, 6)),
+            streamed: false,
+            settlement: Settlement::Usage,
+        }
+    }
+
+    /// A write that fails (a file the writer cannot write: read-only here, a full disk in
+    /// life) fails the log closed: that append and every later one fail, and
+    /// `has_failed` says so (the proxy then refuses calls before charging them).
+    #[tokio::test]
+    async fn a_failed_write_fails_the_log_closed() {
+        let dir = paygo_testkit::store::TempDir::new("usage-fails-closed");
+        let path = dir.0.join("usage.jsonl");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let log = UsageLog::with_file(File::open(&path).unwrap(), Index::default()).unwrap();
+        assert!(!log.has_failed());
+        assert!(matches!(log.append(record(1)).await, Err(HttpError::Storage { .. })));
+        assert!(log.has_failed());
+        assert!(matches!(log.append(record(2)).await, Err(HttpError::Storage { .. })));
+        assert!(log.is_empty());
+        let healthy = UsageLog::open(&dir.0).unwrap();
+        healthy.append(record(3)).await.unwrap();
+        assert!(!healthy.has_failed());
+        assert!(!UsageLog::in_memory().has_failed());
     }
 }
