@@ -441,11 +441,24 @@ where
         body: Result<Bytes, BytesRejection>,
     ) -> Response {
         let guard = self.in_flight.enter();
-        let mut request_id_header = None;
-        let result = self
-            .clone()
-            .metered_inner(endpoint, path, &headers, body, &mut request_id_header, guard)
-            .await;
+        // A task of its own, not the connection's handler: the server drops a handler
+        // when its client hangs up, and a call dropped between the upstream's answer and
+        // its charge would be free (its hold only expires). The task runs to the charge
+        // whether or not anyone reads the answer.
+        let call = tokio::spawn(async move {
+            let mut request_id_header = None;
+            let result = self
+                .metered_inner(endpoint, path, &headers, body, &mut request_id_header, guard)
+                .await;
+            (result, request_id_header)
+        });
+        let (result, request_id_header) = match call.await {
+            Ok(done) => done,
+            Err(_) => (
+                Err(ApiError::new(500, "internal_error", "the call failed inside the proxy")),
+                None,
+            ),
+        };
         let mut response = match result {
             Ok(response) => response,
             Err(e) => e.into_response(),

@@ -453,6 +453,56 @@ async fn a_client_that_disconnects_is_still_billed_for_what_was_produced() {
     h.stop().await;
 }
 
+/// A call that is not streamed is billed too when its client hangs up while the upstream
+/// is answering: the upstream's work is paid for whether or not the answer is read. (The
+/// call used to run inside the connection's handler, which the server drops with the
+/// connection: its hold stayed until it expired and the call was free.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_before_a_plain_answer_is_still_billed() {
+    let h = Harness::start_with(
+        "http-hang-up",
+        UpstreamOptions {
+            latency_ms: 400,
+            ..UpstreamOptions::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (id, key) = h.account("10.00").await;
+    let before = h.credits(&key).await;
+    let address = h.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("a connection");
+    let body = chat("hello").to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .expect("sent");
+    // Hang up while the upstream thinks.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(h.upstream.calls(), 1, "the call reached the upstream");
+    drop(stream);
+    for _ in 0..150 {
+        if h.proxy.calls_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.proxy.calls_in_flight(), 0);
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id)).await.unwrap();
+    assert_eq!(records.len(), 1, "the call was charged and recorded");
+    let after = h.credits(&key).await;
+    assert!(records[0].credits.get() > 0);
+    assert_eq!(
+        records[0].credits.get(),
+        before - after,
+        "charged once, nothing left held"
+    );
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_streams_and_streams_without_usage_are_settled_by_the_rule() {
     let h = Harness::start("http-cut", |_| {}).await;
