@@ -621,6 +621,9 @@ where
             .send()
             .await
             .map_err(|_| ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"))?;
+        if crate::proxy::upstream_refused_the_operator(response.status()) {
+            return Err(crate::proxy::upstream_auth_failed(response.status()));
+        }
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let bytes = read_limited(response, p.options.response_limit_bytes).await?;

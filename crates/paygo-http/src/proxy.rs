@@ -646,8 +646,9 @@ where
     }
 
     /// The upstream's answer to a sent request, or the error to answer with (the hold
-    /// released): a timeout (504), a failed connection or a 5xx (502), or the upstream's
-    /// own 4xx passed on.
+    /// released): a timeout (504), a failed connection or a 5xx (502), a refusal of the
+    /// operator's credentials (401 or 403: 502 `upstream_auth_failed`), or the upstream's
+    /// other 4xx passed on.
     pub(crate) async fn upstream_answer(
         &self,
         admitted: &Admitted,
@@ -660,6 +661,9 @@ where
             }
             Ok(Err(_)) => ApiError::new(502, "upstream_unreachable", "the upstream could not be reached"),
             Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+            Ok(Ok(response)) if upstream_refused_the_operator(response.status()) => {
+                upstream_auth_failed(response.status())
+            }
             Ok(Ok(response)) if response.status().is_client_error() => {
                 let status = response.status().as_u16();
                 let text = read_limited(response, 64 << 10)
@@ -767,6 +771,27 @@ where
             }
         }
     }
+}
+
+/// Whether an upstream answer refuses the operator rather than the request: 401 (its key is
+/// wrong or expired) and 403 (its account may not do this). Passed on, they would tell
+/// the customer that *their* key is wrong, and the upstream's message can quote part of the
+/// operator's key.
+pub(crate) fn upstream_refused_the_operator(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403)
+}
+
+/// The answer to an upstream that refused the operator: 502, a fixed message (the
+/// upstream's is not passed on).
+pub(crate) fn upstream_auth_failed(status: reqwest::StatusCode) -> ApiError {
+    ApiError::new(
+        502,
+        "upstream_auth_failed",
+        format!(
+            "the upstream refused the service's own credentials ({}); nothing was charged",
+            status.as_u16()
+        ),
+    )
 }
 
 /// A charged call: what the gateway answered, how it was settled, and the usage charged

@@ -366,6 +366,17 @@ async fn upstream_failures_and_timeouts_release_the_hold() {
     assert_eq!(timed_out.status(), 504);
     let refused = h.post(&key, "/v1/chat/completions", &chat("[fake:error=429]")).await;
     assert_eq!(refused.status(), 429);
+    // The upstream refusing the operator's own key is not the client's 401: 502, and none
+    // of the upstream's message (which may quote part of the operator's key).
+    for code in [401, 403] {
+        let refused = h
+            .post(&key, "/v1/chat/completions", &chat(&format!("[fake:error={code}]")))
+            .await;
+        assert_eq!(refused.status(), 502);
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "upstream_auth_failed");
+        assert!(!body.to_string().contains("fake error"), "{body}");
+    }
     assert_eq!(h.credits(&key).await, before, "failed calls cost nothing");
     let mut stream_body = chat("[fake:stall]");
     stream_body["stream"] = json!(true);
