@@ -44,6 +44,14 @@ pub enum HttpError {
         /// What it was.
         what: String,
     },
+    /// The request would be served without a way to meter it exactly (its usage is not
+    /// reported, and the request does not determine it): refused before the upstream is
+    /// called, rather than served for less than it costs.
+    #[error("this call cannot be metered: {what}")]
+    NotMeterable {
+        /// What cannot be metered, and what would be.
+        what: String,
+    },
     /// The model or the request cannot be priced.
     #[error(transparent)]
     Pricing(#[from] PricingError),

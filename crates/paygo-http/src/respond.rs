@@ -83,7 +83,9 @@ impl From<HttpError> for ApiError {
         let message = e.to_string();
         match e {
             HttpError::Pricing(PricingError::UnknownModel { .. }) => ApiError::new(400, "model_not_found", message),
-            HttpError::Pricing(_) => ApiError::new(400, "unpriceable_request", message),
+            HttpError::Pricing(_) | HttpError::NotMeterable { .. } => {
+                ApiError::new(400, "unpriceable_request", message)
+            }
             HttpError::MaxTokensRequired { .. } => ApiError::new(400, "max_tokens_required", message),
             HttpError::UnknownAccount { .. } => ApiError::new(404, "unknown_account", message),
             HttpError::UnknownKey { .. } => ApiError::new(404, "unknown_key", message),

@@ -171,7 +171,9 @@ pub fn text_tokens_bound(text: &str) -> u64 {
 ///   knows no maximum for the model;
 /// - [`HttpError::UnsupportedContent`] for content whose size cannot be bounded: audio
 ///   input, files, `previous_response_id`, `conversation`, stored prompts, item
-///   references, encrypted reasoning, built-in tools of the Responses API.
+///   references, encrypted reasoning, built-in tools of the Responses API;
+/// - [`HttpError::NotMeterable`] for a call whose cost could not be metered: a streamed
+///   image generation, speech from a model priced by the audio it produces.
 pub fn size_request(endpoint: Endpoint, body: &Value, prices: &PriceBook) -> Result<RequestSize, HttpError> {
     let body = body.as_object().ok_or_else(|| HttpError::MalformedBody {
         reason: format!("a JSON {} given, expected an object", kind(body)),
@@ -705,6 +707,13 @@ fn normalize_variant(key: &str) -> String {
 }
 
 fn images(body: &Map<String, Value>, model: String, spec: &ModelSpec) -> Result<RequestSize, HttpError> {
+    if opt_bool(body, "stream")? {
+        // Its usage comes in `image_generation.completed` events, which the stream reader
+        // (chat and Responses events) does not meter.
+        return Err(HttpError::NotMeterable {
+            what: "a streamed image generation; ask without `stream`".into(),
+        });
+    }
     let prompt = match body.get("prompt") {
         None | Some(Value::Null) => return Err(HttpError::MissingField { field: "prompt" }),
         Some(Value::String(p)) => p,
@@ -761,7 +770,7 @@ fn images(body: &Map<String, Value>, model: String, spec: &ModelSpec) -> Result<
             image_quality,
             ..Usage::default()
         }),
-        stream: opt_bool(body, "stream")?,
+        stream: false,
         include_usage: false,
     })
 }
@@ -777,6 +786,16 @@ fn speech(body: &Map<String, Value>, model: String, spec: &ModelSpec) -> Result<
             });
         }
     };
+    // The answer is audio without usage: only what the request determines can be charged
+    // (its characters, or its text tokens, bounded). A model priced by what it produces
+    // (audio tokens, seconds) would have that part free.
+    if prices_component(spec, |c| c != Component::InputCharacter && !c.is_prompt_token()) {
+        return Err(HttpError::NotMeterable {
+            what: format!(
+                "model `{model}` on /v1/audio/speech is priced by the audio it produces, which the endpoint does not report"
+            ),
+        });
+    }
     let instructions = opt_str(body, "instructions")?;
     let prompt_tokens = if prices_component(spec, Component::is_prompt_token) {
         let mut sum = Sum(REPLY_PRIMING_TOKENS);
@@ -790,13 +809,6 @@ fn speech(body: &Map<String, Value>, model: String, spec: &ModelSpec) -> Result<
     } else {
         0
     };
-    // A model priced by output (audio) tokens: the book's maximum bounds them.
-    let max_output_tokens = if prices_component(spec, Component::is_completion_token) {
-        spec.max_output_tokens
-            .ok_or_else(|| HttpError::MaxTokensRequired { model: model.clone() })?
-    } else {
-        0
-    };
     let units = prices_component(spec, |c| c == Component::InputCharacter).then(|| Usage {
         input_characters: input.chars().count() as u64,
         ..Usage::default()
@@ -804,7 +816,8 @@ fn speech(body: &Map<String, Value>, model: String, spec: &ModelSpec) -> Result<
     Ok(RequestSize {
         model,
         prompt_tokens,
-        max_output_tokens,
+        // Refused above for a model that prices its output.
+        max_output_tokens: 0,
         units,
         stream: false,
         include_usage: false,

@@ -652,6 +652,62 @@ fn images_and_speech_carry_units() {
     assert_eq!(estimate(&tts), d("0.000165"));
 }
 
+/// What the proxy could not charge for is refused before the upstream is called, never
+/// served free: a streamed image generation (its usage comes in events the stream reader
+/// does not meter), and speech from a model priced by the audio it produces (the endpoint
+/// answers audio without usage).
+#[test]
+fn calls_that_cannot_be_metered_are_refused() {
+    let book = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [
+        {"id": "gpt-image-1", "provider": "openai", "mode": "image_generation", "versions": [{
+          "valid_from": "2025-04-01T00:00:00Z",
+          "prices": {"input_token": "0.000005", "output_image_token": "0.00004"}}]},
+        {"id": "gpt-4o-mini-tts", "provider": "openai", "mode": "audio_speech", "versions": [{
+          "valid_from": "2025-03-01T00:00:00Z",
+          "prices": {"input_token": "0.0000006", "output_audio_token": "0.000012"}}]},
+        {"id": "per-second-tts", "provider": "x", "mode": "audio_speech", "versions": [{
+          "valid_from": "2025-03-01T00:00:00Z", "prices": {"output_second": "0.0002"}}]},
+        {"id": "tokens-in-tts", "provider": "x", "mode": "audio_speech", "versions": [{
+          "valid_from": "2025-03-01T00:00:00Z", "prices": {"input_token": "0.0000006"}}]}
+    ]}"#,
+    )
+    .unwrap();
+    let refused = |e, b: Value| match size_request(e, &b, &book) {
+        Err(HttpError::NotMeterable { what }) => what,
+        other => panic!("{b}: expected NotMeterable, got {other:?}"),
+    };
+    let what = refused(
+        Endpoint::ImageGenerations,
+        json!({"model": "gpt-image-1", "prompt": "a cat", "stream": true, "partial_images": 2}),
+    );
+    assert!(what.contains("stream"), "{what}");
+    assert!(
+        size_request(
+            Endpoint::ImageGenerations,
+            &json!({"model": "gpt-image-1", "prompt": "a cat", "stream": false}),
+            &book
+        )
+        .is_ok()
+    );
+    for model in ["gpt-4o-mini-tts", "per-second-tts"] {
+        let what = refused(
+            Endpoint::AudioSpeech,
+            json!({"model": model, "input": "hello", "voice": "alloy"}),
+        );
+        assert!(what.contains(model), "{what}");
+    }
+    // Priced by its input alone: the request's text bounds it.
+    let tts = size_request(
+        Endpoint::AudioSpeech,
+        &json!({"model": "tokens-in-tts", "input": "hello", "voice": "alloy"}),
+        &book,
+    )
+    .unwrap();
+    assert!(tts.prompt_tokens >= 1);
+    assert_eq!(tts.max_output_tokens, 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Malformed bodies: each its own error.
 
