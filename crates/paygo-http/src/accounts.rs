@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use paygo_billing::{AutoTopUpRule, CustomerId};
@@ -303,6 +304,8 @@ pub struct Directory {
     shared: Option<Arc<crate::shared::SharedDirectory>>,
     /// When this process last saw each key authenticate (ns since the epoch).
     last_used: RwLock<HashMap<KeyId, std::sync::atomic::AtomicU64>>,
+    /// Set when a write or a sync of the file failed: the directory has failed closed.
+    failed: AtomicBool,
 }
 
 /// Checks an account's name, country and address lines.
@@ -390,6 +393,7 @@ impl Directory {
             #[cfg(feature = "postgres")]
             shared: None,
             last_used: RwLock::default(),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -423,6 +427,7 @@ impl Directory {
             #[cfg(feature = "postgres")]
             shared: None,
             last_used: RwLock::default(),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -451,6 +456,7 @@ impl Directory {
             creating: Mutex::new(()),
             shared: Some(shared),
             last_used: RwLock::default(),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -482,11 +488,25 @@ impl Directory {
             text.push('\n');
             let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
             let path = self.path.as_deref().unwrap_or_else(|| Path::new("accounts.jsonl"));
-            let storage = |e: std::io::Error| HttpError::Storage {
-                what: format!("{}: {e}", path.display()),
-            };
-            file.write_all(text.as_bytes()).map_err(storage)?;
-            file.sync_data().map_err(storage)?;
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(HttpError::Storage {
+                    what: format!(
+                        "{}: an earlier write failed; nothing more is written until the directory is opened again",
+                        path.display()
+                    ),
+                });
+            }
+            let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_data());
+            if let Err(e) = written {
+                // Fail closed: part of the line may be in the file, and a later line
+                // written after it would join it into a line that refuses the next open
+                // (a torn *last* line is cut there). After a failed sync, what the disk
+                // holds is unknown (PostgreSQL's fsync lesson): no retry either.
+                self.failed.store(true, Ordering::Relaxed);
+                return Err(HttpError::Storage {
+                    what: format!("{}: {e}", path.display()),
+                });
+            }
         }
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.apply(line).map_err(|what| HttpError::Storage { what })
@@ -790,7 +810,37 @@ impl Directory {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-    use super::Directory;
+    use super::{Directory, HttpError};
+
+    /// A write that fails (a handle that cannot write here; a full disk in life) fails the
+    /// directory closed: a later change is refused even once writing would work again, so
+    /// no line is written after a torn one (which would make the file refuse to open), and
+    /// the file opens again with what was acknowledged.
+    #[tokio::test]
+    async fn a_failed_write_fails_the_directory_closed() {
+        let dir = std::env::temp_dir().join(format!("paygo-dir-fails-closed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("accounts.jsonl");
+        {
+            let d = Directory::open(&dir).unwrap();
+            d.create_account("Acme", "IE", None, &[]).await.unwrap();
+            let handle = d.file.as_ref().unwrap();
+            *handle.lock().unwrap() = std::fs::File::open(&path).unwrap();
+            assert!(matches!(
+                d.create_account("Beta", "IE", None, &[]).await,
+                Err(HttpError::Storage { .. })
+            ));
+            *handle.lock().unwrap() = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let refused = d.create_account("Gamma", "IE", None, &[]).await.unwrap_err();
+            assert!(refused.to_string().contains("an earlier write failed"), "{refused}");
+        }
+        let d = Directory::open(&dir).unwrap();
+        let names: Vec<String> = d.accounts().into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["Acme"]);
+        drop(d);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     const HOUR: u64 = 3_600_000_000_000;
 
