@@ -273,17 +273,22 @@ impl Pump {
         let idle = Duration::from_millis(proxy.options.stream_idle_timeout_ms);
         let extend_every = Duration::from_millis((proxy.gateway.hold_timeout_ms() / 2).max(1));
         let mut next_extend = tokio::time::Instant::now() + extend_every;
+        // One deadline, moved by data only: a hold extension must not restart it (it did,
+        // and a stalled stream whose idle timeout exceeded half the hold's timeout was
+        // never cut, its hold extended for ever).
+        let mut idle_until = tokio::time::Instant::now() + idle;
         let mut body = upstream.bytes_stream();
         let mut buf = BytesMut::new();
         // How much of `buf` was searched for an event's end.
         let mut searched = 0;
         let end = loop {
             tokio::select! {
-                next = tokio::time::timeout(idle, body.next()) => match next {
+                next = tokio::time::timeout_at(idle_until, body.next()) => match next {
                     Err(_) => break End::Idle,
                     Ok(None) => break End::Finished,
                     Ok(Some(Err(_))) => break End::Broken,
                     Ok(Some(Ok(chunk))) => {
+                        idle_until = tokio::time::Instant::now() + idle;
                         buf.extend_from_slice(&chunk);
                         while let Some(end) = event_end(&buf, searched) {
                             let raw = buf.split_to(end).freeze();

@@ -391,6 +391,32 @@ async fn upstream_failures_and_timeouts_release_the_hold() {
     h.stop().await;
 }
 
+/// A stalled stream is cut after the idle timeout even when the hold is extended more
+/// often than that (every half hold timeout): an extension does not restart the idle
+/// clock. (It did: with these settings the stall was never cut.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_cut_even_while_its_hold_is_extended() {
+    let h = Harness::start("http-stall-extend", |o| {
+        o.hold_timeout_ms = 1_000;
+        o.proxy.upstream_timeout_ms = 900;
+        o.proxy.stream_idle_timeout_ms = 800;
+    })
+    .await;
+    let (_, key) = h.account("1.00").await;
+    let mut body = chat("[fake:stall]");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let response = h.post(&key, "/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(5), response.text())
+        .await
+        .expect("the stalled stream is cut within its idle timeout")
+        .expect("the stream ends");
+    assert!(text.contains("upstream_stream_cut"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_bill_the_final_usage_and_show_it_only_when_asked() {
     let h = Harness::start("http-stream", |_| {}).await;
