@@ -601,19 +601,28 @@ where
             } else {
                 UsageShape::OpenAiChat
             };
-            let mut reported = parsed
-                .usage
-                .and_then(|raw| Usage::from_json(raw.get(), Some(shape)).ok());
-            if endpoint == Endpoint::ImageGenerations
-                && let Some(usage) = &mut reported
-            {
-                // The Images API's output tokens are all image tokens.
-                let details = usage.completion_tokens_details.get_or_insert_with(Default::default);
-                details.image_tokens = usage.completion_tokens;
-            }
-            match (reported, endpoint) {
-                (None, Endpoint::ImageGenerations) => size.units.clone(),
-                (reported, _) => reported,
+            let reported = match parsed.usage.filter(|raw| raw.get() != "null") {
+                None => None,
+                Some(raw) => match Usage::from_json(raw.get(), Some(shape)) {
+                    Ok(usage) => Some(usage),
+                    // Usage the upstream reported but that cannot be read (counters that
+                    // contradict each other, a counter of another API): as a usage that
+                    // cannot be priced, never as no usage (which would charge the prompt
+                    // alone and leave the output free).
+                    Err(e) => {
+                        let e = ApiError::new(
+                            502,
+                            "usage_unpriceable",
+                            format!("the upstream's usage cannot be read: {e}"),
+                        );
+                        return Err(self.release(admitted, e).await);
+                    }
+                },
+            };
+            if endpoint == Endpoint::ImageGenerations {
+                image_usage(reported, size.units.as_ref())
+            } else {
+                reported
             }
         };
         let body = bytes;
@@ -771,6 +780,26 @@ where
             }
         }
     }
+}
+
+/// The usage of an image generation: what the upstream reported (its output tokens are all
+/// image tokens, in the Images API) together with the request's units (how many images,
+/// their size and quality), so that a model priced per image is charged per image even
+/// when the upstream reports token counts (zeros, say) beside them; the pricing charges
+/// the two measures of the same images once (by image tokens when the model prices them).
+/// Without a reported usage, the request's units alone.
+fn image_usage(reported: Option<Usage>, units: Option<&Usage>) -> Option<Usage> {
+    let Some(mut usage) = reported else {
+        return units.cloned();
+    };
+    let details = usage.completion_tokens_details.get_or_insert_with(Default::default);
+    details.image_tokens = usage.completion_tokens;
+    if let Some(units) = units {
+        usage.output_images = units.output_images;
+        usage.image_size.clone_from(&units.image_size);
+        usage.image_quality.clone_from(&units.image_quality);
+    }
+    Some(usage)
 }
 
 /// Whether an upstream answer refuses the operator rather than the request: 401 (its key is

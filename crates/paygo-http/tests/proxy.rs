@@ -1013,3 +1013,84 @@ async fn a_server_given_its_stores_uses_them_and_leaves_its_data_directory_alone
     assert_eq!(balance.available.get(), 2_000_000 - charged);
     drop(dir);
 }
+
+/// An upstream that answers every call with the same JSON body (usage shapes the fake
+/// upstream does not make).
+async fn fixed_upstream(answer: Value) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let answer = answer.clone();
+        async move { axum::Json(answer) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Usage the upstream reports but that cannot be read (here the total contradicts the
+/// counters, as an OpenAI-compatible gateway in front of a thinking model may report) is
+/// not "no usage": the call is not charged its prompt alone with its output free, it
+/// answers 502 `usage_unpriceable` with the hold released, as usage that cannot be priced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_that_cannot_be_read_is_refused_not_charged_as_no_usage() {
+    let url = fixed_upstream(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 198, "total_tokens": 623}
+    }))
+    .await;
+    let upstream = FakeUpstream::start(UpstreamOptions::default())
+        .await
+        .expect("the fake upstream");
+    let dir = TempDir::new("http-unreadable-usage");
+    let options = options(&dir, &url);
+    let h = Harness::serve(upstream, dir, options).await;
+    let (_, key) = h.account("1.00").await;
+    let response = h.post(&key, "/v1/chat/completions", &chat("hello")).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "usage_unpriceable", "{body}");
+    assert_eq!(h.credits(&key).await, 2_000_000, "the hold was released");
+    h.stop().await;
+}
+
+/// An image model priced per image is charged per image when the upstream reports token
+/// counts beside the images (zeros here): the request's units are kept with the reported
+/// usage, not replaced by it (which quoted $0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_priced_per_image_are_charged_per_image_whatever_tokens_are_reported() {
+    let url = fixed_upstream(json!({
+        "created": 1, "data": [{"b64_json": "aGk="}],
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    }))
+    .await;
+    let book = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [
+        {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
+          "valid_from": "2024-01-01T00:00:00Z", "prices": {},
+          "variants": [{"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]}
+    ]}"#,
+    )
+    .unwrap();
+    let upstream = FakeUpstream::start(UpstreamOptions::default())
+        .await
+        .expect("the fake upstream");
+    let dir = TempDir::new("http-images-per-image");
+    let mut options = options(&dir, &url);
+    options.prices = book;
+    let h = Harness::serve(upstream, dir, options).await;
+    let (_, key) = h.account("1.00").await;
+    let response = h
+        .post(
+            &key,
+            "/v1/images/generations",
+            &json!({"model": "dall-e-3", "prompt": "a lighthouse", "n": 1, "size": "1024x1024", "quality": "hd"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    // $0.08 = 160,000 credits.
+    assert_eq!(body["meta"]["usage"]["credits_used"], 160_000, "{body}");
+    assert_eq!(h.credits(&key).await, 2_000_000 - 160_000);
+    h.stop().await;
+}
