@@ -512,6 +512,12 @@ impl Directory {
         state.apply(line).map_err(|what| HttpError::Storage { what })
     }
 
+    /// Whether the directory's file has failed closed: a write or a sync failed, and no
+    /// change is written until the directory is opened again (lookups go on).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     /// Creates an account with a new id and its first key.
     ///
     /// # Errors
@@ -834,6 +840,7 @@ mod tests {
             *handle.lock().unwrap() = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
             let refused = d.create_account("Gamma", "IE", None, &[]).await.unwrap_err();
             assert!(refused.to_string().contains("an earlier write failed"), "{refused}");
+            assert!(d.has_failed());
         }
         let d = Directory::open(&dir).unwrap();
         let names: Vec<String> = d.accounts().into_iter().map(|a| a.name).collect();

@@ -14,7 +14,7 @@ use axum::routing::{delete, get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use paygo_billing::{AutoTopUpRule, BillingStore, CardKind, CustomerId, PaymentMethod, Refusal, TopUpId};
 use paygo_credits::Money;
-use paygo_gateway::{Buyer, GatewayError, PaidFor, PaidTopUp};
+use paygo_gateway::{Buyer, GatewayError, Invoiced, PaidFor, PaidTopUp};
 use paygo_invoice::SequenceStore;
 use paygo_ratelimit::AsyncStore;
 use paygo_time::Clock;
@@ -81,7 +81,7 @@ where
             "/admin/v1/accounts/{id}/auto-top-up",
             get(Proxy::<B, L, C, S>::on_get_auto_top_up).put(Proxy::<B, L, C, S>::on_put_auto_top_up),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(Proxy::<B, L, C, S>::on_health));
     let router = if portal {
         router.merge(crate::portal::routes::<B, L, C, S>())
     } else {
@@ -545,7 +545,7 @@ where
             Ok(_) | Err(GatewayError::Refused(Refusal::AccountExists)) => {}
             Err(e) => return Err(e.into()),
         }
-        let invoiced = match p.topups.record(p.gateway.billing(), &paid).await {
+        let invoiced = match p.record_payment(paid).await? {
             Ok(invoiced) => invoiced,
             Err(GatewayError::Vat(e)) => {
                 return Err(ApiError::new(
@@ -585,6 +585,41 @@ where
         p.gateway.set_auto_top_up(id, body.rule).await?;
         p.directory.set_auto_top_up(id, body.rule).await?;
         Ok(axum::Json(json!({"account_id": id.0, "rule": body.rule})).into_response())
+    }
+
+    /// Records a payment's credits and its invoice in a task of its own: both are recorded
+    /// even if the payment service hangs up meanwhile (a dropped handler would leave the
+    /// credits without their invoice until the payment was reported again).
+    async fn record_payment(self: &Arc<Self>, paid: PaidTopUp) -> Result<Result<Invoiced, GatewayError>, ApiError> {
+        let p = Arc::clone(self);
+        tokio::spawn(async move { p.topups.record(p.gateway.billing(), &paid).await })
+            .await
+            .map_err(|_| ApiError::new(500, "internal_error", "the payment failed inside the proxy"))
+    }
+
+    /// `ok`, or 503 naming the store that has failed closed (the usage log's or the
+    /// account directory's file: calls, or changes, are refused until a restart), so that a
+    /// load balancer or a monitor takes the replica out.
+    async fn on_health(State(p): State<Arc<Self>>) -> Response {
+        let mut failed = Vec::new();
+        if p.usage.has_failed() {
+            failed.push("the usage log");
+        }
+        if p.directory.has_failed() {
+            failed.push("the account directory");
+        }
+        if failed.is_empty() {
+            "ok".into_response()
+        } else {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "failed closed: {} (an earlier write failed); restart the server",
+                    failed.join(", ")
+                ),
+            )
+                .into_response()
+        }
     }
 
     /// Any other path: forwarded unmetered when it is under a configured pass-through prefix

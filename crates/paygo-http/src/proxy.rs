@@ -441,31 +441,29 @@ where
         body: Result<Bytes, BytesRejection>,
     ) -> Response {
         let guard = self.in_flight.enter();
+        // Every answer carries the call's id, refusals and failures included.
+        let id = match self.call_id() {
+            Ok(id) => id,
+            Err(e) => return e.into_response(),
+        };
+        let request_id = request_id(id);
         // A task of its own, not the connection's handler: the server drops a handler
         // when its client hangs up, and a call dropped between the upstream's answer and
         // its charge would be free (its hold only expires). The task runs to the charge
         // whether or not anyone reads the answer.
-        let call = tokio::spawn(async move {
-            let mut request_id_header = None;
-            let result = self
-                .metered_inner(endpoint, path, &headers, body, &mut request_id_header, guard)
-                .await;
-            (result, request_id_header)
+        let call = tokio::spawn({
+            let request_id = request_id.clone();
+            async move {
+                self.metered_inner(endpoint, path, &headers, body, (id, request_id), guard)
+                    .await
+            }
         });
-        let (result, request_id_header) = match call.await {
-            Ok(done) => done,
-            Err(_) => (
-                Err(ApiError::new(500, "internal_error", "the call failed inside the proxy")),
-                None,
-            ),
+        let mut response = match call.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => e.into_response(),
+            Err(_) => ApiError::new(500, "internal_error", "the call failed inside the proxy").into_response(),
         };
-        let mut response = match result {
-            Ok(response) => response,
-            Err(e) => e.into_response(),
-        };
-        if let Some(id) = request_id_header {
-            add_headers(response.headers_mut(), [("x-request-id", id.as_str())]);
-        }
+        add_headers(response.headers_mut(), [("x-request-id", request_id.as_str())]);
         response
     }
 
@@ -475,13 +473,9 @@ where
         path: &'static str,
         headers: &HeaderMap,
         body: Result<Bytes, BytesRejection>,
-        request_id_out: &mut Option<String>,
+        (id, request_id): (HoldId, String),
         guard: InFlightGuard,
     ) -> Result<Response, ApiError> {
-        // Every answer carries the call's id, refusals included.
-        let id = self.call_id()?;
-        let request_id = request_id(id);
-        *request_id_out = Some(request_id.clone());
         let (account, key) = self.authenticate_key(headers).await?;
         let body = body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -605,6 +599,10 @@ where
                 None => None,
                 Some(raw) => match Usage::from_json(raw.get(), Some(shape)) {
                     Ok(usage) => Some(usage),
+                    // An image's price is in the request's units: an unreadable usage
+                    // beside them is left out (a model priced by image tokens then cannot
+                    // be quoted from the units alone, and answers 502 below).
+                    Err(_) if endpoint == Endpoint::ImageGenerations => None,
                     // Usage the upstream reported but that cannot be read (counters that
                     // contradict each other, a counter of another API): as a usage that
                     // cannot be priced, never as no usage (which would charge the prompt
@@ -912,5 +910,124 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
             }
             Err(_) => return Err(ApiError::new(502, "upstream_error", "the upstream's answer was cut")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+    use std::sync::Arc;
+
+    use paygo_testkit::store::TempDir;
+    use paygo_testkit::upstream::{FakeUpstream, UpstreamOptions};
+    use serde_json::json;
+
+    use crate::server::{SellerOptions, ServerBuilder, ServerOptions};
+    use crate::usage::{Index, UsageLog};
+    use crate::{ProxyOptions, router};
+
+    /// Once the usage log's file has failed closed, a call is refused with 503 before
+    /// anything is held and before the upstream is called: it could be charged but not
+    /// recorded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_usage_log_refuses_calls_before_they_are_charged() {
+        let upstream = FakeUpstream::start(UpstreamOptions::default()).await.unwrap();
+        let dir = TempDir::new("proxy-failed-usage-log");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let log_path = dir.0.join("read-only-usage.jsonl");
+        std::fs::write(&log_path, b"").unwrap();
+        // A handle the writer cannot write through: its first write fails the log.
+        let usage = UsageLog::with_file(std::fs::File::open(&log_path).unwrap(), Index::default()).unwrap();
+        let mut proxy_options = ProxyOptions::new(upstream.url());
+        proxy_options.admin_token = Some("admin".into());
+        let options = ServerOptions {
+            data_dir: dir.0.join("data"),
+            prices: paygo_pricing::PriceBook::from_json(paygo_pricing::DEFAULT_PRICES).unwrap(),
+            plan: paygo_ratelimit::Plan::pay_as_you_go(),
+            proxy: proxy_options,
+            seller: SellerOptions {
+                party: paygo_invoice::Party {
+                    name: "paygo Ltd".into(),
+                    address: vec!["Dublin".into()],
+                    country: "IE".parse().unwrap(),
+                    vat_id: Some(paygo_vat::VatId::parse("IE6433435F").unwrap()),
+                },
+                vat: paygo_vat::Seller {
+                    country: paygo_vat::Country::Ireland,
+                    oss_registered: true,
+                },
+                series: "INV-2026".into(),
+                credit_note_series: "CN-2026".into(),
+            },
+            usd_rates: [(paygo_credits::Currency::EUR, "0.92".parse().unwrap())].into(),
+            hold_timeout_ms: 600_000,
+        };
+        let proxy = Arc::new(
+            ServerBuilder::new(options, paygo_time::SystemClock::new())
+                .usage(usage)
+                .open()
+                .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(Arc::clone(&proxy));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let created: serde_json::Value = http
+            .post(format!("{base}/admin/v1/accounts"))
+            .bearer_auth("admin")
+            .json(&json!({"name": "Acme GmbH", "country": "DE", "vat_id": "DE136695976"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (account, key) = (
+            created["account_id"].as_u64().unwrap(),
+            created["api_key"].as_str().unwrap().to_owned(),
+        );
+        http.post(format!("{base}/admin/v1/accounts/{account}/payments"))
+            .bearer_auth("admin")
+            .json(&json!({"payment_id": "p1", "usd": "1.00", "method": "card"}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        let call = || {
+            http.post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+        };
+        // The first call is charged; its record fails and fails the log (the call is
+        // still answered: it was paid for).
+        assert_eq!(call().await.unwrap().status(), 200);
+        assert!(proxy.usage().has_failed());
+        assert_eq!(proxy.unrecorded_calls(), 1);
+        let balance = proxy
+            .gateway()
+            .balance(paygo_billing::CustomerId(u128::from(account)))
+            .await
+            .unwrap();
+        // The next is refused before the upstream and before any hold.
+        let refused = call().await.unwrap();
+        assert_eq!(refused.status(), 503);
+        assert!(refused.headers().contains_key("x-request-id"));
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "store_unavailable");
+        assert_eq!(upstream.calls(), 1);
+        let after = proxy
+            .gateway()
+            .balance(paygo_billing::CustomerId(u128::from(account)))
+            .await
+            .unwrap();
+        assert_eq!(after.available, balance.available, "nothing held or charged");
+        // A monitor sees it.
+        let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 503);
+        assert!(health.text().await.unwrap().contains("the usage log"));
     }
 }

@@ -27,6 +27,7 @@ use crate::accounts::KeyId;
 use crate::proxy::{InFlightGuard, Proxy, call_record, meta_json, with_meta};
 use crate::respond::add_headers;
 use crate::sizing::{Endpoint, RequestSize};
+use crate::usage::Settlement;
 
 /// Events waiting for a slow client; beyond them the upstream is read no faster.
 const CLIENT_BUFFER_EVENTS: usize = 64;
@@ -59,6 +60,12 @@ where
         client_gone: false,
         produced: false,
         usage: None,
+        unreadable: false,
+        bound: Usage {
+            prompt_tokens: size.prompt_tokens,
+            completion_tokens: size.max_output_tokens,
+            ..size.units.clone().unwrap_or_default()
+        },
         held_back: None,
         done: false,
         first_chunk: None,
@@ -111,6 +118,11 @@ struct Pump {
     /// Whether any event other than the usage was produced.
     produced: bool,
     usage: Option<Usage>,
+    /// Whether the upstream sent a final usage that could not be read.
+    unreadable: bool,
+    /// The request's bound (what the hold was sized on): charged when the usage sent
+    /// cannot be read.
+    bound: Usage,
     /// The usage chunk (chat) or the completed event's data (Responses), kept to add the
     /// `meta` usage once charged.
     held_back: Option<Vec<u8>>,
@@ -204,11 +216,18 @@ impl Pump {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
             let usage = &value["response"]["usage"];
             if usage.is_object() {
-                self.usage = Usage::from_value(usage, Some(UsageShape::OpenAiResponses)).ok();
+                self.read_usage(Usage::from_value(usage, Some(UsageShape::OpenAiResponses)));
             }
         }
         self.held_back = Some(event.data.into_bytes());
         self.done = true;
+    }
+
+    /// Keeps the final usage the upstream sent, or notes that it could not be read (never
+    /// taken as "no usage", which would charge the prompt alone).
+    fn read_usage(&mut self, read: Result<Usage, paygo_pricing::PricingError>) {
+        self.unreadable = read.is_err();
+        self.usage = read.ok();
     }
 
     /// A chat completion chunk: the usage chunk is held back; `"usage"` members are removed
@@ -223,7 +242,7 @@ impl Pump {
         {
             self.remember_first(&value);
             if value["usage"].is_object() {
-                self.usage = Usage::from_value(&value["usage"], Some(UsageShape::OpenAiChat)).ok();
+                self.read_usage(Usage::from_value(&value["usage"], Some(UsageShape::OpenAiChat)));
                 if value["choices"].as_array().is_none_or(Vec::is_empty) {
                     self.held_back = Some(event.data.into_bytes());
                     return;
@@ -329,9 +348,19 @@ impl Pump {
         C: Clock + 'static,
         S: SequenceStore + Send + Sync + 'static,
     {
-        let usage = self.usage.take();
+        let bound = self.usage.is_none() && self.unreadable;
+        let usage = if bound {
+            Some(self.bound.clone())
+        } else {
+            self.usage.take()
+        };
         let charged = match proxy.settle(admitted, usage, self.produced).await {
-            Ok(charged) => charged,
+            Ok(mut charged) => {
+                if bound {
+                    charged.settlement = Settlement::Bound;
+                }
+                charged
+            }
             Err(e) => {
                 let body = serde_json::json!({"error": {"message": e.message, "type": "api_error", "code": e.code}});
                 self.send(Bytes::from(format!("data: {body}\n\n"))).await;

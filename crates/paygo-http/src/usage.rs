@@ -44,6 +44,11 @@ pub enum Settlement {
     Usage,
     /// The upstream never said what it used: the gateway's settle-without-usage rule.
     WithoutUsage,
+    /// The upstream said what it used in a form that cannot be read (a stream's final
+    /// usage whose counters contradict each other, say): the request's bound captured,
+    /// the prompt bound and the output limit the hold was sized on, so that the output is
+    /// never free. The record's usage is that bound.
+    Bound,
     /// The ledger holds the charge but its record was lost (a crash between the capture
     /// and the record's sync): rebuilt from the ledger by [`crate::Proxy::reconcile`],
     /// with the credits and the time of the charge, and no model or usage.
@@ -114,7 +119,7 @@ pub struct UsageBucket {
 type Pending = (String, oneshot::Sender<Result<(), String>>);
 
 #[derive(Debug, Default)]
-struct Index {
+pub(crate) struct Index {
     by_request: HashMap<String, Arc<CallRecord>>,
     /// Each account's records in the order they were written.
     by_account: HashMap<CustomerId, Vec<Arc<CallRecord>>>,
@@ -203,7 +208,7 @@ impl UsageLog {
     }
 
     /// The log on `file` (open for appending), holding `index`: its writer thread started.
-    fn with_file(file: File, index: Index) -> std::io::Result<UsageLog> {
+    pub(crate) fn with_file(file: File, index: Index) -> std::io::Result<UsageLog> {
         let (tx, rx) = mpsc::channel::<Pending>();
         let syncs = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicBool::new(false));

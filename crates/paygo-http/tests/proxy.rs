@@ -1076,9 +1076,9 @@ async fn images_priced_per_image_are_charged_per_image_whatever_tokens_are_repor
         .await
         .expect("the fake upstream");
     let dir = TempDir::new("http-images-per-image");
-    let mut options = options(&dir, &url);
-    options.prices = book;
-    let h = Harness::serve(upstream, dir, options).await;
+    let mut first = options(&dir, &url);
+    first.prices = book;
+    let h = Harness::serve(upstream, dir, first).await;
     let (_, key) = h.account("1.00").await;
     let response = h
         .post(
@@ -1092,5 +1092,72 @@ async fn images_priced_per_image_are_charged_per_image_whatever_tokens_are_repor
     // $0.08 = 160,000 credits.
     assert_eq!(body["meta"]["usage"]["credits_used"], 160_000, "{body}");
     assert_eq!(h.credits(&key).await, 2_000_000 - 160_000);
+    h.stop().await;
+    // A usage beside the images that cannot be read (empty here) is left out: still per image.
+    let url = fixed_upstream(json!({"created": 1, "data": [{"b64_json": "aGk="}], "usage": {}})).await;
+    let upstream = FakeUpstream::start(UpstreamOptions::default())
+        .await
+        .expect("the fake upstream");
+    let dir = TempDir::new("http-images-empty-usage");
+    let mut second = options(&dir, &url);
+    second.prices = PriceBook::from_json(
+        r#"{"format": "paygo-prices/1", "models": [
+        {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
+          "valid_from": "2024-01-01T00:00:00Z", "prices": {},
+          "variants": [{"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]}
+    ]}"#,
+    )
+    .unwrap();
+    let h = Harness::serve(upstream, dir, second).await;
+    let (_, key) = h.account("1.00").await;
+    let response = h
+        .post(
+            &key,
+            "/v1/images/generations",
+            &json!({"model": "dall-e-3", "prompt": "a lighthouse", "size": "1024x1024", "quality": "hd"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.credits(&key).await, 2_000_000 - 160_000);
+    h.stop().await;
+}
+
+/// A stream whose final usage cannot be read is charged the request's bound (the prompt
+/// bound and the output limit the hold was sized on), recorded as `bound`: not the prompt
+/// alone, as if no usage had come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_usage_cannot_be_read_is_charged_its_bound() {
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]});
+    let usage = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 198, "total_tokens": 623}});
+    let events = format!("data: {chunk}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
+    let app = axum::Router::new().fallback(move || {
+        let events = events.clone();
+        async move { ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], events) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let upstream = FakeUpstream::start(UpstreamOptions::default())
+        .await
+        .expect("the fake upstream");
+    let dir = TempDir::new("http-stream-unreadable");
+    let options = options(&dir, &url);
+    let h = Harness::serve(upstream, dir, options).await;
+    let (id, key) = h.account("1.00").await;
+    let before = h.credits(&key).await;
+    let mut body = chat("hello");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(100);
+    let response = h.post(&key, "/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("the stream ends");
+    assert!(text.contains("\"meta\""), "{text}");
+    let records = h.proxy.usage().records(paygo_billing::CustomerId(id)).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].settlement, paygo_http::Settlement::Bound);
+    assert_eq!(records[0].usage.completion_tokens, 100, "the output limit");
+    assert_eq!(records[0].credits.get(), before - h.credits(&key).await);
     h.stop().await;
 }
