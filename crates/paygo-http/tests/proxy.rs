@@ -1014,12 +1014,12 @@ async fn a_server_given_its_stores_uses_them_and_leaves_its_data_directory_alone
     drop(dir);
 }
 
-/// An upstream that answers every call with the same JSON body (usage shapes the fake
-/// upstream does not make).
-async fn fixed_upstream(answer: Value) -> String {
+/// An upstream that answers every call with the same body and content type (usage shapes
+/// the fake upstream does not make).
+async fn fixed_upstream(content_type: &'static str, body: String) -> String {
     let app = axum::Router::new().fallback(move || {
-        let answer = answer.clone();
-        async move { axum::Json(answer) }
+        let body = body.clone();
+        async move { ([(axum::http::header::CONTENT_TYPE, content_type)], body) }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
@@ -1027,13 +1027,25 @@ async fn fixed_upstream(answer: Value) -> String {
     url
 }
 
+/// An upstream that answers every call with the same JSON body.
+async fn fixed_json_upstream(answer: Value) -> String {
+    fixed_upstream("application/json", answer.to_string()).await
+}
+
+/// dall-e-3 priced per image only (HD 1024x1024 at $0.08).
+const PER_IMAGE_BOOK: &str = r#"{"format": "paygo-prices/1", "models": [
+    {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
+      "valid_from": "2024-01-01T00:00:00Z", "prices": {},
+      "variants": [{"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]}
+]}"#;
+
 /// Usage the upstream reports but that cannot be read (here the total contradicts the
 /// counters, as an OpenAI-compatible gateway in front of a thinking model may report) is
 /// not "no usage": the call is not charged its prompt alone with its output free, it
 /// answers 502 `usage_unpriceable` with the hold released, as usage that cannot be priced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_that_cannot_be_read_is_refused_not_charged_as_no_usage() {
-    let url = fixed_upstream(json!({
+    let url = fixed_json_upstream(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 20, "completion_tokens": 198, "total_tokens": 623}
@@ -1059,19 +1071,12 @@ async fn usage_that_cannot_be_read_is_refused_not_charged_as_no_usage() {
 /// usage, not replaced by it (which quoted $0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_priced_per_image_are_charged_per_image_whatever_tokens_are_reported() {
-    let url = fixed_upstream(json!({
+    let url = fixed_json_upstream(json!({
         "created": 1, "data": [{"b64_json": "aGk="}],
         "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     }))
     .await;
-    let book = PriceBook::from_json(
-        r#"{"format": "paygo-prices/1", "models": [
-        {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
-          "valid_from": "2024-01-01T00:00:00Z", "prices": {},
-          "variants": [{"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]}
-    ]}"#,
-    )
-    .unwrap();
+    let book = PriceBook::from_json(PER_IMAGE_BOOK).unwrap();
     let upstream = FakeUpstream::start(UpstreamOptions::default())
         .await
         .expect("the fake upstream");
@@ -1094,20 +1099,13 @@ async fn images_priced_per_image_are_charged_per_image_whatever_tokens_are_repor
     assert_eq!(h.credits(&key).await, 2_000_000 - 160_000);
     h.stop().await;
     // A usage beside the images that cannot be read (empty here) is left out: still per image.
-    let url = fixed_upstream(json!({"created": 1, "data": [{"b64_json": "aGk="}], "usage": {}})).await;
+    let url = fixed_json_upstream(json!({"created": 1, "data": [{"b64_json": "aGk="}], "usage": {}})).await;
     let upstream = FakeUpstream::start(UpstreamOptions::default())
         .await
         .expect("the fake upstream");
     let dir = TempDir::new("http-images-empty-usage");
     let mut second = options(&dir, &url);
-    second.prices = PriceBook::from_json(
-        r#"{"format": "paygo-prices/1", "models": [
-        {"id": "dall-e-3", "provider": "openai", "mode": "image_generation", "versions": [{
-          "valid_from": "2024-01-01T00:00:00Z", "prices": {},
-          "variants": [{"component": "output_image", "variant": "1024x1024/hd", "usd_per_unit": "0.08"}]}]}
-    ]}"#,
-    )
-    .unwrap();
+    second.prices = PriceBook::from_json(PER_IMAGE_BOOK).unwrap();
     let h = Harness::serve(upstream, dir, second).await;
     let (_, key) = h.account("1.00").await;
     let response = h
@@ -1132,13 +1130,7 @@ async fn a_stream_whose_usage_cannot_be_read_is_charged_its_bound() {
     let usage = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [],
         "usage": {"prompt_tokens": 20, "completion_tokens": 198, "total_tokens": 623}});
     let events = format!("data: {chunk}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
-    let app = axum::Router::new().fallback(move || {
-        let events = events.clone();
-        async move { ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], events) }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}", listener.local_addr().expect("an address"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = fixed_upstream("text/event-stream", events).await;
     let upstream = FakeUpstream::start(UpstreamOptions::default())
         .await
         .expect("the fake upstream");
